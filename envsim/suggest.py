@@ -1,0 +1,17 @@
+""""Did you mean" suggestions for misspelt names."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``' (did you mean 'x'?)'`` for the closest choice, or ``''``.
+
+    Example:
+        >>> did_you_mean("lookup_patinet", ["lookup_patient", "transfer_to_human"])
+        " (did you mean 'lookup_patient'?)"
+    """
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

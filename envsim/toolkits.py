@@ -1,0 +1,140 @@
+"""The toolkit registry and the construction of a scenario's initial world.
+
+Scenario files name toolkits; they never name Python code (a scenario file is untrusted
+input). Built-in toolkits come from :mod:`tools_mock`; a library user adds one with
+:func:`register_toolkit`.
+
+Example:
+    >>> kit = get_toolkit("retail")
+    >>> kit.name
+    'retail'
+    >>> get_toolkit("retial")
+    Traceback (most recent call last):
+    ...
+    envsim.errors.UnknownNameError: unknown toolkit 'retial' (did you mean 'retail'?)
+"""
+
+from __future__ import annotations
+
+import importlib
+import typing
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from envsim.errors import UnknownNameError
+from envsim.suggest import did_you_mean
+from envsim.tools import Toolkit
+from envsim.world import World, WorldState
+from tools_mock import BUILTIN_TOOLKITS
+
+_REGISTRY: dict[str, str | type[Toolkit]] = dict(BUILTIN_TOOLKITS)
+
+
+def register_toolkit(name: str, toolkit: str | type[Toolkit]) -> None:
+    """Make a toolkit available to scenarios under ``name`` (a class or ``"module:Class"``)."""
+    _REGISTRY[name] = toolkit
+
+
+def toolkit_names() -> list[str]:
+    """Names of every registered toolkit."""
+    return sorted(_REGISTRY)
+
+
+def get_toolkit(name: str) -> type[Toolkit]:
+    """The toolkit class registered as ``name``."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise UnknownNameError(f"unknown toolkit {name!r}{did_you_mean(name, _REGISTRY)}")
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        assert isinstance(entry, type) and issubclass(entry, Toolkit)
+        _REGISTRY[name] = entry
+    return entry
+
+
+def table_record_types(state_model: type[WorldState]) -> dict[str, type[BaseModel]]:
+    """Table name → record model of a state model (fields typed ``dict[str, Record]``)."""
+    out: dict[str, type[BaseModel]] = {}
+    for name, info in state_model.model_fields.items():
+        args = typing.get_args(info.annotation)
+        if len(args) != 2 or not (isinstance(args[1], type) and issubclass(args[1], BaseModel)):
+            raise TypeError(f"{state_model.__name__}.{name} must be typed dict[str, <Record model>]")
+        out[name] = args[1]
+    return out
+
+
+@lru_cache(maxsize=64)
+def fixture_world(toolkit: str, fixture: str, seed: int) -> World:
+    """The world of ``toolkit``'s ``fixture`` generated from ``seed`` (cached; fork it to use)."""
+    kit = get_toolkit(toolkit)
+    make = kit.fixtures.get(fixture)
+    if make is None:
+        raise UnknownNameError(f"toolkit {toolkit!r} has no fixture {fixture!r}{did_you_mean(fixture, kit.fixtures)}"
+                               f"; fixtures: {', '.join(sorted(kit.fixtures))}")
+    return World(make(seed))
+
+
+class OverrideError(ValueError):
+    """An override or inline record that does not fit its table; ``loc`` points at it."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.loc = loc
+        super().__init__(message)
+
+
+def apply_records(world: World, records: Mapping[str, Mapping[str, Any]], record_types: dict[str, type[BaseModel]],
+                  *, where: str) -> None:
+    """Merge ``{table: {key: patch-or-record-or-None}}`` into ``world`` (validated).
+
+    A patch on an existing key updates its fields; a new key must be a whole record; ``None``
+    deletes. Errors raise :class:`OverrideError` located under ``where``.
+    """
+    for table_name, rows in records.items():
+        record_type = record_types.get(table_name)
+        if record_type is None:
+            raise OverrideError((where, table_name), f"unknown table{did_you_mean(table_name, record_types)}; "
+                                f"tables: {', '.join(record_types)}")
+        table = world.table(table_name, record_type)
+        if not isinstance(rows, Mapping):
+            raise OverrideError((where, table_name), "expected a mapping of record id to record")
+        for key, patch in rows.items():
+            key = str(key)
+            if patch is None:
+                table.delete(key)
+                continue
+            if not isinstance(patch, Mapping):
+                raise OverrideError((where, table_name, key), "expected a mapping of field to value, or null to delete")
+            current = table.get(key)
+            data = {**current.model_dump(), **patch} if current is not None else dict(patch)
+            try:
+                table.put(key, record_type.model_validate(data))
+            except ValidationError as err:
+                first = err.errors(include_url=False)[0]
+                raise OverrideError((where, table_name, key, *first["loc"]), first["msg"]) from None
+
+
+def build_world(toolkits: tuple[str, ...], fixture: str | None, seed: int,
+                inline: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None) -> World:
+    """The initial world of a scenario: fixtures (or empty tables) + inline records + overrides.
+
+    The result's changes are then frozen into a new base, so that episodes fork it cheaply.
+    """
+    parts: list[World] = []
+    record_types: dict[str, type[BaseModel]] = {}
+    for name in toolkits:
+        kit = get_toolkit(name)
+        record_types.update(table_record_types(kit.state_model))
+        if fixture is not None:
+            parts.append(fixture_world(name, fixture, seed).fork())
+        else:
+            parts.append(World(kit.state_model.model_validate({t: {} for t in kit.state_model.model_fields})))
+    world = World.merge(parts) if len(parts) != 1 else parts[0]
+    if inline:
+        apply_records(world, inline, record_types, where="inline")
+    if overrides:
+        apply_records(world, overrides, record_types, where="overrides")
+    return world.freeze()

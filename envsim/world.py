@@ -1,0 +1,289 @@
+"""Relational world state with copy-on-write tables.
+
+A toolkit declares its state as a pydantic model whose fields are tables
+(``dict[str, Record]``) of frozen pydantic records. :class:`World` wraps one validated
+state as an immutable *base* shared by every episode and keeps each episode's changes
+in small per-table overlays, so that
+
+- ``reset()`` clears the overlays (microseconds, whatever the size of the base),
+- ``fork()`` gives a fresh world on the same base (used to replay expected actions),
+- ``state_hash()`` is incremental: the base's hash is computed once, then only the
+  changed records are hashed again.
+
+Records are never mutated in place: a tool writes a new record with
+``table.put(key, record.model_copy(update=...))``.
+
+Example:
+    >>> from pydantic import BaseModel, ConfigDict
+    >>> class Item(BaseModel):
+    ...     model_config = ConfigDict(frozen=True, extra="forbid")
+    ...     stock: int
+    >>> class Shop(WorldState):
+    ...     items: dict[str, Item]
+    >>> world = World(Shop(items={"a": Item(stock=2)}))
+    >>> before = world.state_hash()
+    >>> items = world.table("items", Item)
+    >>> items.put("a", items.require("a").model_copy(update={"stock": 1}))
+    >>> world.state_hash() == before
+    False
+    >>> world.reset(); world.state_hash() == before
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from envsim.errors import RecordNotFound
+
+R = TypeVar("R", bound=BaseModel)
+
+_MASK = (1 << 128) - 1
+_DELETED: Any = object()
+
+
+class Record(BaseModel):
+    """Base class for a table row: frozen and strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorldState(BaseModel):
+    """Base class for a toolkit's state: every field is a table ``dict[str, Record]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def record_digest(table: str, key: str, record: BaseModel) -> int:
+    """128-bit digest of one record, namespaced by table and key."""
+    data = f"{table}\x00{key}\x00".encode() + record.model_dump_json().encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
+class _BaseTable:
+    """The immutable part of a table, shared by every world forked from it."""
+
+    __slots__ = ("name", "rows", "_digests", "_sum", "_indexes")
+
+    def __init__(self, name: str, rows: Mapping[str, BaseModel]) -> None:
+        self.name = name
+        self.rows: dict[str, BaseModel] = dict(rows)
+        self._digests: dict[str, int] = {}
+        self._sum: int | None = None
+        self._indexes: dict[str, dict[Any, list[str]]] = {}
+
+    def digest(self, key: str) -> int:
+        d = self._digests.get(key)
+        if d is None:
+            d = self._digests[key] = record_digest(self.name, key, self.rows[key])
+        return d
+
+    def total(self) -> int:
+        if self._sum is None:
+            s = 0
+            for key in self.rows:
+                s = (s + self.digest(key)) & _MASK
+            self._sum = s
+        return self._sum
+
+    def index(self, field: str) -> dict[Any, list[str]]:
+        idx = self._indexes.get(field)
+        if idx is None:
+            idx = {}
+            for key, row in self.rows.items():
+                idx.setdefault(getattr(row, field), []).append(key)
+            self._indexes[field] = idx
+        return idx
+
+
+class Table(Generic[R]):
+    """One table of a :class:`World`: the shared base plus this episode's changes."""
+
+    __slots__ = ("_base", "_overlay", "_record")
+
+    def __init__(self, base: _BaseTable, overlay: dict[str, Any], record: type[R]) -> None:
+        self._base = base
+        self._overlay = overlay
+        self._record = record
+
+    @property
+    def name(self) -> str:
+        """The table's name, as declared on the state model."""
+        return self._base.name
+
+    def get(self, key: str) -> R | None:
+        """The record under ``key``, or ``None``."""
+        row = self._overlay.get(key, None)
+        if row is None:
+            if key in self._overlay:
+                return None
+            row = self._base.rows.get(key)
+        elif row is _DELETED:
+            return None
+        return row  # type: ignore[return-value]
+
+    def require(self, key: str, what: str | None = None) -> R:
+        """The record under ``key``; raises :class:`RecordNotFound` (an error observation)."""
+        row = self.get(key)
+        if row is None:
+            raise RecordNotFound(f"{what or self._base.name.rstrip('s')} {key!r} not found")
+        return row
+
+    def put(self, key: str, record: R) -> None:
+        """Insert or replace the record under ``key``."""
+        self._overlay[key] = record
+
+    def delete(self, key: str) -> None:
+        """Remove the record under ``key`` (a no-op if absent)."""
+        if self.get(key) is not None:
+            self._overlay[key] = _DELETED
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.keys())
+
+    def keys(self) -> Iterator[str]:
+        """Keys of live records, base order first, then new keys in insertion order."""
+        overlay = self._overlay
+        for key in self._base.rows:
+            if overlay.get(key) is not _DELETED:
+                yield key
+        for key, row in overlay.items():
+            if row is not _DELETED and key not in self._base.rows:
+                yield key
+
+    def items(self) -> Iterator[tuple[str, R]]:
+        """``(key, record)`` pairs of live records."""
+        for key in self.keys():
+            row = self.get(key)
+            assert row is not None
+            yield key, row
+
+    def values(self) -> Iterator[R]:
+        """Live records."""
+        for _, row in self.items():
+            yield row
+
+    def lookup(self, field: str, value: Any) -> list[R]:
+        """Records whose ``field`` equals ``value``, through an index built once per base."""
+        found: list[R] = []
+        for key in self._base.index(field).get(value, ()):
+            if key not in self._overlay:
+                found.append(self._base.rows[key])  # type: ignore[arg-type]
+        for row in self._overlay.values():
+            if row is not _DELETED and getattr(row, field) == value:
+                found.append(row)
+        return found
+
+    def where(self, predicate: Callable[[R], bool]) -> list[R]:
+        """Records for which ``predicate`` holds (a full scan)."""
+        return [row for row in self.values() if predicate(row)]
+
+
+class World:
+    """A world state: copy-on-write tables over a shared, validated base.
+
+    Build one with :meth:`World.__init__` from a state model, then fork it per episode.
+    """
+
+    __slots__ = ("_bases", "_overlays")
+
+    def __init__(self, state: WorldState | None = None, *, _bases: dict[str, _BaseTable] | None = None) -> None:
+        if _bases is not None:
+            self._bases = _bases
+        else:
+            if state is None:
+                raise TypeError("World needs a state model")
+            self._bases = {name: _BaseTable(name, getattr(state, name)) for name in type(state).model_fields}
+        self._overlays: dict[str, dict[str, Any]] = {name: {} for name in self._bases}
+
+    @classmethod
+    def merge(cls, worlds: list[World]) -> World:
+        """One world holding the tables of several (their names must not clash)."""
+        bases: dict[str, _BaseTable] = {}
+        for world in worlds:
+            for name, base in world._bases.items():
+                if name in bases:
+                    raise ValueError(f"table {name!r} is declared by two toolkits")
+                bases[name] = base
+        return cls(_bases=bases)
+
+    @property
+    def table_names(self) -> list[str]:
+        """Names of the tables in this world."""
+        return list(self._bases)
+
+    def table(self, name: str, record: type[R]) -> Table[R]:
+        """A typed view of table ``name``; views stay valid across :meth:`reset`."""
+        return Table(self._bases[name], self._overlays[name], record)
+
+    def fork(self) -> World:
+        """A fresh world on the same base, without this world's changes."""
+        return World(_bases=self._bases)
+
+    def reset(self) -> None:
+        """Drop every change since the base (views from :meth:`table` stay valid)."""
+        for overlay in self._overlays.values():
+            overlay.clear()
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """An opaque copy of the changes, for :meth:`restore`."""
+        return {name: dict(ov) for name, ov in self._overlays.items()}
+
+    def restore(self, snapshot: dict[str, dict[str, Any]]) -> None:
+        """Go back to a :meth:`snapshot` of this world."""
+        for name, overlay in self._overlays.items():
+            overlay.clear()
+            overlay.update(snapshot[name])
+
+    def freeze(self) -> World:
+        """A fresh world whose base is this world's current state (tables without changes are shared)."""
+        bases: dict[str, _BaseTable] = {}
+        for name, base in self._bases.items():
+            overlay = self._overlays[name]
+            if not overlay:
+                bases[name] = base
+                continue
+            rows = dict(base.rows)
+            for key, row in overlay.items():
+                if row is _DELETED:
+                    rows.pop(key, None)
+                else:
+                    rows[key] = row
+            new = _BaseTable(name, rows)
+            new._digests = {k: d for k, d in base._digests.items() if k not in overlay}
+            bases[name] = new
+        return World(_bases=bases)
+
+    def changed(self) -> dict[str, list[str]]:
+        """Keys changed since the base, per table (only tables with changes)."""
+        return {name: list(ov) for name, ov in self._overlays.items() if ov}
+
+    def state_hash(self) -> str:
+        """Hex digest of the whole state; equal states give equal hashes, whatever the path."""
+        h = hashlib.blake2b(digest_size=16)
+        for name, base in self._bases.items():
+            total = base.total()
+            for key, row in self._overlays[name].items():
+                if key in base.rows:
+                    total -= base.digest(key)
+                if row is not _DELETED:
+                    total += record_digest(name, key, row)
+            h.update(name.encode())
+            h.update((total & _MASK).to_bytes(16, "big"))
+        return h.hexdigest()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The full current state as plain JSON-able data (slow: for debugging and export)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self._bases:
+            table: Table[BaseModel] = self.table(name, BaseModel)
+            out[name] = {key: row.model_dump(mode="json") for key, row in table.items()}
+        return out
+
