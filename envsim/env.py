@@ -1,0 +1,203 @@
+"""The Gymnasium environment: one scenario, an agent's actions in, observations out.
+
+Each step takes one agent action (see :mod:`envsim.actions`):
+
+- a **tool call** runs against the mocked systems; the observation is the tool's JSON
+  result, or a JSON error (``{"error": {"type": ..., "message": ...}}``) for any misuse;
+  several calls in one assistant message give one JSON result per line;
+- a **message** goes to the mock user; the observation is the user's reply.
+
+The episode terminates when the user is done or a tool that ends the episode (a hand-off,
+an emergency dispatch) succeeds; the turn limit is Gymnasium's ``TimeLimit`` (registered
+scenarios get ``max_episode_steps=max_turns``). On the last step (terminated, or the
+scenario's turn limit reached) the reward is the rubric's total and ``info`` carries the
+breakdown. ``info`` always carries the OpenAI-format message list and the tool schemas.
+
+Example:
+    >>> import gymnasium as gym
+    >>> import envsim
+    >>> env = gym.make("envsim/MedicalSupplyPanicCaller-v0")
+    >>> obs, info = env.reset(seed=7)
+    >>> obs, reward, terminated, truncated, info = env.step(
+    ...     '{"name": "lookup_patient", "arguments": {"phone": "555-0142"}}')
+    >>> '"id":"PT-9001"' in obs
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+
+from envsim.actions import Malformed, Message, ToolCalls, parse_action
+from envsim.prompts import render
+from envsim.reward import RewardBreakdown, RewardContext, Rubric
+from envsim.runtime import ScenarioRuntime
+from envsim.scenario import Scenario
+from envsim.spaces import ChatText
+from envsim.tools import ToolResult, error_content
+from envsim.trajectory import EndReason, ToolCallRecord, Trajectory
+from envsim.user.base import UserSimulator
+from envsim.user.scripted import ScriptedUser
+
+
+class ScenarioEnv(gym.Env[str, str]):
+    """A text environment for one scenario (see the module docstring for the protocol).
+
+    Args:
+        scenario: A :class:`Scenario`, a scenario file path, or a registered scenario id.
+        user: The mock user (default: :class:`ScriptedUser`).
+        render_mode: ``"ansi"`` (``render()`` returns the transcript) or ``"human"`` (prints it).
+    """
+
+    metadata = {"render_modes": ["ansi", "human"]}  # noqa: RUF012 - Gymnasium's convention
+
+    def __init__(self, scenario: Scenario | str | Path, *, user: UserSimulator | None = None,
+                 render_mode: str | None = None) -> None:
+        from envsim.registration import load_registered
+
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_registered(scenario)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = ChatText()
+        self.action_space = ChatText()
+        self.runtime = ScenarioRuntime(self.scenario)
+        self.session = self.runtime.session()
+        self.user = user or ScriptedUser()
+        self.rubric = Rubric.for_scenario(self.scenario)
+        self._reward_context = RewardContext(self.runtime)
+        self._system_prompt = render("agent_system.j2", domain=self.scenario.domain,
+                                     guidelines=self.scenario.agent.guidelines)
+        self._tools = self.session.tools.schemas()
+        self._messages: list[dict[str, Any]] = []
+        self._calls: list[ToolCallRecord] = []
+        self._turn = 0
+        self._seed: int | None = None
+        self._end: EndReason = "running"
+        self._breakdown: RewardBreakdown | None = None
+
+    # -- Gymnasium API -------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start an episode: fresh world, the user's opening message as the observation."""
+        super().reset(seed=seed)
+        self._seed = seed
+        self.session.reset()
+        self._calls = []
+        self._turn = 0
+        self._end = "running"
+        self._breakdown = None
+        opening = self.user.reset(self.scenario, self.np_random)
+        self._messages = [{"role": "system", "content": self._system_prompt}, {"role": "user", "content": opening}]
+        return opening, {"messages": list(self._messages), "tools": self._tools, "scenario_id": self.scenario.id}
+
+    def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Apply one agent action; never raises on a bad action (it becomes an error observation)."""
+        if self._end != "running":
+            raise RuntimeError("the episode has ended: call reset() before step()")
+        self._turn += 1
+        parsed = parse_action(action)
+        terminated = False
+        if isinstance(parsed, ToolCalls):
+            observation, terminated = self._run_tools(parsed)
+            if terminated:
+                self._end = "agent_ended"
+        elif isinstance(parsed, Message):
+            self._messages.append({"role": "assistant", "content": parsed.content})
+            turn = self.user.reply(parsed.content, self._messages)
+            self._messages.append({"role": "user", "content": turn.text})
+            observation = turn.text
+            if turn.done:
+                terminated = True
+                self._end = "user_done"
+        else:
+            observation = self._malformed(parsed)
+        reward = 0.0
+        info: dict[str, Any] = {"messages": list(self._messages), "tools": self._tools, "turn": self._turn}
+        if not terminated and self._turn >= self.scenario.max_turns:
+            self._end = "max_turns"
+        if self._end != "running":
+            breakdown = self.score()
+            reward = breakdown.total
+            info["reward_breakdown"] = breakdown.model_dump()
+            info["end_reason"] = self._end
+        if self.render_mode == "human":
+            print(self.render())
+        return observation, reward, terminated, False, info
+
+    def render(self) -> str | None:  # type: ignore[override]
+        """The transcript so far as text (``ansi``), or ``None`` without a render mode."""
+        if self.render_mode is None:
+            return None
+        from envsim.transcript_text import format_messages
+
+        return format_messages(self._messages)
+
+    # -- envsim API ----------------------------------------------------------------------
+
+    def trajectory(self) -> Trajectory:
+        """The episode so far as a :class:`Trajectory`."""
+        return Trajectory(
+            scenario_id=self.scenario.id,
+            seed=self._seed,
+            messages=[dict(m) for m in self._messages],
+            tool_calls=list(self._calls),
+            turns=self._turn,
+            end_reason=self._end,
+            final_state_hash=self.session.world.state_hash(),
+            invariant_violations=self.session.tools.check_invariants(),
+        )
+
+    def score(self) -> RewardBreakdown:
+        """The reward breakdown of the episode as it stands (cached once the episode ended)."""
+        if self._breakdown is not None:
+            return self._breakdown
+        breakdown = self.rubric.evaluate(self.trajectory(), self._reward_context)
+        if self._end != "running":
+            self._breakdown = breakdown
+        return breakdown
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _run_tools(self, parsed: ToolCalls) -> tuple[str, bool]:
+        ids = [call.id or f"call_{self._turn}_{i}" for i, call in enumerate(parsed.calls)]
+        self._messages.append({
+            "role": "assistant",
+            "content": parsed.content or None,
+            "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+                for call_id, call in zip(ids, parsed.calls, strict=True)
+            ],
+        })
+        contents: list[str] = []
+        ended = False
+        for call_id, call in zip(ids, parsed.calls, strict=True):
+            if ended:
+                result = ToolResult(call.name, False, error_content("not_executed", "the episode had already ended"),
+                                    "not_executed")
+            elif call.error is not None:
+                result = ToolResult(call.name, False, error_content("invalid_arguments", call.error),
+                                    "invalid_arguments")
+            else:
+                result = self.session.tools.call(call.name, call.arguments)
+            flags = result.flags
+            self._calls.append(ToolCallRecord(
+                turn=self._turn, id=call_id, name=call.name, arguments=call.arguments, ok=result.ok,
+                error_type=result.error_type, write=flags.write, escalation=flags.escalation,
+                ends_episode=flags.ends_episode,
+            ))
+            self._messages.append({"role": "tool", "tool_call_id": call_id, "content": result.content})
+            contents.append(result.content)
+            ended = ended or result.ends_episode
+        return "\n".join(contents), ended
+
+    def _malformed(self, parsed: Malformed) -> str:
+        content = error_content("malformed_action", parsed.reason)
+        self._messages.append({"role": "assistant", "content": parsed.raw})
+        self._messages.append({"role": "system", "content": content})
+        return content

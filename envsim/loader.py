@@ -1,0 +1,149 @@
+"""Loading scenario files: YAML → validated, linted :class:`~envsim.scenario.Scenario`.
+
+Every problem comes back as ``path:line:col: field.path: message`` inside one
+:class:`~envsim.errors.ScenarioError`, with "did you mean" suggestions for misspelt keys,
+values, tool names and toolkits.
+
+Example:
+    >>> from envsim.errors import ScenarioError
+    >>> try:
+    ...     load_scenario_text("id: X\\ndomian: retail\\n")
+    ... except ScenarioError as err:
+    ...     print(err.problems[0])
+    <string>:2:1: domian: unknown field (did you mean 'domain'?)
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from envsim.errors import Problem, ScenarioError
+from envsim.scenario import Scenario
+from envsim.suggest import did_you_mean
+from envsim.yamlsource import Loc, YamlDocument, load_yaml, load_yaml_text
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The member types of an annotation (Optional/Union unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    """The annotation one step down ``part`` (a field name, list index or dict key)."""
+    for member in _unwrap(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(part, str):
+            field = member.model_fields.get(part)
+            if field is not None:
+                return field.annotation
+        origin = typing.get_origin(member)
+        if origin in (list, tuple) and isinstance(part, int):
+            return typing.get_args(member)[0]
+        if origin is dict:
+            return typing.get_args(member)[1]
+    return None
+
+
+def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names allowed at the mapping ``loc`` points into (for suggestions)."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return []
+    for member in _unwrap(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return list(member.model_fields)
+        if typing.get_origin(member) is dict:
+            key_type = typing.get_args(member)[0]
+            if typing.get_origin(key_type) is typing.Literal:
+                return [str(a) for a in typing.get_args(key_type)]
+    return []
+
+
+def _literal_values(model: type[BaseModel], loc: Loc) -> list[str]:
+    annotation: Any = model
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return []
+    values: list[str] = []
+    for member in _unwrap(annotation):
+        if typing.get_origin(member) is typing.Literal:
+            values.extend(str(a) for a in typing.get_args(member))
+    return values
+
+
+def problems_from_validation(doc: YamlDocument, err: ValidationError, model: type[BaseModel]) -> list[Problem]:
+    """Turn pydantic's errors into located problems with suggestions."""
+    problems: list[Problem] = []
+    for e in err.errors(include_url=False):
+        loc: Loc = tuple(e["loc"])
+        kind = e["type"]
+        if loc and loc[-1] == "[key]":  # an invalid key of a dict
+            loc = loc[:-1]
+            bad = str(loc[-1])
+            problems.append(doc.problem(loc, f"unknown key {bad!r}{did_you_mean(bad, allowed_keys(model, loc[:-1]))}",
+                                        key=True))
+            continue
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            choices = allowed_keys(model, loc[:-1])
+            problems.append(doc.problem(loc, f"unknown field{did_you_mean(name, choices)}", key=True))
+        elif kind == "missing":
+            problems.append(doc.problem(loc, "required field is missing", key=True))
+        elif kind == "literal_error":
+            given = str(e.get("input"))
+            message = e["msg"]
+            suggestion = did_you_mean(given, _literal_values(model, loc))
+            problems.append(doc.problem(loc, f"{message}, got {given!r}{suggestion}"))
+        else:
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(doc.problem(loc, message))
+    return problems
+
+
+def _raise(problems: list[Problem]) -> None:
+    if problems:
+        problems.sort(key=lambda p: (p.line, p.column))
+        raise ScenarioError(problems)
+
+
+def validate_document(doc: YamlDocument, *, lint: bool = True) -> Scenario:
+    """Validate a parsed document as a scenario (and lint it unless ``lint=False``)."""
+    if not isinstance(doc.data, dict):
+        _raise([doc.problem((), "a scenario file must be a mapping of fields (id, domain, ...)", field="")])
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as err:
+        _raise(problems_from_validation(doc, err, Scenario))
+        raise AssertionError("unreachable") from None
+    if lint:
+        from envsim.lint import lint_scenario
+
+        _raise([doc.problem(loc, message, key=key) for loc, message, key in lint_scenario(scenario)])
+    return scenario
+
+
+def load_scenario_text(text: str, path: Path | None = None, *, lint: bool = True) -> Scenario:
+    """Load a scenario from YAML text."""
+    return validate_document(load_yaml_text(text, path), lint=lint)
+
+
+def load_scenario(path: str | Path, *, lint: bool = True) -> Scenario:
+    """Load, validate and lint a scenario file; raises :class:`ScenarioError` with every problem."""
+    p = Path(path)
+    return _load_cached(p.resolve(), p.stat().st_mtime_ns if p.exists() else 0, lint, p)
+
+
+@lru_cache(maxsize=512)
+def _load_cached(resolved: Path, mtime: int, lint: bool, shown: Path) -> Scenario:
+    return validate_document(load_yaml(shown), lint=lint)

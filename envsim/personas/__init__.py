@@ -1,0 +1,1 @@
+"""The shipped persona library (YAML files)."""

@@ -1,0 +1,1 @@
+"""Mock users: the persona model and the user simulators."""

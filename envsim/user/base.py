@@ -1,0 +1,36 @@
+"""The interface every mock user implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envsim.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """What the user says, and whether the conversation is over for them."""
+
+    text: str
+    done: bool = False
+
+
+class UserSimulator(ABC):
+    """A mock user: opens the conversation, then answers each agent message.
+
+    All randomness must come from the ``rng`` given to :meth:`reset` (the environment's
+    seeded generator), so that episodes are reproducible.
+    """
+
+    @abstractmethod
+    def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
+        """Start a conversation; return the user's opening message."""
+
+    @abstractmethod
+    def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
+        """Answer one agent message (``messages`` is the conversation so far)."""
