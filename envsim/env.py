@@ -53,7 +53,7 @@ class ScenarioEnv(gym.Env[str, str]):
         render_mode: ``"ansi"`` (``render()`` returns the transcript) or ``"human"`` (prints it).
     """
 
-    metadata = {"render_modes": ["ansi", "human"]}  # noqa: RUF012 - Gymnasium's convention
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's convention
 
     def __init__(self, scenario: Scenario | str | Path, *, user: UserSimulator | None = None,
                  render_mode: str | None = None) -> None:
@@ -126,16 +126,20 @@ class ScenarioEnv(gym.Env[str, str]):
             info["reward_breakdown"] = breakdown.model_dump()
             info["end_reason"] = self._end
         if self.render_mode == "human":
-            print(self.render())
+            self.render()
         return observation, reward, terminated, False, info
 
     def render(self) -> str | None:  # type: ignore[override]
-        """The transcript so far as text (``ansi``), or ``None`` without a render mode."""
+        """``ansi``: the transcript so far as text; ``human``: print it and return ``None``."""
         if self.render_mode is None:
             return None
         from envsim.transcript_text import format_messages
 
-        return format_messages(self._messages)
+        text = format_messages(self._messages)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
 
     # -- envsim API ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 from envsim.tools import ToolRegistry, ToolResult
 from envsim.world import World
 from tools_mock.banking import BankingToolkit
-from tools_mock.banking.fixtures import default, small
+from tools_mock.banking.fixtures import default, dispute_id_for, small
 from tools_mock.banking.models import Card, Customer, Dispute, Transaction
 
 SEED = 11
@@ -370,6 +370,13 @@ def test_dispute_transaction_misuse(bank: Bank) -> None:
     assert err(bank.posted.id, "fraud") == "invalid_arguments"
     assert err(bank.posted.id, 3) == "invalid_arguments"
     assert bank.world.state_hash() == bank.base_hash
+    # a dispute put there by a scenario override, without the transaction's status, still blocks a second one
+    txn = bank.posted
+    bank.kit.disputes.put(dispute_id_for(txn.id), Dispute(
+        id=dispute_id_for(txn.id), transaction_id=txn.id, card_id=txn.card_id, account_id=txn.account_id,
+        reason="duplicate", amount_cents=txn.amount_cents,
+    ))
+    assert err(txn.id) == "rule_violation"
 
 
 def test_order_replacement_card(bank: Bank) -> None:
@@ -404,19 +411,27 @@ def test_transfer_to_human(bank: Bank) -> None:
 
 
 def test_created_ids_are_deterministic_and_readable(bank: Bank) -> None:
-    n_disputes = len(bank.kit.disputes)
     out = bank.ok("dispute_transaction", {"transaction_id": bank.posted.id, "reason": "duplicate"})
-    assert out["dispute_id"] == f"DP{n_disputes + 1:04d}"
+    assert out["dispute_id"] == "DP" + bank.posted.id.removeprefix("TX")
     n_cases = len(bank.kit.fraud_cases)
     case_id = bank.ok("report_card_lost_or_stolen", {"card_id": bank.active.id, "kind": "lost"})["fraud_case_id"]
     assert case_id == f"FC{n_cases + 1:04d}"
     assert bank.ok("order_replacement_card", {"card_id": bank.active.id})["id"] == "RC0001"
     # a deleted record (e.g. by a scenario override) does not make ids collide
-    bank.kit.disputes.delete("DP0001")
-    other = next(t for t in bank.kit.transactions.values()
-                 if t.status == "posted" and t.amount_cents > 0 and t.id != bank.posted.id)
-    again = bank.ok("dispute_transaction", {"transaction_id": other.id, "reason": "duplicate"})["dispute_id"]
-    assert again not in {out["dispute_id"]} and again != "DP0001"
+    bank.kit.fraud_cases.delete("FC0001")
+    again = bank.ok("report_card_lost_or_stolen", {"card_id": bank.other_active.id, "kind": "lost"})["fraud_case_id"]
+    assert again == f"FC{n_cases + 2:04d}"
+
+
+def test_disputes_in_any_order_give_the_same_state(bank: Bank) -> None:
+    first, second = [t.id for t in bank.kit.transactions.values() if t.status == "posted" and t.amount_cents > 0][:2]
+    for txn_id in (first, second):
+        bank.ok("dispute_transaction", {"transaction_id": txn_id, "reason": "unauthorized"})
+    forward = bank.world.state_hash()
+    bank.world.reset()
+    for txn_id in (second, first):
+        bank.ok("dispute_transaction", {"transaction_id": txn_id, "reason": "unauthorized"})
+    assert bank.world.state_hash() == forward != bank.base_hash
 
 
 def test_invariants_hold_after_many_operations(bank: Bank) -> None:

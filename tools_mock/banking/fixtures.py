@@ -67,6 +67,15 @@ REVERSED_EVERY, REVERSED_FROM = 15, 7
 PENDING_FROM_DAY = 27
 
 
+def dispute_id_for(transaction_id: str) -> str:
+    """The id of the dispute of a transaction (at most one each): ``TX000123`` → ``DP000123``.
+
+    Deriving it from the transaction keeps it deterministic, cheap, and independent of the
+    order in which transactions are disputed.
+    """
+    return "DP" + transaction_id.removeprefix("TX")
+
+
 def generate(seed: int, n_customers: int) -> BankingState:
     """A state with ``n_customers`` customers, ~1.3 accounts each, a card per account, ~8 transactions a card."""
     rng = random.Random(seed)
@@ -128,7 +137,7 @@ def generate(seed: int, n_customers: int) -> BankingState:
             if eligible and card_index % DISPUTED_EVERY == DISPUTED_FROM:
                 txn = eligible[0]
                 transactions[txn.id] = txn.model_copy(update={"status": "disputed"})
-                dispute_id = f"DP{len(disputes) + 1:04d}"
+                dispute_id = dispute_id_for(txn.id)
                 disputes[dispute_id] = Dispute(
                     id=dispute_id, transaction_id=txn.id, card_id=card_id, account_id=account_id,
                     reason="unauthorized", amount_cents=txn.amount_cents, provisional_credit_cents=txn.amount_cents,

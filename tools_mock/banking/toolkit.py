@@ -21,6 +21,7 @@ from envsim.errors import RecordNotFound, RuleViolation
 from envsim.tools import Toolkit, tool
 from envsim.world import Table, World, WorldState
 from tools_mock.banking import fixtures
+from tools_mock.banking.fixtures import dispute_id_for
 from tools_mock.banking.models import (
     Account,
     BankingState,
@@ -266,7 +267,8 @@ class BankingToolkit(HumanHandoff, Toolkit):
             reason: Why the customer disputes it.
         """
         txn = self.transactions.require(transaction_id, "transaction")
-        if txn.status == "disputed" or self.disputes.lookup("transaction_id", transaction_id):
+        dispute_id = dispute_id_for(transaction_id)
+        if txn.status == "disputed" or dispute_id in self.disputes:
             raise RuleViolation(f"transaction {transaction_id!r} is already disputed")
         if txn.status == "pending":
             raise RuleViolation(f"transaction {transaction_id!r} is still pending; it can be disputed once posted")
@@ -276,7 +278,6 @@ class BankingToolkit(HumanHandoff, Toolkit):
             raise RuleViolation(f"transaction {transaction_id!r} is a refund or credit, not a charge")
         account = self.accounts.require(txn.account_id, "account")
         credit = txn.amount_cents if reason == "unauthorized" else 0
-        dispute_id = _next_id(self.disputes, "DP", 4)
         self.disputes.put(dispute_id, Dispute(
             id=dispute_id, transaction_id=transaction_id, card_id=txn.card_id, account_id=txn.account_id,
             reason=reason, amount_cents=txn.amount_cents, provisional_credit_cents=credit,

@@ -4,7 +4,12 @@ Everything comes from one ``random.Random(seed)`` and small built-in word lists,
 seed always gives the same world and a different seed a different one. The first orders
 cycle through every kind of order (pending, processing, shipped, delivered, delivered with a
 partial refund / a return / an exchange, cancelled before or after capture, cancelled and
-refunded) so that even the small fixture holds each kind; the rest are drawn by weight.
+refunded) so that even the small fixture holds each kind, whatever the seed; the rest are drawn
+by weight. So, for every seed: ``#W0001`` pending (payment authorized), ``#W0002`` processing,
+``#W0003`` shipped, ``#W0004`` delivered, ``#W0005`` delivered with one unit refunded, ``#W0006``
+delivered with a return, ``#W0007`` delivered with an exchange, ``#W0008`` cancelled before
+capture (payment voided), ``#W0009`` cancelled after capture (not refunded yet), ``#W0010``
+cancelled and fully refunded.
 
 Example:
     >>> state = small(0)

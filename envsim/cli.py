@@ -1,0 +1,226 @@
+"""The ``envsim`` command line.
+
+Commands that report numbers take ``--json`` and then print one JSON object as their last
+line. Invalid input exits with status 2 and located messages, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from envsim.errors import EnvsimError, ScenarioError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Simulated enterprise environments for training and evaluating LLM agents.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders (searched recursively).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate and lint scenario files; exit 2 if any is invalid."""
+    from envsim.loader import load_scenario
+    from envsim.registration import scenario_files
+
+    missing = [p for p in paths if not p.exists()]
+    for p in missing:
+        err.print(f"{p}: no such file or folder")
+    files = scenario_files(paths)
+    problems: list[str] = []
+    invalid = 0
+    for path in files:
+        try:
+            load_scenario(path)
+        except ScenarioError as error:
+            invalid += 1
+            for problem in error.problems:
+                problems.append(str(problem))
+                err.print(str(problem), markup=False)
+    valid = len(files) - invalid
+    out.print(f"{len(files)} scenario files: {valid} valid, {invalid} invalid")
+    if as_json:
+        _emit_json({"files": len(files), "valid": valid, "invalid": invalid, "problems": problems})
+    if invalid or missing or not files:
+        raise typer.Exit(2)
+
+
+@app.command("list")
+def list_scenarios(as_json: JsonFlag = False) -> None:
+    """List the registered scenarios (from ENVSIM_SCENARIOS, default ./scenarios)."""
+    from envsim.loader import load_scenario
+    from envsim.registration import discover
+
+    rows = []
+    for scenario_id, (path, max_turns) in sorted(discover().items()):
+        try:
+            s = load_scenario(path, lint=False)
+            rows.append({"id": scenario_id, "gym_id": s.gym_id, "domain": s.domain, "toolkits": s.toolkits,
+                         "escalation": s.expected.escalation, "max_turns": max_turns, "tags": s.tags,
+                         "file": str(path)})
+        except ScenarioError as error:
+            rows.append({"id": scenario_id, "gym_id": "", "domain": "", "toolkits": [], "escalation": "",
+                         "max_turns": max_turns, "tags": [], "file": str(path), "error": str(error.problems[0])})
+    table = Table("id", "domain", "toolkits", "escalation", "turns", "tags")
+    for r in rows:
+        table.add_row(r["id"], r["domain"] or "[red]invalid[/red]", ",".join(r["toolkits"]), r["escalation"],
+                      str(r["max_turns"]), ",".join(r["tags"]))
+    out.print(table)
+    out.print(f"{len(rows)} scenarios")
+    if as_json:
+        _emit_json({"count": len(rows), "scenarios": rows})
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Write the scenario JSON Schema (point your editor's YAML plugin at it)."""
+    from envsim.scenario import Scenario
+
+    text = json.dumps(Scenario.model_json_schema(), indent=2)
+    if output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+@app.command()
+def run(
+    scenarios: Annotated[list[str], typer.Argument(help="Scenario ids or files; 'all' for every registered one.")],
+    agent: Annotated[str, typer.Option(help="The agent: 'scripted' (the offline reference agent).")] = "scripted",
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes per scenario.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")] = 0,
+    error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Scripted agent's mistake rate.")] = 0.0,
+    output: Annotated[Path | None, typer.Option("--out", help="Append trajectories to this JSONL file.")] = None,
+    show: Annotated[bool, typer.Option(help="Print each transcript.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run episodes offline with the scripted user and agent; print rewards."""
+    from envsim.agents import ScriptedAgent
+    from envsim.env import ScenarioEnv
+    from envsim.registration import discover
+    from envsim.rollout import run_episode
+    from envsim.transcript_text import format_messages
+
+    if agent != "scripted":
+        raise EnvsimError(f"unknown agent {agent!r}: the offline agent is 'scripted'")
+    names = sorted(discover()) if scenarios == ["all"] else scenarios
+    envs = [ScenarioEnv(name) for name in names]  # validate everything before running anything
+    started = time.perf_counter()
+    rewards: list[float] = []
+    ends: Counter[str] = Counter()
+    per_scenario: dict[str, float] = {}
+    sink = output.open("a", encoding="utf-8") if output else None
+    try:
+        for env in envs:
+            policy = ScriptedAgent(error_rate)
+            scores = []
+            for i in range(episodes):
+                trajectory, breakdown = run_episode(env, policy, seed=seed + i)
+                rewards.append(breakdown.total)
+                scores.append(breakdown.total)
+                ends[trajectory.end_reason] += 1
+                if sink:
+                    sink.write(trajectory.to_json() + "\n")
+                if show:
+                    out.print(f"[bold]{env.scenario.id}[/bold] seed={seed + i}")
+                    out.print(format_messages(trajectory.messages), markup=False)
+                    for name, part in breakdown.components.items():
+                        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}", markup=False)
+            per_scenario[env.scenario.id] = sum(scores) / len(scores)
+            out.print(f"{env.scenario.id}: mean reward {per_scenario[env.scenario.id]:.3f} over {episodes} episodes")
+    finally:
+        if sink:
+            sink.close()
+    wall = time.perf_counter() - started
+    mean = sum(rewards) / len(rewards)
+    success = sum(r >= 1.0 for r in rewards) / len(rewards)
+    out.print(f"{len(rewards)} episodes, mean reward {mean:.3f}, success {success:.1%}, {wall:.2f}s")
+    if as_json:
+        _emit_json({"episodes": len(rewards), "mean_reward": mean, "success_rate": success,
+                    "end_reasons": dict(ends), "per_scenario": per_scenario, "wall_seconds": wall})
+
+
+@app.command()
+def play(
+    scenario: Annotated[str, typer.Argument(help="Scenario id or file.")],
+    seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
+) -> None:
+    """Play the agent yourself: type messages to the user, or tool calls.
+
+    A tool call is JSON ({"name": ..., "arguments": {...}}) or '/call NAME {json args}'.
+    '/tools' lists the tools, '/state' shows what changed, '/quit' ends.
+    """
+    from envsim.env import ScenarioEnv
+    from envsim.tools import describe
+
+    env = ScenarioEnv(scenario)
+    obs, info = env.reset(seed=seed)
+    out.print(f"[bold]{env.scenario.id}[/bold]: {env.scenario.description}")
+    out.print("[dim]Type a message, a JSON tool call, /call NAME {args}, /tools, /state or /quit.[/dim]")
+    out.print(f"[cyan]user:[/cyan] {obs}", markup=True)
+    while True:
+        try:
+            line = input("agent> ")
+        except EOFError:
+            break
+        if not line.strip():
+            continue
+        if line.strip() == "/quit":
+            break
+        if line.strip() == "/tools":
+            specs = [s for s in (env.session.tools.spec(n) for n in env.session.tools.names) if s is not None]
+            for row in describe(specs):
+                out.print(row, markup=False)
+            continue
+        if line.strip() == "/state":
+            out.print(json.dumps(env.session.world.changed(), indent=2), markup=False)
+            continue
+        if line.startswith("/call "):
+            name, _, args = line[len("/call "):].strip().partition(" ")
+            try:
+                line = json.dumps({"name": name, "arguments": json.loads(args) if args.strip() else {}})
+            except json.JSONDecodeError as error:
+                err.print(f"invalid JSON arguments: {error}", markup=False)
+                continue
+        obs, reward, terminated, truncated, info = env.step(line)
+        out.print(f"[cyan]{'user' if not obs.startswith('{') else 'tool'}:[/cyan] ", end="")
+        out.print(obs, markup=False)
+        if terminated or truncated:
+            break
+    breakdown = env.score()
+    out.print(f"[bold]reward {breakdown.total:.3f}[/bold]")
+    for name, part in breakdown.components.items():
+        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}", markup=False)
+
+
+def main() -> None:
+    """Console entry point: known errors become a message and exit status 2."""
+    try:
+        app()
+    except EnvsimError as error:
+        err.print(f"error: {error}", markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny scenario on the small medical-supply world is the default for everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envsim.env import ScenarioEnv
+from envsim.loader import load_scenario_text
+from envsim.scenario import Scenario
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_SCENARIO = """\
+id: TinyEmergency
+domain: medical_supply
+description: A caller's father collapsed; the agent must find him and send an ambulance.
+toolkits: [medical_supply]
+world:
+  fixture: small
+  seed: 3
+  inline:
+    patients:
+      PT-9001: {id: PT-9001, name: Walter Brennan, phone: "555-0142", date_of_birth: "1941-03-02",
+                address: "18 Alder Lane", insurance_plan_id: null}
+agent:
+  guidelines: In an emergency, find the patient and dispatch emergency services.
+user:
+  goal: Get an ambulance for her father.
+  opening: He collapsed, please help!
+  facts:
+    - {key: phone, value: "555-0142", asked_by: [phone, number]}
+  satisfied_by: ["help is on the way"]
+  persona: {ref: panicked_caller}
+expected:
+  actions:
+    - {name: lookup_patient, arguments: {phone: "555-0142"}}
+    - name: dispatch_emergency_services
+      arguments: {patient_id: PT-9001, emergency: unresponsive, address_confirmed: true, details: collapsed}
+  required_statements: [{any_of: ["help is on the way"]}]
+  forbidden_actions: [{name: create_equipment_order}]
+  escalation: required
+max_turns: 8
+"""
+
+LOOKUP = '{"name": "lookup_patient", "arguments": {"phone": "555-0142"}}'
+DISPATCH = ('{"name": "dispatch_emergency_services", "arguments": {"patient_id": "PT-9001", '
+            '"emergency": "unresponsive", "address_confirmed": true, "details": "collapsed"}}')
+
+
+@pytest.fixture(scope="session")
+def tiny_scenario() -> Scenario:
+    """The tiny emergency scenario, validated and linted."""
+    return load_scenario_text(TINY_SCENARIO)
+
+
+@pytest.fixture
+def tiny_env(tiny_scenario: Scenario) -> ScenarioEnv:
+    """A fresh environment on the tiny scenario."""
+    return ScenarioEnv(tiny_scenario)

@@ -1,0 +1,185 @@
+"""The Gymnasium environment: API contract, protocol, determinism, robustness."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import envsim
+from envsim.env import ScenarioEnv
+from envsim.registration import discover
+from tests.conftest import DISPATCH, LOOKUP
+
+REGISTERED = sorted(discover())
+
+
+@pytest.mark.parametrize("scenario_id", REGISTERED)
+def test_check_env_passes_for_every_registered_scenario(scenario_id: str) -> None:
+    env = gym.make(f"envsim/{scenario_id}-v0")
+    check_env(env.unwrapped, skip_render_check=True)
+    assert env.spec is not None and env.spec.max_episode_steps == env.unwrapped.scenario.max_turns
+
+
+def test_every_scenario_file_is_registered() -> None:
+    assert envsim.register_scenarios() == [f"envsim/{i}-v0" for i in discover()]
+    assert len(REGISTERED) >= 15
+
+
+def test_issue_example_runs() -> None:
+    env = gym.make("envsim/MedicalSupplyPanicCaller-v0")
+    obs, info = env.reset(seed=7)
+    assert "help" in obs
+    assert {t["function"]["name"] for t in info["tools"]} >= {"lookup_patient", "dispatch_emergency_services"}
+    obs, reward, terminated, truncated, info = env.step(LOOKUP)
+    assert json.loads(obs)["id"] == "PT-9001" and not terminated and reward == 0.0
+    obs, reward, terminated, truncated, info = env.step("I'm connecting you to emergency services right now.")
+    assert isinstance(obs, str) and obs and info["messages"][-1] == {"role": "user", "content": obs}
+
+
+def test_reference_path_ends_with_full_reward(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    tiny_env.step("What is your phone number?")
+    tiny_env.step(LOOKUP)
+    action = {"role": "assistant", "content": "Help is on the way.",
+              "tool_calls": [{"id": "c1", "type": "function", "function": json.loads(DISPATCH)}]}
+    obs, reward, terminated, truncated, info = tiny_env.step(action)
+    assert terminated and not truncated and reward == 1.0
+    assert info["end_reason"] == "agent_ended"
+    assert set(info["reward_breakdown"]["components"]) == {"final_state", "required_statements",
+                                                           "forbidden_actions", "escalation"}
+    assert [m["role"] for m in info["messages"]] == ["system", "user", "assistant", "user", "assistant", "tool",
+                                                     "assistant", "tool"]
+
+
+def test_tool_arguments_may_be_a_json_string(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    obs, *_ = tiny_env.step({"name": "lookup_patient", "arguments": '{"phone": "555-0142"}'})
+    assert json.loads(obs)["id"] == "PT-9001"
+
+
+@pytest.mark.parametrize(("action", "kind"), [
+    ('{"name": "lookup_patinet", "arguments": {}}', "unknown_tool"),
+    ('{"name": "lookup_patient", "arguments": {"phone": 5}}', "invalid_arguments"),
+    ('{"name": "lookup_patient", "arguments": {"phone": "1", "x": 1}}', "invalid_arguments"),
+    ('{"name": "lookup_patient", "arguments": "{not json"}', "invalid_arguments"),
+    ('{"name": "lookup_patient", "arguments": {"phone": "000"}}', "not_found"),
+    ('{"name": "lookup_patient", ', "malformed_action"),
+    ('{"arguments": {}}', "malformed_action"),
+    ("[1, 2]", None),
+])
+def test_misuse_is_an_error_observation(tiny_env: ScenarioEnv, action: str, kind: str | None) -> None:
+    tiny_env.reset(seed=0)
+    obs, reward, terminated, truncated, info = tiny_env.step(action)
+    assert not terminated
+    if kind is None:  # not JSON-object-like: a message to the user
+        assert info["messages"][-1]["role"] == "user"
+    else:
+        assert json.loads(obs)["error"]["type"] == kind
+
+
+def test_unknown_tool_suggests_the_close_name(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    obs, *_ = tiny_env.step('{"name": "lookup_patinet", "arguments": {}}')
+    assert "did you mean 'lookup_patient'?" in json.loads(obs)["error"]["message"]
+
+
+def test_turn_limit_truncates_through_time_limit_and_scores() -> None:
+    env = gym.make("envsim/MedicalSupplyPanicCaller-v0", max_episode_steps=2)
+    env.reset(seed=0)
+    env.step('{"name": "get_item", "arguments": {"item_id": "EQ-01"}}')
+    obs, reward, terminated, truncated, info = env.step('{"name": "get_item", "arguments": {"item_id": "EQ-01"}}')
+    assert truncated and not terminated
+
+
+def test_scenario_turn_limit_scores_the_last_step(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    info: dict[str, object] = {}
+    for _ in range(tiny_env.scenario.max_turns):
+        *_, info = tiny_env.step('{"name": "get_item", "arguments": {"item_id": "EQ-01"}}')
+    assert info["end_reason"] == "max_turns" and "reward_breakdown" in info
+
+
+def test_step_after_end_requires_reset(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    tiny_env.step(LOOKUP)
+    tiny_env.step(DISPATCH)
+    with pytest.raises(RuntimeError, match="reset"):
+        tiny_env.step("hello?")
+
+
+def test_reset_restores_the_initial_world(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    initial = tiny_env.session.world.state_hash()
+    tiny_env.step(DISPATCH)
+    assert tiny_env.session.world.state_hash() != initial
+    tiny_env.reset(seed=0)
+    assert tiny_env.session.world.state_hash() == initial
+
+
+def _play(env: ScenarioEnv, seed: int, actions: list[str]) -> str:
+    env.reset(seed=seed)
+    for action in actions:
+        *_, terminated, truncated, info = env.step(action)
+        if terminated or truncated or "end_reason" in info:
+            break
+    return env.trajectory().to_json()
+
+
+def test_same_seed_and_actions_give_byte_identical_trajectories(tiny_scenario: envsim.scenario.Scenario) -> None:
+    actions = ["hello", "your phone number please", LOOKUP, "ok", DISPATCH]
+    first = _play(ScenarioEnv(tiny_scenario), 11, actions)
+    second = _play(ScenarioEnv(tiny_scenario), 11, actions)
+    assert first == second
+    assert '"end_reason":"agent_ended"' in first
+
+
+def test_render_ansi_shows_the_transcript(tiny_scenario: envsim.scenario.Scenario) -> None:
+    env = ScenarioEnv(tiny_scenario, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(LOOKUP)
+    text = env.render()
+    assert text is not None and text.splitlines()[0] == "user: He collapsed, please help!"
+    assert "lookup_patient" in text
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=8,
+)
+
+
+def _tool_actions(names: list[str]) -> st.SearchStrategy[str]:
+    call = st.fixed_dictionaries({"name": st.sampled_from([*names, "nope"]),
+                                  "arguments": st.dictionaries(st.sampled_from(
+                                      ["order_id", "patient_id", "phone", "item_id", "quantity", "slot_id", "card_id",
+                                       "customer_id", "amount_cents", "reason", "prescription_id", "x"]),
+                                      _json_values, max_size=4)})
+    return call.map(json.dumps)
+
+
+@pytest.mark.parametrize("scenario_id", REGISTERED)
+def test_fuzzed_steps_never_raise_and_keep_invariants(scenario_id: str) -> None:
+    env = ScenarioEnv(scenario_id)
+    names = env.session.tools.names
+    actions = st.one_of(st.text(max_size=40), _json_values.map(json.dumps), _tool_actions(names))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+    @given(st.integers(0, 2**16), st.lists(actions, min_size=1, max_size=60))
+    def episode(seed: int, steps: list[str]) -> None:
+        env.reset(seed=seed)
+        for action in steps:
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert isinstance(obs, str)
+            if "end_reason" in info:
+                env.reset(seed=seed)
+        assert env.session.tools.check_invariants() == []
+        internal = [c for c in env.trajectory().tool_calls if c.error_type == "internal"]
+        assert internal == []
+
+    episode()
