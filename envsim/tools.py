@@ -164,7 +164,7 @@ def _build_spec(cls_name: str, toolkit: str, name: str, fn: Callable[..., Any], 
     summary, arg_docs = parse_docstring(fn.__doc__)
     if not summary:
         raise TypeError(f"tool {cls_name}.{name} needs a docstring: its first line becomes the description")
-    hints = get_type_hints(fn)
+    hints = get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}
     for pname, param in list(inspect.signature(fn).parameters.items())[1:]:
         if pname not in hints:

@@ -146,7 +146,14 @@ class Table(Generic[R]):
         return isinstance(key, str) and self.get(key) is not None
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.keys())
+        rows = self._base.rows
+        size = len(rows)
+        for key, row in self._overlay.items():
+            if key in rows:
+                size -= row is _DELETED
+            else:
+                size += row is not _DELETED
+        return size
 
     def keys(self) -> Iterator[str]:
         """Keys of live records, base order first, then new keys in insertion order."""

@@ -50,15 +50,15 @@ class Env:
         self.registry = ToolRegistry([self.kit])
         self.base_hash = self.world.state_hash()
 
-    def call(self, name: str, **args: Any) -> Any:
+    def call(self, tool_name: str, /, **args: Any) -> Any:
         """Call a tool that must succeed; returns its decoded JSON."""
-        result = self.registry.call(name, args)
+        result = self.registry.call(tool_name, args)
         assert result.ok, result.content
         return json.loads(result.content)
 
-    def fail(self, name: str, **args: Any) -> str:
+    def fail(self, tool_name: str, /, **args: Any) -> str:
         """Call a tool that must fail; returns the error type the agent sees."""
-        return self.fail_with(name, args)
+        return self.fail_with(tool_name, args)
 
     def fail_with(self, name: str, args: Any) -> str:
         """Call a tool with raw ``args`` that must fail; returns the error type."""
@@ -138,6 +138,7 @@ def test_default_fixture_sizes(default_world: World) -> None:
     with_rx = {rx.patient_id for rx in state.prescriptions.values()}
     assert len(with_rx) >= 0.8 * len(state.patients)
     assert len({p.phone for p in state.patients.values()}) == len(state.patients)
+    assert not any(p.phone.startswith("555-01") for p in state.patients.values())  # left to scenarios
     dates = sorted(s.date for s in state.delivery_slots.values())
     assert dates[0] == FIRST_SLOT_DATE.isoformat() == "2026-12-01"
     assert dates[-1] <= "2026-12-15"
@@ -228,7 +229,7 @@ def test_lookup_patient(env: Env) -> None:
 
 def test_lookup_patient_misuse(env: Env) -> None:
     used = {p.phone for p in env.kit.patients.values()}
-    unused = next(f"555-{n:04d}" for n in range(100, 1000) if f"555-{n:04d}" not in used)
+    unused = next(f"555-{n:04d}" for n in range(100, 10000) if f"555-{n:04d}" not in used)
     assert env.fail("lookup_patient", phone=unused) == "not_found"
     assert env.fail("lookup_patient", phone=5550142) == "invalid_arguments"
     assert env.fail("lookup_patient") == "invalid_arguments"

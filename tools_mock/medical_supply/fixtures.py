@@ -22,8 +22,10 @@ Example:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import date, timedelta
 
+from envsim.world import WorldState
 from tools_mock.medical_supply.models import (
     TODAY,
     DeliverySlot,
@@ -186,7 +188,7 @@ class _Builder:
 
     def _patients(self) -> None:
         rng = self.rng
-        phones = rng.sample(range(100, 1000), self.n_patients)
+        phones = rng.sample(range(200, 1000), self.n_patients)  # 555-01xx is left to scenarios
         active_plans = [p for p in self.plans if self.plans[p].status == "active"]
         for i in range(self.n_patients):
             patient_id = f"PT-{i + 1:04d}"
@@ -304,5 +306,5 @@ def small(seed: int) -> MedicalSupplyState:
     return _Builder(seed, 15).build()
 
 
-FIXTURES = {"default": default, "small": small}
+FIXTURES: dict[str, Callable[[int], WorldState]] = {"default": default, "small": small}
 """Fixture name → generator, as the toolkit exposes them."""

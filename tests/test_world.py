@@ -1,0 +1,93 @@
+"""Copy-on-write world: reset, fork, freeze, snapshots, hashing, lookups."""
+
+from __future__ import annotations
+
+import pytest
+
+from envsim.world import Record, World, WorldState
+
+
+class Item(Record):
+    sku: str
+    stock: int
+
+
+class Shop(WorldState):
+    items: dict[str, Item]
+
+
+@pytest.fixture
+def world() -> World:
+    return World(Shop(items={f"i{n}": Item(sku=f"s{n % 3}", stock=n) for n in range(10)}))
+
+
+def test_reset_drops_changes_and_views_stay_valid(world: World) -> None:
+    items = world.table("items", Item)
+    before = world.state_hash()
+    items.put("i1", Item(sku="s1", stock=99))
+    items.delete("i2")
+    items.put("new", Item(sku="x", stock=1))
+    assert len(items) == 10 and "i2" not in items and items.require("i1").stock == 99
+    world.reset()
+    assert world.state_hash() == before and items.require("i1").stock == 1 and "new" not in items
+
+
+def test_hash_depends_on_state_not_path(world: World) -> None:
+    a, b = world.fork(), world.fork()
+    ta, tb = a.table("items", Item), b.table("items", Item)
+    ta.put("i1", Item(sku="s1", stock=5))
+    ta.put("i1", Item(sku="s1", stock=7))
+    tb.put("i1", Item(sku="s1", stock=7))
+    assert a.state_hash() == b.state_hash() != world.state_hash()
+    tb.put("i1", Item(sku="s1", stock=1))  # back to the base value
+    assert b.state_hash() == world.state_hash()
+
+
+def test_fork_is_isolated(world: World) -> None:
+    fork = world.fork()
+    fork.table("items", Item).delete("i0")
+    assert "i0" in world.table("items", Item)
+
+
+def test_snapshot_and_restore(world: World) -> None:
+    items = world.table("items", Item)
+    items.put("i3", Item(sku="s0", stock=0))
+    snap = world.snapshot()
+    state = world.state_hash()
+    items.put("i4", Item(sku="s0", stock=0))
+    world.restore(snap)
+    assert world.state_hash() == state
+
+
+def test_freeze_makes_changes_the_new_base(world: World) -> None:
+    world.table("items", Item).put("i1", Item(sku="s1", stock=42))
+    frozen = world.freeze()
+    assert frozen.changed() == {} and frozen.state_hash() == world.state_hash()
+    assert frozen.table("items", Item).require("i1").stock == 42
+
+
+def test_lookup_uses_index_and_sees_changes(world: World) -> None:
+    items = world.table("items", Item)
+    assert sorted(i.stock for i in items.lookup("sku", "s0")) == [0, 3, 6, 9]
+    items.put("i3", Item(sku="s1", stock=3))
+    items.delete("i6")
+    items.put("z", Item(sku="s0", stock=100))
+    assert sorted(i.stock for i in items.lookup("sku", "s0")) == [0, 9, 100]
+
+
+def test_require_missing_raises_record_not_found(world: World) -> None:
+    from envsim.errors import RecordNotFound
+
+    with pytest.raises(RecordNotFound, match="item 'nope' not found"):
+        world.table("items", Item).require("nope")
+
+
+def test_merge_rejects_clashing_tables(world: World) -> None:
+    with pytest.raises(ValueError, match="declared by two toolkits"):
+        World.merge([world, world.fork()])
+
+
+def test_to_dict_reflects_current_state(world: World) -> None:
+    world.table("items", Item).delete("i0")
+    data = world.to_dict()
+    assert "i0" not in data["items"] and data["items"]["i1"] == {"sku": "s1", "stock": 1}
