@@ -15,7 +15,15 @@ from envsim.tools import ToolRegistry, ToolResult
 from envsim.world import World
 from tools_mock.medical_supply import MedicalSupplyToolkit
 from tools_mock.medical_supply.fixtures import FIRST_SLOT_DATE, default, small
-from tools_mock.medical_supply.models import TODAY, DeliverySlot, EquipmentOrder, Patient, Prescription
+from tools_mock.medical_supply.models import (
+    TODAY,
+    DeliverySlot,
+    Dispatch,
+    EquipmentOrder,
+    Patient,
+    Prescription,
+    order_id_for,
+)
 from tools_mock.medical_supply.toolkit import next_id
 
 SEED = 7
@@ -321,7 +329,7 @@ def test_check_insurance_eligibility_misuse(env: Env) -> None:
     assert env.fail("check_insurance_eligibility", patient_id="PT-9999", item_id="EQ-01") == "not_found"
     assert env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-99") == "not_found"
     assert env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-01",
-                    quantity=0) == "rule_violation"
+                    quantity=0) == "invalid_arguments"
     assert env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-01",
                     quantity="two") == "invalid_arguments"
 
@@ -341,7 +349,8 @@ def test_list_and_get_equipment_orders(env: Env) -> None:
 def test_create_equipment_order(env: Env) -> None:
     rx = env.orderable()
     item = env.kit.catalogue.require(rx.item_id)
-    expected_id = f"EO-{len(env.kit.equipment_orders) + 1:04d}"
+    fills = len(env.kit.equipment_orders.lookup("prescription_id", rx.id))
+    expected_id = f"EO-{rx.id.removeprefix('RX-')}-{fills + 1}"
     order = env.call("create_equipment_order", patient_id="PT-0001", prescription_id=rx.id)
     assert order["id"] == expected_id
     assert order["status"] == "pending" and order["slot_id"] is None
@@ -463,12 +472,13 @@ def test_order_then_cancel_gives_everything_back(env: Env) -> None:
     order = env.call("create_equipment_order", patient_id="PT-0001", prescription_id=rx.id)
     env.call("schedule_delivery", order_id=order["id"], slot_id=env.free_slot().id)
     env.call("cancel_equipment_order", order_id=order["id"], reason="duplicate_order")
+    assert order["id"].endswith("-1")
     assert set(env.world.changed()) == {"equipment_orders", "catalogue", "prescriptions", "delivery_slots"}
     # only the cancelled order itself remains as a difference from the base
     env.kit.equipment_orders.delete(order["id"])
     assert env.world.state_hash() == env.base_hash
     # the prescription can be filled again
-    env.call("create_equipment_order", patient_id="PT-0001", prescription_id=rx.id)
+    assert env.call("create_equipment_order", patient_id="PT-0001", prescription_id=rx.id)["id"] == order["id"]
 
 
 def test_cancel_equipment_order_misuse(env: Env) -> None:
@@ -552,15 +562,27 @@ def test_invariants_detect_violations(env: Env) -> None:
     env.world.reset()
 
 
-def test_next_id_is_deterministic(env: Env) -> None:
-    orders = env.kit.equipment_orders
-    n = len(orders)
-    assert next_id(orders, "EO-", 4) == f"EO-{n + 1:04d}"
+def test_created_ids_are_deterministic(env: Env) -> None:
     assert next_id(env.kit.dispatches, "DP-", 4) == "DP-0001"
-    template = orders.require("EO-0001")
-    for k in range(n + 1, n + 40):
-        orders.put(f"EO-{k:04d}", template.model_copy(update={"id": f"EO-{k:04d}"}))
-        assert next_id(orders, "EO-", 4) == f"EO-{k + 1:04d}"
+    template = Dispatch(id="", patient_id="PT-0001", emergency="other", address="x", address_confirmed=True)
+    for k in range(1, 40):
+        env.kit.dispatches.put(f"DP-{k:04d}", template.model_copy(update={"id": f"DP-{k:04d}"}))
+        assert next_id(env.kit.dispatches, "DP-", 4) == f"DP-{k + 1:04d}"
+    env.world.reset()
+    # orders are numbered per prescription: a scenario's RX-9001 gives EO-9001-1, EO-9001-2...
+    rx = env.orderable()
+    env.kit.prescriptions.put("RX-9001", rx.model_copy(update={"id": "RX-9001"}))
+    first = env.call("create_equipment_order", patient_id="PT-0001", prescription_id="RX-9001")
+    assert first["id"] == order_id_for("RX-9001", 1) == "EO-9001-1"
+    env.call("cancel_equipment_order", order_id="EO-9001-1", reason="patient_request")
+    assert env.call("create_equipment_order", patient_id="PT-0001", prescription_id="RX-9001")["id"] == "EO-9001-2"
+    # an id already taken (a scenario record) is skipped
+    env.world.reset()
+    env.kit.prescriptions.put("RX-9001", rx.model_copy(update={"id": "RX-9001"}))
+    env.kit.equipment_orders.put("EO-9001-1", EquipmentOrder(
+        id="EO-9001-1", patient_id="PT-0001", prescription_id="RX-OTHER", item_id=rx.item_id, quantity=1,
+        status="delivered", copay_cents=0))
+    assert env.call("create_equipment_order", patient_id="PT-0001", prescription_id="RX-9001")["id"] == "EO-9001-2"
     env.world.reset()
 
 

@@ -39,6 +39,8 @@ from tools_mock.medical_supply.models import (
     Patient,
     Prescription,
     PrescriptionStatus,
+    copay_for,
+    order_id_for,
 )
 
 FIRST_SLOT_DATE = date(2026, 12, 1)
@@ -265,14 +267,12 @@ class _Builder:
 
     def _order(self, rx: Prescription, status: OrderStatus) -> None:
         rng = self.rng
-        order_id = f"EO-{len(self.orders) + 1:04d}"
+        order_id = order_id_for(rx.id, 1)
         item = self.catalogue[rx.item_id]
         patient = self.patients.get(rx.patient_id)
         plan_id = patient.insurance_plan_id if patient is not None else None
         plan = self.plans.get(plan_id) if plan_id is not None else None
-        percent = plan.coverage_percent.get(item.category, 0) if plan is not None and plan.status == "active" else 0
-        total = item.unit_price_cents * rx.quantity
-        copay = (total * (100 - percent) + 50) // 100
+        _, copay = copay_for(item, rx.quantity, plan)
         slot_id: str | None = None
         delivered_on: str | None = None
         if status == "scheduled":

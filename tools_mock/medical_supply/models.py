@@ -44,6 +44,15 @@ OPEN_ORDER_STATUSES: frozenset[str] = frozenset({"pending", "scheduled"})
 """Statuses of an order that has not been delivered or cancelled yet."""
 
 
+def order_id_for(prescription_id: str, fill: int) -> str:
+    """The id of the ``fill``-th order of a prescription: ``RX-0012``'s second order is ``EO-0012-2``.
+
+    Local to the prescription, so a scenario author knows the id of an order the agent will
+    create (``RX-9001`` → ``EO-9001-1``) without counting the fixture's orders.
+    """
+    return f"EO-{prescription_id.removeprefix('RX-')}-{fill}"
+
+
 class Patient(Record):
     """A patient who receives equipment at home."""
 
@@ -164,3 +173,12 @@ class DispatchConfirmation(BaseModel):
     status: Literal["dispatched"]
     details: str
     instructions: str
+
+
+def copay_for(item: EquipmentItem, quantity: int, plan: InsurancePlan | None) -> tuple[int, int]:
+    """``(coverage percent, copay in cents)`` of ``quantity`` units under ``plan`` (rounded half up)."""
+    percent = 0
+    if plan is not None and plan.status == "active":
+        percent = plan.coverage_percent.get(item.category, 0)
+    total = item.unit_price_cents * quantity
+    return percent, (total * (100 - percent) + 50) // 100

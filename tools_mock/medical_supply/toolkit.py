@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import re
 from datetime import date as Date
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, Field
 
 from envsim.errors import RecordNotFound, RuleViolation
 from envsim.tools import Toolkit, tool
@@ -38,42 +41,34 @@ from tools_mock.medical_supply.models import (
     Patient,
     Prescription,
     PrescriptionStatus,
+    copay_for,
+    order_id_for,
 )
 
 _NON_DIGITS = re.compile(r"\D")
+R = TypeVar("R", bound=BaseModel)
 
 
-def next_id(table: Table[EquipmentOrder] | Table[Dispatch], prefix: str, width: int) -> str:
+def next_id(table: Table[R], prefix: str, width: int) -> str:
     """The first free id ``f"{prefix}{n:0{width}d}"`` after the contiguous run from 1.
 
-    Deterministic (a function of the table's keys only) and O(log n) lookups, where
+    Deterministic (a function of the table's keys only) with O(log n) lookups, where
     ``len(table)`` would scan every row. Equals ``len(table) + 1`` when ids run 1..n.
     """
-
-    def taken(n: int) -> bool:
-        return f"{prefix}{n:0{width}d}" in table
-
-    if not taken(1):
-        return f"{prefix}{1:0{width}d}"
-    low, high = 1, 2  # invariant: low taken, high probed next
-    while taken(high):
+    template = f"{prefix}%0{width}d"
+    get = table.get
+    if get(template % 1) is None:
+        return template % 1
+    low, high = 1, 2  # invariant: id ``low`` taken; ``high`` is probed next
+    while get(template % high) is not None:
         low, high = high, high * 2
-    while high - low > 1:  # low taken, high free
+    while high - low > 1:  # id ``low`` taken, id ``high`` free
         mid = (low + high) // 2
-        if taken(mid):
+        if get(template % mid) is not None:
             low = mid
         else:
             high = mid
-    return f"{prefix}{high:0{width}d}"
-
-
-def copay_for(item: EquipmentItem, quantity: int, plan: InsurancePlan | None) -> tuple[int, int]:
-    """``(coverage percent, copay in cents)`` of ``quantity`` units under ``plan`` (rounded half up)."""
-    percent = 0
-    if plan is not None and plan.status == "active":
-        percent = plan.coverage_percent.get(item.category, 0)
-    total = item.unit_price_cents * quantity
-    return percent, (total * (100 - percent) + 50) // 100
+    return template % high
 
 
 class MedicalSupplyToolkit(HumanHandoff, Toolkit):
@@ -190,7 +185,9 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
     # -- insurance ------------------------------------------------------------------------
 
     @tool()
-    def check_insurance_eligibility(self, patient_id: str, item_id: str, quantity: int = 1) -> Eligibility:
+    def check_insurance_eligibility(
+        self, patient_id: str, item_id: str, quantity: Annotated[int, Field(ge=1, le=100)] = 1
+    ) -> Eligibility:
         """Check whether a patient's insurance covers an item, and the copay in cents.
 
         Args:
@@ -200,8 +197,6 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         """
         patient = self._patient(patient_id)
         item = self.catalogue.require(item_id, "catalogue item")
-        if quantity < 1:
-            raise RuleViolation(f"quantity must be at least 1, got {quantity}")
         plan = self._plan_of(patient)
         percent, copay = copay_for(item, quantity, plan)
         if patient.insurance_plan_id is None:
@@ -237,7 +232,7 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         """Get one equipment order: item, quantity, status, copay and delivery slot.
 
         Args:
-            order_id: The order's id, like EO-0001.
+            order_id: The order's id, like EO-0012-1.
         """
         return self._order(order_id)
 
@@ -261,7 +256,8 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         if rx.refills_left < 1:
             raise RuleViolation(f"prescription {prescription_id} has no refills left; "
                                 "the prescriber must renew it")
-        for other in self.equipment_orders.lookup("prescription_id", prescription_id):
+        previous = self.equipment_orders.lookup("prescription_id", prescription_id)
+        for other in previous:
             if other.status in OPEN_ORDER_STATUSES:
                 raise RuleViolation(f"prescription {prescription_id} already has open order {other.id} "
                                     f"({other.status}); schedule or cancel that order instead")
@@ -270,7 +266,11 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
             raise RuleViolation(f"{item.name} ({item.id}) is out of stock: {item.stock} left, "
                                 f"{rx.quantity} needed")
         _, copay = copay_for(item, rx.quantity, self._plan_of(patient))
-        order_id = next_id(self.equipment_orders, "EO-", 4)
+        fill = len(previous) + 1
+        order_id = order_id_for(prescription_id, fill)
+        while order_id in self.equipment_orders:  # only when a scenario removed an earlier order
+            fill += 1
+            order_id = order_id_for(prescription_id, fill)
         order = EquipmentOrder(
             id=order_id, patient_id=patient_id, prescription_id=prescription_id, item_id=item.id,
             quantity=rx.quantity, status="pending", copay_cents=copay,
@@ -296,7 +296,7 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         """Book the delivery of an order into a slot (re-booking moves it out of its previous slot).
 
         Args:
-            order_id: The order's id, like EO-0001.
+            order_id: The order's id, like EO-0012-1.
             slot_id: The delivery slot's id, like DS-001, from list_delivery_slots.
         """
         order = self._order(order_id)
@@ -323,7 +323,7 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         """Cancel an order that has not been delivered; gives back the stock, the refill and the delivery slot.
 
         Args:
-            order_id: The order's id, like EO-0001.
+            order_id: The order's id, like EO-0012-1.
             reason: Why the order is cancelled.
         """
         order = self._order(order_id)

@@ -6,7 +6,7 @@ cycle through every kind of order (pending, processing, shipped, delivered, deli
 partial refund / a return / an exchange, cancelled before or after capture, cancelled and
 refunded) so that even the small fixture holds each kind, whatever the seed; the rest are drawn
 by weight. So, for every seed: ``#W0001`` pending (payment authorized), ``#W0002`` processing,
-``#W0003`` shipped, ``#W0004`` delivered, ``#W0005`` delivered with one unit refunded, ``#W0006``
+``#W0003`` shipped, ``#W0004`` delivered, ``#W0005`` delivered with one unit (of several) refunded, ``#W0006``
 delivered with a return, ``#W0007`` delivered with an exchange, ``#W0008`` cancelled before
 capture (payment voided), ``#W0009`` cancelled after capture (not refunded yet), ``#W0010``
 cancelled and fully refunded.
@@ -28,7 +28,6 @@ from tools_mock.retail.models import (
     Address,
     Customer,
     Exchange,
-    ItemQuantity,
     LineItem,
     Membership,
     Order,
@@ -144,34 +143,35 @@ def _order(n: int, kind: str, customer: Customer, rng: random.Random, products: 
     chosen = rng.sample(products, rng.choice((1, 1, 2, 2, 3, 4)))
     items = [LineItem(product_id=p.id, name=p.name, unit_price_cents=p.price_cents,
                       quantity=rng.choice((1, 1, 1, 2, 3))) for p in chosen]
+    if kind == "delivered_refunded" and items[0].quantity == 1:  # one unit is refunded: keep the refund partial
+        items[0] = items[0].model_copy(update={"quantity": 2})
     total = sum(i.unit_price_cents * i.quantity for i in items)
-    refunded = 0
     first = items[0]
+    refunded = 0
+    refunded_units: dict[str, int] = {}
+    returned_units: dict[str, int] = {}
+    exchanged_units: dict[str, int] = {}
     if kind == "delivered_refunded":
-        amount = first.unit_price_cents
+        refunded, refunded_units = first.unit_price_cents, {first.product_id: 1}
         state.refunds[f"RF-{num}-1"] = RefundRecord(
-            id=f"RF-{num}-1", order_id=oid, payment_id=f"PAY{n:04d}", amount_cents=amount,
-            reason=rng.choice(REFUND_REASONS), items=(ItemQuantity(product_id=first.product_id, quantity=1),))
-        items[0] = first.model_copy(update={"refunded_qty": 1})
-        refunded = amount
+            id=f"RF-{num}-1", order_id=oid, payment_id=f"PAY{n:04d}", amount_cents=refunded,
+            reason=rng.choice(REFUND_REASONS), items=refunded_units)
     elif kind == "delivered_returned":
+        returned_units = {first.product_id: first.quantity}
         state.returns[f"R-{num}-1"] = ReturnRequest(
-            id=f"R-{num}-1", order_id=oid, items=(ItemQuantity(product_id=first.product_id, quantity=first.quantity),),
-            reason=rng.choice(RETURN_REASONS), status=rng.choice(("requested", "received")))
-        items[0] = first.model_copy(update={"returned_qty": first.quantity})
+            id=f"R-{num}-1", order_id=oid, items=returned_units, reason=rng.choice(RETURN_REASONS),
+            status=rng.choice(("requested", "received")))
     elif kind == "delivered_exchanged":
         family = [p for p in products if p.family == chosen[0].family and p.id != first.product_id]
-        if family:
-            state.exchanges[f"X-{num}-1"] = Exchange(
-                id=f"X-{num}-1", order_id=oid, product_id=first.product_id, new_product_id=rng.choice(family).id,
-                quantity=1, reason="size_or_fit", status="shipped")
-            items[0] = first.model_copy(update={"exchanged_qty": 1})
+        exchanged_units = {first.product_id: 1}
+        state.exchanges[f"X-{num}-1"] = Exchange(
+            id=f"X-{num}-1", order_id=oid, product_id=first.product_id, new_product_id=rng.choice(family).id,
+            quantity=1, reason="size_or_fit", status="shipped")
     elif kind == "cancelled_refunded":
+        refunded, refunded_units = total, {i.product_id: i.quantity for i in items}
         state.refunds[f"RF-{num}-1"] = RefundRecord(
             id=f"RF-{num}-1", order_id=oid, payment_id=f"PAY{n:04d}", amount_cents=total, reason="order_cancelled",
-            items=tuple(ItemQuantity(product_id=i.product_id, quantity=i.quantity) for i in items))
-        items = [i.model_copy(update={"refunded_qty": i.quantity}) for i in items]
-        refunded = total
+            items=refunded_units)
     shipping = customer.address if rng.random() < 0.9 else _address(rng)
     placed = FIRST_DAY + timedelta(days=rng.randrange(365))
     tracking = f"1Z{rng.randrange(10**10):010d}" if status in ("shipped", "delivered") else None
@@ -186,7 +186,8 @@ def _order(n: int, kind: str, customer: Customer, rng: random.Random, products: 
         total_cents=total, shipping_address=shipping, payment_id=f"PAY{n:04d}", tracking_number=tracking,
         cancel_reason=rng.choice(("no_longer_needed", "ordered_by_mistake", "found_better_price"))
         if status == "cancelled" else None,
-        refunded_cents=refunded)
+        refunded_cents=refunded, refunded_units=refunded_units, returned_units=returned_units,
+        exchanged_units=exchanged_units)
 
 
 def generate(seed: int, customers: int, orders: int) -> RetailState:

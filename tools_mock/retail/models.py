@@ -66,30 +66,29 @@ class Product(Record):
 
 
 class ItemQuantity(Record):
-    """A product of an order and a number of units of it."""
+    """A product of an order and a number of units of it (a tool argument)."""
 
     product_id: str = Field(description='Product id of an item of the order, e.g. "P012".')
     quantity: int = Field(default=1, ge=1, description="Number of units (at least 1).")
 
 
 class LineItem(Record):
-    """One line of an order and what has happened to its units since.
-
-    A unit is either exchanged, or kept, returned and/or refunded:
-    ``exchanged_qty + max(returned_qty, refunded_qty) <= quantity``.
-    """
+    """One line of an order, as it was bought."""
 
     product_id: str
     name: str
     unit_price_cents: int
     quantity: int
-    refunded_qty: int = 0
-    returned_qty: int = 0
-    exchanged_qty: int = 0
 
 
 class Order(Record):
-    """An order with its line items; ``total_cents`` is the sum of the lines, ``refunded_cents`` what was paid back."""
+    """An order with its line items and what has happened to their units since.
+
+    ``total_cents`` is the sum of the lines and ``refunded_cents`` what was paid back.
+    ``refunded_units``, ``returned_units`` and ``exchanged_units`` map a product of the order to a
+    positive number of units, in the order of the lines. A unit is either exchanged, or kept,
+    returned and/or refunded: ``exchanged + max(returned, refunded) <= quantity`` per line.
+    """
 
     id: str
     customer_id: str
@@ -102,6 +101,9 @@ class Order(Record):
     tracking_number: str | None = None
     cancel_reason: CancelReason | None = None
     refunded_cents: int = 0
+    refunded_units: dict[str, int] = Field(default_factory=dict)
+    returned_units: dict[str, int] = Field(default_factory=dict)
+    exchanged_units: dict[str, int] = Field(default_factory=dict)
 
 
 class Payment(Record):
@@ -117,22 +119,22 @@ class Payment(Record):
 
 
 class Refund(Record):
-    """Money paid back on an order's payment, for some of its units."""
+    """Money paid back on an order's payment, for some of its units (``items``: product id -> units)."""
 
     id: str
     order_id: str
     payment_id: str
     amount_cents: int
     reason: RefundReason
-    items: tuple[ItemQuantity, ...]
+    items: dict[str, int]
 
 
 class ReturnRequest(Record):
-    """Units of a delivered order that the customer sends back."""
+    """Units of a delivered order that the customer sends back (``items``: product id -> units)."""
 
     id: str
     order_id: str
-    items: tuple[ItemQuantity, ...]
+    items: dict[str, int]
     reason: ReturnReason
     status: ReturnStatus = "requested"
 

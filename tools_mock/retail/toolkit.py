@@ -39,7 +39,6 @@ from tools_mock.retail.models import (
     Exchange,
     ExchangeReason,
     ItemQuantity,
-    LineItem,
     Order,
     OrderStatus,
     Payment,
@@ -130,6 +129,20 @@ def normalize_phone(phone: str) -> str:
     return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
 
 
+def _in_line_order(order: Order, counts: dict[str, int], more: dict[str, int] | None = None) -> dict[str, int]:
+    """``counts`` (plus ``more``) per product, positive entries only, in the order of the lines.
+
+    Keeping one order makes equal states serialise (and hash) equally, whatever the order of the calls.
+    """
+    out: dict[str, int] = {}
+    for line in order.items:
+        pid = line.product_id
+        n = counts.get(pid, 0) + more.get(pid, 0) if more is not None else counts.get(pid, 0)
+        if n > 0:
+            out[pid] = n
+    return out
+
+
 def _words(text: str) -> str:
     return " ".join(text.split()).title()
 
@@ -159,8 +172,12 @@ class RetailToolkit(HumanHandoff, Toolkit):
 
     @staticmethod
     def _next_id(table: Table[Refund] | Table[ReturnRequest] | Table[Exchange], prefix: str, order_id: str) -> str:
-        """``{prefix}-W0042-{n}``: numbered per order, so it does not depend on what happened to other orders."""
-        n = len(table.lookup("order_id", order_id)) + 1
+        """``{prefix}-W0042-{n}``: numbered per order, so it does not depend on what happened to other orders.
+
+        The first free number is found by probing keys (an order has few such records), which
+        costs the same whatever the number of records in the table or changed in the episode.
+        """
+        n = 1
         while f"{prefix}-{order_id[1:]}-{n}" in table:
             n += 1
         return f"{prefix}-{order_id[1:]}-{n}"
@@ -191,30 +208,28 @@ class RetailToolkit(HumanHandoff, Toolkit):
         return payment
 
     def _refund(self, order: Order, payment: Payment, wanted: dict[str, int], reason: RefundReason) -> RefundResult:
-        lines: list[LineItem] = []
-        refunded: list[ItemQuantity] = []
+        done, exchanged = order.refunded_units, order.exchanged_units
         amount = 0
         for line in order.items:
-            quantity = wanted.get(line.product_id, 0)
+            pid = line.product_id
+            quantity = wanted.get(pid, 0)
             if quantity:
-                left = line.quantity - line.exchanged_qty - line.refunded_qty
+                left = line.quantity - exchanged.get(pid, 0) - done.get(pid, 0)
                 if quantity > left:
                     raise RuleViolation(
-                        f"only {left} unit(s) of {line.product_id} in order {order.id} can still be refunded "
-                        f"(bought {line.quantity}, refunded {line.refunded_qty}, exchanged {line.exchanged_qty})")
+                        f"only {left} unit(s) of {pid} in order {order.id} can still be refunded "
+                        f"(bought {line.quantity}, refunded {done.get(pid, 0)}, exchanged {exchanged.get(pid, 0)})")
                 amount += quantity * line.unit_price_cents
-                refunded.append(ItemQuantity(product_id=line.product_id, quantity=quantity))
-                line = line.model_copy(update={"refunded_qty": line.refunded_qty + quantity})
-            lines.append(line)
         total = order.refunded_cents + amount
         if total > payment.amount_cents:  # cannot happen while the invariants hold; never pay back more anyway
             raise RuleViolation(f"refunding {amount} cents would exceed the {payment.amount_cents} cents captured "
                                 f"for order {order.id}")
         refund_id = self._next_id(self.refunds, "RF", order.id)
         refund = Refund(id=refund_id, order_id=order.id, payment_id=payment.id, amount_cents=amount, reason=reason,
-                        items=tuple(refunded))
+                        items=_in_line_order(order, wanted))
         self.refunds.put(refund_id, refund)
-        self.orders.put(order.id, order.model_copy(update={"items": tuple(lines), "refunded_cents": total}))
+        self.orders.put(order.id, order.model_copy(update={"refunded_units": _in_line_order(order, done, wanted),
+                                                           "refunded_cents": total}))
         return RefundResult(refund=refund, order_refunded_cents=total,
                             refundable_left_cents=payment.amount_cents - total)
 
@@ -353,10 +368,10 @@ class RetailToolkit(HumanHandoff, Toolkit):
         """
         order = self._order(order_id)
         payment = self._captured_payment(order)
+        done, exchanged = order.refunded_units, order.exchanged_units
         wanted = {line.product_id: left for line in order.items
-                  if (left := line.quantity - line.exchanged_qty - line.refunded_qty) > 0}
+                  if (left := line.quantity - exchanged.get(line.product_id, 0) - done.get(line.product_id, 0)) > 0}
         if not wanted:
-            exchanged = any(line.exchanged_qty for line in order.items)
             note = " (exchanged units cannot be refunded)" if exchanged else ""
             raise RuleViolation(f"order {order.id} is {order.status} and already fully refunded{note}")
         return self._refund(order, payment, wanted, reason)
@@ -388,23 +403,19 @@ class RetailToolkit(HumanHandoff, Toolkit):
             hint = "; cancel it instead" if order.status in ("pending", "processing") else ""
             raise RuleViolation(f"order {order.id} is {order.status}; only delivered orders can be returned{hint}")
         wanted = self._wanted(order, items)
-        lines: list[LineItem] = []
-        returned: list[ItemQuantity] = []
+        done, exchanged = order.returned_units, order.exchanged_units
         for line in order.items:
-            quantity = wanted.get(line.product_id, 0)
-            if quantity:
-                left = line.quantity - line.exchanged_qty - line.returned_qty
-                if quantity > left:
-                    raise RuleViolation(
-                        f"only {left} unit(s) of {line.product_id} in order {order.id} can still be returned "
-                        f"(bought {line.quantity}, returned {line.returned_qty}, exchanged {line.exchanged_qty})")
-                returned.append(ItemQuantity(product_id=line.product_id, quantity=quantity))
-                line = line.model_copy(update={"returned_qty": line.returned_qty + quantity})
-            lines.append(line)
+            pid = line.product_id
+            quantity = wanted.get(pid, 0)
+            left = line.quantity - exchanged.get(pid, 0) - done.get(pid, 0)
+            if quantity > left:
+                raise RuleViolation(
+                    f"only {left} unit(s) of {pid} in order {order.id} can still be returned "
+                    f"(bought {line.quantity}, returned {done.get(pid, 0)}, exchanged {exchanged.get(pid, 0)})")
         return_id = self._next_id(self.returns, "R", order.id)
-        request = ReturnRequest(id=return_id, order_id=order.id, items=tuple(returned), reason=reason)
+        request = ReturnRequest(id=return_id, order_id=order.id, items=_in_line_order(order, wanted), reason=reason)
         self.returns.put(return_id, request)
-        self.orders.put(order.id, order.model_copy(update={"items": tuple(lines)}))
+        self.orders.put(order.id, order.model_copy(update={"returned_units": _in_line_order(order, done, wanted)}))
         return request
 
     @tool(write=True)
@@ -425,11 +436,10 @@ class RetailToolkit(HumanHandoff, Toolkit):
         if quantity < 1:
             raise InvalidArgument("quantity must be at least 1")
         pid, new_pid = product_id.strip().upper(), new_product_id.strip().upper()
-        index = next((i for i, line in enumerate(order.items) if line.product_id == pid), None)
-        if index is None:
+        line = next((line for line in order.items if line.product_id == pid), None)
+        if line is None:
             raise RuleViolation(f"product {pid!r} is not an item of order {order.id}; "
                                 f"its items are {', '.join(line.product_id for line in order.items)}")
-        line = order.items[index]
         old = self.products.require(pid, "product")
         new = self.products.require(new_pid, "product")
         if new.id == old.id:
@@ -437,17 +447,18 @@ class RetailToolkit(HumanHandoff, Toolkit):
         if new.family != old.family:
             raise RuleViolation(f"{new.id} ({new.family}) is not a variant of {old.id} ({old.family}); "
                                 "exchanges are only for another variant of the same product")
-        left = line.quantity - line.exchanged_qty - max(line.returned_qty, line.refunded_qty)
+        exchanged, returned, refunded = (order.exchanged_units.get(pid, 0), order.returned_units.get(pid, 0),
+                                         order.refunded_units.get(pid, 0))
+        left = line.quantity - exchanged - max(returned, refunded)
         if quantity > left:
             raise RuleViolation(
                 f"only {left} unit(s) of {pid} in order {order.id} can still be exchanged (bought {line.quantity}, "
-                f"exchanged {line.exchanged_qty}, returned {line.returned_qty}, refunded {line.refunded_qty})")
+                f"exchanged {exchanged}, returned {returned}, refunded {refunded})")
         if new.stock < quantity:
             raise RuleViolation(f"{new.id} ({new.name}) has {new.stock} unit(s) in stock, {quantity} needed")
         self.products.put(new.id, new.model_copy(update={"stock": new.stock - quantity}))
-        items = list(order.items)
-        items[index] = line.model_copy(update={"exchanged_qty": line.exchanged_qty + quantity})
-        self.orders.put(order.id, order.model_copy(update={"items": tuple(items)}))
+        units = _in_line_order(order, order.exchanged_units, {pid: quantity})
+        self.orders.put(order.id, order.model_copy(update={"exchanged_units": units}))
         exchange_id = self._next_id(self.exchanges, "X", order.id)
         exchange = Exchange(id=exchange_id, order_id=order.id, product_id=pid, new_product_id=new.id,
                             quantity=quantity, reason=reason)
@@ -499,13 +510,13 @@ class RetailToolkit(HumanHandoff, Toolkit):
             refunded[refund.order_id] = refunded.get(refund.order_id, 0) + refund.amount_cents
             if refund.amount_cents <= 0:
                 out.append(f"refund {refund.id} has a non-positive amount")
-            for item in refund.items:
-                key = ("refunded", refund.order_id, item.product_id)
-                units[key] = units.get(key, 0) + item.quantity
+            for pid, n in refund.items.items():
+                key = ("refunded", refund.order_id, pid)
+                units[key] = units.get(key, 0) + n
         for ret in self.returns.values():
-            for item in ret.items:
-                key = ("returned", ret.order_id, item.product_id)
-                units[key] = units.get(key, 0) + item.quantity
+            for pid, n in ret.items.items():
+                key = ("returned", ret.order_id, pid)
+                units[key] = units.get(key, 0) + n
         for exchange in self.exchanges.values():
             key = ("exchanged", exchange.order_id, exchange.product_id)
             units[key] = units.get(key, 0) + exchange.quantity
@@ -544,21 +555,30 @@ class RetailToolkit(HumanHandoff, Toolkit):
             out.append(f"order {oid} records {order.refunded_cents} cents refunded but its refunds sum to {refunded}")
         if refunded > captured:
             out.append(f"refunds of order {oid} ({refunded}) exceed its captured payment ({captured})")
-        by_lines = sum(line.refunded_qty * line.unit_price_cents for line in order.items)
-        if by_lines != order.refunded_cents:
-            out.append(f"order {oid} refunded units are worth {by_lines} cents, not {order.refunded_cents}")
+        prices = {line.product_id: line.unit_price_cents for line in order.items}
+        by_units = sum(prices.get(pid, 0) * n for pid, n in order.refunded_units.items())
+        if by_units != order.refunded_cents:
+            out.append(f"order {oid} refunded units are worth {by_units} cents, not {order.refunded_cents}")
+        for kind, counts in (("refunded", order.refunded_units), ("returned", order.returned_units),
+                             ("exchanged", order.exchanged_units)):
+            for pid, n in counts.items():
+                if pid not in prices:
+                    out.append(f"order {oid} has {kind} units of {pid}, which is not one of its items")
+                elif n <= 0:
+                    out.append(f"order {oid} has {n} {kind} units of {pid}")
+            for pid in prices:
+                counted, marked = units.pop((kind, oid, pid), 0), counts.get(pid, 0)
+                if counted != marked:
+                    out.append(f"order {oid} line {pid}: {marked} units marked {kind}, records say {counted}")
         for line in order.items:
             pid = line.product_id
-            if min(line.quantity, line.refunded_qty, line.returned_qty, line.exchanged_qty) < 0 or line.quantity == 0:
-                out.append(f"order {oid} line {pid} has a zero or negative quantity")
-            if line.exchanged_qty + max(line.returned_qty, line.refunded_qty) > line.quantity:
-                out.append(f"order {oid} line {pid}: exchanged {line.exchanged_qty} + returned/refunded "
-                           f"{max(line.returned_qty, line.refunded_qty)} > bought {line.quantity}")
-            for kind, recorded in (("refunded", line.refunded_qty), ("returned", line.returned_qty),
-                                   ("exchanged", line.exchanged_qty)):
-                counted = units.pop((kind, oid, pid), 0)
-                if counted != recorded:
-                    out.append(f"order {oid} line {pid}: {recorded} units marked {kind}, records say {counted}")
+            exchanged = order.exchanged_units.get(pid, 0)
+            kept = max(order.returned_units.get(pid, 0), order.refunded_units.get(pid, 0))
+            if line.quantity <= 0:
+                out.append(f"order {oid} line {pid} has a quantity of {line.quantity}")
+            if exchanged + kept > line.quantity:
+                out.append(f"order {oid} line {pid}: exchanged {exchanged} + returned/refunded {kept} "
+                           f"> bought {line.quantity}")
         return out
 
 
