@@ -4,6 +4,7 @@
 - the world's records fit their tables;
 - every tool it names exists (with a "did you mean");
 - the expected actions replay without error on the initial world;
+- fact keys are unique;
 - there is something to check (criteria are not empty) and every weighted component has
   criteria;
 - escalation settings agree with the expected actions.
@@ -38,6 +39,7 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
             load_persona(scenario.user.persona.ref)
         except UnknownNameError as err:
             problems.append((("user", "persona", "ref"), str(err), False))
+    problems.extend(_lint_facts(scenario))
     problems.extend(_lint_criteria(scenario))
     if any(loc[0] == "toolkits" for loc, _, _ in problems):
         return problems
@@ -50,7 +52,7 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
         problems.append((("world", "fixture"), str(err), False))
         return problems
     except OverrideError as err:
-        problems.append((("world", *err.loc), str(err), False))
+        problems.append((("world", *err.loc), str(err), err.at_key))
         return problems
     session = runtime.session()
     tools = session.tools
@@ -85,6 +87,17 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
             if pattern.matches(action.name, action.arguments):
                 problems.append((("expected", "forbidden_actions", i),
                                  f"forbidden action {pattern.name} is also an expected action", False))
+    return problems
+
+
+def _lint_facts(scenario: Scenario) -> list[LintProblem]:
+    first: dict[str, int] = {}
+    problems: list[LintProblem] = []
+    for i, fact in enumerate(scenario.user.facts):
+        if fact.key in first:
+            problems.append((("user", "facts", i, "key"),
+                             f"fact key {fact.key!r} appears twice (first at user.facts.{first[fact.key]})", False))
+        first.setdefault(fact.key, i)
     return problems
 
 

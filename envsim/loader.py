@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from envsim.errors import Problem, ScenarioError
 from envsim.scenario import Scenario
-from envsim.suggest import did_you_mean
+from envsim.suggest import closest, did_you_mean
 from envsim.yamlsource import Loc, YamlDocument, load_yaml, load_yaml_text
 
 
@@ -82,10 +82,35 @@ def _literal_values(model: type[BaseModel], loc: Loc) -> list[str]:
     return values
 
 
+_PATTERN_WORDS = {
+    r"^[A-Z][A-Za-z0-9]*$": "must be CamelCase (a capital letter, then letters and digits only)",
+    r"^[a-z][a-z0-9_]*$": "must be snake_case (a lower-case letter, then lower-case letters, digits and _)",
+}
+"""Plain words for the schema's string patterns (a regex is no message for a scenario author)."""
+
+
+def _misspelt(errors: list[Any], model: type[BaseModel]) -> set[Loc]:
+    """Locations of missing fields that an unknown key beside them is a misspelling of."""
+    meant: set[Loc] = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            loc = tuple(e["loc"])
+            match = closest(str(loc[-1]), allowed_keys(model, loc[:-1]))
+            if match is not None:
+                meant.add((*loc[:-1], match))
+    return meant
+
+
 def problems_from_validation(doc: YamlDocument, err: ValidationError, model: type[BaseModel]) -> list[Problem]:
-    """Turn pydantic's errors into located problems with suggestions."""
+    """Turn pydantic's errors into located problems with suggestions.
+
+    A required field reported missing because its key is misspelt is reported once, as the
+    unknown key with its "did you mean".
+    """
     problems: list[Problem] = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    misspelt = _misspelt(errors, model)
+    for e in errors:
         loc: Loc = tuple(e["loc"])
         kind = e["type"]
         if loc and loc[-1] == "[key]":  # an invalid key of a dict
@@ -99,7 +124,12 @@ def problems_from_validation(doc: YamlDocument, err: ValidationError, model: typ
             choices = allowed_keys(model, loc[:-1])
             problems.append(doc.problem(loc, f"unknown field{did_you_mean(name, choices)}", key=True))
         elif kind == "missing":
-            problems.append(doc.problem(loc, "required field is missing", key=True))
+            if loc not in misspelt:
+                problems.append(doc.problem(loc, "required field is missing", key=True))
+        elif kind == "string_pattern_mismatch":
+            pattern = str(e.get("ctx", {}).get("pattern", ""))
+            words = _PATTERN_WORDS.get(pattern, f"must match the pattern {pattern!r}")
+            problems.append(doc.problem(loc, f"{words}, got {e.get('input')!r}"))
         elif kind == "literal_error":
             given = str(e.get("input"))
             message = e["msg"]
@@ -120,7 +150,8 @@ def _raise(problems: list[Problem]) -> None:
 def validate_document(doc: YamlDocument, *, lint: bool = True) -> Scenario:
     """Validate a parsed document as a scenario (and lint it unless ``lint=False``)."""
     if not isinstance(doc.data, dict):
-        _raise([doc.problem((), "a scenario file must be a mapping of fields (id, domain, ...)", field="")])
+        empty = "the file is empty: " if doc.data is None else ""
+        _raise([doc.problem((), f"{empty}a scenario file must be a mapping of fields (id, domain, ...)", field="")])
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as err:

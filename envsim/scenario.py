@@ -26,7 +26,7 @@ A minimal scenario::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -106,16 +106,6 @@ class UserSpec(StrictModel):
     nudges: list[str] = Field(default_factory=list, description="Lines the user says when the agent does not help.")
     persona: PersonaSpec = Field(default_factory=lambda: PersonaSpec(ref="calm"), description="The user's persona.")
 
-    @field_validator("facts")
-    @classmethod
-    def _unique_keys(cls, facts: list[Fact]) -> list[Fact]:
-        seen: set[str] = set()
-        for fact in facts:
-            if fact.key in seen:
-                raise ValueError(f"fact key {fact.key!r} appears twice")
-            seen.add(fact.key)
-        return facts
-
 
 class ToolCallSpec(StrictModel):
     """A tool call the correct agent makes."""
@@ -160,16 +150,13 @@ class Expected(StrictModel):
 class RewardSpec(StrictModel):
     """How the reward components are weighted (normalised by their sum)."""
 
-    weights: dict[RewardComponentName, float] = Field(
+    weights: dict[RewardComponentName, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS), description="Weight per reward component."
     )
 
     @field_validator("weights")
     @classmethod
-    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
-        for name, w in weights.items():
-            if w < 0:
-                raise ValueError(f"weight of {name} must be >= 0")
+    def _not_all_zero(cls, weights: dict[str, float]) -> dict[str, float]:
         if weights and sum(weights.values()) <= 0:
             raise ValueError("weights must not all be 0")
         return weights

@@ -81,8 +81,9 @@ def fixture_world(toolkit: str, fixture: str, seed: int) -> World:
 class OverrideError(ValueError):
     """An override or inline record that does not fit its table; ``loc`` points at it."""
 
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+    def __init__(self, loc: tuple[str | int, ...], message: str, *, at_key: bool = False) -> None:
         self.loc = loc
+        self.at_key = at_key
         super().__init__(message)
 
 
@@ -97,7 +98,7 @@ def apply_records(world: World, records: Mapping[str, Mapping[str, Any]], record
         record_type = record_types.get(table_name)
         if record_type is None:
             raise OverrideError((where, table_name), f"unknown table{did_you_mean(table_name, record_types)}; "
-                                f"tables: {', '.join(record_types)}")
+                                f"tables: {', '.join(record_types)}", at_key=True)
         table = world.table(table_name, record_type)
         if not isinstance(rows, Mapping):
             raise OverrideError((where, table_name), "expected a mapping of record id to record")
@@ -114,7 +115,8 @@ def apply_records(world: World, records: Mapping[str, Mapping[str, Any]], record
                 table.put(key, record_type.model_validate(data))
             except ValidationError as err:
                 first = err.errors(include_url=False)[0]
-                raise OverrideError((where, table_name, key, *first["loc"]), first["msg"]) from None
+                message = "required field is missing" if first["type"] == "missing" else first["msg"]
+                raise OverrideError((where, table_name, key, *first["loc"]), message) from None
 
 
 def build_world(toolkits: tuple[str, ...], fixture: str | None, seed: int,

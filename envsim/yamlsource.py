@@ -89,14 +89,52 @@ def _index(node: yaml.Node, loc: Loc, doc: YamlDocument) -> None:
             _index(item, (*loc, i), doc)
 
 
+def _token_before(text: str, mark: yaml.Mark) -> yaml.Token | None:
+    """The last token the scanner produced before ``mark`` (None when it cannot tell)."""
+    previous = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if (token.start_mark.line, token.start_mark.column) >= (mark.line, mark.column):
+                break
+            previous = token
+    except yaml.YAMLError:
+        pass
+    return previous
+
+
+def _explain(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """``(line, column, message)`` of a YAML error, in plain words for the usual mistakes."""
+    problem = str(err.problem or "")
+    context = str(err.context or "")
+    mark = err.problem_mark or err.context_mark
+    if context == "while scanning a quoted scalar" and "end of stream" in problem and err.context_mark is not None:
+        mark = err.context_mark
+        message = "unclosed quote: the string that starts here is never closed"
+    elif "character '\\t'" in problem:
+        message = "a tab character cannot indent YAML; use spaces"
+    elif problem.startswith("expected <block end>") and err.problem_mark is not None:
+        before = _token_before(text, err.problem_mark)
+        if (isinstance(before, yaml.ScalarToken) and before.style in ('"', "'")
+                and before.end_mark.line > before.start_mark.line):
+            mark = before.start_mark
+            message = f"unclosed quote: the string that starts here runs on to line {before.end_mark.line + 1}"
+        elif "<block mapping start>" in problem or "<block sequence start>" in problem:
+            block = "mapping" if "mapping" in problem else "list"
+            message = f"bad indentation: this line does not line up with any {block} above it"
+        else:
+            message = " ".join(x for x in (context, problem) if x)
+    else:
+        message = " ".join(x for x in (context, problem) if x)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return line, col, message
+
+
 def _parse(text: str, path: Path | None) -> YamlDocument:
     try:
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(str(x) for x in (err.context, err.problem) if x)
+        line, col, message = _explain(err, text)
         raise ScenarioError([Problem(path, line, col, "", f"invalid YAML: {message}")]) from None
     except yaml.YAMLError as err:
         raise ScenarioError([Problem(path, 1, 1, "", f"invalid YAML: {err}")]) from None
@@ -114,7 +152,15 @@ def load_yaml_text(text: str, path: Path | None = None) -> YamlDocument:
 def load_yaml(path: Path) -> YamlDocument:
     """Parse a YAML file; unreadable files raise :class:`ScenarioError` too."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        raw = path.read_bytes()
+    except OSError as err:
         raise ScenarioError([Problem(path, 1, 1, "", f"cannot read file: {err}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        line = raw.count(b"\n", 0, err.start) + 1
+        col = len(raw[line_start:err.start].decode("utf-8", errors="replace")) + 1
+        message = f"cannot read file: byte 0x{raw[err.start]:02x} is not valid UTF-8 (save the file as UTF-8)"
+        raise ScenarioError([Problem(path, line, col, "", message)]) from None
     return _parse(text, path)

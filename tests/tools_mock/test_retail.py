@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from envsim.toolkits import build_world, get_toolkit
 from envsim.tools import ToolRegistry, ToolResult
 from envsim.world import World
 from tools_mock.retail import RetailToolkit
@@ -312,6 +313,11 @@ def test_cancel_processing_order_leaves_a_refund_due(registry: ToolRegistry, kit
     result = ok(registry, "cancel_order", order_id="#W0002", reason="no_longer_needed")
     assert result["payment"]["status"] == "captured"
     assert result["refund_due_cents"] == order(kit, "#W0002").total_cents
+    owner = order(kit, "#W0002").customer_id  # look-ups see the change (indexes + this episode's changes)
+    cancelled = ok(registry, "list_customer_orders", customer_id=owner, status="cancelled")
+    assert "#W0002" in {o["order_id"] for o in cancelled}
+    refund = ok(registry, "refund_order", order_id="#W0002", reason="order_cancelled")["refund"]
+    assert ok(registry, "get_order", order_id="#W0002")["refunds"] == [refund]
 
 
 def test_cancel_order_misuse(registry: ToolRegistry, world: World) -> None:
@@ -548,19 +554,28 @@ def test_invariants_hold_after_many_operations(default_base: World) -> None:
     kit = RetailToolkit(world)
     registry = ToolRegistry([kit])
     base_hash = world.state_hash()
+    succeeded: dict[str, int] = {}
+
+    def call(name: str, args: dict[str, Any]) -> None:
+        if registry.call(name, args).ok:
+            succeeded[name] = succeeded.get(name, 0) + 1
+
     for o in list(kit.orders.values())[:300]:
         if o.status in ("pending", "processing"):
-            registry.call("cancel_order", {"order_id": o.id, "reason": "no_longer_needed"})
-            registry.call("refund_order", {"order_id": o.id, "reason": "order_cancelled"})
+            call("cancel_order", {"order_id": o.id, "reason": "no_longer_needed"})
+            call("refund_order", {"order_id": o.id, "reason": "order_cancelled"})
         elif o.status == "delivered":
-            first = o.items[0].product_id
-            registry.call("create_return", {"order_id": o.id, "items": [{"product_id": first}], "reason": "other"})
-            sibling = next(p.id for p in kit.products.lookup("family", product(kit, first).family) if p.id != first)
-            registry.call("exchange_item", {"order_id": o.id, "product_id": o.items[-1].product_id,
-                                            "new_product_id": sibling, "reason": "color"})
-            registry.call("refund_items", {"order_id": o.id, "items": [{"product_id": first}], "reason": "returned"})
-            registry.call("refund_order", {"order_id": o.id, "reason": "goodwill"})
-        registry.call("refund_order", {"order_id": o.id, "reason": "other"})  # mostly refused
+            first, last = o.items[0].product_id, o.items[-1].product_id
+            call("create_return", {"order_id": o.id, "items": [{"product_id": first}], "reason": "other"})
+            siblings = kit.products.lookup("family", product(kit, last).family)
+            sibling = max((p for p in siblings if p.id != last), key=lambda p: p.stock)
+            call("exchange_item", {"order_id": o.id, "product_id": last, "new_product_id": sibling.id,
+                                   "reason": "color"})
+            call("refund_items", {"order_id": o.id, "items": [{"product_id": first}], "reason": "returned"})
+            call("refund_order", {"order_id": o.id, "reason": "goodwill"})
+        call("refund_order", {"order_id": o.id, "reason": "other"})  # mostly refused
+    assert min(succeeded.get(name, 0) for name in ("cancel_order", "create_return", "exchange_item", "refund_items",
+                                                    "refund_order")) >= 20, succeeded
     assert world.state_hash() != base_hash
     assert kit.check_invariants() == []
     world.reset()
@@ -576,6 +591,15 @@ def test_check_invariants_reports_violations(kit: RetailToolkit) -> None:
     assert any("negative stock" in m for m in messages)
     assert any("#W0009" in m and "refunds sum to 0" in m for m in messages)
     assert any("#W0009" in m and "refunded units are worth" in m for m in messages)
+
+
+def test_registered_toolkit_and_overrides() -> None:
+    assert get_toolkit("retail") is RetailToolkit
+    world = build_world(("retail",), "small", SEED, None, {"orders": {"#W0003": {"status": "delivered"}}})
+    registry = ToolRegistry([RetailToolkit(world)])
+    assert ok(registry, "get_order", order_id="#W0003")["order"]["status"] == "delivered"
+    assert ok(registry, "refund_order", order_id="#W0003", reason="late_delivery")["refundable_left_cents"] == 0
+    assert registry.check_invariants() == []
 
 
 # ----------------------------------------------------------------------------- speed
