@@ -92,7 +92,7 @@ def _one_call(item: Any) -> ToolCall | str:
 
 
 def _from_dict(data: dict[str, Any], raw: str) -> Action:
-    if "tool_calls" in data and data["tool_calls"]:
+    if data.get("tool_calls"):
         items = data["tool_calls"]
         if not isinstance(items, list):
             return Malformed(raw, "'tool_calls' must be a list")
@@ -110,7 +110,7 @@ def _from_dict(data: dict[str, Any], raw: str) -> Action:
     content = data.get("content")
     if isinstance(content, str):
         return Message(content)
-    return Malformed(raw, "expected a tool call {\"name\": ..., \"arguments\": {...}} or an assistant message")
+    return Malformed(raw, 'expected a tool call {"name": ..., "arguments": {...}} or an assistant message')
 
 
 def parse_action(action: Any) -> Action:

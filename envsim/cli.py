@@ -19,8 +19,12 @@ from rich.table import Table
 
 from envsim.errors import EnvsimError, ScenarioError
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  help="Simulated enterprise environments for training and evaluating LLM agents.")
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="Simulated enterprise environments for training and evaluating LLM agents.",
+)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -69,20 +73,46 @@ def list_scenarios(as_json: JsonFlag = False) -> None:
     from envsim.loader import load_scenario
     from envsim.registration import discover
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for scenario_id, (path, max_turns) in sorted(discover().items()):
         try:
             s = load_scenario(path, lint=False)
-            rows.append({"id": scenario_id, "gym_id": s.gym_id, "domain": s.domain, "toolkits": s.toolkits,
-                         "escalation": s.expected.escalation, "max_turns": max_turns, "tags": s.tags,
-                         "file": str(path)})
+            rows.append(
+                {
+                    "id": scenario_id,
+                    "gym_id": s.gym_id,
+                    "domain": s.domain,
+                    "toolkits": s.toolkits,
+                    "escalation": s.expected.escalation,
+                    "max_turns": max_turns,
+                    "tags": s.tags,
+                    "file": str(path),
+                }
+            )
         except ScenarioError as error:
-            rows.append({"id": scenario_id, "gym_id": "", "domain": "", "toolkits": [], "escalation": "",
-                         "max_turns": max_turns, "tags": [], "file": str(path), "error": str(error.problems[0])})
+            rows.append(
+                {
+                    "id": scenario_id,
+                    "gym_id": "",
+                    "domain": "",
+                    "toolkits": [],
+                    "escalation": "",
+                    "max_turns": max_turns,
+                    "tags": [],
+                    "file": str(path),
+                    "error": str(error.problems[0]),
+                }
+            )
     table = Table("id", "domain", "toolkits", "escalation", "turns", "tags")
     for r in rows:
-        table.add_row(r["id"], r["domain"] or "[red]invalid[/red]", ",".join(r["toolkits"]), r["escalation"],
-                      str(r["max_turns"]), ",".join(r["tags"]))
+        table.add_row(
+            r["id"],
+            r["domain"] or "[red]invalid[/red]",
+            ",".join(r["toolkits"]),
+            r["escalation"],
+            str(r["max_turns"]),
+            ",".join(r["tags"]),
+        )
     out.print(table)
     out.print(f"{len(rows)} scenarios")
     if as_json:
@@ -157,8 +187,16 @@ def run(
     success = sum(r >= 1.0 for r in rewards) / len(rewards)
     out.print(f"{len(rewards)} episodes, mean reward {mean:.3f}, success {success:.1%}, {wall:.2f}s")
     if as_json:
-        _emit_json({"episodes": len(rewards), "mean_reward": mean, "success_rate": success,
-                    "end_reasons": dict(ends), "per_scenario": per_scenario, "wall_seconds": wall})
+        _emit_json(
+            {
+                "episodes": len(rewards),
+                "mean_reward": mean,
+                "success_rate": success,
+                "end_reasons": dict(ends),
+                "per_scenario": per_scenario,
+                "wall_seconds": wall,
+            }
+        )
 
 
 @app.command()
@@ -197,7 +235,7 @@ def play(
             out.print(json.dumps(env.session.world.changed(), indent=2), markup=False)
             continue
         if line.startswith("/call "):
-            name, _, args = line[len("/call "):].strip().partition(" ")
+            name, _, args = line[len("/call ") :].strip().partition(" ")
             try:
                 line = json.dumps({"name": name, "arguments": json.loads(args) if args.strip() else {}})
             except json.JSONDecodeError as error:

@@ -55,8 +55,9 @@ class ScenarioEnv(gym.Env[str, str]):
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's convention
 
-    def __init__(self, scenario: Scenario | str | Path, *, user: UserSimulator | None = None,
-                 render_mode: str | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario | str | Path, *, user: UserSimulator | None = None, render_mode: str | None = None
+    ) -> None:
         from envsim.registration import load_registered
 
         self.scenario = scenario if isinstance(scenario, Scenario) else load_registered(scenario)
@@ -70,8 +71,9 @@ class ScenarioEnv(gym.Env[str, str]):
         self.user = user or ScriptedUser()
         self.rubric = Rubric.for_scenario(self.scenario)
         self._reward_context = RewardContext(self.runtime)
-        self._system_prompt = render("agent_system.j2", domain=self.scenario.domain,
-                                     guidelines=self.scenario.agent.guidelines)
+        self._system_prompt = render(
+            "agent_system.j2", domain=self.scenario.domain, guidelines=self.scenario.agent.guidelines
+        )
         self._tools = self.session.tools.schemas()
         self._messages: list[dict[str, Any]] = []
         self._calls: list[ToolCallRecord] = []
@@ -129,7 +131,7 @@ class ScenarioEnv(gym.Env[str, str]):
             self.render()
         return observation, reward, terminated, False, info
 
-    def render(self) -> str | None:  # type: ignore[override]
+    def render(self) -> str | None:
         """``ansi``: the transcript so far as text; ``human``: print it and return ``None``."""
         if self.render_mode is None:
             return None
@@ -169,32 +171,47 @@ class ScenarioEnv(gym.Env[str, str]):
 
     def _run_tools(self, parsed: ToolCalls) -> tuple[str, bool]:
         ids = [call.id or f"call_{self._turn}_{i}" for i, call in enumerate(parsed.calls)]
-        self._messages.append({
-            "role": "assistant",
-            "content": parsed.content or None,
-            "tool_calls": [
-                {"id": call_id, "type": "function",
-                 "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
-                for call_id, call in zip(ids, parsed.calls, strict=True)
-            ],
-        })
+        self._messages.append(
+            {
+                "role": "assistant",
+                "content": parsed.content or None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+                    }
+                    for call_id, call in zip(ids, parsed.calls, strict=True)
+                ],
+            }
+        )
         contents: list[str] = []
         ended = False
         for call_id, call in zip(ids, parsed.calls, strict=True):
             if ended:
-                result = ToolResult(call.name, False, error_content("not_executed", "the episode had already ended"),
-                                    "not_executed")
+                result = ToolResult(
+                    call.name, False, error_content("not_executed", "the episode had already ended"), "not_executed"
+                )
             elif call.error is not None:
-                result = ToolResult(call.name, False, error_content("invalid_arguments", call.error),
-                                    "invalid_arguments")
+                result = ToolResult(
+                    call.name, False, error_content("invalid_arguments", call.error), "invalid_arguments"
+                )
             else:
                 result = self.session.tools.call(call.name, call.arguments)
             flags = result.flags
-            self._calls.append(ToolCallRecord(
-                turn=self._turn, id=call_id, name=call.name, arguments=call.arguments, ok=result.ok,
-                error_type=result.error_type, write=flags.write, escalation=flags.escalation,
-                ends_episode=flags.ends_episode,
-            ))
+            self._calls.append(
+                ToolCallRecord(
+                    turn=self._turn,
+                    id=call_id,
+                    name=call.name,
+                    arguments=call.arguments,
+                    ok=result.ok,
+                    error_type=result.error_type,
+                    write=flags.write,
+                    escalation=flags.escalation,
+                    ends_episode=flags.ends_episode,
+                )
+            )
             self._messages.append({"role": "tool", "tool_call_id": call_id, "content": result.content})
             contents.append(result.content)
             ended = ended or result.ends_episode

@@ -59,8 +59,13 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
     for section in ("actions", "forbidden_actions"):
         for i, action in enumerate(getattr(scenario.expected, section)):
             if tools.spec(action.name) is None:
-                problems.append((("expected", section, i, "name"),
-                                 f"unknown tool {action.name!r}{did_you_mean(action.name, tools.names)}", False))
+                problems.append(
+                    (
+                        ("expected", section, i, "name"),
+                        f"unknown tool {action.name!r}{did_you_mean(action.name, tools.names)}",
+                        False,
+                    )
+                )
     if any(loc[:2] == ("expected", "actions") for loc, _, _ in problems):
         return problems
 
@@ -68,25 +73,50 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
     for i, (action, result) in enumerate(zip(actions, session.replay(actions), strict=True)):
         if not result.ok:
             error = json.loads(result.content)["error"]
-            problems.append((("expected", "actions", i),
-                             f"expected action {action.name} fails on the initial world: {error['message']}", False))
+            problems.append(
+                (
+                    ("expected", "actions", i),
+                    f"expected action {action.name} fails on the initial world: {error['message']}",
+                    False,
+                )
+            )
             break
         if result.ends_episode and i != len(actions) - 1:
-            problems.append((("expected", "actions", i),
-                             f"{action.name} ends the episode, so it must be the last expected action", False))
+            problems.append(
+                (
+                    ("expected", "actions", i),
+                    f"{action.name} ends the episode, so it must be the last expected action",
+                    False,
+                )
+            )
     escalates = [a for a in actions if (spec := tools.spec(a.name)) is not None and spec.flags.escalation]
     escalation = scenario.expected.escalation
     if escalation == "required" and not escalates:
-        problems.append((("expected", "escalation"),
-                         "escalation is required but no expected action escalates (e.g. transfer_to_human)", False))
+        problems.append(
+            (
+                ("expected", "escalation"),
+                "escalation is required but no expected action escalates (e.g. transfer_to_human)",
+                False,
+            )
+        )
     if escalation == "forbidden" and escalates:
-        problems.append((("expected", "escalation"),
-                         f"escalation is forbidden but expected action {escalates[0].name} escalates", False))
+        problems.append(
+            (
+                ("expected", "escalation"),
+                f"escalation is forbidden but expected action {escalates[0].name} escalates",
+                False,
+            )
+        )
     for i, pattern in enumerate(scenario.expected.forbidden_actions):
         for action in actions:
             if pattern.matches(action.name, action.arguments):
-                problems.append((("expected", "forbidden_actions", i),
-                                 f"forbidden action {pattern.name} is also an expected action", False))
+                problems.append(
+                    (
+                        ("expected", "forbidden_actions", i),
+                        f"forbidden action {pattern.name} is also an expected action",
+                        False,
+                    )
+                )
     return problems
 
 
@@ -95,8 +125,13 @@ def _lint_facts(scenario: Scenario) -> list[LintProblem]:
     problems: list[LintProblem] = []
     for i, fact in enumerate(scenario.user.facts):
         if fact.key in first:
-            problems.append((("user", "facts", i, "key"),
-                             f"fact key {fact.key!r} appears twice (first at user.facts.{first[fact.key]})", False))
+            problems.append(
+                (
+                    ("user", "facts", i, "key"),
+                    f"fact key {fact.key!r} appears twice (first at user.facts.{first[fact.key]})",
+                    False,
+                )
+            )
         first.setdefault(fact.key, i)
     return problems
 
@@ -104,10 +139,20 @@ def _lint_facts(scenario: Scenario) -> list[LintProblem]:
 def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
     expected = scenario.expected
     problems: list[LintProblem] = []
-    if not (expected.actions or expected.required_statements or expected.forbidden_actions
-            or expected.escalation != "optional"):
-        problems.append((("expected",), "no criteria: give expected actions, required statements, forbidden "
-                         "actions or an escalation requirement", True))
+    if not (
+        expected.actions
+        or expected.required_statements
+        or expected.forbidden_actions
+        or expected.escalation != "optional"
+    ):
+        problems.append(
+            (
+                ("expected",),
+                "no criteria: give expected actions, required statements, forbidden "
+                "actions or an escalation requirement",
+                True,
+            )
+        )
         return problems
     has_criteria = {
         "final_state": True,  # no expected actions: the world must stay unchanged
@@ -115,7 +160,7 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
         "forbidden_actions": bool(expected.forbidden_actions),
         "escalation": expected.escalation != "optional",
     }
-    weights = scenario.reward.weights
+    weights: dict[str, float] = {str(k): v for k, v in scenario.reward.weights.items()}
     if all(weights.get(name, 0) == 0 or not has for name, has in has_criteria.items()):
         problems.append((("reward", "weights"), "no weighted component has criteria: every reward would be 1", True))
     for i, statement in enumerate(expected.required_statements):

@@ -116,8 +116,9 @@ def problems_from_validation(doc: YamlDocument, err: ValidationError, model: typ
         if loc and loc[-1] == "[key]":  # an invalid key of a dict
             loc = loc[:-1]
             bad = str(loc[-1])
-            problems.append(doc.problem(loc, f"unknown key {bad!r}{did_you_mean(bad, allowed_keys(model, loc[:-1]))}",
-                                        key=True))
+            problems.append(
+                doc.problem(loc, f"unknown key {bad!r}{did_you_mean(bad, allowed_keys(model, loc[:-1]))}", key=True)
+            )
             continue
         if kind == "extra_forbidden":
             name = str(loc[-1])

@@ -52,7 +52,7 @@ def discover() -> dict[str, tuple[Path, int]]:
     found: dict[str, tuple[Path, int]] = {}
     for path in scenario_files():
         try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a safe loader
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             _log.warning("skipping unreadable scenario file %s: %s", path, err)
             continue
@@ -68,8 +68,12 @@ def register_scenarios() -> list[str]:
     for scenario_id, (path, max_turns) in discover().items():
         gym_id = f"{NAMESPACE}/{scenario_id}-v0"
         if gym_id not in gym.registry:
-            gym.register(id=gym_id, entry_point="envsim.env:ScenarioEnv", kwargs={"scenario": str(path)},
-                         max_episode_steps=max_turns)
+            gym.register(
+                id=gym_id,
+                entry_point="envsim.env:ScenarioEnv",
+                kwargs={"scenario": str(path)},
+                max_episode_steps=max_turns,
+            )
         ids.append(gym_id)
     return ids
 

@@ -35,7 +35,7 @@ from envsim.user.persona import Persona
 RewardComponentName = Literal["final_state", "required_statements", "forbidden_actions", "escalation"]
 """The reward components of the core; later components register further names."""
 
-DEFAULT_WEIGHTS: dict[str, float] = {
+DEFAULT_WEIGHTS: dict[RewardComponentName, float] = {
     "final_state": 0.5,
     "required_statements": 0.2,
     "forbidden_actions": 0.15,
@@ -76,7 +76,9 @@ class Fact(StrictModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Identifier, e.g. phone.")
     value: str = Field(min_length=1, description="The value the user gives, e.g. 555-0142.")
     asked_by: list[str] = Field(min_length=1, description="Words in an agent message that count as asking for it.")
-    say: str | None = Field(None, description="How the user says it; may use {{ value }}. Default: 'My <key> is <value>.'")
+    say: str | None = Field(
+        None, description="How the user says it; may use {{ value }}. Default: 'My <key> is <value>.'"
+    )
 
 
 class PersonaSpec(StrictModel):
@@ -156,7 +158,7 @@ class RewardSpec(StrictModel):
 
     @field_validator("weights")
     @classmethod
-    def _not_all_zero(cls, weights: dict[str, float]) -> dict[str, float]:
+    def _not_all_zero(cls, weights: dict[RewardComponentName, float]) -> dict[RewardComponentName, float]:
         if weights and sum(weights.values()) <= 0:
             raise ValueError("weights must not all be 0")
         return weights

@@ -73,8 +73,10 @@ def fixture_world(toolkit: str, fixture: str, seed: int) -> World:
     kit = get_toolkit(toolkit)
     make = kit.fixtures.get(fixture)
     if make is None:
-        raise UnknownNameError(f"toolkit {toolkit!r} has no fixture {fixture!r}{did_you_mean(fixture, kit.fixtures)}"
-                               f"; fixtures: {', '.join(sorted(kit.fixtures))}")
+        raise UnknownNameError(
+            f"toolkit {toolkit!r} has no fixture {fixture!r}{did_you_mean(fixture, kit.fixtures)}"
+            f"; fixtures: {', '.join(sorted(kit.fixtures))}"
+        )
     return World(make(seed))
 
 
@@ -87,8 +89,9 @@ class OverrideError(ValueError):
         super().__init__(message)
 
 
-def apply_records(world: World, records: Mapping[str, Mapping[str, Any]], record_types: dict[str, type[BaseModel]],
-                  *, where: str) -> None:
+def apply_records(
+    world: World, records: Mapping[str, Mapping[str, Any]], record_types: dict[str, type[BaseModel]], *, where: str
+) -> None:
     """Merge ``{table: {key: patch-or-record-or-None}}`` into ``world`` (validated).
 
     A patch on an existing key updates its fields; a new key must be a whole record; ``None``
@@ -97,8 +100,11 @@ def apply_records(world: World, records: Mapping[str, Mapping[str, Any]], record
     for table_name, rows in records.items():
         record_type = record_types.get(table_name)
         if record_type is None:
-            raise OverrideError((where, table_name), f"unknown table{did_you_mean(table_name, record_types)}; "
-                                f"tables: {', '.join(record_types)}", at_key=True)
+            raise OverrideError(
+                (where, table_name),
+                f"unknown table{did_you_mean(table_name, record_types)}; tables: {', '.join(record_types)}",
+                at_key=True,
+            )
         table = world.table(table_name, record_type)
         if not isinstance(rows, Mapping):
             raise OverrideError((where, table_name), "expected a mapping of record id to record")
@@ -119,8 +125,13 @@ def apply_records(world: World, records: Mapping[str, Mapping[str, Any]], record
                 raise OverrideError((where, table_name, key, *first["loc"]), message) from None
 
 
-def build_world(toolkits: tuple[str, ...], fixture: str | None, seed: int,
-                inline: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None) -> World:
+def build_world(
+    toolkits: tuple[str, ...],
+    fixture: str | None,
+    seed: int,
+    inline: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | None,
+) -> World:
     """The initial world of a scenario: fixtures (or empty tables) + inline records + overrides.
 
     The result's changes are then frozen into a new base, so that episodes fork it cheaply.

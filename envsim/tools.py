@@ -106,7 +106,14 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     current: str | None = None
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.endswith(":") and stripped[:-1] in {"Args", "Arguments", "Returns", "Raises", "Example", "Examples"}:
+        if stripped.endswith(":") and stripped[:-1] in {
+            "Args",
+            "Arguments",
+            "Returns",
+            "Raises",
+            "Example",
+            "Examples",
+        }:
             section = stripped[:-1]
             current = None
             continue
@@ -157,7 +164,10 @@ class ToolSpec:
         params = _strip_titles(self.args_model.model_json_schema())
         params.setdefault("properties", {})
         params["additionalProperties"] = False
-        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": params}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": params},
+        }
 
 
 def _build_spec(cls_name: str, toolkit: str, name: str, fn: Callable[..., Any], flags: ToolFlags) -> ToolSpec:
@@ -173,9 +183,7 @@ def _build_spec(cls_name: str, toolkit: str, name: str, fn: Callable[..., Any], 
             raise TypeError(f"tool {cls_name}.{name}: argument {pname!r} is not described under Args:")
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (hints[pname], Field(default, description=arg_docs[pname]))
-    model = create_model(  # type: ignore[call-overload]
-        f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     return ToolSpec(name=name, method=fn, flags=flags, args_model=model, description=summary, toolkit=toolkit)
 
 
@@ -248,7 +256,9 @@ class ToolRegistry:
         for kit in self.toolkits:
             for name, spec in kit.tool_specs.items():
                 if name in self._bound and self._bound[name][1] is not kit:
-                    raise ValueError(f"tool {name!r} is defined by toolkits {self._bound[name][1].name!r} and {kit.name!r}")
+                    raise ValueError(
+                        f"tool {name!r} is defined by toolkits {self._bound[name][1].name!r} and {kit.name!r}"
+                    )
                 self._bound[name] = (spec, kit)
         self._schemas: list[dict[str, Any]] | None = None
 
@@ -272,20 +282,39 @@ class ToolRegistry:
         """Run a tool; any failure becomes a result with ``ok=False``, never an exception."""
         bound = self._bound.get(name) if isinstance(name, str) else None
         if bound is None:
-            return ToolResult(str(name), False, error_content("unknown_tool", f"no tool named {name!r}{did_you_mean(str(name), self._bound)}"), "unknown_tool")
+            return ToolResult(
+                str(name),
+                False,
+                error_content("unknown_tool", f"no tool named {name!r}{did_you_mean(str(name), self._bound)}"),
+                "unknown_tool",
+            )
         spec, kit = bound
         if not isinstance(arguments, dict):
-            return ToolResult(name, False, error_content("invalid_arguments", "arguments must be a JSON object"), "invalid_arguments", spec.flags)
+            return ToolResult(
+                name,
+                False,
+                error_content("invalid_arguments", "arguments must be a JSON object"),
+                "invalid_arguments",
+                spec.flags,
+            )
         try:
             parsed = spec.args_model.model_validate(arguments)
         except ValidationError as err:
-            return ToolResult(name, False, error_content("invalid_arguments", _validation_message(err)), "invalid_arguments", spec.flags)
+            return ToolResult(
+                name,
+                False,
+                error_content("invalid_arguments", _validation_message(err)),
+                "invalid_arguments",
+                spec.flags,
+            )
         try:
             value = spec.method(kit, **parsed.__dict__)
         except ToolFailure as failure:
             return ToolResult(name, False, error_content(failure.kind, str(failure)), failure.kind, spec.flags)
         except Exception as bug:  # a bug in a mock must not crash the episode; it is flagged
-            return ToolResult(name, False, error_content("internal", f"{type(bug).__name__}: {bug}"), "internal", spec.flags)
+            return ToolResult(
+                name, False, error_content("internal", f"{type(bug).__name__}: {bug}"), "internal", spec.flags
+            )
         return ToolResult(name, True, pydantic_core.to_json(value).decode(), None, spec.flags)
 
     def check_invariants(self) -> list[str]:

@@ -19,5 +19,6 @@ def format_message(message: dict[str, Any]) -> str:
 
 def format_messages(messages: Sequence[dict[str, Any]], *, include_system: bool = False) -> str:
     """The conversation as text, one message per line."""
-    return "\n".join(format_message(m) for i, m in enumerate(messages) if include_system or i > 0 or
-                     m.get("role") != "system")
+    return "\n".join(
+        format_message(m) for i, m in enumerate(messages) if include_system or i > 0 or m.get("role") != "system"
+    )

@@ -67,7 +67,7 @@ def record_digest(table: str, key: str, record: BaseModel) -> int:
 class _BaseTable:
     """The immutable part of a table, shared by every world forked from it."""
 
-    __slots__ = ("name", "rows", "_digests", "_sum", "_indexes")
+    __slots__ = ("_digests", "_indexes", "_sum", "name", "rows")
 
     def __init__(self, name: str, rows: Mapping[str, BaseModel]) -> None:
         self.name = name
@@ -293,4 +293,3 @@ class World:
             table: Table[BaseModel] = self.table(name, BaseModel)
             out[name] = {key: row.model_dump(mode="json") for key, row in table.items()}
         return out
-

@@ -34,14 +34,17 @@ class _SafeLoader(yaml.SafeLoader):
 def _no_duplicates(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
+                key_node.start_mark,
             )
         seen[key] = key_node
-    loader.flatten_mapping(node)  # type: ignore[no-untyped-call]
-    return dict(loader.construct_pairs(node, deep=deep))  # type: ignore[no-untyped-call]
+    loader.flatten_mapping(node)
+    return dict(loader.construct_pairs(node, deep=deep))
 
 
 _SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
@@ -114,8 +117,11 @@ def _explain(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
         message = "a tab character cannot indent YAML; use spaces"
     elif problem.startswith("expected <block end>") and err.problem_mark is not None:
         before = _token_before(text, err.problem_mark)
-        if (isinstance(before, yaml.ScalarToken) and before.style in ('"', "'")
-                and before.end_mark.line > before.start_mark.line):
+        if (
+            isinstance(before, yaml.ScalarToken)
+            and before.style in ('"', "'")
+            and before.end_mark.line > before.start_mark.line
+        ):
             mark = before.start_mark
             message = f"unclosed quote: the string that starts here runs on to line {before.end_mark.line + 1}"
         elif "<block mapping start>" in problem or "<block sequence start>" in problem:
@@ -131,7 +137,7 @@ def _explain(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
 
 def _parse(text: str, path: Path | None) -> YamlDocument:
     try:
-        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a SafeLoader
+        data = yaml.load(text, Loader=_SafeLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         line, col, message = _explain(err, text)
@@ -160,7 +166,7 @@ def load_yaml(path: Path) -> YamlDocument:
     except UnicodeDecodeError as err:
         line_start = raw.rfind(b"\n", 0, err.start) + 1
         line = raw.count(b"\n", 0, err.start) + 1
-        col = len(raw[line_start:err.start].decode("utf-8", errors="replace")) + 1
+        col = len(raw[line_start : err.start].decode("utf-8", errors="replace")) + 1
         message = f"cannot read file: byte 0x{raw[err.start]:02x} is not valid UTF-8 (save the file as UTF-8)"
         raise ScenarioError([Problem(path, line, col, "", message)]) from None
     return _parse(text, path)

@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Literal
 
 import pytest
-
 from pydantic import Field
 
 from envsim.errors import RuleViolation
@@ -118,7 +117,7 @@ def test_dispatch_outcomes(registry: ToolRegistry) -> None:
 
 def test_tool_definitions_are_checked() -> None:
     with pytest.raises(TypeError, match="not described under Args"):
-        class Bad(Toolkit):  # noqa: F841 - defining it is the test
+        class Bad(Toolkit):
             name = "bad"
 
             @tool()

@@ -55,8 +55,12 @@ class ScriptedAgent(Policy):
         """Build this episode's plan (with mistakes drawn from ``rng``)."""
         from envsim.toolkits import get_toolkit
 
-        ending = {name for kit in scenario.toolkits for name, spec in get_toolkit(kit).tool_specs.items()
-                  if spec.flags.ends_episode}
+        ending = {
+            name
+            for kit in scenario.toolkits
+            for name, spec in get_toolkit(kit).tool_specs.items()
+            if spec.flags.ends_episode
+        }
         expected = scenario.expected
         statements = [s.any_of[0] for s in expected.required_statements]
         actions = list(expected.actions)
@@ -74,16 +78,27 @@ class ScriptedAgent(Policy):
             for step in self._maybe_wrong(final, scenario, rng):
                 if isinstance(step, str) and step.startswith("{"):
                     call = json.loads(step)
-                    plan.append({"role": "assistant", "content": " ".join(statements) or None,
-                                 "tool_calls": [{"id": "call_final", "type": "function",
-                                                 "function": {"name": call["name"],
-                                                              "arguments": json.dumps(call["arguments"])}}]})
+                    plan.append(
+                        {
+                            "role": "assistant",
+                            "content": " ".join(statements) or None,
+                            "tool_calls": [
+                                {
+                                    "id": "call_final",
+                                    "type": "function",
+                                    "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+                                }
+                            ],
+                        }
+                    )
                 else:
                     plan.append(step)
             plan.append(render("agent_closing.j2", statements=statements))
         self._plan = plan
 
-    def _maybe_wrong(self, action: ToolCallSpec, scenario: Scenario, rng: np.random.Generator) -> list[str | dict[str, Any]]:
+    def _maybe_wrong(
+        self, action: ToolCallSpec, scenario: Scenario, rng: np.random.Generator
+    ) -> list[str | dict[str, Any]]:
         if self.error_rate == 0.0 or rng.random() >= self.error_rate:
             return [_call(action)]
         mistake = int(rng.integers(3))

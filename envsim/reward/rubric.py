@@ -36,7 +36,7 @@ class Rubric:
     @classmethod
     def for_scenario(cls, scenario: Scenario) -> Rubric:
         """The rubric a scenario's ``reward`` section describes."""
-        return cls(scenario.reward.weights)
+        return cls({str(name): weight for name, weight in scenario.reward.weights.items()})
 
     def evaluate(self, trajectory: Trajectory, context: RewardContext) -> RewardBreakdown:
         """Score every component and combine them."""

@@ -8,7 +8,11 @@ Business rules (each broken rule is a ``rule_violation`` error observation):
   and never more units than were bought (exchanged units cannot be refunded), so refunds never
   exceed the captured payment;
 - only ``delivered`` orders can be returned or exchanged; an exchange is for another variant of
-  the same product family (same price) and needs stock, which it takes.
+  the same product family (same price) and needs stock, which it takes;
+- a unit that was bought is either exchanged, or kept, returned and/or refunded, never both.
+
+Arguments that have the right type but an impossible value (an empty item list, a malformed
+ZIP code) give ``invalid_arguments``, like the type errors the registry catches.
 
 Example:
     >>> from envsim.tools import ToolRegistry
@@ -144,6 +148,7 @@ def _in_line_order(order: Order, counts: dict[str, int], more: dict[str, int] | 
 
 
 def _words(text: str) -> str:
+    """Single spaces and title case: the stored form of address lines, cities and last names."""
     return " ".join(text.split()).title()
 
 
@@ -155,6 +160,7 @@ class RetailToolkit(HumanHandoff, Toolkit):
     fixtures: ClassVar[dict[str, Callable[[int], WorldState]]] = {"default": default_fixture, "small": small_fixture}
 
     def __init__(self, world: World) -> None:
+        """Take the retail tables from ``world``."""
         super().__init__(world)
         self.customers = world.table("customers", Customer)
         self.orders = world.table("orders", Order)
@@ -168,6 +174,7 @@ class RetailToolkit(HumanHandoff, Toolkit):
     # ----------------------------------------------------------------------------- helpers
 
     def _order(self, order_id: str) -> Order:
+        """The order ``order_id`` (``#`` optional, any case), or ``not_found``."""
         return self.orders.require(order_key(order_id), "order")
 
     @staticmethod
@@ -198,6 +205,7 @@ class RetailToolkit(HumanHandoff, Toolkit):
         return wanted
 
     def _captured_payment(self, order: Order) -> Payment:
+        """The payment of an order that may be refunded (delivered, or cancelled after capture)."""
         if order.status not in ("delivered", "cancelled"):
             raise RuleViolation(f"order {order.id} is {order.status}; only delivered orders, or cancelled orders "
                                 "whose payment was captured, can be refunded")
@@ -208,6 +216,7 @@ class RetailToolkit(HumanHandoff, Toolkit):
         return payment
 
     def _refund(self, order: Order, payment: Payment, wanted: dict[str, int], reason: RefundReason) -> RefundResult:
+        """Pay back ``wanted`` units (product id -> units) of ``order``, within what is left to refund."""
         done, exchanged = order.refunded_units, order.exchanged_units
         amount = 0
         for line in order.items:
@@ -479,6 +488,8 @@ class RetailToolkit(HumanHandoff, Toolkit):
             line2: Apartment, suite or unit, if any.
         """
         order = self._order(order_id)
+        if order.status == "cancelled":
+            raise RuleViolation(f"order {order.id} is cancelled; its shipping address can no longer be changed")
         if order.status not in ("pending", "processing"):
             raise RuleViolation(f"order {order.id} is {order.status}; the shipping address can only be changed "
                                 "before the order ships")
