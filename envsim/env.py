@@ -26,11 +26,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+from pydantic_core import to_json
 
 from envsim.actions import Malformed, Message, ToolCalls, parse_action
 from envsim.prompts import render
@@ -76,7 +76,7 @@ class ScenarioEnv(gym.Env[str, str]):
         )
         self._tools = self.session.tools.schemas()
         self._messages: list[dict[str, Any]] = []
-        self._calls: list[ToolCallRecord] = []
+        self._calls: list[tuple[int, str, str, dict[str, Any], ToolResult]] = []
         self._turn = 0
         self._seed: int | None = None
         self._end: EndReason = "running"
@@ -151,11 +151,23 @@ class ScenarioEnv(gym.Env[str, str]):
             scenario_id=self.scenario.id,
             seed=self._seed,
             messages=[dict(m) for m in self._messages],
-            tool_calls=list(self._calls),
+            tool_calls=[
+                ToolCallRecord(
+                    turn=turn,
+                    id=call_id,
+                    name=name,
+                    arguments=arguments,
+                    ok=result.ok,
+                    error_type=result.error_type,
+                    write=result.flags.write,
+                    escalation=result.flags.escalation,
+                    ends_episode=result.flags.ends_episode,
+                )
+                for turn, call_id, name, arguments, result in self._calls
+            ],
             turns=self._turn,
             end_reason=self._end,
             final_state_hash=self.session.world.state_hash(),
-            invariant_violations=self.session.tools.check_invariants(),
         )
 
     def score(self) -> RewardBreakdown:
@@ -170,24 +182,25 @@ class ScenarioEnv(gym.Env[str, str]):
     # -- internals -----------------------------------------------------------------------
 
     def _run_tools(self, parsed: ToolCalls) -> tuple[str, bool]:
-        ids = [call.id or f"call_{self._turn}_{i}" for i, call in enumerate(parsed.calls)]
+        calls = parsed.calls
+        ids = [call.id or f"call_{self._turn}_{i}" for i, call in enumerate(calls)]
         self._messages.append(
             {
                 "role": "assistant",
                 "content": parsed.content or None,
                 "tool_calls": [
                     {
-                        "id": call_id,
+                        "id": ids[i],
                         "type": "function",
-                        "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+                        "function": {"name": call.name, "arguments": to_json(call.arguments).decode()},
                     }
-                    for call_id, call in zip(ids, parsed.calls, strict=True)
+                    for i, call in enumerate(calls)
                 ],
             }
         )
         contents: list[str] = []
         ended = False
-        for call_id, call in zip(ids, parsed.calls, strict=True):
+        for call_id, call in zip(ids, calls):  # noqa: B905 - equal lengths by construction
             if ended:
                 result = ToolResult(
                     call.name, False, error_content("not_executed", "the episode had already ended"), "not_executed"
@@ -198,23 +211,12 @@ class ScenarioEnv(gym.Env[str, str]):
                 )
             else:
                 result = self.session.tools.call(call.name, call.arguments)
-            flags = result.flags
-            self._calls.append(
-                ToolCallRecord(
-                    turn=self._turn,
-                    id=call_id,
-                    name=call.name,
-                    arguments=call.arguments,
-                    ok=result.ok,
-                    error_type=result.error_type,
-                    write=flags.write,
-                    escalation=flags.escalation,
-                    ends_episode=flags.ends_episode,
-                )
-            )
+            self._calls.append((self._turn, call_id, call.name, call.arguments, result))
             self._messages.append({"role": "tool", "tool_call_id": call_id, "content": result.content})
             contents.append(result.content)
             ended = ended or result.ends_episode
+        if len(contents) == 1:
+            return contents[0], ended
         return "\n".join(contents), ended
 
     def _malformed(self, parsed: Malformed) -> str:

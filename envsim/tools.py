@@ -42,8 +42,8 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, get_type_hints
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, TypeVar, get_type_hints
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -140,8 +140,13 @@ def _arg_indent(text: str, name: str) -> int:
 
 
 def _strip_titles(schema: Any) -> Any:
+    """Drop pydantic's generated ``title`` annotations (not properties that are called ``title``)."""
     if isinstance(schema, dict):
-        return {k: _strip_titles(v) for k, v in schema.items() if k != "title"}
+        return {
+            k: ({name: _strip_titles(sub) for name, sub in v.items()} if k == "properties" else _strip_titles(v))
+            for k, v in schema.items()
+            if k != "title"
+        }
     if isinstance(schema, list):
         return [_strip_titles(v) for v in schema]
     return schema
@@ -218,15 +223,20 @@ class Toolkit:
         return []
 
 
-@dataclass(frozen=True)
-class ToolResult:
-    """The outcome of one tool call: JSON ``content`` for the agent, and what happened."""
+NO_FLAGS = ToolFlags()
+
+
+class ToolResult(NamedTuple):
+    """The outcome of one tool call: JSON ``content`` for the agent, and what happened.
+
+    A named tuple: built on every step, so it must be cheap.
+    """
 
     name: str
     ok: bool
     content: str
     error_type: str | None = None
-    flags: ToolFlags = field(default_factory=ToolFlags)
+    flags: ToolFlags = NO_FLAGS
 
     @property
     def ends_episode(self) -> bool:

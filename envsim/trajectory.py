@@ -41,7 +41,6 @@ class Trajectory(BaseModel):
     turns: int = Field(0, description="Agent steps taken.")
     end_reason: EndReason = "running"
     final_state_hash: str = ""
-    invariant_violations: list[str] = Field(default_factory=list)
 
     def agent_texts(self) -> list[str]:
         """Every text the agent said to the user (assistant message contents)."""

@@ -23,7 +23,7 @@ from tools_mock.retail import RetailToolkit
 from tools_mock.retail.fixtures import default, small
 from tools_mock.retail.models import Order, Product
 
-SEED = 3
+SEED = 7
 
 EXPECTED_TOOLS: dict[str, tuple[bool, bool, bool]] = {  # name -> (write, ends_episode, escalation)
     "find_customer_by_email": (False, False, False),
