@@ -16,7 +16,7 @@ Example:
     >>> parse_action("Hello, how can I help?")
     Message(content='Hello, how can I help?')
     >>> parse_action('{"name": "x", ').reason
-    'not valid JSON: Expecting property name enclosed in double quotes (line 1, column 14)'
+    'not valid JSON: Expecting property name enclosed in double quotes: line 1 column 14 (char 13)'
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Example:
     >>> try:
     ...     load_scenario_text("id: X\\ndomian: retail\\n")
     ... except ScenarioError as err:
-    ...     print(err.problems[0])
+    ...     print(err.problems[-1])
     <string>:2:1: domian: unknown field (did you mean 'domain'?)
 """
 

@@ -169,10 +169,14 @@ def test_fuzzed_steps_never_raise_and_keep_invariants(scenario_id: str) -> None:
     names = env.session.tools.names
     actions = st.one_of(st.text(max_size=40), _json_values.map(json.dumps), _tool_actions(names))
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
-    @given(st.integers(0, 2**16), st.lists(actions, min_size=1, max_size=60))
+    taken = 0
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+    @given(st.integers(0, 2**16), st.lists(actions, min_size=40, max_size=80))
     def episode(seed: int, steps: list[str]) -> None:
+        nonlocal taken
         env.reset(seed=seed)
+        taken += len(steps)
         for action in steps:
             obs, reward, terminated, truncated, info = env.step(action)
             assert isinstance(obs, str)
@@ -183,3 +187,4 @@ def test_fuzzed_steps_never_raise_and_keep_invariants(scenario_id: str) -> None:
         assert internal == []
 
     episode()
+    assert taken >= 2000  # thousands of steps per scenario
