@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,32 @@ import numpy as np
 from envsim.agents.base import Policy
 from envsim.prompts import render
 from envsim.scenario import Scenario, ToolCallSpec
+
+
+def _complete(tool_name: str, replaced: ToolCallSpec, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments for a forbidden call that would actually run: the pattern's own, then those of the
+    replaced action where the parameter names match, then a plausible value for any other required one."""
+    from envsim.toolkits import get_toolkit, toolkit_names
+
+    spec = next((k.tool_specs[tool_name] for k in map(get_toolkit, toolkit_names()) if tool_name in k.tool_specs), None)
+    if spec is None:
+        return dict(arguments)
+    out: dict[str, Any] = {}
+    for name, field in spec.args_model.model_fields.items():
+        if name in arguments:
+            out[name] = arguments[name]
+        elif name in replaced.arguments:
+            out[name] = replaced.arguments[name]
+        elif field.is_required():
+            out[name] = _plausible(field.annotation)
+    return out
+
+
+def _plausible(annotation: Any) -> Any:
+    choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
+    if choices:
+        return choices[0]
+    return {bool: True, int: 1, float: 1.0}.get(annotation, "as the customer asked")
 
 
 def _call(action: ToolCallSpec) -> str:
@@ -114,7 +141,9 @@ class ScriptedAgent(Policy):
         forbidden = scenario.expected.forbidden_actions
         if forbidden:  # a forbidden action instead
             pattern = forbidden[int(rng.integers(len(forbidden)))]
-            return [_call(ToolCallSpec(name=pattern.name, arguments=pattern.arguments))]
+            return [
+                _call(ToolCallSpec(name=pattern.name, arguments=_complete(pattern.name, action, pattern.arguments)))
+            ]
         return []
 
     def act(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:

@@ -3,7 +3,8 @@
 It opens with the scenario's opening line, reveals a fact only when the agent's message
 asks for it (one of the fact's ``asked_by`` words), closes when the agent says one of the
 ``satisfied_by`` phrases, and otherwise nudges (persona and scenario lines, chosen with the
-environment's generator) until its persona's patience runs out and it gives up.
+environment's generator) until its persona's patience runs out and it gives up. Being asked
+again for a fact it already gave costs patience too ("I already told you. ...").
 """
 
 from __future__ import annotations
@@ -70,14 +71,17 @@ class ScriptedUser(UserSimulator):
         """Reveal asked-for facts, close when satisfied, else nudge or give up."""
         assert self._persona is not None and self._rng is not None, "call reset() first"
         text = agent_message.lower()
-        answers = [said for fact, keys, said in self._facts if any(k in text for k in keys)]
-        if answers:
-            self._revealed.update(fact.key for fact, keys, _ in self._facts if any(k in text for k in keys))
+        asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
+        new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
+        if new:
+            self._revealed.update(fact.key for fact, _ in new)
             self._unhelpful = 0
-            return UserTurn(" ".join(answers))
+            return UserTurn(" ".join(said for _, said in new))
         if any(p in text for p in self._satisfied):
             return UserTurn(self._closing, done=True)
-        self._unhelpful += 1
+        self._unhelpful += 1  # asked again for what it already said, or no help at all
         if self._unhelpful > self._persona.patience:
             return UserTurn(self._persona.give_up, done=True)
+        if asked:
+            return UserTurn("I already told you. " + " ".join(said for _, said in asked))
         return UserTurn(self._nudges[int(self._rng.integers(len(self._nudges)))])

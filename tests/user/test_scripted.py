@@ -41,3 +41,12 @@ def test_nudges_come_from_the_seeded_generator(tiny_scenario: Scenario) -> None:
         return out
 
     assert nudges(1) == nudges(1)
+
+
+def test_asking_again_costs_patience(tiny_scenario: Scenario) -> None:
+    user = ScriptedUser()
+    user.reset(tiny_scenario, np.random.default_rng(0))
+    user.reply("Your phone number?", [])
+    again = user.reply("And your phone number?", [])
+    assert again.text == "I already told you. My phone is 555-0142." and not again.done
+    assert user.reply("Your phone number, please?", []).done  # patience 1 spent
