@@ -138,6 +138,7 @@ def schema(
 def run(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario ids or files; 'all' for every registered one.")],
     agent: Annotated[str, typer.Option(help="The agent: 'scripted' (the offline reference agent).")] = "scripted",
+    user: Annotated[str, typer.Option(help="The mock user: scripted, transcript or llm.")] = "scripted",
     episodes: Annotated[int, typer.Option(min=1, help="Episodes per scenario.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the first episode; episode i uses seed + i.")] = 0,
     error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Scripted agent's mistake rate.")] = 0.0,
@@ -155,7 +156,9 @@ def run(
     if agent != "scripted":
         raise EnvsimError(f"unknown agent {agent!r}: the offline agent is 'scripted'")
     names = sorted(discover()) if scenarios == ["all"] else scenarios
-    envs = [ScenarioEnv(name) for name in names]  # validate everything before running anything
+    from envsim.user.registry import make_user
+
+    envs = [ScenarioEnv(name, user=make_user(user)) for name in names]  # validate all before running any
     started = time.perf_counter()
     rewards: list[float] = []
     ends: Counter[str] = Counter()
@@ -250,6 +253,19 @@ def play(
     out.print(f"[bold]reward {breakdown.total:.3f}[/bold]")
     for name, part in breakdown.components.items():
         out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}", markup=False)
+
+
+def _register_commands() -> None:
+    import importlib
+    import pkgutil
+
+    import envsim.commands
+
+    for module in pkgutil.iter_modules(envsim.commands.__path__):
+        importlib.import_module(f"envsim.commands.{module.name}").register(app)
+
+
+_register_commands()
 
 
 def main() -> None:
