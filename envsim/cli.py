@@ -163,6 +163,8 @@ def run(
     rewards: list[float] = []
     ends: Counter[str] = Counter()
     per_scenario: dict[str, float] = {}
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
     sink = output.open("a", encoding="utf-8") if output else None
     try:
         for env in envs:
@@ -274,6 +276,9 @@ def main() -> None:
         app()
     except EnvsimError as error:
         err.print(f"error: {error}", markup=False)
+        sys.exit(2)
+    except OSError as error:  # unreadable input, unwritable output: say which file
+        err.print(f"error: {error.strerror or error}: {error.filename or ''}", markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

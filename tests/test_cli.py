@@ -46,7 +46,7 @@ def test_schema_is_json_schema(tmp_path: Path) -> None:
 
 
 def test_run_scripted_json(tmp_path: Path) -> None:
-    out = tmp_path / "t.jsonl"
+    out = tmp_path / "new" / "dir" / "t.jsonl"  # parent folders are created
     result = envsim("run", "MedicalSupplyPanicCaller", "--episodes", "2", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
