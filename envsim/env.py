@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -40,8 +41,15 @@ from envsim.scenario import Scenario
 from envsim.spaces import ChatText
 from envsim.tools import ToolResult, error_content
 from envsim.trajectory import EndReason, ToolCallRecord, Trajectory
-from envsim.user.base import UserSimulator
+from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.scripted import ScriptedUser
+
+
+@dataclass(frozen=True)
+class _AwaitingUser:
+    """A message to the user whose reply is still to come."""
+
+    message: str
 
 
 class ScenarioEnv(gym.Env[str, str]):
@@ -99,37 +107,17 @@ class ScenarioEnv(gym.Env[str, str]):
 
     def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one agent action; never raises on a bad action (it becomes an error observation)."""
-        if self._end != "running":
-            raise RuntimeError("the episode has ended: call reset() before step()")
-        self._turn += 1
-        parsed = parse_action(action)
-        terminated = False
-        if isinstance(parsed, ToolCalls):
-            observation, terminated = self._run_tools(parsed)
-            if terminated:
-                self._end = "agent_ended"
-        elif isinstance(parsed, Message):
-            self._messages.append({"role": "assistant", "content": parsed.content})
-            turn = self.user.reply(parsed.content, self._messages)
-            self._messages.append({"role": "user", "content": turn.text})
-            observation = turn.text
-            if turn.done:
-                terminated = True
-                self._end = "user_done"
-        else:
-            observation = self._malformed(parsed)
-        reward = 0.0
-        info: dict[str, Any] = {"messages": list(self._messages), "tools": self._tools, "turn": self._turn}
-        if not terminated and self._turn >= self.scenario.max_turns:
-            self._end = "max_turns"
-        if self._end != "running":
-            breakdown = self.score()
-            reward = breakdown.total
-            info["reward_breakdown"] = breakdown.model_dump()
-            info["end_reason"] = self._end
-        if self.render_mode == "human":
-            self.render()
-        return observation, reward, terminated, False, info
+        done = self._act(action)
+        if isinstance(done, _AwaitingUser):
+            done = self._hear(self.user.reply(done.message, self._messages))
+        return self._finish(*done)
+
+    async def astep(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """:meth:`step` for asyncio runners: the mock user's reply is awaited (``UserSimulator.areply``)."""
+        done = self._act(action)
+        if isinstance(done, _AwaitingUser):
+            done = self._hear(await self.user.areply(done.message, self._messages))
+        return self._finish(*done)
 
     def render(self) -> str | None:
         """``ansi``: the transcript so far as text; ``human``: print it and return ``None``."""
@@ -180,6 +168,41 @@ class ScenarioEnv(gym.Env[str, str]):
         return breakdown
 
     # -- internals -----------------------------------------------------------------------
+
+    def _act(self, action: Any) -> tuple[str, bool] | _AwaitingUser:
+        if self._end != "running":
+            raise RuntimeError("the episode has ended: call reset() before step()")
+        self._turn += 1
+        parsed = parse_action(action)
+        if isinstance(parsed, ToolCalls):
+            observation, terminated = self._run_tools(parsed)
+            if terminated:
+                self._end = "agent_ended"
+            return observation, terminated
+        if isinstance(parsed, Message):
+            self._messages.append({"role": "assistant", "content": parsed.content})
+            return _AwaitingUser(parsed.content)
+        return self._malformed(parsed), False
+
+    def _hear(self, turn: UserTurn) -> tuple[str, bool]:
+        self._messages.append({"role": "user", "content": turn.text})
+        if turn.done:
+            self._end = "user_done"
+        return turn.text, turn.done
+
+    def _finish(self, observation: str, terminated: bool) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        reward = 0.0
+        info: dict[str, Any] = {"messages": list(self._messages), "tools": self._tools, "turn": self._turn}
+        if not terminated and self._turn >= self.scenario.max_turns:
+            self._end = "max_turns"
+        if self._end != "running":
+            breakdown = self.score()
+            reward = breakdown.total
+            info["reward_breakdown"] = breakdown.model_dump()
+            info["end_reason"] = self._end
+        if self.render_mode == "human":
+            self.render()
+        return observation, reward, terminated, False, info
 
     def _run_tools(self, parsed: ToolCalls) -> tuple[str, bool]:
         calls = parsed.calls

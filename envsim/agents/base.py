@@ -24,3 +24,7 @@ class Policy(ABC):
     @abstractmethod
     def act(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
         """The next action."""
+
+    async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
+        """The async form of :meth:`act`, for asyncio runners; model-backed agents override it."""
+        return self.act(observation, info)

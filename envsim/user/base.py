@@ -14,10 +14,15 @@ from envsim.scenario import Scenario
 
 @dataclass(frozen=True)
 class UserTurn:
-    """What the user says, and whether the conversation is over for them."""
+    """What the user says, whether the conversation is over for them, and how they feel.
+
+    ``affect`` is the user's affect after this turn (an :data:`~envsim.user.persona.Affect`
+    name), for simulators that track it; ``None`` when they do not.
+    """
 
     text: str
     done: bool = False
+    affect: str | None = None
 
 
 class UserSimulator(ABC):
@@ -34,3 +39,7 @@ class UserSimulator(ABC):
     @abstractmethod
     def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
         """Answer one agent message (``messages`` is the conversation so far)."""
+
+    async def areply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
+        """The async form of :meth:`reply`, for asyncio runners; users backed by a model override it."""
+        return self.reply(agent_message, messages)
