@@ -1,0 +1,1 @@
+"""Fitted statistics shipped with envsim (no corpus text): the affect lexicon."""
