@@ -17,12 +17,15 @@ class UserTurn:
     """What the user says, whether the conversation is over for them, and how they feel.
 
     ``affect`` is the user's affect after this turn (an :data:`~envsim.user.persona.Affect`
-    name), for simulators that track it; ``None`` when they do not.
+    name), for simulators that track it; ``None`` when they do not. ``fault`` says why the
+    turn is still a simulator fault after regeneration (see :mod:`envsim.user.faults`);
+    ``None`` for a good turn. An episode with a faulty user turn is a ``sim_fault``.
     """
 
     text: str
     done: bool = False
     affect: str | None = None
+    fault: str | None = None
 
 
 class UserSimulator(ABC):
