@@ -4,37 +4,201 @@ This is the seam for the calibrated persona model: a scenario names a persona fr
 library (``persona: {ref: panicked_caller}``) or defines one inline; simulators read only
 this model. The library ships as YAML in ``envsim/personas/``.
 
+Every trait changes behaviour measurably: the scripted user (:mod:`envsim.user.scripted`)
+applies ``verbosity``, ``disclosure``, ``typo_rate``, ``question_rate``, ``patience`` and the
+affect traits directly; the LLM user gets all of them, in words, from :func:`render_persona`
+(template ``envsim/templates/persona.j2``). ``provenance`` and ``exemplars`` are filled in
+by calibration against human-written transcripts; hand-written personas leave them empty.
+
 Example:
     >>> load_persona("panicked_caller").initial_affect
     'panicked'
+    >>> load_persona("calm").verbosity.mean_words
+    14.0
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envsim.errors import UnknownNameError
 from envsim.suggest import did_you_mean
 
+if TYPE_CHECKING:  # imported at run time inside render_persona (envsim.scenario imports this module)
+    from envsim.scenario import Fact
+    from envsim.user.affect import AffectState
+
 Affect = Literal["calm", "confused", "frustrated", "angry", "panicked", "relieved"]
+"""The affects a mock user can be in (see :mod:`envsim.user.affect` for how they change)."""
+
+Register = Literal["formal", "neutral", "casual"]
+"""How formally the user writes."""
+
+Disclosure = Literal["volunteers", "answers_only"]
+"""Whether the user offers details unasked (``volunteers``) or only when asked (``answers_only``)."""
+
+_Z90 = 1.2815515655446004  # standard normal 90th percentile
+
+DEFAULT_PANIC = 0.7
+"""``panic_intensity`` of a persona that starts panicked without giving one."""
+
+
+class Verbosity(BaseModel):
+    """Words per user turn: a lognormal distribution given by its mean and standard deviation.
+
+    Calibration fits ``mean_words``/``std_words`` to the word counts of real user turns;
+    :attr:`mu` and :attr:`sigma` are the matching lognormal parameters.
+
+    Example:
+        >>> v = Verbosity(mean_words=12, std_words=6)
+        >>> round(v.median_words, 1), v.typical_range()
+        (10.7, (6, 20))
+        >>> Verbosity.from_lognormal(v.mu, v.sigma).mean_words
+        12.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mean_words: float = Field(14.0, gt=0, le=1000, description="Mean words per user turn.")
+    std_words: float = Field(7.0, ge=0, le=1000, description="Standard deviation of words per user turn.")
+
+    @classmethod
+    def from_lognormal(cls, mu: float, sigma: float) -> Verbosity:
+        """The verbosity whose word counts follow ``lognormal(mu, sigma)`` (rounded to 3 decimals)."""
+        mean = math.exp(mu + sigma**2 / 2)
+        std = mean * math.sqrt(math.expm1(sigma**2))
+        return cls(mean_words=round(mean, 3), std_words=round(std, 3))
+
+    @property
+    def sigma(self) -> float:
+        """The lognormal's sigma (standard deviation of log word counts)."""
+        return math.sqrt(math.log1p((self.std_words / self.mean_words) ** 2))
+
+    @property
+    def mu(self) -> float:
+        """The lognormal's mu (mean of log word counts)."""
+        return math.log(self.mean_words) - self.sigma**2 / 2
+
+    @property
+    def median_words(self) -> float:
+        """The median words per turn."""
+        return math.exp(self.mu)
+
+    def typical_range(self) -> tuple[int, int]:
+        """The 10th and 90th percentiles of words per turn, rounded (at least 1)."""
+        low = math.exp(self.mu - _Z90 * self.sigma)
+        high = math.exp(self.mu + _Z90 * self.sigma)
+        return max(1, round(low)), max(1, round(high))
+
+    def sample(self, rng: np.random.Generator) -> int:
+        """Draw a target word count for one turn (at least 1) from ``rng``."""
+        return max(1, round(float(rng.lognormal(self.mu, self.sigma))))
+
+
+class Provenance(BaseModel):
+    """Where a calibrated persona's traits were fitted: corpus, dialogues and how.
+
+    ``dialogue_ids`` may list only a sample of the dialogues when there are many;
+    ``n_dialogues`` is always the full count.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corpus: str = Field(min_length=1, description="Corpus name, e.g. star or abcd.")
+    dialogue_ids: list[str] = Field(default_factory=list, description="Ids (in the corpus) of dialogues fitted to.")
+    n_dialogues: int = Field(ge=0, description="How many dialogues the traits were fitted to.")
+    fitted_at: datetime | None = Field(None, description="When the traits were fitted (ISO 8601).")
+    command: str | None = Field(None, description="The command line that fitted them.")
+
+    @model_validator(mode="after")
+    def _count_covers_ids(self) -> Provenance:
+        if self.n_dialogues < len(self.dialogue_ids):
+            raise ValueError(f"n_dialogues is {self.n_dialogues} but {len(self.dialogue_ids)} dialogue_ids are listed")
+        return self
+
+
+class Exemplar(BaseModel):
+    """A reference to one user turn in a transcript corpus that shows the persona's style."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corpus: str = Field(min_length=1, description="Corpus name, e.g. star.")
+    dialogue_id: str = Field(min_length=1, description="The dialogue's id in its corpus.")
+    turn_index: int = Field(ge=0, description="Index of the turn in the dialogue's turn list.")
 
 
 class Persona(BaseModel):
-    """How a mock user behaves."""
+    """How a mock user behaves: traits, affect dynamics and the lines a scripted user says.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``register`` is the YAML/JSON key of :attr:`speech_register` (``register`` is taken by
+    pydantic's base class in Python).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Identifier, e.g. panicked_caller.")
     description: str = Field("", description="Who this user is, for people and prompts.")
     initial_affect: Affect = Field("calm", description="Affect at the start of the conversation.")
-    patience: int = Field(3, ge=0, le=50, description="Unhelpful agent turns the user tolerates before giving up.")
+    patience: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Unhelpful agent turns in a row the user tolerates: frustration rises by about "
+        "1/(patience+1) per such turn, and the user gives up after patience+1 of them.",
+    )
     nudges: list[str] = Field(default_factory=list, description="Lines said when the agent does not help.")
     give_up: str = Field("Forget it, I'll call back later.", description="The user's last line on giving up.")
+    human_demands: list[str] = Field(
+        default_factory=lambda: ["I want to speak to a person."],
+        min_length=1,
+        description="Lines said when the user demands a human (or, in an emergency, real help).",
+    )
+    verbosity: Verbosity = Field(default_factory=Verbosity, description="Words per user turn.")
+    disclosure: Disclosure = Field(
+        "answers_only", description="volunteers: offers a detail before being asked; answers_only: only when asked."
+    )
+    typo_rate: float = Field(0.0, ge=0, le=1, description="Probability that a word has a typo.")
+    speech_register: Register = Field("neutral", alias="register", description="How formally the user writes.")
+    question_rate: float = Field(
+        0.2, ge=0, le=1, description="Share of the user's turns that ask the agent a question."
+    )
+    escalation_propensity: float = Field(
+        0.1, ge=0, le=1, description="How soon an angry user demands a human (0: never, 1: at once)."
+    )
+    panic_intensity: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How panicked the user is in an emergency (0: not at all; default 0.7 for a persona that "
+        "starts panicked); >0 marks an emergency.",
+    )
+    provenance: Provenance | None = Field(None, description="Where calibrated traits come from (None: hand-written).")
+    exemplars: list[Exemplar] = Field(default_factory=list, description="Transcript turns that show this persona.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _panicked_default(cls, data: Any) -> Any:
+        """A persona that starts panicked and gives no ``panic_intensity`` panics at 0.7."""
+        if isinstance(data, dict) and data.get("initial_affect") == "panicked" and "panic_intensity" not in data:
+            return {**data, "panic_intensity": DEFAULT_PANIC}
+        return data
+
+    @model_validator(mode="after")
+    def _panicked_needs_panic(self) -> Persona:
+        if self.initial_affect == "panicked" and self.panic_intensity == 0:
+            raise ValueError("a persona whose initial_affect is panicked needs panic_intensity > 0")
+        return self
 
 
 @lru_cache(maxsize=1)
@@ -55,3 +219,85 @@ def load_persona(name: str) -> Persona:
     if name not in library:
         raise UnknownNameError(f"unknown persona {name!r}{did_you_mean(name, library)}")
     return library[name]
+
+
+def _amount(rate: float) -> str:
+    """A rate in words: never, rarely, sometimes, often, usually."""
+    if rate <= 0:
+        return "never"
+    if rate < 0.15:
+        return "rarely"
+    if rate < 0.45:
+        return "sometimes"
+    if rate < 0.75:
+        return "often"
+    return "usually"
+
+
+def _strength(intensity: float) -> str:
+    """An intensity in words."""
+    if intensity < 0.34:
+        return "slightly"
+    if intensity < 0.67:
+        return "clearly"
+    return "extremely"
+
+
+def render_persona(
+    persona: Persona,
+    *,
+    goal: str,
+    facts_known: Sequence[Fact] | Mapping[str, str],
+    affect: AffectState | Affect,
+) -> str:
+    """The role-play instructions for an LLM playing ``persona`` (template ``persona.j2``).
+
+    Args:
+        persona: Who the user is.
+        goal: What the user wants, in the user's terms.
+        facts_known: The details the user knows (scenario facts, or ``key -> value``).
+        affect: The user's current affect state (from :mod:`envsim.user.affect`), or just an
+            affect name (then at its starting intensity, with nothing due yet).
+
+    Example:
+        >>> text = render_persona(load_persona("annoyed"), goal="Cancel order #W1.",
+        ...                       facts_known={"email": "a@b.c"}, affect="frustrated")
+        >>> "Cancel order #W1." in text and "email: a@b.c" in text
+        True
+    """
+    from envsim.prompts import render
+    from envsim.user.affect import AffectState
+
+    state = affect if isinstance(affect, AffectState) else AffectState.start(persona, affect=affect)
+    if isinstance(facts_known, Mapping):
+        facts = [{"key": key.replace("_", " "), "value": value} for key, value in facts_known.items()]
+    else:
+        facts = [{"key": f.key.replace("_", " "), "value": f.value} for f in facts_known]
+    low, high = persona.verbosity.typical_range()
+    return render(
+        "persona.j2",
+        name=persona.name,
+        description=persona.description,
+        goal=goal,
+        facts=facts,
+        disclosure=persona.disclosure,
+        register=persona.speech_register,
+        words_median=round(persona.verbosity.median_words),
+        words_low=low,
+        words_high=high,
+        typo_every=round(1 / persona.typo_rate) if persona.typo_rate > 0 else 0,
+        questions=_amount(persona.question_rate),
+        patience=persona.patience,
+        escalation=_amount(persona.escalation_propensity),
+        panic=persona.panic_intensity,
+        panic_strength=_strength(persona.panic_intensity),
+        affect=state.affect,
+        affect_strength=_strength(state.intensity),
+        emergency=state.emergency,
+        wants_human=state.wants_human,
+        gives_up=state.gives_up,
+        requires_emergency=state.requires_emergency,
+        demanded_human=state.demanded_human,
+        human_demand=persona.human_demands[0],
+        give_up=persona.give_up,
+    )

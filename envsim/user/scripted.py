@@ -1,23 +1,38 @@
-"""The offline scripted user: driven by the scenario, no model needed.
+"""The offline scripted user: driven by the scenario and its persona, no model needed.
 
 It opens with the scenario's opening line, reveals a fact only when the agent's message
 asks for it (one of the fact's ``asked_by`` words), closes when the agent says one of the
 ``satisfied_by`` phrases, and otherwise nudges (persona and scenario lines, chosen with the
 environment's generator) until its persona's patience runs out and it gives up. Being asked
 again for a fact it already gave costs patience too ("I already told you. ...").
+
+Its affect is state (:mod:`envsim.user.affect`): each agent message is classified into
+events that move an :class:`~envsim.user.affect.AffectMachine`, which decides when the user
+gives up and when it demands a person ("I want to speak to a person." lines from the
+persona's ``human_demands``); every :class:`~envsim.user.base.UserTurn` reports the affect.
+The persona's traits act on the text, all through the environment's generator:
+
+- ``disclosure: volunteers``: the opening also gives the first fact, unasked;
+- ``verbosity``: a nudge is trimmed to whole sentences, or extended with further nudge lines,
+  towards a word count drawn from the persona's distribution;
+- ``question_rate``: the share of nudges drawn from the question-shaped lines;
+- ``typo_rate``: each lower-case word (3+ letters, not part of a fact value) gets a typo
+  with that probability; names, numbers and addresses are never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
 
 from envsim.prompts import render, render_string
 from envsim.scenario import Fact, Scenario
+from envsim.user.affect import AffectMachine, AffectState, classify_agent_turn, is_emergency, scenario_persona
 from envsim.user.base import UserSimulator, UserTurn
-from envsim.user.persona import Persona, load_persona
+from envsim.user.persona import Persona
 
 
 def _say(fact: Fact) -> str:
@@ -26,62 +41,223 @@ def _say(fact: Fact) -> str:
     return render("user_fact.j2", key=fact.key, value=fact.value)
 
 
+def _keyboard_neighbours() -> dict[str, str]:
+    """Letter -> the letters next to it on a QWERTY keyboard (same row, and above/below)."""
+    rows = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+    out: dict[str, str] = {}
+    for r, row in enumerate(rows):
+        for c, ch in enumerate(row):
+            near = [row[i] for i in (c - 1, c + 1) if 0 <= i < len(row)]
+            near += [rows[rr][c] for rr in (r - 1, r + 1) if 0 <= rr < len(rows) and c < len(rows[rr])]
+            out[ch] = "".join(near)
+    return out
+
+
+_NEIGHBOURS = _keyboard_neighbours()
+_TOKEN = re.compile(r"\S+")
+_CORE = re.compile(r"^([^A-Za-z0-9]*)([a-z]{3,})([^A-Za-z0-9]*)$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _typo(word: str, rng: np.random.Generator) -> str:
+    """One typo in ``word``: swapped neighbours, a dropped, a doubled or a mistyped letter."""
+    kind = int(rng.integers(4))
+    i = int(rng.integers(len(word) - 1))
+    if kind == 0:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == 1:
+        return word[:i] + word[i + 1 :]
+    if kind == 2:
+        return word[: i + 1] + word[i] + word[i + 1 :]
+    near = _NEIGHBOURS.get(word[i], "")
+    return word[:i] + near[int(rng.integers(len(near)))] + word[i + 1 :] if near else word
+
+
+def apply_typos(text: str, rate: float, rng: np.random.Generator, protected: Collection[str] = ()) -> str:
+    """``text`` with a typo in each eligible word with probability ``rate`` (draws from ``rng``).
+
+    Eligible: an all-lower-case word of three or more letters (surrounding punctuation aside)
+    that is not in ``protected``; names, numbers, emails and ids are never changed.
+
+    Example:
+        >>> apply_typos("Please call me at 555-0142, Walter.", 1.0, np.random.default_rng(0))
+        'Please ccall me at 555-0142, Walter.'
+        >>> apply_typos("Please hurry", 0.0, np.random.default_rng(0))
+        'Please hurry'
+    """
+    if rate <= 0:
+        return text
+
+    def swap(match: re.Match[str]) -> str:
+        token = match.group(0)
+        core = _CORE.match(token)
+        if core is None or core.group(2) in protected or rng.random() >= rate:
+            return token
+        return core.group(1) + _typo(core.group(2), rng) + core.group(3)
+
+    return _TOKEN.sub(swap, text)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def fit_length(line: str, others: Sequence[str], target: int) -> str:
+    """``line`` trimmed to whole sentences, or extended with ``others``, towards ``target`` words.
+
+    Trimming keeps at least the first sentence; extending adds whole lines while the total
+    stays within ``target``.
+
+    Example:
+        >>> fit_length("Hurry. He is grey. Please!", [], 4)
+        'Hurry. He is grey.'
+        >>> fit_length("Hello?", ["Anyone there?", "Please answer."], 4)
+        'Hello? Anyone there?'
+    """
+    if _words(line) > target:
+        kept: list[str] = []
+        for sentence in _SENTENCE_END.split(line.strip()):
+            if kept and _words(" ".join([*kept, sentence])) > target:
+                break
+            kept.append(sentence)
+        return " ".join(kept)
+    out = [line]
+    total = _words(line)
+    for other in others:
+        n = _words(other)
+        if total + n > target:
+            break
+        out.append(other)
+        total += n
+    return " ".join(out)
+
+
 class ScriptedUser(UserSimulator):
-    """A deterministic, scenario-driven mock user.
+    """A deterministic, scenario-driven mock user with affect.
+
+    Args:
+        typos: Apply the persona's ``typo_rate`` (``False`` keeps every authored line verbatim).
 
     Example:
         >>> import numpy as np
         >>> from envsim.registration import load_registered
         >>> user = ScriptedUser()
         >>> opening = user.reset(load_registered("MedicalSupplyPanicCaller"), np.random.default_rng(0))
-        >>> user.reply("What is your phone number?", []).text
-        'My phone number is 555-0142.'
+        >>> user.affect
+        'panicked'
+        >>> turn = user.reply("What is your phone number?", [])
+        >>> turn.text, turn.affect
+        ('My phone number is 555-0142.', 'panicked')
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, typos: bool = True) -> None:
+        self.typos = typos
         self._facts: list[tuple[Fact, tuple[str, ...], str]] = []
         self._revealed: set[str] = set()
-        self._unhelpful = 0
         self._satisfied: tuple[str, ...] = ()
         self._nudges: list[str] = []
+        self._questions: list[str] = []
+        self._statements: list[str] = []
         self._persona: Persona | None = None
+        self._scenario: Scenario | None = None
+        self._emergency = False
+        self._protected: frozenset[str] = frozenset()
         self._closing = ""
         self._goal = ""
+        self._opening = ""
         self._rng: np.random.Generator | None = None
-        self._scenario_id: str | None = None
+        self._machine: AffectMachine | None = None
+        self._ended: str | None = None
 
     def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
-        """Start a conversation and return the opening line."""
-        if self._scenario_id != scenario.id:  # prepare once per scenario
+        """Start a conversation and return the opening line (with a volunteered fact, if the persona volunteers)."""
+        if self._scenario is not scenario:  # prepare once per scenario object
             spec = scenario.user
-            self._persona = spec.persona.inline or load_persona(spec.persona.ref or "calm")
+            self._persona = scenario_persona(scenario)
             self._facts = [(f, tuple(k.lower() for k in f.asked_by), _say(f)) for f in spec.facts]
             self._satisfied = tuple(p.lower() for p in spec.satisfied_by)
             self._nudges = [*spec.nudges, *self._persona.nudges] or [f"I still need help: {spec.goal}"]
+            self._questions = [n for n in self._nudges if n.rstrip().endswith("?")]
+            self._statements = [n for n in self._nudges if not n.rstrip().endswith("?")]
+            self._protected = frozenset(w for f in spec.facts for w in re.findall(r"[a-z]+", f.value.lower()))
+            self._emergency = is_emergency(scenario)
             self._closing = spec.closing
             self._goal = spec.goal
-            self._scenario_id = scenario.id
             self._opening = spec.opening
+            self._scenario = scenario
+        assert self._persona is not None
         self._rng = rng
         self._revealed = set()
-        self._unhelpful = 0
-        return self._opening
+        self._ended = None
+        self._machine = AffectMachine(self._persona, emergency=self._emergency)
+        opening = self._opening
+        if self._persona.disclosure == "volunteers" and self._facts:
+            fact = self._facts[0][0]
+            opening = f"{opening} {render('user_fact.j2', key=fact.key, value=fact.value)}"
+            self._revealed.add(fact.key)
+        return self._typed(opening)
+
+    @property
+    def affect(self) -> str | None:
+        """The user's current affect (``None`` before :meth:`reset`)."""
+        return self._machine.affect if self._machine is not None else None
+
+    @property
+    def affect_state(self) -> AffectState | None:
+        """The user's full affect state (``None`` before :meth:`reset`)."""
+        return self._machine.state if self._machine is not None else None
 
     def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
-        """Reveal asked-for facts, close when satisfied, else nudge or give up."""
-        assert self._persona is not None and self._rng is not None, "call reset() first"
+        """Reveal asked-for facts, close when satisfied, else nudge, demand a person, or give up."""
+        persona, rng, machine, scenario = self._persona, self._rng, self._machine, self._scenario
+        assert persona is not None and rng is not None and machine is not None and scenario is not None, (
+            "call reset() first"
+        )
+        if self._ended is not None:
+            return UserTurn(self._ended, done=True, affect=machine.affect)
+        state = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed)).after
         text = agent_message.lower()
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
-        if new:
+        if new and not state.gives_up:
             self._revealed.update(fact.key for fact, _ in new)
-            self._unhelpful = 0
-            return UserTurn(" ".join(said for _, said in new))
+            parts = [said for _, said in new]
+            if state.wants_human:
+                parts.append(self._pick(persona.human_demands))
+            return self._turn(" ".join(parts), state)
         if any(p in text for p in self._satisfied):
-            return UserTurn(self._closing, done=True)
-        self._unhelpful += 1  # asked again for what it already said, or no help at all
-        if self._unhelpful > self._persona.patience:
-            return UserTurn(self._persona.give_up, done=True)
-        if asked:
-            return UserTurn("I already told you. " + " ".join(said for _, said in asked))
-        return UserTurn(self._nudges[int(self._rng.integers(len(self._nudges)))])
+            self._ended = self._typed(self._closing)
+            return UserTurn(self._ended, done=True, affect=state.affect)
+        if state.gives_up:
+            self._ended = self._typed(persona.give_up)
+            return UserTurn(self._ended, done=True, affect=state.affect)
+        parts = []
+        if asked:  # asked again for what it already said
+            parts.append("I already told you. " + " ".join(said for _, said in asked))
+        if state.wants_human:
+            parts.append(self._pick(persona.human_demands))
+        elif not asked:
+            parts.append(self._nudge(persona, rng))
+        return self._turn(" ".join(parts), state)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _turn(self, text: str, state: AffectState) -> UserTurn:
+        return UserTurn(self._typed(text), affect=state.affect)
+
+    def _typed(self, text: str) -> str:
+        assert self._persona is not None and self._rng is not None
+        return apply_typos(text, self._persona.typo_rate, self._rng, self._protected) if self.typos else text
+
+    def _pick(self, lines: Sequence[str]) -> str:
+        assert self._rng is not None
+        return lines[int(self._rng.integers(len(lines)))]
+
+    def _nudge(self, persona: Persona, rng: np.random.Generator) -> str:
+        """A nudge: a question with probability ``question_rate``, fitted to a drawn length."""
+        ask = bool(self._questions) and (not self._statements or rng.random() < persona.question_rate)
+        pool = self._questions if ask else self._statements
+        line = self._pick(pool)
+        start = self._nudges.index(line)
+        others = [n for n in self._nudges[start + 1 :] + self._nudges[:start] if n != line]
+        return fit_length(line, others, persona.verbosity.sample(rng))
