@@ -7,7 +7,11 @@
 - fact keys are unique;
 - there is something to check (criteria are not empty) and every weighted component has
   criteria;
-- escalation settings agree with the expected actions.
+- escalation settings agree with the expected actions;
+- the reward section names known components (with a "did you mean"), loads only allowed
+  custom reward functions with the one signature, and uses the criteria it declares;
+- required actions, argument checks and the hand-off summary hold for the expected actions
+  (the reference solution must pass its own reward).
 
 Each problem is ``(loc, message, at_key)``; the loader turns them into ``file:line:col``.
 """
@@ -15,9 +19,11 @@ Each problem is ``(loc, message, at_key)``; the loader turns them into ``file:li
 from __future__ import annotations
 
 import json
+import re
 
 from envsim.errors import UnknownNameError
-from envsim.scenario import Scenario
+from envsim.reward.spec import effective_reward_spec
+from envsim.scenario import Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
 from envsim.toolkits import OverrideError, get_toolkit
 from envsim.user.persona import load_persona
@@ -40,6 +46,7 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
         except UnknownNameError as err:
             problems.append((("user", "persona", "ref"), str(err), False))
     problems.extend(_lint_facts(scenario))
+    problems.extend(_lint_reward(scenario))
     problems.extend(_lint_criteria(scenario))
     if any(loc[0] == "toolkits" for loc, _, _ in problems):
         return problems
@@ -56,13 +63,23 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
         return problems
     session = runtime.session()
     tools = session.tools
-    for section in ("actions", "forbidden_actions"):
+    for section in ("actions", "forbidden_actions", "required_actions", "argument_checks"):
         for i, action in enumerate(getattr(scenario.expected, section)):
             if tools.spec(action.name) is None:
                 problems.append(
                     (
                         ("expected", section, i, "name"),
                         f"unknown tool {action.name!r}{did_you_mean(action.name, tools.names)}",
+                        False,
+                    )
+                )
+    for i, claim in enumerate(scenario.expected.claims):
+        for j, pattern in enumerate(claim.requires):
+            if tools.spec(pattern.name) is None:
+                problems.append(
+                    (
+                        ("expected", "claims", i, "requires", j, "name"),
+                        f"unknown tool {pattern.name!r}{did_you_mean(pattern.name, tools.names)}",
                         False,
                     )
                 )
@@ -107,16 +124,18 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
                 False,
             )
         )
-    for i, pattern in enumerate(scenario.expected.forbidden_actions):
+    for i, forbidden in enumerate(scenario.expected.forbidden_actions):
         for action in actions:
-            if pattern.matches(action.name, action.arguments):
+            if forbidden.matches(action.name, action.arguments):
                 problems.append(
                     (
                         ("expected", "forbidden_actions", i),
-                        f"forbidden action {pattern.name} is also an expected action",
+                        f"forbidden action {forbidden.name} is also an expected action",
                         False,
                     )
                 )
+    if not any(loc[0] == "expected" for loc, _, _ in problems):
+        problems.extend(_lint_reference_reward(scenario, escalates))
     return problems
 
 
@@ -144,6 +163,9 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
         or expected.required_statements
         or expected.forbidden_actions
         or expected.escalation != "optional"
+        or expected.required_actions
+        or expected.argument_checks
+        or expected.claims
     ):
         problems.append(
             (
@@ -154,16 +176,158 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
             )
         )
         return problems
-    has_criteria = {
-        "final_state": True,  # no expected actions: the world must stay unchanged
-        "required_statements": bool(expected.required_statements),
-        "forbidden_actions": bool(expected.forbidden_actions),
-        "escalation": expected.escalation != "optional",
-    }
-    weights: dict[str, float] = {str(k): v for k, v in scenario.reward.weights.items()}
-    if all(weights.get(name, 0) == 0 or not has for name, has in has_criteria.items()):
-        problems.append((("reward", "weights"), "no weighted component has criteria: every reward would be 1", True))
+    spec = effective_reward_spec(scenario)
+    weights = spec.weighted()
+    counted = {name for name, weight in weights.items() if weight > 0} | set(spec.gates or ())
+    trivial = {name for name, has in _has_criteria(scenario).items() if not has}
+    where = ("reward", "components") if scenario.reward.components is not None else ("reward", "weights")
+    if not counted:
+        problems.append((where, "no gate and no weighted component: every reward would be 0", True))
+    elif counted <= trivial:
+        problems.append((where, "no gate or weighted component has criteria: every reward would be 1", True))
     for i, statement in enumerate(expected.required_statements):
         if any(not phrase.strip() for phrase in statement.any_of):
             problems.append((("expected", "required_statements", i), "empty phrase", False))
+    return problems
+
+
+def _has_criteria(scenario: Scenario) -> dict[str, bool]:
+    """Per built-in component whose criteria a scenario may leave empty, whether it gives any."""
+    expected = scenario.expected
+    return {
+        "required_statements": bool(expected.required_statements),
+        "forbidden_actions": bool(expected.forbidden_actions),
+        "escalation": expected.escalation != "optional",
+        "required_actions": bool(expected.required_actions),
+        "argument_checks": bool(expected.argument_checks),
+    }
+
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+_USES = {
+    "required_actions": "required_actions",
+    "argument_checks": "argument_checks",
+    "claims": "no_false_claims",
+}
+"""Criteria sections of ``expected`` and the reward component that reads each."""
+
+
+def _lint_reward(scenario: Scenario) -> list[LintProblem]:
+    """Names in the reward section, custom reward functions, and criteria that no component reads."""
+    from envsim.reward import COMPONENTS
+    from envsim.reward.custom import RewardModuleError, load_reward_function
+
+    own = scenario.reward
+    problems: list[LintProblem] = []
+    spec = effective_reward_spec(scenario)
+    custom = spec.custom or {}
+    for name, reference in (own.custom or {}).items():
+        loc = ("reward", "custom", name)
+        if not _SNAKE.match(name):
+            problems.append((loc, f"custom component name {name!r} must be snake_case", True))
+        elif name in COMPONENTS:
+            problems.append((loc, f"custom component {name!r} has the name of a built-in component", True))
+        else:
+            try:
+                load_reward_function(reference)
+            except RewardModuleError as err:
+                problems.append((loc, str(err), False))
+    known = [*COMPONENTS, *custom]
+    for section in ("gates", "metrics"):
+        seen: set[str] = set()
+        for i, name in enumerate(getattr(own, section) or []):
+            if name not in known:
+                problems.append(
+                    (("reward", section, i), f"unknown reward component {name!r}{did_you_mean(name, known)}", False)
+                )
+            elif name in seen:
+                problems.append((("reward", section, i), f"{name} is listed twice", False))
+            seen.add(name)
+    for name in own.components or {}:
+        if name not in known:
+            problems.append(
+                (("reward", "components", name), f"unknown reward component {name!r}{did_you_mean(name, known)}", True)
+            )
+    used = set(spec.weighted()) | set(spec.gates or ()) | set(spec.metrics or ())
+    expected = scenario.expected
+    declared = [section for section in _USES if getattr(expected, section)]
+    if "handoff_summary" in expected.model_fields_set:
+        declared.append("handoff_summary")
+    for section in declared:
+        component = _USES.get(section, section)
+        if component not in used:
+            problems.append(
+                (
+                    ("expected", section),
+                    f"no reward component reads it: add {component} to reward.gates, reward.components or "
+                    "reward.metrics",
+                    True,
+                )
+            )
+    return problems
+
+
+def _lint_reference_reward(scenario: Scenario, escalates: list[ToolCallSpec]) -> list[LintProblem]:
+    """The expected actions (all succeeding) must pass the scenario's own action-based reward criteria."""
+    from envsim.reward.components import summary_problems
+
+    expected = scenario.expected
+    actions = expected.actions
+    problems: list[LintProblem] = []
+    if expected.required_actions_in_order:
+        matched = 0
+        for action in actions:
+            if matched < len(expected.required_actions) and expected.required_actions[matched].matches(
+                action.name, action.arguments
+            ):
+                matched += 1
+        if matched < len(expected.required_actions):
+            pattern = expected.required_actions[matched]
+            problems.append(
+                (
+                    ("expected", "required_actions", matched),
+                    f"required action {pattern.describe()} is not among the expected actions in this order: "
+                    "the reference solution would fail it",
+                    False,
+                )
+            )
+    else:
+        for i, pattern in enumerate(expected.required_actions):
+            if not any(pattern.matches(a.name, a.arguments) for a in actions):
+                problems.append(
+                    (
+                        ("expected", "required_actions", i),
+                        f"required action {pattern.describe()} is not among the expected actions: "
+                        "the reference solution would fail it",
+                        False,
+                    )
+                )
+    for i, pattern in enumerate(expected.argument_checks):
+        for action in actions:
+            if pattern.selects(action.name, action.arguments):
+                failed = pattern.failed_checks(action.arguments)
+                if failed:
+                    problems.append(
+                        (
+                            ("expected", "argument_checks", i),
+                            f"expected action {action.name} fails this check: {'; '.join(failed)}",
+                            False,
+                        )
+                    )
+                    break
+    spec = effective_reward_spec(scenario)
+    counted = {n for n, w in spec.weighted().items() if w > 0} | set(spec.gates or ())
+    if "handoff_summary" in counted and expected.escalation != "forbidden" and escalates:
+        subjects = [v for a in escalates for k, v in a.arguments.items() if k.endswith("_id") and isinstance(v, str)]
+        lacking = summary_problems(escalates[0].arguments, expected.handoff_summary, subjects)
+        if lacking:
+            index = next(i for i, a in enumerate(actions) if a is escalates[0])
+            problems.append(
+                (
+                    ("expected", "actions", index),
+                    f"the expected {escalates[0].name} fails the handoff_summary reward: {'; '.join(lacking)}",
+                    False,
+                )
+            )
     return problems

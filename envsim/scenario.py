@@ -26,14 +26,27 @@ A minimal scenario::
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from envsim.user.persona import Persona
 
-RewardComponentName = Literal["final_state", "required_statements", "forbidden_actions", "escalation"]
-"""The reward components of the core; later components register further names."""
+RewardComponentName = Literal[
+    "final_state",
+    "required_statements",
+    "forbidden_actions",
+    "escalation",
+    "required_actions",
+    "argument_checks",
+    "no_false_claims",
+    "handoff_summary",
+    "containment",
+    "resolution",
+    "customer_effort",
+]
+"""The built-in reward components (:data:`envsim.reward.COMPONENTS`); ``reward.custom`` adds a scenario's own."""
 
 DEFAULT_WEIGHTS: dict[RewardComponentName, float] = {
     "final_state": 0.5,
@@ -41,6 +54,7 @@ DEFAULT_WEIGHTS: dict[RewardComponentName, float] = {
     "forbidden_actions": 0.15,
     "escalation": 0.15,
 }
+"""The weighted components when neither the scenario nor its domain's defaults name any."""
 
 
 class StrictModel(BaseModel):
@@ -138,6 +152,157 @@ class Statement(StrictModel):
         return {"any_of": [value]} if isinstance(value, str) else value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equality that does not confuse booleans with numbers (``True`` is not ``1`` here)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)")
+"""A group containing a quantifier, itself quantified: the usual shape of catastrophic backtracking."""
+
+
+class ArgumentRule(StrictModel):
+    """A rule one argument of a tool call must satisfy: exactly one of ``equals``, ``one_of`` or ``regex``.
+
+    ``regex`` is searched for (``re.search``) in a string argument; anchor it with ``^...$`` to
+    match the whole value. A missing argument counts as ``null``. Scenario files are untrusted
+    and the agent writes the arguments, so a regex is at most 200 characters and may not repeat
+    a group that itself repeats (``(a+)+``), the usual shape of catastrophic backtracking.
+
+    Example:
+        >>> ArgumentRule(one_of=["unresponsive", "breathing_difficulty"]).check("unresponsive")
+        True
+        >>> ArgumentRule(regex="(?i)collaps").check("Collapsed in the kitchen")
+        True
+        >>> ArgumentRule(equals=1).check(True)
+        False
+    """
+
+    equals: Any = Field(None, description="The argument must equal this value.")
+    one_of: list[Any] | None = Field(None, min_length=1, description="The argument must equal one of these values.")
+    regex: str | None = Field(
+        None, min_length=1, max_length=200, description="A regular expression found in the (string) argument."
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"invalid regular expression: {err}") from None
+            if _NESTED_QUANTIFIER.search(pattern):
+                raise ValueError(
+                    "a repeated group that itself repeats (like (a+)+) can take exponential time; rewrite it"
+                )
+        return pattern
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArgumentRule:
+        given = [k for k in ("equals", "one_of", "regex") if k in self.model_fields_set]
+        if len(given) != 1 or ("one_of" in given and self.one_of is None) or ("regex" in given and self.regex is None):
+            raise ValueError("give exactly one of 'equals', 'one_of' or 'regex'")
+        return self
+
+    def check(self, value: Any) -> bool:
+        """Whether ``value`` satisfies this rule."""
+        if self.regex is not None:
+            return isinstance(value, str) and re.search(self.regex, value) is not None
+        if self.one_of is not None:
+            return any(_same(value, choice) for choice in self.one_of)
+        return _same(value, self.equals)
+
+    def describe(self) -> str:
+        """The rule in words, e.g. ``one of ['a', 'b']``."""
+        if self.regex is not None:
+            return f"matches /{self.regex}/"
+        if self.one_of is not None:
+            return f"one of {self.one_of!r}"
+        return f"equals {self.equals!r}"
+
+
+class CallPattern(StrictModel):
+    """A pattern of tool calls: a tool name, arguments that must be equal, and rules per argument.
+
+    A plain string is short for ``{name: <string>}`` (any call of that tool).
+
+    Example:
+        >>> p = CallPattern.model_validate({"name": "refund_items", "arguments": {"order_id": "#W0003"},
+        ...                                 "checks": {"reason": {"one_of": ["damaged", "defective"]}}})
+        >>> p.matches("refund_items", {"order_id": "#W0003", "reason": "damaged", "items": []})
+        True
+        >>> p.selects("refund_items", {"order_id": "#W0003", "reason": "wrong_size"})
+        True
+        >>> p.failed_checks({"order_id": "#W0003", "reason": "wrong_size"})
+        ["reason='wrong_size' (want one of ['damaged', 'defective'])"]
+        >>> CallPattern.model_validate("lookup_patient").matches("lookup_patient", {"phone": "1"})
+        True
+    """
+
+    name: str = Field(min_length=1, description="Tool name.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments that must be equal (a subset).")
+    checks: dict[str, ArgumentRule] = Field(
+        default_factory=dict, description="Per argument, a rule it must satisfy (equals, one_of or regex)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    def selects(self, name: str, arguments: dict[str, Any]) -> bool:
+        """True when the call has this tool name and the equal ``arguments`` (``checks`` not applied)."""
+        return name == self.name and all(_same(arguments.get(k), v) for k, v in self.arguments.items())
+
+    def failed_checks(self, arguments: dict[str, Any]) -> list[str]:
+        """The ``checks`` that ``arguments`` fail, in words (empty when all hold)."""
+        return [
+            f"{key}={arguments.get(key)!r} (want {rule.describe()})"
+            for key, rule in self.checks.items()
+            if not rule.check(arguments.get(key))
+        ]
+
+    def matches(self, name: str, arguments: dict[str, Any]) -> bool:
+        """True when the call is selected and satisfies every check."""
+        return self.selects(name, arguments) and not self.failed_checks(arguments)
+
+    def describe(self) -> str:
+        """The pattern in short, e.g. ``lookup_patient(phone='555-0142')``."""
+        parts = [f"{k}={v!r}" for k, v in self.arguments.items()]
+        parts += [f"{k} {rule.describe()}" for k, rule in self.checks.items()]
+        return f"{self.name}({', '.join(parts)})"
+
+
+class Claim(StrictModel):
+    """Phrases that claim an action was taken, and the calls that back the claim.
+
+    When an agent message contains a phrase (case-insensitive, any spacing), one of the
+    ``requires`` calls must have succeeded in that message or before it.
+    """
+
+    phrases: list[str] = Field(min_length=1, description="Phrasings of the claim, e.g. 'your refund is on its way'.")
+    requires: list[CallPattern] = Field(min_length=1, description="Calls that back the claim (any one of them).")
+
+
+class HandoffSummary(StrictModel):
+    """What makes a hand-off (or dispatch) useful to the person who receives it.
+
+    The free-text argument (``argument``; by default ``summary`` or ``details``, else the
+    longest string argument) must have at least ``min_words`` words and mention one of the
+    ``keywords``; with no keywords, the hand-off's arguments must carry the subject: the ids
+    (arguments named ``*_id``) of the expected hand-off.
+    """
+
+    min_words: int = Field(4, ge=0, le=500, description="Fewest words of the summary.")
+    keywords: list[str] = Field(
+        default_factory=list, description="Key facts; the summary must mention at least one (case-insensitive)."
+    )
+    argument: str | None = Field(None, description="The argument holding the summary (default: summary or details).")
+
+
 class Expected(StrictModel):
     """The expected outcome: what a correct agent does, says, avoids, and how it ends."""
 
@@ -147,21 +312,98 @@ class Expected(StrictModel):
     escalation: Literal["required", "forbidden", "optional"] = Field(
         "optional", description="Whether ending in a hand-off or emergency dispatch is the correct end."
     )
+    required_actions: list[CallPattern] = Field(
+        default_factory=list, description="Calls that must have succeeded (e.g. an authentication lookup)."
+    )
+    required_actions_in_order: bool = Field(False, description="Whether the required actions must succeed in order.")
+    argument_checks: list[CallPattern] = Field(
+        default_factory=list, description="Every successful call a pattern selects must pass its checks."
+    )
+    claims: list[Claim] = Field(
+        default_factory=list, description="Claims of actions (besides the built-in ones) that need a successful call."
+    )
+    builtin_claims: bool = Field(True, description="Check the built-in claims ('I've refunded', ...) too.")
+    handoff_summary: HandoffSummary = Field(
+        default_factory=lambda: HandoffSummary(), description="What a useful hand-off summary contains."
+    )
 
 
 class RewardSpec(StrictModel):
-    """How the reward components are weighted (normalised by their sum)."""
+    """How the reward is computed: gates, weighted components, recorded metrics.
 
-    weights: dict[RewardComponentName, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: dict(DEFAULT_WEIGHTS), description="Weight per reward component."
+    - ``gates``: components that must score 1, or the total is 0;
+    - ``components``: weights of the components whose weighted mean is the total (normalised by
+      their sum; ``weights`` is the older name of the same thing, kept for old files);
+    - ``metrics``: components computed and reported with weight 0;
+    - ``custom``: the scenario's own components, ``name: "module:function"``; the module must
+      be allowed (``ENVSIM_REWARD_MODULES`` or :func:`envsim.reward.allow_reward_module`);
+    - ``success_threshold``: the total at or above which an episode (whose gates held) is a
+      success.
+
+    Every key left out comes from the domain's defaults (``envsim/reward/defaults.yaml``), and
+    without those, the components default to :data:`DEFAULT_WEIGHTS`.
+
+    Example:
+        >>> spec = RewardSpec.model_validate({"gates": ["final_state"], "components": {"required_statements": 1}})
+        >>> merged = spec.over(RewardSpec(metrics=["containment"], gates=["escalation"]))
+        >>> merged.gates, merged.weighted(), merged.metrics
+        (['final_state'], {'required_statements': 1.0}, ['containment'])
+    """
+
+    gates: list[str] | None = Field(None, description="Components that must score 1, or the total is 0.")
+    components: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="Weight per reward component (normalised by their sum)."
+    )
+    weights: dict[RewardComponentName, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="The older name of 'components' (built-in components only)."
+    )
+    metrics: list[str] | None = Field(None, description="Components recorded with weight 0.")
+    custom: dict[str, str] | None = Field(
+        None, description="The scenario's own components: name -> 'module:function' (the module must be allowed)."
+    )
+    success_threshold: float = Field(
+        1.0, ge=0, le=1, description="Total at or above which an episode whose gates held is a success."
     )
 
-    @field_validator("weights")
+    @field_validator("weights", "components")
     @classmethod
-    def _not_all_zero(cls, weights: dict[RewardComponentName, float]) -> dict[RewardComponentName, float]:
+    def _not_all_zero(cls, weights: dict[Any, float] | None) -> dict[Any, float] | None:
         if weights and sum(weights.values()) <= 0:
             raise ValueError("weights must not all be 0")
         return weights
+
+    @model_validator(mode="after")
+    def _one_name_for_weights(self) -> RewardSpec:
+        if self.weights is not None and self.components is not None:
+            raise ValueError("give 'components' or the older 'weights', not both")
+        return self
+
+    def given_weights(self) -> dict[str, float] | None:
+        """The weights this spec gives itself (``components``, else ``weights``), or None."""
+        if self.components is not None:
+            return dict(self.components)
+        if self.weights is not None:
+            return {str(k): v for k, v in self.weights.items()}
+        return None
+
+    def weighted(self) -> dict[str, float]:
+        """The weight per component: ``components``, else ``weights``, else :data:`DEFAULT_WEIGHTS`."""
+        given = self.given_weights()
+        return given if given is not None else {str(k): v for k, v in DEFAULT_WEIGHTS.items()}
+
+    def over(self, base: RewardSpec) -> RewardSpec:
+        """This spec merged over ``base``: every key given here replaces the base's (``weights`` counts as
+        ``components``)."""
+        weighted = self.given_weights()
+        return RewardSpec(
+            gates=self.gates if self.gates is not None else base.gates,
+            components=weighted if weighted is not None else base.given_weights(),
+            metrics=self.metrics if self.metrics is not None else base.metrics,
+            custom=self.custom if self.custom is not None else base.custom,
+            success_threshold=(
+                self.success_threshold if "success_threshold" in self.model_fields_set else base.success_threshold
+            ),
+        )
 
 
 class Scenario(StrictModel):

@@ -1,23 +1,57 @@
-"""The reward signature and its result types."""
+"""The reward signature and its result types.
+
+Every component has one signature, ``(trajectory, context) -> ComponentScore``: a score in
+[0, 1] and why. A component that cannot give a score (an LLM judge whose model failed)
+returns a NaN score, :meth:`ComponentScore.could_not_judge`; the rubric then reports the
+episode as ``judge_error`` instead of reading the NaN as a number.
+
+Example:
+    >>> ComponentScore(0.5, "half the statements said").judged
+    True
+    >>> ComponentScore.could_not_judge("the judge model timed out").judged
+    False
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from envsim.reward.outcome import Outcome, carries_reward
 from envsim.runtime import ScenarioRuntime, Session
 from envsim.scenario import Scenario
-from envsim.trajectory import Trajectory
+from envsim.tools import ToolFlags
+from envsim.trajectory import Trajectory, Usage
 
 
 @dataclass(frozen=True)
 class ComponentScore:
-    """A component's score in [0, 1] and why."""
+    """A component's score in [0, 1] and why; a NaN score means it could not judge.
+
+    ``usage`` is the model usage spent on computing the score (an LLM judge's tokens and
+    cost); the rubric adds it to the breakdown's measures under the role ``judge``.
+    """
 
     score: float
     explanation: str
+    usage: Usage | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not (math.isnan(self.score) or 0.0 <= self.score <= 1.0):
+            raise ValueError(f"a component score must be in [0, 1] (or NaN: could not judge), got {self.score!r}")
+
+    @property
+    def judged(self) -> bool:
+        """False when the component could not judge (a NaN score)."""
+        return not math.isnan(self.score)
+
+    @classmethod
+    def could_not_judge(cls, explanation: str, *, usage: Usage | None = None) -> ComponentScore:
+        """A result saying the component could not judge this trajectory (and why)."""
+        return cls(math.nan, explanation, usage=usage)
 
 
 @dataclass
@@ -26,6 +60,7 @@ class RewardContext:
 
     runtime: ScenarioRuntime
     _replay: Session | None = field(default=None, repr=False)
+    _expected_hash: str | None = field(default=None, repr=False)
 
     @property
     def scenario(self) -> Scenario:
@@ -33,13 +68,24 @@ class RewardContext:
         return self.runtime.scenario
 
     def expected_final_hash(self) -> str:
-        """Replay the expected actions on a fresh initial world and hash the result."""
+        """Replay the expected actions on a fresh initial world and hash the result (computed once)."""
+        if self._expected_hash is not None:
+            return self._expected_hash
         if self._replay is None:
             self._replay = self.runtime.session()
         session = self._replay
         session.reset()
         session.replay(self.scenario.expected.actions)
-        return session.world.state_hash()
+        self._expected_hash = session.world.state_hash()
+        return self._expected_hash
+
+    def tool_flags(self, name: str) -> ToolFlags | None:
+        """The flags (write, escalation, ends_episode) of the scenario's tool ``name``; None if it has none."""
+        for toolkit in self.runtime.toolkit_classes:
+            spec = toolkit.tool_specs.get(name)
+            if spec is not None:
+                return spec.flags
+        return None
 
 
 RewardFn = Callable[[Trajectory, RewardContext], ComponentScore]
@@ -47,19 +93,38 @@ RewardFn = Callable[[Trajectory, RewardContext], ComponentScore]
 
 
 class ComponentResult(BaseModel):
-    """One component in a breakdown."""
+    """One component in a breakdown: its score, its weight, and whether it is a gate.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``score`` is NaN (and ``judged`` False) when the component could not judge; in JSON the
+    NaN is written as the string ``"NaN"``, which reads back as NaN.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
 
     score: float
     weight: float
     explanation: str
+    gate: bool = False
+    judged: bool = True
 
 
 class RewardBreakdown(BaseModel):
-    """The total reward and every component that went into it."""
+    """The total reward, every component that went into it, which gates held, and the outcome.
+
+    ``measures`` are numbers recorded about the episode, not scores (turns, tool calls, tokens
+    and cost per role; see :func:`envsim.reward.kpis.measures`). A trainer uses ``total`` only
+    when :attr:`carries_reward` (see :mod:`envsim.reward.outcome`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     total: float
     components: dict[str, ComponentResult]
+    gates: dict[str, bool] = Field(default_factory=dict, description="Per gate, whether it held.")
+    outcome: Outcome
+    measures: dict[str, float | None] = Field(default_factory=dict, description="KPIs recorded as numbers.")
+
+    @property
+    def carries_reward(self) -> bool:
+        """Whether ``total`` is evidence about the agent (success, failure or truncated)."""
+        return carries_reward(self.outcome)

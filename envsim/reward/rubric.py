@@ -1,50 +1,142 @@
-"""A rubric: named reward components and their weights, combined into one reward."""
+"""A rubric: gates, weighted components and metrics, combined into one reward and an outcome.
+
+- every component is computed and reported;
+- the **total** is the weighted mean of the weighted components' scores (a component that
+  could not judge counts 0 there, and makes the outcome ``judge_error``);
+- if any **gate** does not score 1, the total is 0; with no weighted component, the total is 1
+  when there are gates and all held;
+- **metrics** are reported with weight 0;
+- the **outcome** (:mod:`envsim.reward.outcome`) and the **measures**
+  (:func:`envsim.reward.kpis.measures`) come with every breakdown.
+
+Example:
+    >>> rubric = Rubric({"required_statements": 1.0}, gates=["final_state"], metrics=["containment"])
+    >>> list(rubric.functions)
+    ['required_statements', 'final_state', 'containment']
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from envsim.reward import components
-from envsim.reward.base import ComponentResult, RewardBreakdown, RewardContext, RewardFn
-from envsim.scenario import Scenario
-from envsim.trajectory import Trajectory
+from envsim.reward import components, kpis
+from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
+from envsim.reward.custom import load_reward_function
+from envsim.reward.outcome import decide_outcome
+from envsim.reward.spec import effective_reward_spec
+from envsim.scenario import RewardSpec, Scenario
+from envsim.trajectory import Trajectory, Usage
 
 COMPONENTS: dict[str, RewardFn] = {
     "final_state": components.final_state,
     "required_statements": components.required_statements,
     "forbidden_actions": components.forbidden_actions,
     "escalation": components.escalation,
+    "required_actions": components.required_actions,
+    "argument_checks": components.argument_checks,
+    "no_false_claims": components.no_false_claims,
+    "handoff_summary": components.handoff_summary,
+    "containment": kpis.containment,
+    "resolution": kpis.resolution,
+    "customer_effort": kpis.customer_effort,
 }
-"""Reward components by the name scenario files use in ``reward.weights``."""
+"""The built-in reward components by the name scenario files use (gates, components, metrics)."""
+
+GATE_TOLERANCE = 1e-9
+"""A gate holds when its score is at least ``1 - GATE_TOLERANCE``."""
 
 
 class Rubric:
-    """Weighted reward components; the total is the weighted mean of their scores.
+    """Gates, weighted components and metrics (see the module docstring for how they combine).
 
-    Components with weight 0 are still computed and reported (metrics).
+    Args:
+        weights: Weight per component; the total is their weighted mean (normalised by the sum).
+        functions: The components by name (default: :data:`COMPONENTS`).
+        gates: Components that must score 1, or the total is 0.
+        metrics: Components reported with weight 0.
+        success_threshold: The total at or above which an episode whose gates held succeeds.
     """
 
-    def __init__(self, weights: Mapping[str, float], functions: Mapping[str, RewardFn] | None = None) -> None:
+    def __init__(
+        self,
+        weights: Mapping[str, float],
+        functions: Mapping[str, RewardFn] | None = None,
+        *,
+        gates: Sequence[str] = (),
+        metrics: Sequence[str] = (),
+        success_threshold: float = 1.0,
+    ) -> None:
         table = dict(functions or COMPONENTS)
-        unknown = [name for name in weights if name not in table]
+        names = list(dict.fromkeys([*weights, *gates, *metrics]))
+        unknown = [name for name in names if name not in table]
         if unknown:
             raise ValueError(f"unknown reward components: {', '.join(unknown)}")
-        self.weights = dict(weights)
-        self.functions = {name: table[name] for name in weights}
+        self.weights = {name: float(weights.get(name, 0.0)) for name in names}
+        self.gates = tuple(dict.fromkeys(gates))
+        self.functions = {name: table[name] for name in names}
+        self.success_threshold = success_threshold
         self._norm = sum(self.weights.values())
 
     @classmethod
+    def from_spec(cls, spec: RewardSpec) -> Rubric:
+        """The rubric a (merged) reward spec describes; its custom components are loaded (if allowed)."""
+        functions = dict(COMPONENTS)
+        for name, reference in (spec.custom or {}).items():
+            if name in COMPONENTS:
+                raise ValueError(f"custom reward component {name!r} has the name of a built-in component")
+            functions[name] = load_reward_function(reference)
+        return cls(
+            spec.weighted(),
+            functions,
+            gates=spec.gates or (),
+            metrics=spec.metrics or (),
+            success_threshold=spec.success_threshold,
+        )
+
+    @classmethod
     def for_scenario(cls, scenario: Scenario) -> Rubric:
-        """The rubric a scenario's ``reward`` section describes."""
-        return cls({str(name): weight for name, weight in scenario.reward.weights.items()})
+        """The rubric of a scenario: its ``reward`` section over its domain's defaults."""
+        return cls.from_spec(effective_reward_spec(scenario))
 
     def evaluate(self, trajectory: Trajectory, context: RewardContext) -> RewardBreakdown:
-        """Score every component and combine them."""
+        """Score every component, apply the gates, and decide the outcome."""
         parts: dict[str, ComponentResult] = {}
-        total = 0.0
+        gates: dict[str, bool] = {}
+        weighted = 0.0
+        unjudged = False
+        judge_usage: Usage | None = None
         for name, fn in self.functions.items():
             result = fn(trajectory, context)
+            if not isinstance(result, ComponentScore):
+                raise TypeError(f"reward component {name!r} returned {type(result).__name__}, not a ComponentScore")
             weight = self.weights[name]
-            parts[name] = ComponentResult(score=result.score, weight=weight, explanation=result.explanation)
-            total += weight * result.score
-        return RewardBreakdown(total=total / self._norm if self._norm else 0.0, components=parts)
+            is_gate = name in self.gates
+            if result.usage is not None:
+                judge_usage = result.usage if judge_usage is None else judge_usage + result.usage
+            if is_gate:
+                gates[name] = result.judged and result.score >= 1.0 - GATE_TOLERANCE
+            if not result.judged and (is_gate or weight > 0):
+                unjudged = True
+            if result.judged:
+                weighted += weight * result.score
+            parts[name] = ComponentResult(
+                score=result.score, weight=weight, explanation=result.explanation, gate=is_gate, judged=result.judged
+            )
+        held = all(gates.values())
+        if not held:
+            total = 0.0
+        elif self._norm:
+            total = weighted / self._norm
+        else:
+            total = 1.0 if gates else 0.0
+        outcome = decide_outcome(
+            trajectory, gates_held=held, total=total, success_threshold=self.success_threshold, unjudged=unjudged
+        )
+        extra = {"judge": judge_usage} if judge_usage is not None else None
+        return RewardBreakdown(
+            total=total,
+            components=parts,
+            gates=gates,
+            outcome=outcome,
+            measures=kpis.measures(trajectory, context, extra),
+        )
