@@ -40,7 +40,7 @@ from envsim.runtime import ScenarioRuntime
 from envsim.scenario import Scenario
 from envsim.spaces import ChatText
 from envsim.tools import ToolResult, error_content
-from envsim.trajectory import EndReason, ToolCallRecord, Trajectory
+from envsim.trajectory import EndReason, ToolCallRecord, Trajectory, Usage
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.scripted import ScriptedUser
 
@@ -89,6 +89,10 @@ class ScenarioEnv(gym.Env[str, str]):
         self._seed: int | None = None
         self._end: EndReason = "running"
         self._breakdown: RewardBreakdown | None = None
+        self._affects: list[str] = []
+        self._fault: str | None = None
+        self.usage: dict[str, Usage] = {}
+        """Model usage per role (``agent``, ``judge``...) that runners record with :meth:`set_usage`."""
 
     # -- Gymnasium API -------------------------------------------------------------------
 
@@ -101,7 +105,11 @@ class ScenarioEnv(gym.Env[str, str]):
         self._turn = 0
         self._end = "running"
         self._breakdown = None
+        self._fault = None
+        self.usage = {}
         opening = self.user.reset(self.scenario, self.np_random)
+        first_affect = getattr(self.user, "affect", None)
+        self._affects = [first_affect] if isinstance(first_affect, str) else []
         self._messages = [{"role": "system", "content": self._system_prompt}, {"role": "user", "content": opening}]
         return opening, {"messages": list(self._messages), "tools": self._tools, "scenario_id": self.scenario.id}
 
@@ -156,6 +164,9 @@ class ScenarioEnv(gym.Env[str, str]):
             turns=self._turn,
             end_reason=self._end,
             final_state_hash=self.session.world.state_hash(),
+            affects=list(self._affects),
+            fault=self._fault,
+            usage=self._usage(),
         )
 
     def score(self) -> RewardBreakdown:
@@ -167,7 +178,26 @@ class ScenarioEnv(gym.Env[str, str]):
             self._breakdown = breakdown
         return breakdown
 
+    def set_usage(self, role: str, usage: Usage) -> None:
+        """Record a role's model usage so far in this episode (runners call it before each step).
+
+        The mock user's own usage is read from the user (its ``usage`` attribute) when it has one.
+        """
+        self.usage[role] = usage
+
     # -- internals -----------------------------------------------------------------------
+
+    def _usage(self) -> dict[str, Usage]:
+        usage = dict(self.usage)
+        user_usage = getattr(self.user, "usage", None)
+        if user_usage is not None and int(getattr(user_usage, "calls", 0) or 0) > 0:
+            usage["user"] = Usage(
+                prompt_tokens=user_usage.prompt_tokens,
+                completion_tokens=user_usage.completion_tokens,
+                cost=user_usage.cost,
+                calls=user_usage.calls,
+            )
+        return usage
 
     def _act(self, action: Any) -> tuple[str, bool] | _AwaitingUser:
         if self._end != "running":
@@ -186,6 +216,12 @@ class ScenarioEnv(gym.Env[str, str]):
 
     def _hear(self, turn: UserTurn) -> tuple[str, bool]:
         self._messages.append({"role": "user", "content": turn.text})
+        if turn.affect is not None:
+            self._affects.append(turn.affect)
+        if turn.fault is not None:  # the simulator failed: the episode says nothing about the agent
+            self._fault = turn.fault
+            self._end = "sim_fault"
+            return turn.text, True
         if turn.done:
             self._end = "user_done"
         return turn.text, turn.done
@@ -200,6 +236,8 @@ class ScenarioEnv(gym.Env[str, str]):
             reward = breakdown.total
             info["reward_breakdown"] = breakdown.model_dump()
             info["end_reason"] = self._end
+            info["outcome"] = breakdown.outcome
+            info["carries_reward"] = breakdown.carries_reward
         if self.render_mode == "human":
             self.render()
         return observation, reward, terminated, False, info

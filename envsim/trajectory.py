@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EndReason = Literal["running", "user_done", "agent_ended", "max_turns"]
+EndReason = Literal["running", "user_done", "agent_ended", "max_turns", "sim_fault"]
 
 
 class ToolCallRecord(BaseModel):

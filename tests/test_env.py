@@ -188,3 +188,26 @@ def test_fuzzed_steps_never_raise_and_keep_invariants(scenario_id: str) -> None:
 
     episode()
     assert taken >= 2000  # thousands of steps per scenario
+
+
+def test_affects_are_recorded_per_user_turn(tiny_env: ScenarioEnv) -> None:
+    tiny_env.reset(seed=0)
+    tiny_env.step("What is your phone number?")
+    tiny_env.step("Let me tell you about our offers.")
+    affects = tiny_env.trajectory().affects
+    assert affects[0] == "panicked" and len(affects) == 3
+
+
+def test_a_simulator_fault_ends_the_episode_as_sim_fault(tiny_scenario: envsim.scenario.Scenario) -> None:
+    from envsim.user.base import UserTurn
+    from envsim.user.scripted import ScriptedUser
+
+    class FaultyUser(ScriptedUser):
+        def reply(self, agent_message: str, messages: object) -> UserTurn:  # type: ignore[override]
+            return UserTurn("Agent: how can I help you?", fault="speaks_as_agent")
+
+    env = ScenarioEnv(tiny_scenario, user=FaultyUser())
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("Hello?")
+    assert terminated and info["end_reason"] == "sim_fault" and info["outcome"] == "sim_fault"
+    assert info["carries_reward"] is False and env.trajectory().fault == "speaks_as_agent"
