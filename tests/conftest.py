@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,23 @@ def tiny_scenario() -> Scenario:
 def tiny_env(tiny_scenario: Scenario) -> ScenarioEnv:
     """A fresh environment on the tiny scenario."""
     return ScenarioEnv(tiny_scenario)
+
+
+@pytest.fixture(autouse=True)
+def _close_implicit_event_loop() -> Iterator[None]:
+    """Close the main-thread event loop litellm's sync path creates and never closes.
+
+    litellm's service logger calls ``asyncio.get_event_loop()``; a later ``asyncio.run`` orphans
+    that loop, and its ResourceWarning (an error under ``filterwarnings = error``) would fail a
+    random later test. With ``set_event_loop(None)`` litellm runs those hooks with ``asyncio.run``.
+    """
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running():
+        loop.close()
+        asyncio.set_event_loop(None)
