@@ -4,7 +4,8 @@ litellm takes seconds to import and, offline, tries to download a price table un
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set before the import; :func:`litellm` sets it and
 imports once. Every model call of envsim (LLM user, LLM agent, judge) goes through
 :func:`complete` / :func:`acomplete`, so a registered litellm custom provider or
-``mock_response`` drives the real client path in tests.
+``mock_response`` drives the real client path in tests, and :func:`set_call_cache` can put a
+recorder, a replayer or a retry policy in front of every call (``envsim generate`` does).
 
 Example (no network: litellm's own ``mock_response``):
     >>> reply = complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
@@ -15,9 +16,11 @@ Example (no network: litellm's own ``mock_response``):
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from envsim.errors import EnvsimError
 
@@ -42,6 +45,11 @@ def litellm() -> ModuleType:
         import litellm as module
 
         module.suppress_debug_info = True
+        # litellm's response types use ``ReadOnly`` TypedDict items; pydantic warns once when it first
+        # builds them (lazily, on the first response). Build them here, where that warning is known.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning)
+            module.ModelResponse()
         _litellm = module
     return _litellm
 
@@ -85,8 +93,52 @@ def _to_completion(model: str, response: Any) -> Completion:
     )
 
 
+class CallCache(Protocol):
+    """What :func:`set_call_cache` installs: it gets every call with the function that would make it.
+
+    It may answer from a record, retry ``send`` or record its result; ``send(model, messages,
+    **kwargs)`` is the plain call to the provider. :class:`envsim.batch.cache.ModelCalls` is the
+    implementation (record/replay, retries with backoff, per-episode usage).
+    """
+
+    def call(
+        self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], send: Callable[..., Completion]
+    ) -> Completion:
+        """Answer a :func:`complete` call."""
+        ...
+
+    async def acall(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        kwargs: dict[str, Any],
+        send: Callable[..., Awaitable[Completion]],
+    ) -> Completion:
+        """Answer an :func:`acomplete` call."""
+        ...
+
+
+_call_cache: CallCache | None = None
+
+
+def set_call_cache(cache: CallCache | None) -> CallCache | None:
+    """Route every :func:`complete`/:func:`acomplete` through ``cache`` (``None``: call directly).
+
+    Process-wide; returns the previous one, so that a caller can restore it.
+    """
+    global _call_cache
+    previous, _call_cache = _call_cache, cache
+    return previous
+
+
 def complete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     """One chat completion (``kwargs`` go to ``litellm.completion``: temperature, seed, tools...)."""
+    if _call_cache is not None:
+        return _call_cache.call(model, messages, kwargs, _complete)
+    return _complete(model, messages, **kwargs)
+
+
+def _complete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     lib = litellm()
     try:
         response = lib.completion(model=model, messages=messages, **kwargs)
@@ -97,6 +149,12 @@ def complete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Compl
 
 async def acomplete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     """The async form of :func:`complete` (``litellm.acompletion``)."""
+    if _call_cache is not None:
+        return await _call_cache.acall(model, messages, kwargs, _acomplete)
+    return await _acomplete(model, messages, **kwargs)
+
+
+async def _acomplete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     lib = litellm()
     try:
         response = await lib.acompletion(model=model, messages=messages, **kwargs)

@@ -1,0 +1,257 @@
+"""Throughput of ``envsim generate`` against a model server that answers after a fixed latency.
+
+The local test server (:mod:`envsim.testing.server`) runs in its own process and answers every
+request after ``--latency-ms`` (200 by default), playing the agent (the LLM agent through
+litellm, the real client path; the mock user is the scripted one). For each concurrency level
+(1, 16, 64, 256, 512 by default) a fresh generator process runs enough episodes to reach a
+steady state, and the bench prints:
+
+- ``eps``: episodes per second (stored episodes / time running them);
+- ``ideal``: the latency-bound ideal, concurrency / (model calls per episode × latency);
+- ``ceiling``: the client-bound ceiling, the calls per second litellm alone reaches against the
+  same server in the same bench run (a process that only calls ``litellm.acompletion`` with an
+  agent request, at high concurrency) ÷ calls per episode;
+- ``cpu_ms``: envsim's own CPU milliseconds per episode outside the model client, measured by
+  replaying the level's recorded run (``--replay``: every call answered from the records, so no
+  client code runs; environment, user, agent wrapper, scoring, storage with fsync and the call
+  layer all do);
+- ``live_cpu_ms``: CPU milliseconds per episode of the live run (client included);
+- ``rss_mb``: the generator process's peak resident memory.
+
+``--workers N`` splits every level over N generator processes (concurrency / N each, started
+together; episodes/s is the total over the slowest one's time), and runs N client-only
+processes for the ceiling. The last line is one JSON object with every number.
+
+Run: ``python bench/throughput.py [--latency-ms 200] [--levels 1,16,64,256,512] [--workers N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = "MedicalSupplyPanicCaller"
+MODEL = "openai/envsim-agent"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _collect(processes: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    results = []
+    for process in processes:
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"a bench process failed (exit {process.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+# -- the processes --------------------------------------------------------------------------------
+
+
+def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict[str, Any]:
+    """litellm alone: ``calls`` agent requests, ``concurrency`` at a time; calls per second and CPU per call."""
+    from envsim.env import ScenarioEnv
+    from envsim.llm import litellm
+
+    lib = litellm()
+    _, info = ScenarioEnv(SCENARIO).reset(seed=0)
+    kwargs = {
+        "messages": info["messages"],
+        "tools": info["tools"],
+        "temperature": 0.0,
+        "api_base": url,
+        "api_key": "bench",
+        "max_retries": 0,
+        "timeout": 600,
+        "_skip_mcp_handler": True,
+    }
+
+    async def main() -> tuple[float, float, int]:
+        await lib.acompletion(model=MODEL, **kwargs)  # warm: lazy imports, the connection pool
+        left = calls
+        failed = 0
+
+        async def worker() -> None:
+            nonlocal left, failed
+            while left > 0:
+                left -= 1
+                try:
+                    await lib.acompletion(model=MODEL, **kwargs)
+                except Exception:
+                    failed += 1
+
+        time.sleep(max(0.0, start_at - time.time()))
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - wall, time.process_time() - cpu, failed
+
+    wall, cpu, failed = asyncio.run(main())
+    return {
+        "calls": calls,
+        "failed": failed,
+        "seconds": wall,
+        "calls_per_s": calls / wall,
+        "cpu_ms_per_call": 1e3 * cpu / calls,
+    }
+
+
+def worker(url: str, concurrency: int, episodes: int, seed: int, out: str, start_at: float) -> dict[str, Any]:
+    """One generator: warm up, record a run of ``episodes`` at ``concurrency``, replay it (no client) for its CPU."""
+    import pandas  # noqa: F401 - imported before the clock starts, as litellm is
+
+    from envsim.batch.plan import GenerateConfig, RunOptions
+    from envsim.batch.session import execute, start_replay, start_run
+    from envsim.llm import litellm
+
+    litellm()
+    config = GenerateConfig(agent="llm", agent_model=MODEL)
+    options = RunOptions(concurrency=concurrency, timeout=600, max_retries=0, api_base=url, cache="record")
+    # warm up (litellm's lazy imports and first-call set-up, scenario loading) outside the measurement
+    execute(start_run(Path(out) / "warm", [SCENARIO], config, options, episodes=2, seeds=[seed + episodes]))
+    store = start_run(Path(out) / "live", [SCENARIO], config, options, episodes=episodes, seeds=[seed])
+    time.sleep(max(0.0, start_at - time.time()))
+    live = execute(store)
+    live_rss = _peak_rss_mb()
+    replay = execute(start_replay(Path(out) / "live", Path(out) / "replay", RunOptions(concurrency=concurrency)))
+    if replay.outcomes != live.outcomes or replay.tokens != live.tokens:
+        raise SystemExit("the replay differs from the live run")
+    return {
+        "episodes": live.stored,
+        "outcomes": live.outcomes,
+        "model_calls": live.model_calls,
+        "run_seconds": live.run_seconds,
+        "live_cpu_seconds": live.cpu_seconds,
+        "replay_cpu_seconds": replay.cpu_seconds,
+        "replay_run_seconds": replay.run_seconds,
+        "rss_mb": live_rss,
+    }
+
+
+# -- the bench ------------------------------------------------------------------------------------
+
+
+def _level(url: str, concurrency: int, workers: int, episodes: int, folder: Path) -> dict[str, Any]:
+    per = max(1, concurrency // workers)
+    each = max(1, episodes // workers)
+    start_at = time.time() + 8.0  # every worker imports and plans first, then all start together
+    processes = [
+        _spawn("--role", "worker", url, str(per), str(each), str(10_000 * i), str(folder / f"w{i}"), str(start_at))
+        for i in range(workers)
+    ]
+    results = _collect(processes)
+    stored = sum(r["episodes"] for r in results)
+    calls = sum(r["model_calls"] for r in results)
+    slowest = max(r["run_seconds"] for r in results)
+    return {
+        "concurrency": per * workers,
+        "episodes": stored,
+        "calls_per_episode": calls / stored,
+        "eps": stored / slowest,
+        "cpu_ms": 1e3 * sum(r["replay_cpu_seconds"] for r in results) / stored,
+        "live_cpu_ms": 1e3 * sum(r["live_cpu_seconds"] for r in results) / stored,
+        "rss_mb": max(r["rss_mb"] for r in results),
+        "failures": {k: v for r in results for k, v in r["outcomes"].items() if k != "success"},
+    }
+
+
+def main() -> None:
+    """Run the bench (or, with ``--role``, one of its processes)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--levels", default="1,16,64,256,512")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--episodes-per-slot", type=float, default=2.0, help="Episodes per level: this × concurrency.")
+    parser.add_argument("--min-episodes", type=int, default=20)
+    parser.add_argument("--client-calls", type=int, default=2000, help="Calls of the client-only measurement.")
+    parser.add_argument("--client-concurrency", type=int, default=256)
+    parser.add_argument("--role", choices=["client", "worker"], help=argparse.SUPPRESS)
+    parser.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.role == "client":
+        url, concurrency, calls, start_at = args.role_args
+        print(json.dumps(client_only(url, int(concurrency), int(calls), float(start_at))))
+        return
+    if args.role == "worker":
+        url, concurrency, episodes, seed, out, start_at = args.role_args
+        print(json.dumps(worker(url, int(concurrency), int(episodes), int(seed), out, float(start_at))))
+        return
+
+    from envsim.testing.server import start_server
+
+    levels = [int(x) for x in args.levels.split(",")]
+    latency = args.latency_ms / 1000.0
+    report: dict[str, Any] = {
+        "latency_ms": args.latency_ms,
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
+        "scenario": SCENARIO,
+    }
+    with start_server(latency_ms=args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
+        start_at = time.time() + 8.0
+        clients = _collect(
+            [
+                _spawn(
+                    "--role",
+                    "client",
+                    url,
+                    str(max(1, args.client_concurrency // args.workers)),
+                    str(max(1, args.client_calls // args.workers)),
+                    str(start_at),
+                )
+                for _ in range(args.workers)
+            ]
+        )
+        client_rate = sum(c["calls"] for c in clients) / max(c["seconds"] for c in clients)
+        report["client_calls_per_s"] = client_rate
+        report["client_cpu_ms_per_call"] = sum(c["cpu_ms_per_call"] for c in clients) / len(clients)
+        print(
+            f"litellm alone: {client_rate:.1f} calls/s ({report['client_cpu_ms_per_call']:.1f} ms CPU per call)"
+            f" with {args.workers} process(es)",
+            flush=True,
+        )
+        print(
+            f"{'conc':>5} {'episodes':>8} {'calls/ep':>8} {'eps':>8} {'ideal':>8} {'ceiling':>8} {'cpu_ms':>7}"
+            f" {'live_ms':>7} {'rss_mb':>7}",
+            flush=True,
+        )
+        rows = []
+        for concurrency in levels:
+            episodes = max(args.min_episodes, int(args.episodes_per_slot * concurrency))
+            row = _level(url, concurrency, args.workers, episodes, Path(tmp) / f"c{concurrency}")
+            row["ideal"] = row["concurrency"] / (row["calls_per_episode"] * latency)
+            row["ceiling"] = client_rate / row["calls_per_episode"]
+            rows.append(row)
+            print(
+                f"{row['concurrency']:>5} {row['episodes']:>8} {row['calls_per_episode']:>8.2f} {row['eps']:>8.2f}"
+                f" {row['ideal']:>8.2f} {row['ceiling']:>8.2f} {row['cpu_ms']:>7.2f} {row['live_cpu_ms']:>7.1f}"
+                f" {row['rss_mb']:>7.0f}",
+                flush=True,
+            )
+        report["levels"] = rows
+    print(json.dumps(report, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

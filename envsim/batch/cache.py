@@ -1,0 +1,486 @@
+"""Every model call of a run, in one place: record/replay, retries with backoff, usage per episode.
+
+:class:`ModelCalls` is installed with :func:`envsim.llm.set_call_cache` for the length of a run,
+so the agent, the mock user and the judge all go through it without knowing:
+
+- **Record and replay.** A call's key is the SHA-256 of what determines its answer: the model, the
+  messages, the tools and the other parameters (transport settings such as ``api_base``,
+  ``api_key`` and ``timeout`` left out), plus the episode it belongs to and how many identical
+  requests that episode made before (so two episodes whose prompts coincide keep their own
+  samples, and a repeated request within an episode gets the next recorded answer, as it did).
+  ``record`` answers from the records when it can and records every new answer; ``replay``
+  answers only from the records and raises :class:`CallCacheMiss` (no provider is called) on a
+  miss. A call that still fails after its retries is recorded as a failure, which ``replay`` raises
+  again (``record`` calls the provider anew: a resumed run retries it). Records are append-only
+  JSONL logs in ``RUN_DIR/calls/`` (``calls-0000.jsonl``, one per session), synced before the
+  episodes that used them are stored.
+- **Retries.** A retryable failure (:func:`envsim.batch.retry.is_retryable`: rate limit, 5xx,
+  timeout, connection) is retried up to ``max_retries`` times with exponential backoff and full
+  jitter, honouring ``Retry-After``; each call gets ``timeout`` seconds. litellm's own client
+  retries are turned off (``max_retries=0``) so the policy is this one.
+- **Usage.** Tokens, cost and calls (failed tries included) are added to the current
+  :class:`CallScope` (one per episode attempt) under the current role (``agent``, ``user``,
+  ``judge``), set by the runner with :func:`role`.
+
+Example (litellm's ``mock_response``: no provider):
+    >>> import tempfile
+    >>> from envsim.llm import complete, set_call_cache
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> calls = ModelCalls(mode="record", log=CallLog(folder))
+    >>> previous = set_call_cache(calls)
+    >>> with episode_scope("ep-1") as scope, role("user"):
+    ...     complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello").text
+    'hello'
+    >>> scope.usage["user"].calls
+    1
+    >>> calls.close()
+    >>> replay = ModelCalls(mode="replay", log=CallLog(folder))
+    >>> _ = set_call_cache(replay)
+    >>> with episode_scope("ep-1"):
+    ...     complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello").text
+    'hello'
+    >>> try:
+    ...     with episode_scope("ep-2"):
+    ...         complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
+    ... except CallCacheMiss as miss:
+    ...     print(str(miss)[:67])
+    replay: no recorded answer for a call to openai/gpt-4o-mini (role o
+    >>> _ = set_call_cache(previous)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from envsim.batch.plan import CacheMode, sha256_hex
+from envsim.batch.retry import ReplayedFailure, backoff_delay, describe, is_retryable, retry_after
+from envsim.errors import EnvsimError
+from envsim.llm import Completion, ModelCallError
+from envsim.trajectory import Usage
+
+TRANSPORT_PARAMS = frozenset(
+    {
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+        "organization",
+        "timeout",
+        "request_timeout",
+        "stream_timeout",
+        "num_retries",
+        "max_retries",
+        "metadata",
+        "extra_headers",
+        "headers",
+        "client",
+    }
+)
+"""Call parameters that do not change the answer, hence not part of a call's key."""
+
+KEY_FORMAT = 1
+"""Version of the key derivation (part of every key)."""
+
+
+class CallCacheMiss(EnvsimError):
+    """``--replay`` met a model call that was never recorded (the run cannot be reproduced from records)."""
+
+
+@dataclass
+class CallScope:
+    """The model calls of one episode attempt: usage per role, retries, and the request counter of replay keys."""
+
+    episode_id: str | None
+    usage: dict[str, Usage] = field(default_factory=dict)
+    retries: int = 0
+    occurrences: Counter[str] = field(default_factory=Counter)
+
+    def add(self, role_name: str, completion: Completion | None, calls: int) -> None:
+        """Count ``calls`` calls of ``role_name`` and, when there is one, the answer's tokens and cost."""
+        usage = Usage(calls=calls)
+        if completion is not None:
+            usage = Usage(
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                cost=completion.cost,
+                calls=calls,
+            )
+        self.usage[role_name] = self.usage.get(role_name, Usage()) + usage
+
+
+_scope: ContextVar[CallScope | None] = ContextVar("envsim_call_scope", default=None)
+_role: ContextVar[str] = ContextVar("envsim_call_role", default="other")
+
+
+@contextlib.contextmanager
+def episode_scope(episode_id: str | None) -> Iterator[CallScope]:
+    """Calls made inside belong to ``episode_id`` (a fresh :class:`CallScope`, yielded)."""
+    scope = CallScope(episode_id)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+@contextlib.contextmanager
+def role(name: str) -> Iterator[None]:
+    """Calls made inside are counted under role ``name`` (agent, user, judge)."""
+    token = _role.set(name)
+    try:
+        yield
+    finally:
+        _role.reset(token)
+
+
+def current_scope() -> CallScope | None:
+    """The :class:`CallScope` of the running episode attempt, if any."""
+    return _scope.get()
+
+
+def _completion_dict(completion: Completion) -> dict[str, Any]:
+    return dataclasses.asdict(completion)
+
+
+def _completion_from(data: dict[str, Any]) -> Completion:
+    names = {f.name for f in dataclasses.fields(Completion)}
+    return Completion(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class CallEntry:
+    """A recorded answer (or, with ``completion`` None, a failure after every retry) and the failed tries before it."""
+
+    completion: Completion | None
+    failed_attempts: int = 0
+    error: str | None = None
+
+
+class CallLog:
+    """The recorded calls of a run: append-only ``calls-NNNN.jsonl`` files in ``directory``, indexed in memory.
+
+    A torn last line (a killed writer) is skipped; a key recorded twice keeps its first answer, and an
+    answer replaces a recorded failure (a call that failed in one session and succeeded on resume).
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.entries: dict[str, CallEntry] = {}
+        self.skipped_lines = 0
+        self._out: IO[bytes] | None = None
+        self._dirty = False
+        self._load()
+
+    def _files(self) -> list[Path]:
+        return sorted(self.directory.glob("calls-*.jsonl")) if self.directory.is_dir() else []
+
+    def _load(self) -> None:
+        for path in self._files():
+            with path.open("rb") as f:
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        self.skipped_lines += 1
+                        continue
+                    try:
+                        data = json.loads(line)
+                        answer = data.get("completion")
+                        entry = CallEntry(
+                            _completion_from(answer) if answer is not None else None,
+                            int(data.get("failed_attempts", 0)),
+                            data.get("error"),
+                        )
+                        key = str(data["key"])
+                    except (ValueError, KeyError, TypeError):
+                        self.skipped_lines += 1
+                        continue
+                    self._keep(key, entry)
+
+    def _keep(self, key: str, entry: CallEntry) -> bool:
+        old = self.entries.get(key)
+        if old is not None and (old.completion is not None or entry.completion is None):
+            return False
+        self.entries[key] = entry
+        return True
+
+    def get(self, key: str) -> CallEntry | None:
+        """The recorded answer for ``key``."""
+        return self.entries.get(key)
+
+    def put(self, key: str, entry: CallEntry, **about: Any) -> None:
+        """Record an answer or a failure (written now, durable after :meth:`sync`); ``about`` adds context fields."""
+        if not self._keep(key, entry):
+            return
+        if self._out is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            files = self._files()
+            number = int(files[-1].stem.removeprefix("calls-")) + 1 if files else 0
+            self._out = (self.directory / f"calls-{number:04d}.jsonl").open("xb")
+        line = {
+            "key": key,
+            **about,
+            "failed_attempts": entry.failed_attempts,
+            "error": entry.error,
+            "completion": _completion_dict(entry.completion) if entry.completion is not None else None,
+        }
+        self._out.write((json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode())
+        self._dirty = True
+
+    def sync(self) -> None:
+        """Flush and fsync what was recorded since the last sync."""
+        if self._out is not None and self._dirty:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._dirty = False
+
+    def close(self) -> None:
+        """Sync and close the session's log file."""
+        self.sync()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+def call_key(model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], episode: str | None, n: int) -> str:
+    """The key of a call: SHA-256 over (model, messages, tools, answer-relevant params, episode, occurrence).
+
+    Example:
+        >>> a = call_key("m", [{"role": "user", "content": "hi"}], {"temperature": 0, "api_key": "x"}, "ep", 0)
+        >>> a == call_key("m", [{"role": "user", "content": "hi"}], {"temperature": 0}, "ep", 0)
+        True
+        >>> a == call_key("m", [{"role": "user", "content": "hi"}], {"temperature": 0}, "ep", 1)
+        False
+    """
+    params = {k: v for k, v in kwargs.items() if k not in TRANSPORT_PARAMS and k != "tools"}
+    payload = {
+        "format": KEY_FORMAT,
+        "model": model,
+        "messages": messages,
+        "tools": kwargs.get("tools"),
+        "params": params,
+        "episode": episode,
+        "n": n,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return sha256_hex(text)
+
+
+@dataclass
+class CallStats:
+    """Totals over the whole run, for the progress bar and the summary."""
+
+    calls: int = 0
+    answered: int = 0
+    replayed: int = 0
+    retries: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+class ModelCalls:
+    """The :class:`envsim.llm.CallCache` of a run (see the module docstring).
+
+    Args:
+        mode: ``off`` (calls go to the provider, nothing recorded), ``record`` or ``replay``.
+        log: Where records live (needed for ``record`` and ``replay``).
+        timeout: Seconds allowed per try.
+        max_retries: Retries after the first try of a retryable failure.
+        backoff: Base of the exponential backoff, in seconds.
+        max_backoff: Ceiling of one backoff (a ``Retry-After`` may exceed it).
+        defaults: Parameters every call gets unless it sets them (``api_base``, ``api_key``).
+        seed: Seed of the jitter.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: CacheMode = "off",
+        log: CallLog | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        defaults: dict[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if mode != "off" and log is None:
+            raise ValueError(f"mode {mode!r} needs a CallLog")
+        self.mode = mode
+        self.log = log
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.defaults = dict(defaults or {})
+        self.stats = CallStats()
+        self._rng = random.Random(seed)
+
+    # -- shared steps -------------------------------------------------------------------------
+
+    def _key(self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> tuple[str, CallScope | None]:
+        scope = _scope.get()
+        if self.mode == "off":
+            return "", scope  # nothing is looked up or recorded: no key to compute
+        episode = scope.episode_id if scope is not None else None
+        first = call_key(model, messages, kwargs, episode, 0)
+        if scope is None:
+            return first, None
+        n = scope.occurrences[first]
+        scope.occurrences[first] += 1
+        return (first if n == 0 else call_key(model, messages, kwargs, episode, n)), scope
+
+    def _lookup(self, model: str, key: str, scope: CallScope | None) -> Completion | None:
+        if self.mode == "off":
+            return None
+        assert self.log is not None
+        entry = self.log.get(key)
+        if entry is not None and entry.completion is not None:
+            self.stats.replayed += 1
+            self._count(scope, entry.completion, entry.failed_attempts + 1)
+            return entry.completion
+        if entry is not None and self.mode == "replay":  # the recorded failure, again
+            self.stats.replayed += 1
+            self.stats.failures += 1
+            self._count(scope, None, entry.failed_attempts)
+            raise ModelCallError(model, ReplayedFailure(entry.error or "recorded failure"))
+        if self.mode == "replay":
+            episode = scope.episode_id if scope is not None else None
+            raise CallCacheMiss(
+                f"replay: no recorded answer for a call to {model} (role {_role.get()}) in episode {episode}"
+                f" (key {key[:16]});"
+                " the run was not recorded with --record, or its configuration changed"
+            )
+        return None
+
+    def _request(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        request = {**self.defaults, **kwargs}
+        request.setdefault("timeout", self.timeout)
+        request.setdefault("max_retries", 0)
+        return request
+
+    def _count(self, scope: CallScope | None, completion: Completion | None, calls: int) -> None:
+        self.stats.calls += calls
+        if completion is not None:
+            self.stats.prompt_tokens += completion.prompt_tokens
+            self.stats.completion_tokens += completion.completion_tokens
+            self.stats.cost += completion.cost
+        if scope is not None:
+            scope.add(_role.get(), completion, calls)
+
+    def _give_up(self, error: ModelCallError, tries: int) -> bool:
+        return not is_retryable(error) or tries > self.max_retries
+
+    def _delay(self, error: ModelCallError, tries: int) -> float:
+        return backoff_delay(
+            tries - 1, base=self.backoff, cap=self.max_backoff, retry_after_s=retry_after(error), rng=self._rng
+        )
+
+    def _done(self, key: str, model: str, scope: CallScope | None, completion: Completion, tries: int) -> Completion:
+        self.stats.answered += 1
+        self._count(scope, completion, tries)
+        if self.mode == "record":
+            assert self.log is not None
+            episode = scope.episode_id if scope is not None else None
+            self.log.put(key, CallEntry(completion, tries - 1), model=model, role=_role.get(), episode=episode)
+        return completion
+
+    def _record_failure(self, key: str, model: str, scope: CallScope | None, error: ModelCallError, tries: int) -> None:
+        if self.mode == "record":
+            assert self.log is not None
+            episode = scope.episode_id if scope is not None else None
+            entry = CallEntry(None, tries, describe(error))
+            self.log.put(key, entry, model=model, role=_role.get(), episode=episode)
+
+    def _failed(self, scope: CallScope | None, retry: bool) -> None:
+        if retry:
+            self.stats.retries += 1
+            if scope is not None:
+                scope.retries += 1
+        else:
+            self.stats.failures += 1
+
+    # -- the CallCache protocol ---------------------------------------------------------------
+
+    def call(
+        self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], send: Callable[..., Completion]
+    ) -> Completion:
+        """A synchronous call (blocking sleeps between retries)."""
+        key, scope = self._key(model, messages, kwargs)
+        hit = self._lookup(model, key, scope)
+        if hit is not None:
+            return hit
+        request = self._request(kwargs)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                completion = send(model, messages, **request)
+            except ModelCallError as error:
+                if self._give_up(error, tries):
+                    self._failed(scope, retry=False)
+                    self._count(scope, None, tries)
+                    self._record_failure(key, model, scope, error, tries)
+                    raise
+                self._failed(scope, retry=True)
+                time.sleep(self._delay(error, tries))
+                continue
+            return self._done(key, model, scope, completion, tries)
+
+    async def acall(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        kwargs: dict[str, Any],
+        send: Callable[..., Awaitable[Completion]],
+    ) -> Completion:
+        """An asynchronous call: each try bounded by ``timeout`` (plus a grace second), sleeps awaited."""
+        key, scope = self._key(model, messages, kwargs)
+        hit = self._lookup(model, key, scope)
+        if hit is not None:
+            return hit
+        request = self._request(kwargs)
+        limit = float(request["timeout"]) + 1.0
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                completion = await asyncio.wait_for(send(model, messages, **request), limit)
+            except (ModelCallError, TimeoutError) as raised:
+                if isinstance(raised, ModelCallError):
+                    error = raised
+                else:
+                    error = ModelCallError(model, TimeoutError(f"no answer within {limit:g}s"))
+                if self._give_up(error, tries):
+                    self._failed(scope, retry=False)
+                    self._count(scope, None, tries)
+                    self._record_failure(key, model, scope, error, tries)
+                    if error is raised:
+                        raise
+                    raise error from raised
+                self._failed(scope, retry=True)
+                await asyncio.sleep(self._delay(error, tries))
+                continue
+            return self._done(key, model, scope, completion, tries)
+
+    def sync(self) -> None:
+        """Make every recorded answer durable."""
+        if self.log is not None:
+            self.log.sync()
+
+    def close(self) -> None:
+        """Sync and close the records."""
+        if self.log is not None:
+            self.log.close()

@@ -1,0 +1,216 @@
+"""The episode plan of a batch run: scenarios × seeds × episodes, each with a deterministic id.
+
+An episode's id is a hash of what determines its content: the scenario id, the scenario file's
+content hash, the episode index, the base seed and the hash of the content-relevant configuration
+(:class:`GenerateConfig`: agent, user and judge kinds and models, mistake rate...). Operational
+settings (:class:`RunOptions`: concurrency, timeouts, retries, where the provider is) are not
+part of it, so a run resumed with another concurrency plans the very same episodes, while an
+edited scenario file or another agent model gives new ids.
+
+Episode ``index`` of base seed ``s`` runs with environment seed ``s + index`` (as ``envsim run``
+does); several base seeds must therefore not give overlapping seed ranges.
+
+Example:
+    >>> config = GenerateConfig(agent="scripted", error_rate=0.2)
+    >>> source = ScenarioSource(id="Refund", path="refund.yaml", hash="ab" * 32)
+    >>> plan = make_plan([source], config, episodes=3, seeds=[100])
+    >>> [(e.index, e.seed) for e in plan]
+    [(0, 100), (1, 101), (2, 102)]
+    >>> plan == make_plan([source], config, episodes=3, seeds=[100])   # deterministic
+    True
+    >>> plan[0].episode_id == make_plan([source], config.model_copy(update={"error_rate": 0.1}),
+    ...                                  episodes=1, seeds=[100])[0].episode_id
+    False
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from envsim.errors import EnvsimError, UnknownNameError
+
+SCHEMA_VERSION = 1
+"""Version of the run directory's formats (manifest, plan, episode records, Parquet columns)."""
+
+CacheMode = Literal["off", "record", "replay"]
+"""What the model-call cache does: nothing, record every call, or answer every call from records."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the form every hash in a run is taken over.
+
+    Example:
+        >>> canonical_json({"b": 1, "a": [1.5, None]})
+        '{"a":[1.5,null],"b":1}'
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+def sha256_hex(text: str | bytes) -> str:
+    """The SHA-256 of ``text`` (UTF-8 for a string), as hex."""
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+class GenerateConfig(_Strict):
+    """Everything that determines the content of a run's episodes; its hash is part of every episode id."""
+
+    agent: str = Field("scripted", description="The agent kind: scripted, llm or hf (see envsim.agents.registry).")
+    agent_model: str | None = Field(None, description="The agent's model (litellm model string or HF name).")
+    user: str = Field("scripted", description="The mock user kind: scripted, transcript or llm.")
+    user_model: str | None = Field(None, description="The LLM user's model.")
+    judge_rubric: str | None = Field(None, description="A judge rubric file (envsim.reward.judge); None: no judge.")
+    judge_rubric_hash: str | None = Field(None, description="SHA-256 of the rubric file's bytes.")
+    judge_model: str | None = Field(None, description="Overrides the rubric's model.")
+    judge_weight: float = Field(0.0, ge=0.0, description="Weight of the judge's score in the total (0: reported only).")
+    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="The scripted agent's mistake rate.")
+
+    def config_hash(self) -> str:
+        """SHA-256 over the content-relevant fields (the rubric by its content, not its path)."""
+        return sha256_hex(canonical_json(self.model_dump(exclude={"judge_rubric"})))
+
+
+class RunOptions(_Strict):
+    """How a run is executed; none of it changes an episode's content (nor its id)."""
+
+    concurrency: int = Field(64, ge=1, description="Episodes in flight at once.")
+    timeout: float = Field(60.0, gt=0, description="Seconds allowed per model call.")
+    max_retries: int = Field(5, ge=0, description="Retries per model call on rate limits, 5xx, timeouts.")
+    backoff: float = Field(0.5, ge=0, description="Seconds before the first retry (doubling, with full jitter).")
+    max_backoff: float = Field(30.0, ge=0, description="Ceiling on one backoff delay (Retry-After may ask for more).")
+    api_base: str | None = Field(None, description="OpenAI-compatible endpoint for every model participant.")
+    step_delay: float = Field(0.0, ge=0, description="Seconds to wait before each agent action (tests, demos).")
+    cache: CacheMode = "off"
+    cache_dir: str | None = Field(None, description="The call cache folder (default: RUN_DIR/calls).")
+
+
+class ScenarioSource(_Strict):
+    """One scenario of a run: its id, the file it came from and the SHA-256 of the file's bytes."""
+
+    id: str
+    path: str
+    hash: str
+
+
+class EpisodeSpec(_Strict):
+    """One planned episode."""
+
+    episode_id: str
+    scenario_id: str
+    scenario_hash: str
+    index: int = Field(ge=0, description="Episode number within its scenario and base seed.")
+    base_seed: int
+    seed: int = Field(description="The environment seed: base_seed + index.")
+    config_hash: str
+
+
+def episode_id(scenario_id: str, scenario_hash: str, index: int, base_seed: int, config_hash: str) -> str:
+    """The deterministic id of an episode (32 hex characters).
+
+    Example:
+        >>> episode_id("Refund", "00" * 32, 0, 0, "11" * 32) == episode_id("Refund", "00" * 32, 0, 0, "11" * 32)
+        True
+        >>> len(episode_id("Refund", "00" * 32, 0, 0, "11" * 32))
+        32
+    """
+    return sha256_hex(canonical_json([SCHEMA_VERSION, scenario_id, scenario_hash, index, base_seed, config_hash]))[:32]
+
+
+def check_seeds(seeds: Sequence[int], episodes: int) -> None:
+    """Raise :class:`EnvsimError` when two base seeds give overlapping ranges ``[s, s + episodes)``."""
+    ordered = sorted(seeds)
+    if len(set(ordered)) != len(ordered):
+        raise EnvsimError(f"a seed is given twice: {ordered}")
+    for low, high in itertools.pairwise(ordered):
+        if high < low + episodes:
+            raise EnvsimError(
+                f"seeds {low} and {high} overlap with --episodes {episodes} (episode i of seed s runs with seed s + i);"
+                f" space the seeds at least {episodes} apart"
+            )
+
+
+def make_plan(
+    sources: Sequence[ScenarioSource], config: GenerateConfig, *, episodes: int, seeds: Sequence[int]
+) -> list[EpisodeSpec]:
+    """Every episode of a run, scenario by scenario, seed by seed, index by index."""
+    if episodes < 1:
+        raise EnvsimError(f"episodes must be at least 1, got {episodes}")
+    if not seeds:
+        raise EnvsimError("at least one seed is needed")
+    check_seeds(seeds, episodes)
+    config_hash = config.config_hash()
+    return [
+        EpisodeSpec(
+            episode_id=episode_id(source.id, source.hash, index, base, config_hash),
+            scenario_id=source.id,
+            scenario_hash=source.hash,
+            index=index,
+            base_seed=base,
+            seed=base + index,
+            config_hash=config_hash,
+        )
+        for source in sources
+        for base in seeds
+        for index in range(episodes)
+    ]
+
+
+def _expand(pattern: str) -> list[Path]:
+    from envsim.registration import discover, resolve_scenario_path, scenario_files
+
+    if pattern == "all":
+        return [path for path, _ in discover().values()]
+    if any(ch in pattern for ch in "*?["):
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            raise UnknownNameError(f"no scenario file matches {pattern!r}")
+        return scenario_files([Path(m) for m in matches])
+    path = Path(pattern)
+    if path.is_dir():
+        files = scenario_files([path])
+        if not files:
+            raise UnknownNameError(f"no scenario files (*.yaml, *.yml) in folder {pattern!r}")
+        return files
+    return [resolve_scenario_path(pattern)]
+
+
+def resolve_sources(patterns: Sequence[str]) -> list[ScenarioSource]:
+    """The scenarios named by files, folders, globs, ids or ``all``, validated, in the order given.
+
+    A file named twice counts once; two different files with the same scenario id are an error.
+    """
+    from envsim.loader import load_scenario
+
+    if not patterns:
+        raise EnvsimError("no scenarios given")
+    seen: dict[Path, ScenarioSource] = {}
+    by_id: dict[str, ScenarioSource] = {}
+    for pattern in patterns:
+        for path in _expand(pattern):
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            data = resolved.read_bytes()
+            scenario = load_scenario(resolved)
+            source = ScenarioSource(id=scenario.id, path=str(resolved), hash=sha256_hex(data))
+            if scenario.id in by_id:
+                first = by_id[scenario.id].path
+                raise EnvsimError(f"scenario id {scenario.id!r} is defined twice: {first} and {resolved}")
+            seen[resolved] = by_id[scenario.id] = source
+    return list(seen.values())
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return sha256_hex(Path(path).read_bytes())

@@ -1,0 +1,443 @@
+"""The asyncio batch runner: many episodes in flight, retries, durable storage, nothing lost.
+
+One process, one event loop: ``concurrency`` workers each take the next planned episode, play
+it to the end (the agent's and the mock user's model calls awaited, so hundreds of episodes
+wait on the network at once), score it, and hand the record to a writer that appends finished
+episodes to the store in groups, with one ``fsync`` per group (:meth:`RunStore.append`). An
+episode counts as stored only once its group is on disk.
+
+Environments are made per in-flight slot and reused: a worker borrows an idle environment of
+the episode's scenario (with its own mock user and agent) and gives it back afterwards;
+``reset`` makes each episode independent of the last, so an episode's trajectory does not
+depend on which slot played it.
+
+What can go wrong in an episode, and what is stored:
+
+- a model call fails (rate limit, 5xx, timeout, connection): :class:`~envsim.batch.cache.ModelCalls`
+  retries it with backoff and jitter, honouring ``Retry-After``; if it still fails, or fails
+  in a way not worth retrying, the episode is stored as ``infra_error`` (with the partial
+  trajectory and the error) and resumed runs play it again; it never counts as reward 0;
+- the judge fails on the provider's side (timeout, provider error): the same, ``infra_error``;
+- the simulation raises (a bug in a tool, a user simulator, an agent): ``sim_fault``, with the
+  exception in ``error``; it does not stop the other episodes;
+- ``--replay`` meets an unrecorded call (:class:`~envsim.batch.cache.CallCacheMiss`): the run
+  stops (what finished is stored) and the error is raised, since nothing more can be replayed.
+
+SIGINT/SIGTERM stop the run gracefully: no new episodes start, the ones in flight are
+cancelled (they are not stored, so a resume plays them), finished ones are flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import math
+import signal
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from envsim.agents.base import Policy
+from envsim.agents.llm import LLMAgent
+from envsim.batch.cache import CallCacheMiss, ModelCalls, current_scope, episode_scope, role
+from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
+from envsim.batch.retry import describe
+from envsim.batch.store import EpisodeRecord, RunStore, trajectory_hash
+from envsim.env import ScenarioEnv
+from envsim.llm import ModelCallError, set_call_cache
+from envsim.reward.base import ComponentScore, RewardBreakdown, RewardContext
+from envsim.reward.outcome import REWARD_CARRYING, Outcome
+from envsim.reward.rubric import Rubric
+from envsim.scenario import Scenario
+from envsim.trajectory import Trajectory, Usage
+from envsim.user.base import UserSimulator
+
+MAX_GROUP = 1024
+"""Most records appended (and fsync'd) as one group."""
+
+
+@dataclass
+class RunStats:
+    """Live figures of a run (read by the progress bar; the summary is built from them)."""
+
+    planned: int = 0
+    already: int = 0
+    todo: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    finished: int = 0
+    stored: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reward_sum: float = 0.0
+    reward_count: int = 0
+    run_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    @property
+    def done(self) -> int:
+        """Episodes of the plan with a stored record (before and in this session)."""
+        return self.already + self.stored
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of ``success`` among this session's stored episodes that carry a reward."""
+        judged = sum(n for o, n in self.outcomes.items() if o in REWARD_CARRYING)
+        return self.outcomes["success"] / judged if judged else None
+
+    @property
+    def mean_reward(self) -> float | None:
+        """Mean total reward over this session's stored episodes that carry a reward."""
+        return self.reward_sum / self.reward_count if self.reward_count else None
+
+    def eta(self) -> float | None:
+        """Seconds left at this session's rate so far."""
+        elapsed = time.perf_counter() - self.started
+        if not self.stored or elapsed <= 0:
+            return None
+        return (self.todo - self.stored) / (self.stored / elapsed)
+
+    def add(self, record: EpisodeRecord) -> None:
+        """Count a stored record."""
+        self.stored += 1
+        self.outcomes[record.outcome] += 1
+        if record.carries_reward and record.reward is not None and not math.isnan(record.reward):
+            self.reward_sum += record.reward
+            self.reward_count += 1
+
+
+class Participants:
+    """Makes the agent, the mock user and the judge of a run from its configuration."""
+
+    def __init__(self, config: GenerateConfig, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        self._judge: Any = None
+        self._prototype: Policy | None = None
+        if config.judge_rubric is not None:
+            from envsim.reward.judge import Judge, JudgeCache
+
+            # no verdict cache of the judge's own: record/replay is the run's call cache, and a cache
+            # shared across episodes would make which episode pays for a verdict depend on timing
+            # backoff 0: the judge's own retries go through the run's call layer, which already backs off
+            self._judge = Judge(
+                config.judge_rubric, model=config.judge_model, cache=JudgeCache(None, memory=False), backoff=0.0
+            )
+
+    def models(self) -> dict[str, str | None]:
+        """The model of each role (``None`` for scripted participants)."""
+        judge = self._judge.model if self._judge is not None else None
+        return {"agent": self.config.agent_model, "user": self.config.user_model, "judge": judge}
+
+    def agent(self) -> Policy:
+        """A new agent (``hf``: a copy sharing the one loaded model, with its own per-episode state)."""
+        from envsim.agents.registry import make_agent
+
+        config = self.config
+        if config.agent == "scripted":
+            return make_agent("scripted", error_rate=config.error_rate)
+        if config.agent == "llm":
+            return make_agent(
+                "llm", model=config.agent_model, timeout=self.options.timeout, api_base=self.options.api_base
+            )
+        if config.agent == "hf":
+            if self._prototype is None:
+                self._prototype = make_agent("hf", model_path=config.agent_model)
+            return copy.copy(self._prototype)
+        return make_agent(config.agent, model=config.agent_model)
+
+    def user(self) -> UserSimulator:
+        """A new mock user."""
+        from envsim.user.registry import make_user
+
+        kwargs: dict[str, Any] = {}
+        if self.config.user == "llm":
+            if self.config.user_model:
+                kwargs["model"] = self.config.user_model
+            if self.options.api_base:
+                kwargs["api_base"] = self.options.api_base
+        return make_user(self.config.user, **kwargs)
+
+    @property
+    def judge(self) -> Any:
+        """The judge (:class:`envsim.reward.judge.Judge`), or None."""
+        return self._judge
+
+
+@dataclass
+class Slot:
+    """An environment (with its mock user) and an agent, reused from episode to episode."""
+
+    env: ScenarioEnv
+    agent: Policy
+    context: RewardContext | None = None
+
+
+class EnvPool:
+    """Idle slots per scenario; a scenario's slots are dropped once its last planned episode started."""
+
+    def __init__(self, scenarios: dict[str, Scenario], participants: Participants, todo: Sequence[EpisodeSpec]) -> None:
+        self.scenarios = scenarios
+        self.participants = participants
+        self.created = 0
+        self._idle: dict[str, list[Slot]] = {}
+        self._left: Counter[str] = Counter(spec.scenario_id for spec in todo)
+
+    def take(self, scenario_id: str) -> Slot:
+        """An idle slot of ``scenario_id``, or a new one."""
+        self._left[scenario_id] -= 1
+        idle = self._idle.get(scenario_id)
+        if idle:
+            return idle.pop()
+        self.created += 1
+        env = ScenarioEnv(self.scenarios[scenario_id], user=self.participants.user())
+        return Slot(env, self.participants.agent())
+
+    def give(self, scenario_id: str, slot: Slot) -> None:
+        """Return a slot after its episode."""
+        if self._left[scenario_id] > 0:
+            self._idle.setdefault(scenario_id, []).append(slot)
+        else:
+            self._idle.pop(scenario_id, None)
+
+
+def _with_judge(rubric: Rubric, score: ComponentScore, weight: float) -> Rubric:
+    def judge(trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+        return score
+
+    return Rubric(
+        {**rubric.weights, "judge": weight},
+        {**rubric.functions, "judge": judge},
+        gates=rubric.gates,
+        success_threshold=rubric.success_threshold,
+    )
+
+
+class BatchRunner:
+    """Runs ``todo`` into ``store`` (see the module docstring).
+
+    Args:
+        store: The run directory, opened for writing.
+        todo: The episodes to run (already stored ones left out).
+        scenarios: The loaded scenarios by id.
+        config: What the episodes are (agent, user, judge...).
+        options: How to run them (concurrency, retries...).
+        calls: The model-call layer (installed with :func:`envsim.llm.set_call_cache` while running).
+        stats: Figures to update (the progress bar reads them).
+        on_stored: Called after each group of records is on disk.
+        participants: Makes agents, users and the judge (default: from ``config``).
+        attempts_before: Attempts already made per episode (infra errors of earlier sessions).
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        todo: Sequence[EpisodeSpec],
+        scenarios: dict[str, Scenario],
+        config: GenerateConfig,
+        options: RunOptions,
+        calls: ModelCalls,
+        *,
+        stats: RunStats | None = None,
+        on_stored: Callable[[Sequence[EpisodeRecord]], None] | None = None,
+        participants: Participants | None = None,
+        attempts_before: dict[str, int] | None = None,
+    ) -> None:
+        self.store = store
+        self.todo = list(todo)
+        self.config = config
+        self.options = options
+        self.calls = calls
+        self.participants = participants or Participants(config, options)
+        self.attempts_before = dict(attempts_before or {})
+        self.pool = EnvPool(scenarios, self.participants, self.todo)
+        self.stats = stats or RunStats()
+        self.stats.todo = len(self.todo)
+        self.on_stored = on_stored
+        self.fatal: BaseException | None = None
+        self.interrupted = False
+        self._stopping = False
+        self._write_failed = False
+        self._queue: asyncio.Queue[EpisodeRecord | None] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+
+    # -- one episode --------------------------------------------------------------------------
+
+    async def _play(self, slot: Slot, spec: EpisodeSpec) -> tuple[Trajectory, RewardBreakdown]:
+        env, agent = slot.env, slot.agent
+        with role("user"):
+            observation, info = env.reset(seed=spec.seed)
+        if isinstance(agent, LLMAgent):
+            agent.seed = spec.seed  # its k-th call of the episode carries seed + k: reproducible sampling
+        agent.reset(env.scenario, env.np_random)
+        for _ in range(env.scenario.max_turns):
+            if self.options.step_delay:
+                await asyncio.sleep(self.options.step_delay)
+            with role("agent"):
+                action = await agent.aact(observation, info)
+            with role("user"):
+                observation, _, _, _, info = await env.astep(action)
+            if "end_reason" in info:
+                break
+        trajectory = env.trajectory()
+        breakdown = env.score()
+        scope = current_scope()
+        played = {r: u for r, u in (scope.usage if scope else {}).items() if r in ("agent", "user")}
+        judge = self.participants.judge
+        if played and not trajectory.usage:
+            trajectory = trajectory.model_copy(update={"usage": played})
+            breakdown = self._context_rubric(slot, env.rubric, trajectory)
+        if judge is not None:
+            from envsim.reward.judge import JudgeError
+
+            with role("judge"):
+                try:
+                    result = await judge.ajudge(trajectory)
+                    score = ComponentScore(result.score, result.explanation(), usage=result.usage)
+                except JudgeError as error:
+                    if error.reason in ("timeout", "provider_error"):
+                        raise ModelCallError(error.model, error) from error
+                    score = error.as_score()
+            breakdown = self._context_rubric(slot, _with_judge(env.rubric, score, self.config.judge_weight), trajectory)
+        return trajectory, breakdown
+
+    @staticmethod
+    def _context_rubric(slot: Slot, rubric: Rubric, trajectory: Trajectory) -> RewardBreakdown:
+        if slot.context is None:
+            slot.context = RewardContext(slot.env.runtime)
+        return rubric.evaluate(trajectory, slot.context)
+
+    async def _episode(self, spec: EpisodeSpec) -> EpisodeRecord:
+        slot = self.pool.take(spec.scenario_id)
+        started = time.perf_counter()
+        breakdown: RewardBreakdown | None = None
+        error: str | None = None
+        try:
+            with episode_scope(spec.episode_id) as scope:
+                try:
+                    trajectory, breakdown = await self._play(slot, spec)
+                    outcome: Outcome = breakdown.outcome
+                except ModelCallError as failure:
+                    error = describe(failure)
+                    trajectory = slot.env.trajectory().model_copy(update={"infra_error": error})
+                    outcome = "infra_error"
+                except (CallCacheMiss, asyncio.CancelledError):
+                    raise
+                except Exception as failure:  # a bug in the simulation: this episode only
+                    error = "".join(traceback.format_exception_only(failure)).strip()
+                    try:
+                        trajectory = slot.env.trajectory()
+                    except Exception:
+                        trajectory = Trajectory(scenario_id=spec.scenario_id, seed=spec.seed, messages=[])
+                    trajectory = trajectory.model_copy(update={"fault": f"exception: {error}"})
+                    outcome = "sim_fault"
+                usage: dict[str, Usage] = dict(sorted(scope.usage.items()))
+        finally:
+            self.pool.give(spec.scenario_id, slot)
+        return EpisodeRecord(
+            episode_id=spec.episode_id,
+            scenario_id=spec.scenario_id,
+            scenario_hash=spec.scenario_hash,
+            config_hash=spec.config_hash,
+            index=spec.index,
+            base_seed=spec.base_seed,
+            seed=spec.seed,
+            outcome=outcome,
+            reward=breakdown.total if breakdown is not None else None,
+            breakdown=breakdown,
+            models=self.participants.models(),
+            usage=usage,
+            trajectory=trajectory,
+            trajectory_hash=trajectory_hash(trajectory),
+            error=error,
+            attempts=self.attempts_before.get(spec.episode_id, 0) + 1,
+            elapsed_s=round(time.perf_counter() - started, 6),
+        )
+
+    # -- workers and the writer ---------------------------------------------------------------
+
+    async def _worker(self, specs: Iterator[EpisodeSpec]) -> None:
+        for spec in specs:
+            if self._stopping:
+                return
+            self.stats.in_flight += 1
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
+            try:
+                record = await self._episode(spec)
+            except Exception as error:  # a replay miss, or a bug of the runner: stop the run
+                self.fatal = self.fatal or error
+                self._stop()
+                return
+            finally:
+                self.stats.in_flight -= 1
+            self.stats.finished += 1
+            self._queue.put_nowait(record)
+
+    async def _writer(self) -> None:
+        while True:
+            first = await self._queue.get()
+            group = [first]
+            while len(group) < MAX_GROUP and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            records = [r for r in group if r is not None]
+            if records and not self._write_failed:  # finished episodes are stored even after another fatal error
+                try:
+                    await asyncio.to_thread(self._append, records)
+                except Exception as error:  # disk full, folder removed: stop; nothing unsynced counts as stored
+                    self._write_failed = True
+                    self.fatal = self.fatal or error
+                    self._stop()
+                else:
+                    for record in records:
+                        self.stats.add(record)
+                    if self.on_stored is not None:
+                        self.on_stored(records)
+            if None in group:
+                return
+
+    def _append(self, records: list[EpisodeRecord]) -> None:
+        self.calls.sync()  # the calls an episode used are durable before the episode is
+        self.store.append(records)
+
+    def _stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            for task in self._workers:
+                task.cancel()
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self._stop()
+
+    async def run(self) -> RunStats:
+        """Run every episode of ``todo``; returns the figures (see also :attr:`fatal`, :attr:`interrupted`)."""
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._interrupt)
+                handled.append(sig)
+        previous = set_call_cache(self.calls)
+        wall, cpu = time.perf_counter(), time.process_time()
+        writer = asyncio.create_task(self._writer())
+        try:
+            specs = iter(self.todo)
+            count = min(self.options.concurrency, len(self.todo))
+            self._workers = [asyncio.create_task(self._worker(specs)) for _ in range(count)]
+            results = await asyncio.gather(*self._workers, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception) and self.fatal is None:
+                    self.fatal = result  # a bug of the runner itself: report it, after flushing the rest
+        finally:
+            self._queue.put_nowait(None)
+            await writer
+            self.stats.run_seconds = time.perf_counter() - wall
+            self.stats.cpu_seconds = time.process_time() - cpu
+            set_call_cache(previous)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        return self.stats

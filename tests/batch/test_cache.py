@@ -1,0 +1,173 @@
+"""The model-call layer: keys, record/replay, retries with backoff, timeouts, usage per episode and role."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envsim.batch.cache import CallCacheMiss, CallLog, ModelCalls, call_key, episode_scope, role
+from envsim.llm import Completion, ModelCallError, acomplete, complete, set_call_cache
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class Limited(Exception):
+    """A provider's 429 (status and headers as litellm's RateLimitError carries them)."""
+
+    status_code = 429
+
+    def __init__(self, wait: str = "0") -> None:
+        super().__init__("rate limited")
+        self.headers = {"retry-after": wait}
+
+
+class BadRequest(Exception):
+    status_code = 400
+
+
+class Provider:
+    """A fake provider: fails the first ``failures`` calls with ``error``, then answers with a counter."""
+
+    def __init__(self, failures: int = 0, error: Exception | None = None, sleep: float = 0.0) -> None:
+        self.failures = failures
+        self.error = error or Limited()
+        self.sleep = sleep
+        self.requests: list[dict[str, Any]] = []
+
+    def _answer(self, model: str, kwargs: dict[str, Any]) -> Completion:
+        self.requests.append(kwargs)
+        if len(self.requests) <= self.failures:
+            raise ModelCallError(model, self.error)
+        n = len(self.requests)
+        return Completion(text=f"answer {n}", prompt_tokens=10, completion_tokens=n, cost=0.01, model=model)
+
+    def send(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        return self._answer(model, kwargs)
+
+    async def asend(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        if self.sleep:
+            await asyncio.sleep(self.sleep)
+        return self._answer(model, kwargs)
+
+
+class NoWait(ModelCalls):
+    """Records the delays it would wait instead of waiting."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delays: list[float] = []
+
+    def _delay(self, error: ModelCallError, tries: int) -> float:
+        self.delays.append(super()._delay(error, tries))
+        return 0.0
+
+
+def test_key_ignores_transport_and_tells_episodes_and_repeats_apart() -> None:
+    key = call_key("m", MESSAGES, {"temperature": 0.7, "seed": 3}, "ep", 0)
+    assert key == call_key(
+        "m", MESSAGES, {"temperature": 0.7, "seed": 3, "api_base": "http://x", "timeout": 5}, "ep", 0
+    )
+    assert key != call_key("m", MESSAGES, {"temperature": 0.7, "seed": 4}, "ep", 0)
+    assert key != call_key("m", MESSAGES, {"temperature": 0.7, "seed": 3, "tools": [{"x": 1}]}, "ep", 0)
+    assert key != call_key("m2", MESSAGES, {"temperature": 0.7, "seed": 3}, "ep", 0)
+    assert key != call_key("m", MESSAGES, {"temperature": 0.7, "seed": 3}, "ep2", 0)
+    assert key != call_key("m", MESSAGES, {"temperature": 0.7, "seed": 3}, "ep", 1)
+
+
+def test_retries_rate_limits_with_retry_after_then_succeeds() -> None:
+    provider = Provider(failures=2, error=Limited("3"))
+    calls = NoWait(max_retries=5, backoff=0.5, defaults={"api_base": "http://local"}, seed=0)
+    with episode_scope("ep") as scope, role("agent"):
+        completion = asyncio.run(calls.acall("m", MESSAGES, {"temperature": 0}, provider.asend))
+    assert completion.text == "answer 3"
+    assert len(calls.delays) == 2 and all(3.0 <= d <= 3.5 for d in calls.delays)
+    assert provider.requests[0] == {"temperature": 0, "api_base": "http://local", "timeout": 60.0, "max_retries": 0}
+    assert scope.retries == 2 and calls.stats.retries == 2
+    assert scope.usage["agent"].calls == 3 and scope.usage["agent"].completion_tokens == 3
+
+
+def test_gives_up_after_max_retries_and_at_once_on_a_bad_request() -> None:
+    calls = NoWait(max_retries=3, seed=0)
+    with pytest.raises(ModelCallError, match="rate limited"):
+        calls.call("m", MESSAGES, {}, Provider(failures=99).send)
+    assert len(calls.delays) == 3 and calls.stats.failures == 1
+    assert [d <= 0.5 * 2**i for i, d in enumerate(calls.delays)] == [True] * 3  # exponential window, jittered
+    bad = Provider(failures=99, error=BadRequest("no"))
+    with pytest.raises(ModelCallError):
+        calls.call("m", MESSAGES, {}, bad.send)
+    assert len(bad.requests) == 1
+
+
+def test_each_try_is_bounded_by_the_timeout() -> None:
+    calls = NoWait(timeout=0.05, max_retries=1, seed=0)
+    provider = Provider(sleep=5.0)
+    with episode_scope("ep") as scope, role("user"), pytest.raises(ModelCallError, match="TimeoutError"):
+        asyncio.run(calls.acall("m", MESSAGES, {}, provider.asend))
+    assert len(calls.delays) == 1 and scope.usage["user"].calls == 2
+
+
+def test_record_then_replay_without_the_provider(tmp_path: Path) -> None:
+    provider = Provider(failures=1)
+    recorder = NoWait(mode="record", log=CallLog(tmp_path), seed=0)
+    with episode_scope("ep-1") as recorded:
+        first = asyncio.run(recorder.acall("m", MESSAGES, {"seed": 1}, provider.asend))
+        again = asyncio.run(recorder.acall("m", MESSAGES, {"seed": 1}, provider.asend))  # same request, next answer
+    assert (first.text, again.text) == ("answer 2", "answer 3")
+    recorder.close()
+
+    def no_provider(*args: Any, **kwargs: Any) -> Completion:
+        raise AssertionError("replay called the provider")
+
+    replayer = ModelCalls(mode="replay", log=CallLog(tmp_path))
+    with episode_scope("ep-1") as replayed:
+        assert replayer.call("m", MESSAGES, {"seed": 1}, no_provider) == first
+        assert replayer.call("m", MESSAGES, {"seed": 1}, no_provider) == again
+    assert replayed.usage == recorded.usage  # the failed try is replayed in the usage too
+    with episode_scope("ep-2"), pytest.raises(CallCacheMiss, match="episode ep-2"):
+        replayer.call("m", MESSAGES, {"seed": 1}, no_provider)
+
+
+def test_record_answers_from_its_records_and_keeps_failures_for_replay(tmp_path: Path) -> None:
+    recorder = NoWait(mode="record", log=CallLog(tmp_path), max_retries=0)
+    with episode_scope("ep"), pytest.raises(ModelCallError):
+        recorder.call("m", MESSAGES, {}, Provider(failures=1).send)
+    recorder.close()
+    # replay gives the recorded failure back, as a ModelCallError (the episode is an infra error again)
+    with episode_scope("ep"), pytest.raises(ModelCallError, match="ReplayedFailure"):
+        ModelCalls(mode="replay", log=CallLog(tmp_path)).call("m", MESSAGES, {}, Provider().send)
+    # recording again (a resumed run) calls the provider for a recorded failure; the answer then wins
+    resumed = NoWait(mode="record", log=CallLog(tmp_path))
+    with episode_scope("ep"):
+        assert resumed.call("m", MESSAGES, {}, Provider().send).text == "answer 1"
+    resumed.close()
+    with episode_scope("ep"):
+        assert ModelCalls(mode="replay", log=CallLog(tmp_path)).call("m", MESSAGES, {}, Provider().send).text == (
+            "answer 1"
+        )
+
+
+def test_torn_record_line_is_skipped(tmp_path: Path) -> None:
+    recorder = ModelCalls(mode="record", log=CallLog(tmp_path))
+    with episode_scope("ep"):
+        recorder.call("m", MESSAGES, {}, Provider().send)
+    recorder.close()
+    log = next(tmp_path.glob("calls-*.jsonl"))
+    log.write_bytes(log.read_bytes() + b'{"key": "abc", "completion": {"te')
+    reread = CallLog(tmp_path)
+    assert len(reread.entries) == 1 and reread.skipped_lines == 1
+
+
+def test_installed_with_the_llm_hook_for_complete_and_acomplete(tmp_path: Path) -> None:
+    calls = ModelCalls(mode="record", log=CallLog(tmp_path))
+    previous = set_call_cache(calls)
+    try:
+        with episode_scope("ep") as scope, role("judge"):
+            assert complete("openai/gpt-4o-mini", MESSAGES, mock_response="sync").text == "sync"
+            assert asyncio.run(acomplete("openai/gpt-4o-mini", MESSAGES, mock_response="async")).text == "async"
+    finally:
+        set_call_cache(previous)
+        calls.close()
+    assert scope.usage["judge"].calls == 2 and len(CallLog(tmp_path).entries) == 2

@@ -1,0 +1,142 @@
+"""The asyncio runner: bounded concurrency, slot reuse, failures that stay in their episode."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envsim.agents.base import Policy
+from envsim.agents.scripted import ScriptedAgent
+from envsim.batch.cache import CallCacheMiss, CallLog, ModelCalls, current_scope
+from envsim.batch.plan import GenerateConfig, RunOptions, ScenarioSource, make_plan
+from envsim.batch.runner import BatchRunner, Participants, RunStats
+from envsim.batch.store import Manifest, RunStore
+from envsim.llm import ModelCallError
+from envsim.scenario import Scenario
+
+CONFIG = GenerateConfig(error_rate=0.3)
+
+
+def plan_for(scenario: Scenario, episodes: int) -> list[Any]:
+    source = ScenarioSource(id=scenario.id, path="tiny.yaml", hash="0" * 64)
+    return make_plan([source], CONFIG, episodes=episodes, seeds=[0])
+
+
+def run(
+    root: Path,
+    scenario: Scenario,
+    episodes: int,
+    *,
+    concurrency: int,
+    step_delay: float = 0.0,
+    participants: Participants | None = None,
+    calls: ModelCalls | None = None,
+) -> tuple[BatchRunner, dict[str, str]]:
+    plan = plan_for(scenario, episodes)
+    options = RunOptions(concurrency=concurrency, step_delay=step_delay)
+    store = RunStore.create(root, Manifest.new(CONFIG, options, [], seeds=[0], episodes=episodes), plan)
+    runner = BatchRunner(
+        store, plan, {scenario.id: scenario}, CONFIG, options, calls or ModelCalls(), participants=participants
+    )
+    try:
+        asyncio.run(runner.run())
+        hashes = {i: r.trajectory_hash for i, r in store.scan().records.items()}
+    finally:
+        store.close()
+    return runner, hashes
+
+
+def test_512_in_flight_with_scripted_participants(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    runner, hashes = run(tmp_path / "run", tiny_scenario, 1024, concurrency=512, step_delay=0.01)
+    assert runner.stats.peak_in_flight == 512
+    assert runner.stats.stored == len(hashes) == 1024 and runner.fatal is None
+    assert runner.pool.created == 512  # one environment per slot, reused for the second half
+
+
+def test_trajectories_do_not_depend_on_concurrency_or_slot_reuse(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    _, one = run(tmp_path / "one", tiny_scenario, 60, concurrency=1)
+    _, many = run(tmp_path / "many", tiny_scenario, 60, concurrency=16, step_delay=0.001)
+    assert one == many and len(set(one.values())) > 1  # mistakes differ by seed, not by slot
+
+
+class Failing(ScriptedAgent):
+    """Raises ``error`` on every third episode (by index), on its second action."""
+
+    def __init__(self, error: Exception, plan_ids: list[str]) -> None:
+        super().__init__(0.0)
+        self.error = error
+        self.bad = set(plan_ids[::3])
+        self.actions = 0
+
+    def reset(self, scenario: Scenario, rng: Any) -> None:
+        super().reset(scenario, rng)
+        self.actions = 0
+
+    async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
+        self.actions += 1
+        scope = current_scope()
+        if self.actions == 2 and scope is not None and scope.episode_id in self.bad:
+            raise self.error
+        return self.act(observation, info)
+
+
+class WithAgent(Participants):
+    def __init__(self, make: Any) -> None:
+        super().__init__(CONFIG, RunOptions())
+        self.make = make
+
+    def agent(self) -> Policy:
+        return self.make()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "message"),
+    [
+        (RuntimeError("tool crashed"), "sim_fault", "RuntimeError: tool crashed"),
+        (ModelCallError("openai/x", ConnectionError("refused")), "infra_error", "ConnectionError: refused"),
+    ],
+)
+def test_a_failing_episode_is_stored_with_its_outcome_and_spares_the_others(
+    tmp_path: Path, tiny_scenario: Scenario, error: Exception, outcome: str, message: str
+) -> None:
+    ids = [s.episode_id for s in plan_for(tiny_scenario, 30)]
+    participants = WithAgent(lambda: Failing(error, ids))
+    runner, hashes = run(
+        tmp_path / "run", tiny_scenario, 30, concurrency=8, step_delay=0.001, participants=participants
+    )
+    store = RunStore.open(tmp_path / "run", lock=False)
+    records = store.scan().records
+    assert len(records) == 30 and runner.fatal is None
+    bad = [r for r in records.values() if r.episode_id in set(ids[::3])]
+    assert {r.outcome for r in bad} == {outcome} and len(bad) == 10
+    assert all(message in (r.error or "") for r in bad)
+    assert all(r.reward is None and r.breakdown is None for r in bad)
+    assert all(len(r.trajectory.messages) >= 3 for r in bad)  # the partial trajectory is kept
+    kept = bad[0].trajectory
+    assert (kept.infra_error if outcome == "infra_error" else kept.fault) is not None
+    assert {r.outcome for r in records.values() if r not in bad} == {"success"}
+
+
+def test_a_replay_miss_stops_the_run_and_keeps_what_finished(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    class Asks(ScriptedAgent):
+        async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
+            from envsim.llm import acomplete
+
+            await acomplete("openai/x", [{"role": "user", "content": observation}])
+            return self.act(observation, info)
+
+    calls = ModelCalls(mode="replay", log=CallLog(tmp_path / "calls"))
+    runner, hashes = run(tmp_path / "run", tiny_scenario, 20, concurrency=4, participants=WithAgent(Asks), calls=calls)
+    assert isinstance(runner.fatal, CallCacheMiss) and hashes == {}
+
+
+def test_progress_figures() -> None:
+    stats = RunStats(planned=10, already=2, todo=8)
+    assert stats.success_rate is None and stats.mean_reward is None and stats.eta() is None
+    stats.stored, stats.reward_sum, stats.reward_count = 4, 3.0, 4
+    stats.outcomes.update({"success": 2, "failure": 2, "infra_error": 1})
+    assert stats.done == 6 and stats.success_rate == 0.5 and stats.mean_reward == 0.75
+    assert (stats.eta() or 0) > 0
