@@ -1,0 +1,763 @@
+"""How human-like is a mock user? Simulated user turns against held-out human turns, per persona.
+
+For each persona, the held-out STAR dialogues of its persona category (the calibration's split,
+:func:`envsim.calibrate.is_heldout`; categories by :func:`envsim.calibrate.classify`; a
+hand-written persona uses the category :func:`envsim.user.transcript.persona_group` gives it)
+are *replayed*: the mock user gets the dialogue's first human turn as its scenario's opening
+line and then, one by one, the human agent's (wizard's) turns as the agent messages, with the
+wizard's knowledge-base queries as successful tool calls in between, so both sides answer the
+same prompts. The replay scenario's facts are the details the role-player was given (names,
+numbers, times, dates in the STAR task and instructions, read at run time), each asked for by
+the words around it (:func:`task_facts`). A replay stops when the user ends the conversation.
+
+The human side is every user turn after the first (the replies); the simulated side is every
+reply of the mock user. The figures (:class:`PersonaFidelity`):
+
+- ``length_ks`` / ``length_wasserstein``: Kolmogorov-Smirnov distance and Wasserstein-1 distance
+  (in words) between the word counts per turn;
+- ``question_rate_human`` / ``question_rate_sim``: the share of turns with a question mark;
+- ``affect_ks``: KS distance of each affect score (:mod:`envsim.user.affect_scorer`), and the
+  mean distress of each side;
+- ``lexical_js``: Jensen-Shannon divergence (bits, 0..1) of the unigram distributions, with
+  ``lexical_js_human``, the same between two halves of the human turns (by dialogue), as the
+  value two human samples of half the size reach;
+- ``auc``: a real-vs-simulated classifier's rank AUC on held-out folds (0.5: indistinguishable).
+  The classifier is an L2 logistic regression (Newton's method, numpy) over per-turn features
+  (:func:`turn_features`: length, punctuation, question and exclamation marks, capitals,
+  digits, type-token ratio, affect scores and 64 hashed unigrams), standardised on the training
+  folds; :data:`FOLDS`-fold cross-validation with folds by dialogue (a dialogue's human and
+  simulated turns are never split between training and test), averaged over
+  :data:`CV_REPEATS` splits. ``auc_human`` is the same classifier telling two halves of the
+  human turns (by dialogue) apart: what a perfect simulator would score, up to noise.
+
+Example:
+    >>> ks_distance([1, 2, 3], [1, 2, 3]), ks_distance([1, 2], [5, 6])
+    (0.0, 1.0)
+    >>> round(js_divergence({"a": 1}, {"b": 1}), 3), js_divergence({"a": 2, "b": 1}, {"a": 4, "b": 2})
+    (1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from envsim.errors import EnvsimError
+from envsim.scenario import AgentSpec, Expected, Fact, PersonaSpec, Scenario, UserSpec
+from envsim.transcripts.schema import Conversation
+from envsim.user.affect_scorer import AFFECTS, AffectScorer, default_scorer, rank_auc
+from envsim.user.base import UserSimulator
+from envsim.user.transcript import Names, entity_spans
+
+FOLDS = 5
+"""Cross-validation folds of the real-vs-simulated classifier."""
+
+HASH_BUCKETS = 64
+"""Hashed unigram features of the classifier."""
+
+L2 = 1.0
+"""Ridge penalty of the classifier (on standardised features)."""
+
+CV_REPEATS = 5
+"""Cross-validation splits the classifier AUC is averaged over."""
+
+DEFAULT_DIALOGUES = 100
+"""Held-out dialogues per persona when none is given (the first ones by id)."""
+
+TOOLKIT = "banking"
+"""The toolkit named by replay scenarios (no tool is ever called: the wizard's queries are replayed as messages)."""
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+# -- distances -------------------------------------------------------------------------------
+
+
+def ks_distance(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov distance: the largest gap between the empirical CDFs.
+
+    Example:
+        >>> ks_distance([1, 2, 3, 4], [3, 4, 5, 6])
+        0.5
+    """
+    x, y = np.sort(np.asarray(a, dtype=float)), np.sort(np.asarray(b, dtype=float))
+    if not len(x) or not len(y):
+        return float("nan")
+    grid = np.concatenate([x, y])
+    cdf_x = np.searchsorted(x, grid, side="right") / len(x)
+    cdf_y = np.searchsorted(y, grid, side="right") / len(y)
+    return float(np.max(np.abs(cdf_x - cdf_y)))
+
+
+def wasserstein(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """The Wasserstein-1 (earth mover's) distance between two samples: the area between their CDFs.
+
+    Example:
+        >>> wasserstein([0, 1], [2, 3])
+        2.0
+    """
+    x, y = np.sort(np.asarray(a, dtype=float)), np.sort(np.asarray(b, dtype=float))
+    if not len(x) or not len(y):
+        return float("nan")
+    grid = np.sort(np.concatenate([x, y]))
+    widths = np.diff(grid)
+    cdf_x = np.searchsorted(x, grid[:-1], side="right") / len(x)
+    cdf_y = np.searchsorted(y, grid[:-1], side="right") / len(y)
+    return float(np.sum(np.abs(cdf_x - cdf_y) * widths))
+
+
+def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of two count (or probability) tables."""
+    keys = sorted(set(p) | set(q))
+    if not keys:
+        return 0.0
+    pa = np.array([p.get(k, 0.0) for k in keys], dtype=float)
+    qa = np.array([q.get(k, 0.0) for k in keys], dtype=float)
+    if pa.sum() <= 0 or qa.sum() <= 0:
+        return float("nan")
+    pa, qa = pa / pa.sum(), qa / qa.sum()
+    m = (pa + qa) / 2
+
+    def kl(x: np.ndarray) -> float:
+        mask = x > 0
+        return float(np.sum(x[mask] * np.log2(x[mask] / m[mask])))
+
+    return max(0.0, 0.5 * kl(pa) + 0.5 * kl(qa))
+
+
+def unigrams(texts: Iterable[str]) -> Counter[str]:
+    """Lower-case word counts over ``texts``.
+
+    Example:
+        >>> unigrams(["Hi there", "hi"])
+        Counter({'hi': 2, 'there': 1})
+    """
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(_WORD.findall(text.lower()))
+    return counts
+
+
+# -- the classifier --------------------------------------------------------------------------
+
+FEATURES: tuple[str, ...] = (
+    "log_words", "log_chars", "word_length", "type_token", "questions", "exclamations", "commas", "periods",
+    "capitals", "lower_start", "digits", "ellipsis", *AFFECTS,
+    *(f"hash_{i}" for i in range(HASH_BUCKETS)),
+)  # fmt: skip
+"""The classifier's per-turn features, in column order."""
+
+
+def turn_features(texts: Sequence[str], scorer: AffectScorer | None = None) -> np.ndarray:
+    """One row of :data:`FEATURES` per text (hashed unigrams use CRC-32, so they are the same in every process).
+
+    Example:
+        >>> turn_features(["Hi there?", "no"]).shape == (2, len(FEATURES))
+        True
+    """
+    scorer = scorer or default_scorer()
+    rows = np.zeros((len(texts), len(FEATURES)))
+    affects = scorer.score_many(list(texts)).to_numpy() if texts else np.zeros((0, len(AFFECTS)))
+    first_hash = FEATURES.index("hash_0")
+    for i, text in enumerate(texts):
+        words = text.split()
+        tokens = _WORD.findall(text.lower())
+        letters = [c for c in text if c.isalpha()]
+        rows[i, :12] = (
+            math.log1p(len(words)),
+            math.log1p(len(text)),
+            float(np.mean([len(w) for w in words])) if words else 0.0,
+            len(set(tokens)) / len(tokens) if tokens else 0.0,
+            min(text.count("?"), 3),
+            min(text.count("!"), 3),
+            min(text.count(","), 5),
+            min(text.count("."), 5),
+            sum(c.isupper() for c in letters) / len(letters) if letters else 0.0,
+            float(bool(re.match(r"\s*[a-z]", text))),
+            float(any(c.isdigit() for c in text)),
+            float("..." in text),
+        )
+        for token in set(tokens):
+            rows[i, first_hash + zlib.crc32(token.encode()) % HASH_BUCKETS] = 1.0
+    rows[:, 12 : 12 + len(AFFECTS)] = affects
+    return rows
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> np.ndarray:
+    """Weights (intercept last) of an L2-penalised logistic regression, by Newton's method.
+
+    Example:
+        >>> w = fit_logistic(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+        >>> bool(w[0] > 0)
+        True
+    """
+    design = np.column_stack([x, np.ones(len(x))])
+    beta = np.zeros(design.shape[1])
+    penalty = l2 * np.eye(design.shape[1])
+    penalty[-1, -1] = 1e-8  # the intercept is not shrunk
+    target = y.astype(float)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -30, 30)))
+        gradient = design.T @ (target - p) - penalty @ beta
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta += step
+        if float(np.abs(step).max()) < 1e-6:
+            break
+    return beta
+
+
+def cv_auc(
+    x: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: int = FOLDS, l2: float = L2, repeats: int = CV_REPEATS
+) -> float:
+    """Rank AUC of out-of-fold classifier scores, folds by ``groups`` (every group wholly in one fold).
+
+    Groups go to folds by a CRC-32 hash of their name (salted by the repeat), so the split is
+    the same in every process; the AUC is the mean over ``repeats`` such splits. Each fold's
+    features are standardised with the training folds' means and spreads.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.array([0, 1] * 50)
+        >>> cv_auc((y + 0.1 * rng.normal(size=100))[:, None], y, [str(i // 2) for i in range(100)])
+        1.0
+    """
+    labels = np.asarray(y, dtype=int)
+    aucs = []
+    for repeat in range(repeats):
+        fold_of = np.array([zlib.crc32(f"{repeat}/{g}".encode()) % folds for g in groups])
+        scores = np.full(len(labels), np.nan)
+        for k in range(folds):
+            test = fold_of == k
+            train = ~test
+            if not test.any() or len(set(labels[train])) < 2:
+                continue
+            mean = x[train].mean(axis=0)
+            spread = x[train].std(axis=0)
+            spread[spread == 0] = 1.0
+            beta = fit_logistic((x[train] - mean) / spread, labels[train], l2)
+            scores[test] = ((x[test] - mean) / spread) @ beta[:-1] + beta[-1]
+        done = ~np.isnan(scores)
+        aucs.append(rank_auc(scores[done], labels[done].astype(bool)))
+    return float(np.mean(aucs))
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+_IDENTITY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "name",
+        r"(?i:your name is|your name:|you are|your are|you \()\s*([A-Z][a-z]+(?: [A-Z][a-z]+)?)",
+        ("your name", "full name", "your first name", "your last name"),
+    ),
+    ("origin", r"(?i:from) '([^']{2,40})'", ("depart", "where are you", "pick you up", "leaving from", "start")),
+    (
+        "destination",
+        r"(?i:to|somewhere near) '?([A-Z0-9][\w']*(?: [A-Z0-9][\w']*)*(?: and [A-Z][\w']*(?: [A-Z][\w']*)*)?)",
+        ("where do you", "where to", "destination", "where would you like to go", "want to go", "need to go"),
+    ),
+    ("account_number", r"(?i:account)(?: number)?(?: is|:)?\s*(\d{4,})", ("account",)),
+    ("pin", r"\bPIN\b.{0,60}?(\d{4})", ("pin",)),
+    ("date_of_birth", r"(?i:date of birth|born)(?: is| on|:)?\s*([\d/.-]{6,10})", ("birth", "dob", "born")),
+    ("maiden_name", r"(?i:maiden name)[^A-Z]{0,40}([A-Z][a-z]+)", ("maiden",)),
+    ("pet_name", r"(?i:pet)(?:'s name)?(?: is|:)\s*([A-Z][a-z]+)", ("pet",)),
+    ("rank", r"(?i:you are the ship's|your rank is)\s*([A-Z]?[a-z]+)", ("rank",)),
+    ("access_code", r"(?i:code is)\s*(\d+)", ("code",)),
+)
+_BOILERPLATE = re.compile(r"Follow the instructions[^.]*\.|Do not end the dialogue[^.]*\.", re.IGNORECASE)
+_TASK_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "you",
+        "your",
+        "are",
+        "would",
+        "like",
+        "want",
+        "with",
+        "for",
+        "that",
+        "this",
+        "will",
+        "have",
+        "has",
+        "can",
+        "also",
+        "from",
+        "about",
+        "then",
+        "into",
+        "which",
+        "what",
+        "when",
+        "where",
+        "there",
+        "their",
+        "they",
+        "them",
+        "need",
+        "needs",
+        "just",
+        "only",
+    ]
+)
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def task_facts(conversation: Conversation, names: Names | None = None) -> list[Fact]:
+    """The details the role-playing user was given (STAR task and instructions), as scenario facts.
+
+    Identity details (name, origin and destination of a trip, account number, PIN, date of
+    birth, maiden name, pet, rank, access code) by pattern in the task and instructions, asked
+    for by their own words; every other entity
+    span of the task text
+    (:func:`~envsim.user.transcript.entity_spans`) by the stems of the two content words before
+    it and of the common nouns in it (``the Hyatt Hotel`` is asked for by *hotel*), plus *time*
+    / *when* for a time, *day* / *date* / *when* for a date and *how many* for a quantity. (The
+    transcript user counts them only in the agent's questions and requests.) The user says
+    each as the bare value.
+
+    Example:
+        >>> from envsim.transcripts.schema import Turn
+        >>> c = Conversation(corpus="star", id="1", turns=[], labels={"user_task": "Your name is Ann Lee. "
+        ...     "Book a table for 4 people at 7 pm.", "persona_instructions": []})
+        >>> [(f.key, f.value, f.asked_by) for f in task_facts(c)]
+        [('name', 'Ann Lee', ['your name', 'full name', 'your first name', 'your last name']), \
+('quantity_1', '4 people', ['table', 'peopl', 'how many', 'number of']), ('time_1', '7 pm', ['peopl', 'time', 'when'])]
+    """
+    labels = conversation.labels
+    task = _BOILERPLATE.sub(" ", str(labels.get("user_task") or ""))
+    text = re.sub(
+        r"\s*\[instruction \d+ of \d+\]", "", "\n".join([task, *map(str, labels.get("persona_instructions") or [])])
+    )
+    facts: list[Fact] = []
+    values: set[str] = set()
+    for key, pattern, asked in _IDENTITY:
+        match = re.search(pattern, text)
+        value = match.group(1).strip(" '") if match else ""
+        if value and value not in values:
+            values.add(value)
+            facts.append(Fact(key=key, value=value, asked_by=list(asked), say="{{ value }}"))
+    counts: Counter[str] = Counter()
+    text = task
+    names = names or Names()
+    for start, end, kind in entity_spans(text, names):
+        value = text[start:end].strip(" '\"")
+        if not value or value in values or any(value in v for v in values):
+            continue
+        values.add(value)
+        before = [w for w in re.findall(r"[a-z]+", text[max(0, start - 60) : start].lower()) if w not in _TASK_STOP]
+        inner = [w for w in re.findall(r"[a-z]+", value.lower()) if len(w) >= 3 and not names.is_name(w.title())]
+        by_kind = {"time": ["time", "when"], "date": ["day", "date", "when"], "quantity": ["how many", "number of"]}
+        words = [_stem(w) for w in [*before[-2:], *inner] if len(w) >= 3] + by_kind.get(kind, [])
+        words = list(dict.fromkeys(words))
+        if not words:
+            continue
+        counts[kind] += 1
+        facts.append(Fact(key=f"{kind}_{counts[kind]}", value=value, asked_by=words, say="{{ value }}"))
+    return facts
+
+
+def replay_scenario(conversation: Conversation, persona: str, facts: Sequence[Fact]) -> Scenario:
+    """The scenario a mock user plays when replaying ``conversation`` (see the module docstring)."""
+    domains = [str(d) for d in conversation.labels.get("domains") or [] if d]
+    opening = next((t.text.strip() for t in conversation.turns if t.role == "user" and t.text.strip()), "Hi")
+    goal = " ".join(str(conversation.labels.get("user_task") or "").split())[:300] or "Get help with my request."
+    return Scenario(
+        id="Replay" + re.sub(r"[^A-Za-z0-9]", "", conversation.id),
+        domain=domains[0] if domains else "general",
+        description=f"Replay of {conversation.corpus} dialogue {conversation.id}.",
+        toolkits=[TOOLKIT],
+        agent=AgentSpec(guidelines="Help the user."),
+        user=UserSpec(goal=goal, opening=opening, facts=list(facts), persona=PersonaSpec(ref=persona)),
+        expected=Expected(),
+        tags=domains,
+    )
+
+
+@dataclass
+class Replay:
+    """One replayed dialogue: the human's replies and the mock user's, in order."""
+
+    dialogue_id: str
+    human: list[str] = field(default_factory=list)
+    simulated: list[str] = field(default_factory=list)
+
+
+def replay(user: UserSimulator, conversation: Conversation, scenario: Scenario, rng: np.random.Generator) -> Replay:
+    """Drive ``user`` with the agent side of ``conversation`` (see the module docstring)."""
+    result = Replay(conversation.id)
+    turns = conversation.turns
+    first = next((i for i, t in enumerate(turns) if t.role == "user" and t.text.strip()), None)
+    if first is None:
+        return result
+    opening = user.reset(scenario, rng)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": opening}]
+    pending: list[str] = []
+    done = False
+    calls = 0
+
+    def answer() -> None:
+        nonlocal done
+        message = " ".join(pending)
+        pending.clear()
+        messages.append({"role": "assistant", "content": message})
+        turn = user.reply(message, messages)
+        messages.append({"role": "user", "content": turn.text})
+        result.simulated.append(turn.text)
+        done = turn.done
+
+    for turn in turns[first + 1 :]:
+        if turn.role == "agent" and turn.text.strip():
+            pending.append(turn.text.strip())
+        elif turn.role == "tool" and turn.tool is not None and not done:
+            calls += 1
+            call_id = f"call_{calls}"
+            arguments = json.dumps(turn.tool.arguments, default=str)
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": turn.tool.name, "arguments": arguments},
+                        }
+                    ],
+                }
+            )
+            messages.append(
+                {"role": "tool", "tool_call_id": call_id, "content": json.dumps(turn.tool.result, default=str)}
+            )
+        elif turn.role == "user" and turn.text.strip():
+            result.human.append(turn.text)
+            if pending and not done:
+                answer()
+            pending.clear()
+    if pending and not done:
+        answer()
+    return result
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+class PersonaFidelity(BaseModel):
+    """The fidelity figures of one persona (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(description="The STAR persona category whose held-out dialogues were replayed.")
+    dialogues: int = Field(description="Held-out dialogues replayed.")
+    human_turns: int
+    simulated_turns: int
+    auc: float = Field(description="Real-vs-simulated classifier AUC on held-out folds (0.5: indistinguishable).")
+    auc_human: float | None = Field(description="The same classifier on two halves of the human turns (by dialogue).")
+    length_ks: float = Field(description="KS distance of words per turn.")
+    length_wasserstein: float = Field(description="Wasserstein-1 distance of words per turn (in words).")
+    words_human: float = Field(description="Mean words per human turn.")
+    words_sim: float = Field(description="Mean words per simulated turn.")
+    question_rate_human: float
+    question_rate_sim: float
+    affect_ks: dict[str, float] = Field(description="KS distance of each affect score.")
+    distress_human: float = Field(description="Mean distress of human turns.")
+    distress_sim: float = Field(description="Mean distress of simulated turns.")
+    lexical_js: float = Field(description="Jensen-Shannon divergence (bits) of the unigram distributions.")
+    lexical_js_human: float | None = Field(description="The same between two halves of the human turns (by dialogue).")
+    plot: str | None = Field(None, description="The SVG plot written, if any.")
+
+
+class FidelityReport(BaseModel):
+    """The result of :func:`evaluate`: figures per persona and how they were obtained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+    model: str | None
+    corpus: str
+    split: str
+    personas: dict[str, PersonaFidelity]
+    wall_seconds: float
+
+
+def _r(value: float, digits: int = 4) -> float:
+    return round(float(value), digits)
+
+
+def _halves(replays: Sequence[Replay]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The human turns of the even and of the odd replays, as (dialogue id, text)."""
+    a = [(r.dialogue_id, t) for i, r in enumerate(replays) if i % 2 == 0 for t in r.human]
+    b = [(r.dialogue_id, t) for i, r in enumerate(replays) if i % 2 == 1 for t in r.human]
+    return a, b
+
+
+def _halves_js(replays: Sequence[Replay]) -> float | None:
+    a, b = _halves(replays)
+    return _r(js_divergence(unigrams(t for _, t in a), unigrams(t for _, t in b))) if a and b else None
+
+
+def _halves_auc(replays: Sequence[Replay], scorer: AffectScorer) -> float | None:
+    a, b = _halves(replays)
+    if len({d for d, _ in a}) < FOLDS or len({d for d, _ in b}) < FOLDS:
+        return None
+    x = turn_features([t for _, t in a + b], scorer)
+    y = np.r_[np.ones(len(a), dtype=int), np.zeros(len(b), dtype=int)]
+    return _r(cv_auc(x, y, [d for d, _ in a + b]))
+
+
+def persona_figures(category: str, replays: Sequence[Replay], scorer: AffectScorer | None = None) -> PersonaFidelity:
+    """The figures of one persona from its replays."""
+    scorer = scorer or default_scorer()
+    human = [t for r in replays for t in r.human]
+    sim = [t for r in replays for t in r.simulated]
+    if not human or not sim:
+        raise EnvsimError(f"{category}: no turns to compare ({len(human)} human, {len(sim)} simulated)")
+    groups = [r.dialogue_id for r in replays for _ in r.human] + [r.dialogue_id for r in replays for _ in r.simulated]
+    x = turn_features([*human, *sim], scorer)
+    y = np.r_[np.ones(len(human), dtype=int), np.zeros(len(sim), dtype=int)]
+    words_h = np.array([len(t.split()) for t in human], dtype=float)
+    words_s = np.array([len(t.split()) for t in sim], dtype=float)
+    first = FEATURES.index(AFFECTS[0])
+    aff_h, aff_s = x[: len(human), first : first + len(AFFECTS)], x[len(human) :, first : first + len(AFFECTS)]
+    distress = AFFECTS.index("distress")
+    return PersonaFidelity(
+        category=category,
+        dialogues=len(replays),
+        human_turns=len(human),
+        simulated_turns=len(sim),
+        auc=_r(cv_auc(x, y, groups)),
+        auc_human=_halves_auc(replays, scorer),
+        length_ks=_r(ks_distance(words_h, words_s)),
+        length_wasserstein=_r(wasserstein(words_h, words_s)),
+        words_human=_r(words_h.mean(), 2),
+        words_sim=_r(words_s.mean(), 2),
+        question_rate_human=_r(float(np.mean(["?" in t for t in human]))),
+        question_rate_sim=_r(float(np.mean(["?" in t for t in sim]))),
+        affect_ks={a: _r(ks_distance(aff_h[:, i], aff_s[:, i])) for i, a in enumerate(AFFECTS)},
+        distress_human=_r(float(aff_h[:, distress].mean())),
+        distress_sim=_r(float(aff_s[:, distress].mean())),
+        lexical_js=_r(js_divergence(unigrams(human), unigrams(sim))),
+        lexical_js_human=_halves_js(replays),
+    )
+
+
+def heldout_dialogues(
+    corpus: str | Path, categories: Iterable[str], limit: int | None
+) -> dict[str, list[Conversation]]:
+    """The held-out STAR dialogues of each category, in id order (the first ``limit`` of each)."""
+    from envsim.calibrate import CORPUS, classify, is_heldout
+    from envsim.user.transcript import read_star, star_file
+
+    wanted = set(categories)
+    location = star_file(corpus)
+    if not location.exists():
+        raise EnvsimError(f"{corpus}: no {CORPUS} transcripts here")
+    found: dict[str, list[Conversation]] = {c: [] for c in wanted}
+    for conversation in read_star(location, lambda i: is_heldout(CORPUS, i)):
+        group = classify(conversation)
+        if group in wanted:
+            found[group].append(conversation)
+    key = lambda c: (not c.id.isdigit(), int(c.id) if c.id.isdigit() else 0, c.id)  # noqa: E731
+    return {g: sorted(cs, key=key)[:limit] if limit is not None else sorted(cs, key=key) for g, cs in found.items()}
+
+
+def default_personas() -> list[str]:
+    """The calibrated personas (one per STAR persona category) that are in the persona library."""
+    from envsim.calibrate import GROUPS
+    from envsim.user.persona import persona_library
+
+    library = persona_library()
+    return [g.name for g in GROUPS if g.name in library]
+
+
+def evaluate(
+    user: str = "transcript",
+    *,
+    model: str | None = None,
+    corpus: str | Path | None = None,
+    personas: Sequence[str] | None = None,
+    dialogues: int | None = DEFAULT_DIALOGUES,
+    seed: int = 0,
+    plot_dir: str | Path | None = None,
+    user_options: Mapping[str, Any] | None = None,
+) -> FidelityReport:
+    """Replay held-out dialogues with a mock user and measure, per persona, how human its turns look.
+
+    Args:
+        user: The mock user, by registry name (``transcript`` or ``llm``).
+        model: The litellm model of the LLM user.
+        corpus: The transcripts folder (default :func:`~envsim.transcripts.corpus.corpus_dir`).
+        personas: Library persona names (default :func:`default_personas`).
+        dialogues: Held-out dialogues per persona (``None``: all).
+        seed: Seed of the replays (each dialogue's generator also mixes in its id).
+        plot_dir: Write one SVG plot per persona here.
+        user_options: Further keyword arguments of the user's constructor.
+    """
+    from envsim.calibrate import CORPUS, HELDOUT_BUCKETS
+    from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
+    from envsim.user.persona import load_persona
+    from envsim.user.registry import make_user
+    from envsim.user.transcript import load_index, persona_group
+
+    started = time.perf_counter()
+    where = corpus_dir(corpus)
+    if where is None:
+        raise EnvsimError(f"no transcripts folder: pass --corpus DIR or set {CORPUS_ENV}")
+    if not Path(where).is_dir():
+        raise EnvsimError(f"{where}: no such folder")
+    names = list(personas) if personas else default_personas()
+    loaded = {name: load_persona(name) for name in names}
+    index = load_index(where)
+    categories = {name: persona_group(p, index) for name, p in loaded.items()}
+    held = heldout_dialogues(where, set(categories.values()), dialogues)
+    options: dict[str, Any] = dict(user_options or {})
+    if user == "transcript":
+        options.setdefault("corpus", where)
+    if model is not None:
+        options["model"] = model
+    sim = make_user(user, **options)
+    name_rule = index.names if index is not None else Names()
+    scorer = default_scorer()
+    figures: dict[str, PersonaFidelity] = {}
+    for name in names:
+        category = categories[name]
+        replays = []
+        for conversation in held[category]:
+            scenario = replay_scenario(conversation, name, task_facts(conversation, name_rule))
+            rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{conversation.id}".encode())])
+            replays.append(replay(sim, conversation, scenario, rng))
+        result = persona_figures(category, replays, scorer)
+        if plot_dir is not None:
+            path = Path(plot_dir) / f"{name}.svg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(plot_svg(name, result, replays, scorer), encoding="utf-8")
+            result = result.model_copy(update={"plot": str(path)})
+        figures[name] = result
+    return FidelityReport(
+        user=user,
+        model=model,
+        corpus=str(where),
+        split=f"held out: sha256('{CORPUS}/<dialogue id>') % {HELDOUT_BUCKETS} == 0 (as envsim calibrate)",
+        personas=figures,
+        wall_seconds=_r(time.perf_counter() - started, 2),
+    )
+
+
+# -- the plot --------------------------------------------------------------------------------
+
+HUMAN_COLOUR = "#1f77b4"
+"""Bar colour of the human turns in the plots."""
+
+SIM_COLOUR = "#d62728"
+"""Bar colour of the simulated turns in the plots."""
+
+
+def _histogram_panel(
+    x0: float,
+    y0: float,
+    width: float,
+    height: float,
+    title: str,
+    human: np.ndarray,
+    sim: np.ndarray,
+    edges: np.ndarray,
+    labels: Sequence[str],
+) -> list[str]:
+    """SVG elements of one panel: the two samples' histograms (shares per bin) as outlined bars."""
+    h = np.histogram(human, bins=edges)[0] / max(len(human), 1)
+    s = np.histogram(sim, bins=edges)[0] / max(len(sim), 1)
+    top = max(float(h.max(initial=0)), float(s.max(initial=0)), 1e-9)
+    bins = len(edges) - 1
+    bar = width / bins
+    out = [
+        f'<text x="{x0 + width / 2:.1f}" y="{y0 - 8:.1f}" text-anchor="middle" font-size="13">{title}</text>',
+        f'<line x1="{x0}" y1="{y0 + height}" x2="{x0 + width}" y2="{y0 + height}" stroke="#444"/>',
+        f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y0 + height}" stroke="#444"/>',
+        f'<text x="{x0 - 4}" y="{y0 + 4}" text-anchor="end" font-size="10">{top:.0%}</text>',
+        f'<text x="{x0 - 4}" y="{y0 + height}" text-anchor="end" font-size="10">0</text>',
+    ]
+    for i in range(bins):
+        for share, colour, offset in ((h[i], HUMAN_COLOUR, 0.1), (s[i], SIM_COLOUR, 0.5)):
+            bar_height = height * share / top
+            out.append(
+                f'<rect x="{x0 + bar * (i + offset):.1f}" y="{y0 + height - bar_height:.1f}" '
+                f'width="{bar * 0.4:.1f}" height="{bar_height:.1f}" fill="{colour}" fill-opacity="0.7"/>'
+            )
+        if i % max(1, bins // 8) == 0:
+            out.append(
+                f'<text x="{x0 + bar * (i + 0.5):.1f}" y="{y0 + height + 14:.1f}" text-anchor="middle" '
+                f'font-size="10">{labels[i]}</text>'
+            )
+    return out
+
+
+def plot_svg(
+    persona: str, figures: PersonaFidelity, replays: Sequence[Replay], scorer: AffectScorer | None = None
+) -> str:
+    """A self-contained SVG: words per turn and distress, human vs simulated, with the figures in the title."""
+    scorer = scorer or default_scorer()
+    human = [t for r in replays for t in r.human]
+    sim = [t for r in replays for t in r.simulated]
+    words_h = np.array([len(t.split()) for t in human], dtype=float)
+    words_s = np.array([len(t.split()) for t in sim], dtype=float)
+    distress_h = scorer.score_many(human)["distress"].to_numpy() if human else np.zeros(0)
+    distress_s = scorer.score_many(sim)["distress"].to_numpy() if sim else np.zeros(0)
+    word_edges = np.array([*range(0, 31, 2), 1e9], dtype=float)
+    word_labels = [f"{int(a)}" for a in word_edges[:-2]] + ["30+"]
+    top = max(
+        0.5, float(np.quantile(np.r_[distress_h, distress_s], 0.98)) if len(distress_h) + len(distress_s) else 0.5
+    )
+    distress_edges = np.linspace(0.0, top, 13)
+    distress_edges[-1] = 1.0
+    distress_labels = [f"{a:.2f}" for a in distress_edges[:-1]]
+    width, height = 760, 330
+    title = (
+        f"{persona} ({figures.category}): AUC {figures.auc:.2f}, length KS {figures.length_ks:.2f}, "
+        f"lexical JS {figures.lexical_js:.2f}; {figures.human_turns} human vs {figures.simulated_turns} simulated turns"
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="sans-serif">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">{_escape(title)}</text>',
+        *_histogram_panel(
+            50, 70, 310, 200, "words per turn (share of turns)", words_h, words_s, word_edges, word_labels
+        ),
+        *_histogram_panel(
+            430,
+            70,
+            310,
+            200,
+            "distress score (share of turns)",
+            distress_h,
+            distress_s,
+            distress_edges,
+            distress_labels,
+        ),
+        f'<rect x="260" y="{height - 28}" width="12" height="12" fill="{HUMAN_COLOUR}"/>',
+        f'<text x="278" y="{height - 18}" font-size="12">human (held out)</text>',
+        f'<rect x="420" y="{height - 28}" width="12" height="12" fill="{SIM_COLOUR}"/>',
+        f'<text x="438" y="{height - 18}" font-size="12">simulated</text>',
+        "</svg>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,324 @@
+"""The transcript user: replies retrieved from human-written transcripts, facts only when asked.
+
+Most tests read the shared STAR corpus (``../shared/transcripts``; CI has it) and check replies
+against it by reference (dialogue id, turn index), never by text kept here. A few use a tiny
+made-up corpus written in STAR's format, and the rules are checked on made-up strings.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from envsim.calibrate import classify, is_heldout
+from envsim.cli import app
+from envsim.registration import load_registered
+from envsim.scenario import PersonaSpec, Scenario
+from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
+from envsim.transcripts.schema import Conversation
+from envsim.user import transcript
+from envsim.user.registry import make_user
+from envsim.user.scripted import ScriptedUser
+from envsim.user.transcript import (
+    TranscriptUser,
+    TurnSource,
+    _keep_lengths,
+    agent_act,
+    asking_text,
+    entity_spans,
+    fact_kind,
+    load_index,
+    persona_group,
+    read_star,
+    user_act,
+)
+from tests.conftest import REPO
+
+AGENT_TURNS = (
+    "Hello, thanks for reaching out. Let me pull up your account.",
+    "Could you tell me your email address?",
+    "Thanks. I am checking the order history now.",
+    "And which order number is it about?",
+    "I see. Give me a moment while I look into this.",
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    """The transcript corpus folder; fails (never skips) when it is missing."""
+    folder = corpus_dir()
+    assert folder is not None and folder.is_dir(), f"transcript corpus not found: set {CORPUS_ENV}"
+    return folder
+
+
+def _play(user: TranscriptUser, scenario: Scenario, seed: int, turns: tuple[str, ...] = AGENT_TURNS) -> list[str]:
+    user.reset(scenario, np.random.default_rng(seed))
+    messages: list[dict[str, Any]] = []
+    replies = []
+    for text in turns:
+        messages.append({"role": "assistant", "content": text})
+        reply = user.reply(text, messages)
+        messages.append({"role": "user", "content": reply.text})
+        replies.append(reply.text)
+        if reply.done:
+            break
+    return replies
+
+
+def _source_turns(corpus: Path, ids: set[str]) -> dict[str, Conversation]:
+    return {c.id: c for c in read_star(corpus, lambda i: i in ids)}
+
+
+# -- rules (made-up strings) -----------------------------------------------------------------
+
+
+def test_agent_acts() -> None:
+    assert agent_act("Hello, how can I help you today?") == "greet"
+    assert agent_act("What is your date of birth?") == "ask_info"
+    assert agent_act("Please provide the order number.") == "ask_info"
+    assert agent_act("Would you like me to book it?") == "ask_yesno"
+    assert agent_act("Unfortunately that room is not available.") == "apology"
+    assert agent_act("Your table is booked for 7 pm.") == "inform"
+    assert agent_act("Is there anything else I can do for you?") == "close"
+
+
+def test_user_acts() -> None:
+    assert user_act("Thank you, bye!") == "thanks"
+    assert user_act("Hello") == "greet"
+    assert user_act("Yes please do that") == "affirm"
+    assert user_act("No, not that one") == "deny"
+    assert user_act("This is ridiculous, hurry up") == "complain"
+    assert user_act("Can you also check the weather?") == "question"
+    assert user_act("I need a table for two") == "inform"
+
+
+def test_entity_spans_and_fact_kinds() -> None:
+    text = "I'm Ann Lee, my PIN is 4321 and I arrive on May 9th at 5 pm with 3 guests, ann@x.org"
+    spans = [(text[a:b], kind) for a, b, kind in entity_spans(text, frozenset({"ann", "lee"}))]
+    assert spans == [
+        ("Ann Lee", "name"),
+        ("4321", "number"),
+        ("May 9th", "date"),
+        ("5 pm", "time"),
+        ("3 guests", "quantity"),
+        ("ann@x.org", "email"),
+    ]
+    assert [fact_kind(v) for v in ("x@y.org", "10:30", "2026-03-07", "#W0010", "Harbor Hotel")] == [
+        "email",
+        "time",
+        "date",
+        "number",
+        "name",
+    ]
+
+
+def test_only_questions_and_requests_ask() -> None:
+    assert asking_text("Your phone number is on file. Thanks!") == ""
+    assert asking_text("Great. What's your phone number?") == "what's your phone number?"
+    assert asking_text("I'll need your email to continue.") == "i'll need your email to continue."
+
+
+def test_length_preserving_reweighting() -> None:
+    base = np.ones(6)
+    weights = np.array([1.0, 1.0, 0.01, 0.01, 0.01, 0.01])  # the fit prefers the two short turns
+    bins = np.array([0, 0, 1, 1, 2, 2])
+    kept = _keep_lengths(weights, base, bins)
+    mass = np.bincount(bins, weights=kept) / kept.sum()
+    assert np.allclose(mass, [1 / 3, 1 / 3, 1 / 3])  # the lengths drawn follow the base distribution
+    assert kept[0] / kept[1] == pytest.approx(1.0) and kept[2] / kept[0] < 1  # order within a bin is kept
+
+
+# -- a made-up corpus in STAR's format -------------------------------------------------------
+
+MADE_UP_USER_TURNS = (
+    "hi, I need some help here",
+    "it's 5521, now hurry up",
+    "why is this taking so long?",
+    "ok fine, thanks, bye",
+)
+
+
+def _made_up_dialogue(dialogue_id: int) -> dict[str, Any]:
+    events: list[dict[str, Any]] = [
+        {"Agent": "UserGuide", "Action": "instruct", "Text": "(made up) be annoying/grumpy"}
+    ]
+    wizard = ("What is your account number?", "Let me check.", "Anything else?", "Goodbye.")
+    for i, (user, agent) in enumerate(zip(MADE_UP_USER_TURNS, wizard, strict=True)):
+        marker = "".join(chr(ord("a") + int(d)) for d in str(dialogue_id))  # "(ref bc)" marks dialogue 12
+        events.append({"Agent": "User", "Action": "utter", "Text": f"{user} (ref {marker})", "UnixTime": 10 * i})
+        events.append({"Agent": "Wizard", "Action": "utter", "Text": agent, "UnixTime": 10 * i + 5})
+    return {
+        "DialogueID": dialogue_id,
+        "Scenario": {"Domains": ["bank"], "UserTask": "Check your balance."},
+        "Events": events,
+        "WizardQuestionnaire": [{"Question": "Did the user become aggressive or annoyed?", "Answer": True}],
+    }
+
+
+def _marker(source: TurnSource) -> str:
+    assert source.ref is not None
+    return "".join(chr(ord("a") + int(d)) for d in source.ref.dialogue_id)
+
+
+def _position(source: TurnSource) -> int:
+    assert source.ref is not None
+    return (source.ref.turn_index - 1) // 2  # after the instruction: user, wizard, user, ...
+
+
+@pytest.fixture
+def made_up_corpus(tmp_path: Path) -> Path:
+    """A transcripts folder with 12 made-up grumpy STAR dialogues (all in the fitting split)."""
+    ids = [i for i in range(1, 200) if not is_heldout("star", str(i))][:12]
+    folder = tmp_path / "transcripts" / "star"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "dialogues.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for i in ids:
+            handle.write(json.dumps(_made_up_dialogue(i)) + "\n")
+    return folder.parent
+
+
+def test_made_up_corpus_is_indexed_and_retrieved(made_up_corpus: Path) -> None:
+    index = load_index(made_up_corpus)
+    assert index is not None and index.groups == ("star_annoyed",) and len(index) == 12 * 4
+    user = TranscriptUser(made_up_corpus)
+    banking = load_registered("BankingManagerAfterFailedFixes")  # a banking scenario: STAR's bank domain
+    scenario = banking.model_copy(
+        update={"user": banking.user.model_copy(update={"persona": PersonaSpec(ref="annoyed")})}
+    )
+    phone = next(f.value for f in scenario.user.facts if f.key == "phone")
+    replies = _play(user, scenario, 0, ("What is your phone number?", "Let me look into it."))
+    assert user.group == "star_annoyed" and user.uses_corpus
+    assert all(s.ref is not None and s.ref.corpus == "star" for s in user.trace)
+    assert replies[0] == f"it's {phone}, now hurry up (ref {_marker(user.trace[0])})"  # the number span filled
+    assert replies[1] == f"{MADE_UP_USER_TURNS[_position(user.trace[1])]} (ref {_marker(user.trace[1])})"
+
+
+# -- the shared corpus -----------------------------------------------------------------------
+
+
+def test_index_is_compact_and_excludes_held_out_dialogues(corpus: Path) -> None:
+    index = load_index(corpus)
+    assert index is not None and len(index) > 5000
+    assert not any(is_heldout("star", i) for i in set(index.dialogue_ids))
+    assert set(index.groups) >= {"star_calm", "star_annoyed", "star_panicked", "star_confused"}
+    assert load_index(corpus) is index  # built once per process
+
+
+def test_replies_come_from_the_corpus(corpus: Path) -> None:
+    user = TranscriptUser(corpus)
+    scenario = load_registered("RetailAlreadyRefundedAnnoyed")
+    replies = _play(user, scenario, 3)
+    refs = [s.ref for s in user.trace if s.ref is not None]
+    assert len(refs) == len(replies) and user.group == persona_group(user._persona)  # type: ignore[arg-type]
+    sources = _source_turns(corpus, {r.dialogue_id for r in refs})
+    facts = {f.value for f in scenario.user.facts}
+    for reply, ref in zip(replies, refs, strict=True):
+        conversation = sources[ref.dialogue_id]
+        human = conversation.turns[ref.turn_index]
+        assert human.role == "user" and classify(conversation) == user.group
+        assert not is_heldout("star", conversation.id)
+        said = reply
+        for value in facts:
+            said = said.replace(value, " ")
+        source_words = set(re.findall(r"[a-z']+", human.text.lower()))
+        assert set(re.findall(r"[a-z']+", said.lower())) <= source_words  # the human's words, spans aside
+
+
+def test_facts_only_when_asked(corpus: Path) -> None:
+    scenario = load_registered("BankingHotelHoldConfusedSenior")  # an answers_only persona
+    facts = {f.key: f.value for f in scenario.user.facts}
+    user = TranscriptUser(corpus)
+    opening = user.reset(scenario, np.random.default_rng(1))
+    assert opening == scenario.user.opening
+    said: list[str] = []
+
+    def reply(text: str) -> str:
+        said.append(user.reply(text, []).text)
+        return said[-1]
+
+    for statement in ("Thank you for calling.", "I will look at your phone records and birth date later."):
+        assert not any(v in reply(statement) for v in facts.values())
+    answer = reply("What phone number are you calling from?")
+    assert facts["phone"] in answer
+    assert all(v not in answer for k, v in facts.items() if k != "phone")
+    answer = reply("Thanks. And your date of birth, please?")
+    assert "1942" in answer and facts["last4"] not in answer and facts["merchant"] not in " ".join(said)
+    assert facts["last4"] in reply("What are the last four digits of the card?")
+
+
+def test_same_seed_same_replies(corpus: Path) -> None:
+    scenario = load_registered("RetailCancelPendingOrder")
+    first, second = TranscriptUser(corpus), TranscriptUser(corpus)
+    assert _play(first, scenario, 7) == _play(second, scenario, 7)
+    assert first.trace == second.trace
+    assert _play(first, scenario, 7) == _play(second, scenario, 7)  # reset starts afresh
+    runs = {tuple(_play(first, scenario, seed)) for seed in range(4)}
+    assert len(runs) > 1
+
+
+def test_satisfied_closes_and_patience_gives_up(corpus: Path) -> None:
+    scenario = load_registered("RetailAlreadyRefundedAnnoyed")
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    closing = user.reply("Refunds take 5-7 business days. Anything else?", [])
+    assert closing.done and user.trace[-1].intent == "close"
+    assert user.reply("Hello?", []).text == closing.text  # over: the same last line
+    user.reset(scenario, np.random.default_rng(0))
+    turns = [user.reply("Please hold.", []) for _ in range(10)]
+    ended = [t.done for t in turns]
+    assert any(ended) and ended.index(True) <= 3  # the annoyed persona's patience is 2
+    assert user.trace[ended.index(True)].intent == "give_up"
+
+
+def test_registry_makes_a_transcript_user() -> None:
+    assert isinstance(make_user("transcript"), TranscriptUser)
+
+
+def test_fallback_without_corpus_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcript, "_warned", False)
+    scenario = load_registered("RetailRefundDamagedMug")
+    missing = tmp_path / "no-such-folder"
+    with caplog.at_level(logging.WARNING, logger="envsim.user.transcript"):
+        users = [TranscriptUser(missing), TranscriptUser(missing)]
+        replies = [_play(u, scenario, 5) for u in users]
+    lines = [r.getMessage() for r in caplog.records if r.name == "envsim.user.transcript"]
+    assert len(lines) == 1 and "\n" not in lines[0] and "template lines" in lines[0]
+    assert not users[0].uses_corpus and users[0].trace == []
+    scripted = ScriptedUser(typos=False)
+    scripted.reset(scenario, np.random.default_rng(5))
+    expected = [scripted.reply(t, []).text for t in AGENT_TURNS]
+    assert replies[0] == replies[1] == expected[: len(replies[0])]
+
+
+def test_fallback_line_on_the_command_line(tmp_path: Path) -> None:
+    env = {"PATH": "", CORPUS_ENV: str(tmp_path / "none"), "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", "from envsim.cli import main; main()", "run", "RetailRefundDamagedMug",
+         "RetailCancelPendingOrder", "--user", "transcript", "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"transcript user: no star transcripts at {tmp_path / 'none'}; replying with the persona's template lines "
+        "(set ENVSIM_TRANSCRIPTS or pass corpus=)"
+    ]
+    assert json.loads(result.stdout.splitlines()[-1])["mean_reward"] == 1.0
+
+
+def test_reference_agent_still_succeeds_on_every_shipped_scenario(corpus: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "all", "--user", "transcript", "--json"], env={CORPUS_ENV: str(corpus)})
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["mean_reward"] == 1.0 and summary["success_rate"] == 1.0
