@@ -1,0 +1,392 @@
+"""The data flywheel end to end: generate → rejection-sample → SFT → evaluate → GRPO → evaluate.
+
+1. **Model.** ``--model PATH`` loads a causal LM and its tokenizer (its chat template must be a
+   prefix-preserving tool-calling one, e.g. Qwen2.5's). Without it, a tokenizer is trained on the
+   training scenarios' own text and a tiny Llama-architecture model is initialised from a config
+   (:mod:`envsim.train.tiny`): nothing is downloaded.
+2. **Generate.** ``envsim generate`` (:mod:`envsim.batch`) plays the training scenarios with the
+   scripted agent at a nonzero ``error_rate`` into ``OUT/generate`` (a run directory).
+3. **Rejection-sample.** ``envsim dataset`` (:func:`envsim.datasets.build_dataset`) keeps the
+   successful episodes as SFT rows (``OUT/sft.jsonl``) and writes the GRPO prompts of the run's
+   (scenario, seed) groups (``OUT/grpo_prompts.jsonl``).
+4. **Evaluate** the untrained model, **SFT** it (:mod:`envsim.train.sft`), evaluate, **GRPO** it
+   for a fixed number of steps (:mod:`envsim.train.grpo`), evaluate again.
+
+Evaluation plays greedy episodes with the same runner as the rollouts, on *held-out seeds* of the
+training scenarios (seeds from :data:`EVAL_SEED_BASE`, never generated from) and on *held-out
+scenarios* (never trained on). Success rate and mean reward are over the episodes whose outcome
+carries a reward. The result is printed per stage, plotted to ``OUT/flywheel.svg``
+(:mod:`envsim.train.plot`) and returned as a :class:`FlywheelReport`.
+
+On a GPU: ``--model PATH --device cuda`` trains in bf16 and, when vLLM is installed, generates
+GRPO rollouts with TRL's colocated vLLM (see :func:`envsim.train.grpo.grpo_config`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from envsim.train.episodes import EpisodeKey, EpisodeRollout, EpisodeRunner, HFGenerator, summarize
+
+EVAL_SEED_BASE = 100_000
+"""Evaluation seeds start here; generation and GRPO use seeds below it."""
+
+DEFAULT_HOLDOUT = ("BankingHotelHoldConfusedSenior", "RetailRefundDamagedMug")
+"""Scenarios left out of training by default, to evaluate on."""
+
+TRL_CHECKPOINTING_WARNING = r"`is_gradient_checkpointing` is deprecated"
+"""TRL 1.16 reads a model property transformers 5.x deprecates (a FutureWarning per step): not ours to fix."""
+
+
+class FlywheelConfig(BaseModel):
+    """What a flywheel run does (the CLI's options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    scenarios: list[str] | None = Field(None, description="Training scenarios (default: all but the held-out ones).")
+    holdout: list[str] = Field(default_factory=lambda: list(DEFAULT_HOLDOUT), description="Held-out scenarios.")
+    episodes: int = Field(16, ge=1, description="Generated episodes per training scenario.")
+    error_rate: float = Field(0.25, gt=0.0, le=1.0, description="The scripted agent's mistake rate.")
+    eval_seeds: int = Field(2, ge=1, description="Held-out seeds per scenario in each evaluation.")
+    sft_epochs: float = Field(8.0, gt=0, description="Passes over the SFT rows.")
+    sft_lr: float = Field(3e-3, gt=0)
+    grpo_steps: int = Field(20, ge=0, description="GRPO optimizer steps (0 skips GRPO).")
+    grpo_lr: float = Field(2e-4, gt=0)
+    num_generations: int = Field(4, ge=2, description="Episodes per GRPO group (same scenario and seed).")
+    groups_per_step: int = Field(2, ge=1, description="GRPO groups per step.")
+    temperature: float = Field(1.0, gt=0, description="GRPO sampling temperature (evaluation is greedy).")
+    max_turn_tokens: int = Field(96, ge=8, description="Cap on one assistant turn's tokens.")
+    model: Path | None = Field(None, description="A pretrained model folder (default: a tiny model built here).")
+    device: str = Field("cpu", description="cpu or cuda.")
+    threads: int | None = Field(1, ge=1, description="torch CPU threads (None: torch's default).")
+    seed: int = 0
+    vocab_size: int = Field(8192, ge=512, description="Tiny tokenizer's vocabulary.")
+    hidden_size: int = Field(128, ge=16, description="Tiny model's width.")
+    layers: int = Field(2, ge=1, description="Tiny model's blocks.")
+
+
+class StageResult(BaseModel):
+    """One evaluation: held-out seeds of the training scenarios, and the held-out scenarios."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success_rate: float
+    mean_reward: float
+    episodes: int
+    outcomes: dict[str, int]
+    held_out_scenarios: dict[str, Any] = Field(description="The same figures on scenarios never trained on.")
+    seconds: float = Field(description="Seconds of the stage (training, then its evaluation).")
+
+
+class FlywheelReport(BaseModel):
+    """The run's figures; :meth:`summary` is what ``--json`` prints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    untrained: StageResult
+    sft: StageResult
+    grpo: StageResult | None
+    data: dict[str, Any] = Field(description="Generation and rejection-sampling counts.")
+    model: dict[str, Any] = Field(description="The model: parameters, vocabulary, where it came from.")
+    grpo_rewards: list[float] = Field(description="GRPO mean episode reward per step.")
+    plot: str
+    wall_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """``{"untrained": {...}, "sft": {...}, "grpo": {...}}`` first, then the details."""
+        stages = {name: getattr(self, name) for name in ("untrained", "sft", "grpo")}
+        head = {name: s.model_dump() if s is not None else None for name, s in stages.items()}
+        rest = self.model_dump(exclude={"untrained", "sft", "grpo"})
+        return {**head, **rest}
+
+
+def table(report: FlywheelReport) -> list[str]:
+    """The per-stage table as text lines."""
+    lines = [
+        f"{'stage':<10} {'success':>8} {'reward':>8} {'held-out scen. success':>23} {'reward':>8} {'seconds':>8}",
+    ]
+    for name in ("untrained", "sft", "grpo"):
+        stage: StageResult | None = getattr(report, name)
+        if stage is None:
+            continue
+        other = stage.held_out_scenarios
+        lines.append(
+            f"{name:<10} {stage.success_rate:>8.3f} {stage.mean_reward:>8.3f} "
+            f"{other.get('success_rate', 0.0):>23.3f} {other.get('mean_reward', 0.0):>8.3f} {stage.seconds:>8.1f}"
+        )
+    return lines
+
+
+def split_scenarios(config: FlywheelConfig) -> tuple[list[str], list[str]]:
+    """The training and held-out scenario ids (training: all registered but the held-out ones by default).
+
+    Raises:
+        UnknownNameError: A scenario id is not registered.
+        EnvsimError: A scenario is both trained on and held out, or none is left to train on.
+    """
+    from envsim.errors import EnvsimError, UnknownNameError
+    from envsim.registration import discover
+
+    known = sorted(discover())
+    missing = [s for s in [*(config.scenarios or []), *config.holdout] if s not in known]
+    if missing:
+        raise UnknownNameError(f"unknown scenario ids: {', '.join(missing)} (see envsim list)")
+    holdout = list(dict.fromkeys(config.holdout))
+    train = list(dict.fromkeys(config.scenarios)) if config.scenarios else [s for s in known if s not in holdout]
+    both = sorted(set(train) & set(holdout))
+    if both:
+        raise EnvsimError(f"scenarios both trained on and held out: {', '.join(both)}")
+    if not train:
+        raise EnvsimError("no training scenario left")
+    return train, holdout
+
+
+def _log_noop(message: str) -> None:
+    """Print nothing."""
+
+
+def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop) -> FlywheelReport:
+    """Run the whole flywheel (see the module docstring); ``log`` gets one line per step."""
+    import torch
+    import transformers
+
+    started = time.perf_counter()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    transformers.set_seed(config.seed)
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        import datasets  # type: ignore[import-untyped]
+
+        datasets.disable_progress_bars()
+    except ImportError:  # pragma: no cover - datasets is part of the train extra
+        pass
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    train_ids, holdout = split_scenarios(config)
+
+    clock = time.perf_counter()
+    model, tokenizer, model_info = _model(config, train_ids)
+    log(f"model: {json.dumps(model_info)} ({time.perf_counter() - clock:.1f} s)")
+
+    clock = time.perf_counter()
+    data = _generate_and_select(config, train_ids)
+    log(
+        f"generated {data['generated']} episodes ({data['outcomes']}); kept {data['sft_rows']} successes "
+        f"for SFT, {data['grpo_prompts']} GRPO prompts ({time.perf_counter() - clock:.1f} s)"
+    )
+
+    seen_keys = [EpisodeKey(s, EVAL_SEED_BASE + i) for s in train_ids for i in range(config.eval_seeds)]
+    unseen_keys = [EpisodeKey(s, EVAL_SEED_BASE + i) for s in holdout for i in range(config.eval_seeds)]
+
+    def evaluate(name: str, since: float) -> StageResult:
+        result = _evaluate(model, tokenizer, seen_keys, unseen_keys, config, since)
+        log(
+            f"{name}: success {result.success_rate:.3f}, mean reward {result.mean_reward:.3f} on held-out seeds; "
+            f"held-out scenarios: success {result.held_out_scenarios['success_rate']:.3f} "
+            f"({result.seconds:.1f} s)"
+        )
+        return result
+
+    untrained = evaluate("untrained", time.perf_counter())
+
+    clock = time.perf_counter()
+    _sft(model, tokenizer, config, out)
+    _save(model, tokenizer, out / "sft-model")
+    sft = evaluate("sft", clock)
+
+    grpo: StageResult | None = None
+    curve: list[float] = []
+    if config.grpo_steps > 0:
+        clock = time.perf_counter()
+        curve = _grpo(model, tokenizer, config, out)
+        _save(model, tokenizer, out / "grpo-model")
+        grpo = evaluate("grpo", clock)
+
+    stages = {"untrained": untrained, "sft": sft, **({"grpo": grpo} if grpo is not None else {})}
+    from envsim.train.plot import flywheel_svg
+
+    plot = out / "flywheel.svg"
+    plot.write_text(
+        flywheel_svg(
+            {k: (v.success_rate, v.mean_reward) for k, v in stages.items()},
+            {
+                k: (v.held_out_scenarios["success_rate"], v.held_out_scenarios["mean_reward"])
+                for k, v in stages.items()
+                if v.held_out_scenarios["episodes"]
+            },
+            curve,
+            title=f"envsim flywheel: {len(train_ids)} training scenarios, {len(holdout)} held out",
+        ),
+        encoding="utf-8",
+    )
+    return FlywheelReport(
+        untrained=untrained,
+        sft=sft,
+        grpo=grpo,
+        data=data,
+        model=model_info,
+        grpo_rewards=curve,
+        plot=str(plot),
+        wall_seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def _model(config: FlywheelConfig, train_ids: Sequence[str]) -> tuple[Any, Any, dict[str, Any]]:
+    from envsim.train.tiny import build_model, build_tokenizer, parameter_count, scenario_corpus
+
+    if config.model is not None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(config.model)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        loaded: Any = AutoModelForCausalLM.from_pretrained(config.model)
+        model = loaded.to(config.device)
+        source = str(config.model)
+    else:
+        tokenizer = build_tokenizer(scenario_corpus(train_ids, seeds=[0]), vocab_size=config.vocab_size)
+        model = build_model(
+            tokenizer,
+            hidden_size=config.hidden_size,
+            layers=config.layers,
+            heads=max(1, config.hidden_size // 32),
+            intermediate_size=config.hidden_size * 3,
+            seed=config.seed,
+        ).to(config.device)
+        tokenizer.save_pretrained(config.out / "tokenizer")
+        source = "tiny Llama-architecture model from a config; tokenizer trained on the training scenarios' text"
+    info = {"source": source, "parameters": parameter_count(model), "vocab": len(tokenizer)}
+    return model, tokenizer, info
+
+
+def _save(model: Any, tokenizer: Any, folder: Path) -> None:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _generate_and_select(config: FlywheelConfig, train_ids: Sequence[str]) -> dict[str, Any]:
+    from envsim.batch.plan import GenerateConfig, RunOptions
+    from envsim.batch.session import execute, start_run
+    from envsim.datasets import Selection, build_dataset
+
+    run_dir = config.out / "generate"
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    store = start_run(
+        run_dir,
+        list(train_ids),
+        GenerateConfig(agent="scripted", error_rate=config.error_rate),
+        RunOptions(concurrency=32),
+        episodes=config.episodes,
+        seeds=[config.seed * 1000],
+    )
+    summary = execute(store)
+    sft = build_dataset([run_dir], "sft", config.out / "sft.jsonl", Selection(outcomes=("success",)))
+    prompts = build_dataset([run_dir], "grpo", config.out / "grpo_prompts.jsonl", Selection())
+    return {
+        "run": str(run_dir),
+        "generated": summary.stored,
+        "outcomes": dict(sorted(summary.outcomes.items())),
+        "generation_success_rate": summary.success_rate,
+        "sft_rows": sft.rows,
+        "sft_scenarios": len(sft.scenarios),
+        "grpo_prompts": prompts.rows,
+    }
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _sft(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> None:
+    from envsim.train.sft import sft_config, sft_rows, sft_train
+
+    rows = _read_jsonl(out / "sft.jsonl")
+    examples = sft_rows(tokenizer, ((row["messages"], json.loads(row["tools"])) for row in rows))
+    args = sft_config(
+        str(out / "sft"),
+        device=config.device,
+        num_train_epochs=config.sft_epochs,
+        learning_rate=config.sft_lr,
+        per_device_train_batch_size=1,
+        lr_scheduler_type="cosine",
+        warmup_steps=10,
+        logging_steps=25,
+        seed=config.seed,
+    )
+    sft_train(model, tokenizer, examples, args=args, quiet=True)
+
+
+def _grpo(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> list[float]:
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    from envsim.train.grpo import EnvsimRollout, grpo_config, make_trainer
+
+    rows = _read_jsonl(out / "grpo_prompts.jsonl")
+    dataset = Dataset.from_list(
+        [{"prompt": r["prompt"], "scenario_id": r["scenario_id"], "seed": r["seed"]} for r in rows]
+    )
+    args = grpo_config(
+        str(out / "grpo"),
+        device=config.device,
+        num_generations=config.num_generations,
+        per_device_train_batch_size=config.num_generations * config.groups_per_step,
+        max_steps=config.grpo_steps,
+        learning_rate=config.grpo_lr,
+        temperature=config.temperature,
+        beta=0.0,
+        seed=config.seed,
+    )
+    trainer = make_trainer(
+        model, tokenizer, dataset, args=args, rollout=EnvsimRollout(max_turn_tokens=config.max_turn_tokens)
+    )
+    trainer.remove_callback(PrinterCallback)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=TRL_CHECKPOINTING_WARNING, category=FutureWarning)
+        trainer.train()
+    return [float(e["reward"]) for e in trainer.state.log_history if "reward" in e and not math.isnan(e["reward"])]
+
+
+def _evaluate(
+    model: Any,
+    tokenizer: Any,
+    seen: Sequence[EpisodeKey],
+    unseen: Sequence[EpisodeKey],
+    config: FlywheelConfig,
+    since: float,
+) -> StageResult:
+    runner = EpisodeRunner(
+        tokenizer,
+        max_turn_tokens=config.max_turn_tokens,
+        max_context_tokens=getattr(model.config, "max_position_embeddings", None),
+    )
+    generator = HFGenerator(model, tokenizer, temperature=0.0)
+    rollouts: list[EpisodeRollout] = runner.run([*seen, *unseen], generator)
+    first = summarize(rollouts[: len(seen)])
+    second = summarize(rollouts[len(seen) :])
+    return StageResult(
+        success_rate=first["success_rate"],
+        mean_reward=first["mean_reward"],
+        episodes=first["episodes"],
+        outcomes=first["outcomes"],
+        held_out_scenarios=second,
+        seconds=round(time.perf_counter() - since, 1),
+    )
