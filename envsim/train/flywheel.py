@@ -16,7 +16,13 @@ Evaluation plays greedy episodes with the same runner as the rollouts, on *held-
 training scenarios (seeds from :data:`EVAL_SEED_BASE`, never generated from) and on *held-out
 scenarios* (never trained on). Success rate and mean reward are over the episodes whose outcome
 carries a reward. The result is printed per stage, plotted to ``OUT/flywheel.svg``
-(:mod:`envsim.train.plot`) and returned as a :class:`FlywheelReport`.
+(:mod:`envsim.train.plot`) and returned as a :class:`FlywheelReport`; the models are saved in
+``OUT/sft-model`` and ``OUT/grpo-model`` (with the tokenizer, also in ``OUT/tokenizer``), loadable
+with ``AutoModelForCausalLM``/``AutoTokenizer``.
+
+Measured on 2 CPU cores with the defaults (14 training scenarios × 16 episodes, 8 SFT epochs,
+20 GRPO steps): about 3 minutes, 0% → 93% success after SFT on held-out seeds, unchanged by GRPO;
+0% on the two held-out scenarios throughout (a 1.4M-parameter model memorises, it does not generalise).
 
 On a GPU: ``--model PATH --device cuda`` trains in bf16 and, when vLLM is installed, generates
 GRPO rollouts with TRL's colocated vLLM (see :func:`envsim.train.grpo.grpo_config`).

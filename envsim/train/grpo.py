@@ -48,7 +48,7 @@ In envsim an assistant message *to the user* is an ordinary action, answered by 
 and most episodes need several of them (ask for the facts, confirm, close); there the mock user
 would have to become a tool (``reply_to_customer(text)``), which changes the action space the
 policy learns from the one it is evaluated and deployed with (plain messages, as in
-``envsim run`` and every LLM agent). It would also lose what envsim's environment owns: malformed
+``envsim generate`` and every LLM agent). It would also lose what envsim's environment owns: malformed
 actions answered with an error instead of ending the episode, the scenario's turn limit, the
 user ending the call, the per-scenario tool set (dynamic JSON schemas, not Python signatures),
 and a reward that is more than one float (components, and outcomes that must drop an episode;
