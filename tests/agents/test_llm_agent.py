@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,23 +25,6 @@ from envsim.user.llm import LLMUser
 def url() -> Iterator[str]:
     with start_server(timeout_sleep_s=30) as base:
         yield base
-
-
-@pytest.fixture(autouse=True)
-def _close_litellm_implicit_loop() -> Iterator[None]:
-    """litellm's sync path calls ``asyncio.get_event_loop()`` (its service logger), which creates a main-thread
-    loop it never closes; a later ``asyncio.run`` orphans it and its ResourceWarning fails a random later test.
-    Close it after each test; with ``set_event_loop(None)`` litellm then runs those hooks with ``asyncio.run``."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running():
-        loop.close()
-        asyncio.set_event_loop(None)
 
 
 def _agent(url: str, model: str = "openai/envsim-agent", fault: str | None = None, **options: Any) -> LLMAgent:

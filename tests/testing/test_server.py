@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,23 +24,6 @@ def url() -> Iterator[str]:
     """One server for the module; faults are forced per request with the X-Envsim-Fault header."""
     with start_server(timeout_sleep_s=30) as base:
         yield base
-
-
-@pytest.fixture(autouse=True)
-def _close_litellm_implicit_loop() -> Iterator[None]:
-    """litellm's sync path calls ``asyncio.get_event_loop()`` (its service logger), which creates a main-thread
-    loop it never closes; a later ``asyncio.run`` orphans it and its ResourceWarning fails a random later test.
-    Close it after each test; with ``set_event_loop(None)`` litellm then runs those hooks with ``asyncio.run``."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running():
-        loop.close()
-        asyncio.set_event_loop(None)
 
 
 def _post(base: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
