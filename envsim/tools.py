@@ -43,7 +43,6 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar, NamedTuple, TypeVar, get_type_hints
 
 import pydantic_core
@@ -164,7 +163,7 @@ class ToolSpec:
     description: str
     toolkit: str
 
-    @cached_property
+    @property
     def openai_schema(self) -> dict[str, Any]:
         """The tool in OpenAI function-calling format."""
         params = _strip_titles(self.args_model.model_json_schema())
