@@ -9,6 +9,15 @@
   episodes are (agent, user, judge, seeds) may not.
 * ``--record`` keeps every model call's answer in ``RUN_DIR/calls``; ``envsim generate --replay
   RUN_DIR --out NEW_DIR`` re-runs that run from the records, calling no provider.
+* ``--backend ray`` runs the same job on a Ray cluster (:mod:`envsim.batch.ray_backend`): the
+  episodes still to run are sharded over ``--workers N`` Ray tasks (default: the cluster's CPUs),
+  ``--concurrency`` episodes in flight in all, and every finished episode is streamed back and
+  stored in RUN_DIR by this process, so episode ids, trajectories, the store and the summary are
+  the local backend's. ``--ray-address ADDR`` (or ``RAY_ADDRESS``) joins a running cluster;
+  without it a local one is started for the run. The backend is operational: a run started
+  locally may be resumed on Ray and vice versa. Ray cannot ``--record`` (record locally), and
+  ``--replay`` on Ray needs the recorded calls folder on every worker's file system. Needs
+  ``pip install 'envsim[distributed]'``.
 
 A live progress bar is drawn on a terminal. ``--json`` ends with one JSON object (the
 :class:`~envsim.batch.session.RunSummary`). Invalid input exits with status 2 and a message.
@@ -16,13 +25,19 @@ A live progress bar is drawn on a terminal. ``--json`` ends with one JSON object
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from envsim.batch.session import RunSummary
+    from envsim.batch.store import RunStore
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,6 +48,49 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object
 def _emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+BACKENDS = ("local", "ray")
+
+
+def _check_backend(backend: str, workers: int | None, ray_address: str | None, record: bool) -> None:
+    """Refuse what the chosen backend cannot do, before anything is written (EnvsimError: exit 2)."""
+    from envsim.errors import EnvsimError
+
+    if backend not in BACKENDS:
+        raise EnvsimError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+    if backend == "local":
+        if workers is not None and workers > 1:
+            raise EnvsimError(
+                "--workers needs --backend ray (the local backend is one process: --concurrency sets the episodes"
+                " in flight)"
+            )
+        if ray_address is not None:
+            raise EnvsimError("--ray-address needs --backend ray")
+        return
+    if record:
+        raise EnvsimError(
+            "--backend ray cannot record model calls yet (workers would share one call log): record with the"
+            " local backend, or run without --record"
+        )
+    if importlib.util.find_spec("ray") is None:
+        raise EnvsimError("--backend ray needs Ray: pip install 'envsim[distributed]'")
+
+
+def _start_ray(address: str | None) -> bool:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a local one; True if this call started Ray."""
+    import ray
+
+    from envsim.errors import EnvsimError
+
+    if ray.is_initialized():
+        return False
+    where = f" at {address}" if address else ""
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    except (ValueError, ConnectionError, RuntimeError) as error:
+        raise EnvsimError(f"cannot start or join a Ray cluster{where}: {error}") from None
+    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -86,12 +144,33 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[
             bool | None, typer.Option("--progress/--no-progress", help="Live progress bar (default: on a terminal).")
         ] = None,
+        backend: Annotated[
+            str,
+            typer.Option(
+                help="Where episodes run: local (asyncio, this process) or ray (sharded over Ray workers; also"
+                " with --resume).",
+            ),
+        ] = "local",
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="--backend ray: Ray tasks (shards) to run. [the cluster's CPUs]")
+        ] = None,
+        ray_address: Annotated[
+            str | None,
+            typer.Option(help="--backend ray: the cluster to join (else RAY_ADDRESS, else a local one is started)."),
+        ] = None,
         as_json: JsonFlag = False,
     ) -> None:
-        """Generate trajectories in batch: scenarios × seeds × episodes, concurrent, durable, resumable."""
+        """Generate trajectories in batch: scenarios × seeds × episodes, concurrent, durable, resumable.
+
+        ``--backend ray [--workers N] [--ray-address ADDR]`` runs the same job on a Ray cluster: the
+        episodes are sharded over N Ray tasks and streamed back into RUN_DIR, with the same episode
+        ids, trajectories, resume and summary as the local backend (a run may be resumed on either).
+        """
         from envsim.batch.plan import GenerateConfig, RunOptions
         from envsim.batch.session import execute, open_run, start_replay, start_run
         from envsim.errors import EnvsimError
+
+        _check_backend(backend, workers, ray_address, record)
 
         given = {
             "agent": agent,
@@ -151,7 +230,11 @@ def register(app: typer.Typer) -> None:
             )
             store = start_run(output, scenarios, config, options, episodes=episodes or 1, seeds=seed or [0])
         show = err.is_terminal if progress is None else progress
-        summary = execute(store, overrides=overrides, resumed=resume is not None, progress=show, console=err)
+        summary: RunSummary
+        if backend == "ray":
+            summary = _run_on_ray(store, overrides, resume is not None, show, workers, ray_address)
+        else:
+            summary = execute(store, overrides=overrides, resumed=resume is not None, progress=show, console=err)
         rate = "-" if summary.mean_reward is None else f"{summary.mean_reward:.3f}"
         outcomes = ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()) or "none"
         out.print(
@@ -174,3 +257,46 @@ def register(app: typer.Typer) -> None:
             _emit_json(summary.model_dump())
         if summary.status == "interrupted":
             raise typer.Exit(130)
+
+
+def _run_on_ray(
+    store: RunStore, overrides: dict[str, Any], resumed: bool, progress: bool, workers: int | None, address: str | None
+) -> RunSummary:
+    """:func:`~envsim.batch.ray_backend.run_with_ray` on the run of ``store`` (closed in any case)."""
+    from envsim.batch.ray_backend import run_with_ray
+    from envsim.errors import EnvsimError
+
+    try:
+        manifest = store.read_manifest()
+        if manifest.options.cache == "record":
+            raise EnvsimError(
+                f"{store.root} records its model calls: --backend ray cannot record yet; resume it with the local"
+                " backend"
+            )
+        plan = store.read_plan()
+        try:
+            started = _start_ray(address)
+        except EnvsimError as error:
+            raise EnvsimError(
+                f"{error}; no episode ran, the run is planned in {store.root}: finish it with envsim generate --resume"
+                f" {store.root} (--backend ray or local)"
+            ) from None
+    except BaseException:
+        store.close()
+        raise
+    try:
+        return run_with_ray(
+            plan,
+            store,
+            manifest.config,
+            overrides=overrides,
+            resumed=resumed,
+            progress=progress,
+            console=err,
+            workers=workers,
+        )
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()

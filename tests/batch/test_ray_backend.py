@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +18,10 @@ from envsim.batch.ray_backend import RayBackendError, RayRunner, play_shard, run
 from envsim.batch.runner import RunStats
 from envsim.batch.session import RunSummary, execute, load_scenarios, start_run
 from envsim.batch.store import EpisodeRecord, RunStore
-from tests.conftest import TINY_SCENARIO
+from tests.conftest import REPO, TINY_SCENARIO
 
 CONFIG = GenerateConfig(error_rate=0.3)
+CLI = [sys.executable, "-c", "from envsim.cli import main; main()"]
 EPISODES = 12
 
 
@@ -132,3 +138,94 @@ def test_what_the_ray_backend_refuses(tmp_path: Path, scenarios: list[str]) -> N
     with pytest.raises(RayBackendError, match="not the run's"):
         run_with_ray(plan, store, GenerateConfig(error_rate=0.9))
     RunStore.open(tmp_path / "run").close()  # the lock was released: the store is closed either way
+
+
+# ``envsim generate --backend ray``: in process (the module's Ray cluster is joined, not restarted)
+
+
+def generate(*args: str) -> RunSummary:
+    """``envsim generate ARGS... --json`` in this process; the summary it printed last."""
+    from typer.testing import CliRunner
+
+    from envsim.cli import app
+
+    result = CliRunner().invoke(app, ["generate", *args, "--no-progress", "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return RunSummary.model_validate_json(result.stdout.splitlines()[-1])
+
+
+def test_cli_backend_ray_stores_what_the_local_backend_stores(
+    ray_cluster: None, tmp_path: Path, scenarios: list[str]
+) -> None:
+    common = [*scenarios, "--episodes", "4", "--seed", "0", "--seed", "100", "--error-rate", "0.3"]
+    local = generate(*common, "--out", str(tmp_path / "local"))
+    ray = generate(*common, "--out", str(tmp_path / "ray"), "--backend", "ray", "--workers", "2")
+    assert ray.status == "finished" and ray.stored == ray.complete == ray.stored_this_session == 16
+    assert hashes(tmp_path / "ray") == hashes(tmp_path / "local") and len(set(hashes(tmp_path / "ray").values())) > 5
+    same = {"episodes_planned", "stored", "complete", "missing", "outcomes", "mean_reward", "success_rate", "tokens"}
+    assert ray.model_dump(include=same) == local.model_dump(include=same)
+    scan = RunStore.open(tmp_path / "ray", lock=False).scan()
+    assert scan.superseded == 0 and scan.bad == []
+    manifest = RunStore.open(tmp_path / "ray", lock=False).read_manifest()
+    assert [s.status for s in manifest.sessions] == ["finished"]
+
+
+def test_cli_resumes_an_interrupted_local_run_on_ray(ray_cluster: None, tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY_SCENARIO, encoding="utf-8")
+    episodes = 150
+    execute(start_run(tmp_path / "reference", [str(tiny)], CONFIG, RunOptions(), episodes=episodes))
+
+    run = tmp_path / "run"
+    args = ["generate", str(tiny), "--episodes", str(episodes), "--error-rate", "0.3", "--out", str(run)]
+    process = subprocess.Popen(
+        [*CLI, *args, "--concurrency", "4", "--step-delay", "0.02"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    shard = run / "episodes" / "shard-0000.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (shard.exists() and shard.read_bytes().count(b"\n") >= 15):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    before = len(RunStore.open(run, lock=False).scan().records)
+    assert 15 <= before < episodes, "the interrupt should land mid-run"
+
+    summary = generate("--resume", str(run), "--backend", "ray", "--workers", "2", "--step-delay", "0")
+    assert summary.resumed and summary.status == "finished"
+    assert summary.stored_this_session == episodes - before and summary.stored == summary.complete == episodes
+    scan = RunStore.open(run, lock=False).scan()
+    assert scan.superseded == 0 and scan.bad == []  # no episode twice
+    assert hashes(run) == hashes(tmp_path / "reference")
+    sessions = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["sessions"]
+    assert [s["status"] for s in sessions] == ["interrupted", "finished"]
+    # and back: the local backend finds nothing left
+    assert generate("--resume", str(run)).stored_this_session == 0
+
+
+def test_cli_refuses_what_the_backend_cannot_do(tmp_path: Path, scenarios: list[str]) -> None:
+    recorded = tmp_path / "recorded"
+    execute(start_run(recorded, scenarios[:1], CONFIG, RunOptions(cache="record"), episodes=1))
+    new = ["generate", scenarios[0], "--out", str(tmp_path / "new")]
+    no_ray = "import sys; sys.modules['ray'] = None; "
+    cases = [
+        ("", [*new, "--backend", "ray", "--record"], "cannot record model calls"),
+        ("", ["generate", "--resume", str(recorded), "--backend", "ray"], "resume it with the local backend"),
+        ("", [*new, "--workers", "2"], "--workers needs --backend ray"),
+        ("", [*new, "--ray-address", "127.0.0.1:6379"], "--ray-address needs --backend ray"),
+        ("", [*new, "--backend", "spark"], "unknown backend 'spark'"),
+        (no_ray, [*new, "--backend", "ray"], "pip install 'envsim[distributed]'"),
+    ]
+    for prelude, args, message in cases:
+        result = subprocess.run(
+            [sys.executable, "-c", f"{prelude}from envsim.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+        assert not (tmp_path / "new").exists(), args  # refused before anything was written
