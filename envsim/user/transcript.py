@@ -50,10 +50,14 @@ Businesses STAR lacks (retail, medical supply) get generic rows only.
 **Adaptation.** The retrieved turn's entity spans are replaced by the values of the facts
 asked (by kind: a name into a name or email, a number into a number, date or time; never
 where the words before the span name another detail, "my PIN is"), then by facts already
-given where the turn names them ("my name is"), or dropped; asked facts with no span left are
-said after it with their ``say`` line. A fact not yet given never appears. Demanding a person
-uses the persona's own lines; a turn that cannot be retrieved falls back to the persona's
-lines too (:attr:`TranscriptUser.trace` says which replies did).
+given where the turn names them ("my name is"), or dropped, together with a connector that led
+to it ("either 0314 or" loses its "or"; :func:`_drop_span`). Quantities and amounts ("$300", "20
+minutes") stay as written when neither the scenario's goal nor its facts name one: another
+customer's amount contradicts nothing there, and the human turns of a category are full of them.
+Asked facts with no span left are said after it with their ``say`` line. A fact not yet given
+never appears. Demanding a person uses the persona's own lines; a turn that cannot be
+retrieved falls back to the persona's lines too (:attr:`TranscriptUser.trace` says which
+replies did).
 
 Where no corpus is present, the user falls back to :class:`~envsim.user.scripted.ScriptedUser`
 (the persona's template lines) and logs one warning line per process.
@@ -235,6 +239,8 @@ _APOLOGY = re.compile(
 _SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]?")
 
 
+_PLEASE = re.compile(r"\bplease\b")
+
 _QUESTION_START = re.compile(
     r"^\W*(?:what|when|where|which|who|whose|how|can|could|would|will|may|do|does|did|is|are|should|shall)\b"
 )
@@ -243,18 +249,24 @@ _QUESTION_START = re.compile(
 def asking_text(text: str) -> str:
     """The lower-cased sentences of ``text`` that ask for something: questions and requests.
 
-    A fact counts as asked for only when one of its ``asked_by`` words is in one of them, so
-    a statement that merely mentions it ("your order #W1 was refunded") asks for nothing.
+    A sentence asks when it ends with a question mark, starts like a question, or has a request
+    verb or *please* ("and your PIN as well please"). A fact counts as asked for only when one of
+    its ``asked_by`` words is in one of them, so a statement that merely mentions it ("your order
+    #W1 was refunded") asks for nothing.
 
     Example:
         >>> asking_text("Your order was refunded. Could you confirm your email?")
         'could you confirm your email?'
         >>> asking_text("I need your phone number. Thanks")
         'i need your phone number.'
+        >>> asking_text("Right, and your PIN as well please.")
+        'right, and your pin as well please.'
     """
     low = " ".join(text.lower().split())
     sentences = [s.strip() for s in _SENTENCE.findall(low) if s.strip()]
-    return " ".join(s for s in sentences if s.endswith("?") or _REQUEST.search(s) or _QUESTION_START.search(s))
+    return " ".join(
+        s for s in sentences if s.endswith("?") or _REQUEST.search(s) or _QUESTION_START.search(s) or _PLEASE.search(s)
+    )
 
 
 def agent_act(text: str) -> AgentAct:
@@ -955,6 +967,39 @@ def _say(fact: Fact) -> str:
     return render("user_fact.j2", key=fact.key, value=fact.value)
 
 
+_CONNECTOR_BEFORE = re.compile(r"(?:\s*\b(?:either|or|and|of|from|about|around|at)\b)+\s*$", re.IGNORECASE)
+_CONNECTOR_AFTER = re.compile(r"^\s*\b(?:or|and)\b", re.IGNORECASE)
+
+
+def _drop_span(text: str, start: int, end: int) -> str:
+    """``text`` without the span ``[start, end)`` and the connectors it leaves dangling.
+
+    A word such as *or*, *either*, *of* that led to the span goes with it when nothing but
+    punctuation follows, and an *or* / *and* after it goes when it led from the span (so
+    "either 0314 or 1596" without its second number is "either 0314", without its first "1596").
+
+    Example:
+        >>> _drop_span("It was either 0314 or 1596.", 22, 26)
+        'It was either 0314.'
+        >>> _drop_span("It was either 0314 or 1596.", 14, 18)
+        'It was 1596.'
+        >>> _drop_span("transfers of $10 over the week", 13, 16)
+        'transfers over the week'
+    """
+    before, after = text[:start], text[end:]
+    lead = _CONNECTOR_BEFORE.search(before)
+    if lead is not None and (re.match(r"\s*(?:[.,!?;:]|$)", after) or lead.group().strip().lower() in ("of", "at")):
+        before = before[: lead.start()]
+    elif _CONNECTOR_AFTER.match(after):
+        after = _CONNECTOR_AFTER.sub("", after, count=1)
+        before = re.sub(r"\beither\s*$", "", before, flags=re.IGNORECASE)
+    return (
+        f"{before.rstrip()} {after.lstrip()}"
+        if before.strip() and after.strip() and after.lstrip()[:1].isalnum()
+        else before.rstrip() + after
+    )
+
+
 def _tidy(text: str) -> str:
     text = re.sub(r"\s+([,.!?;:])", r"\1", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
@@ -1021,6 +1066,7 @@ class TranscriptUser(UserSimulator):
         self._facts: list[tuple[Fact, tuple[str, ...], SpanKind]] = []
         self._satisfied: tuple[str, ...] = ()
         self._emergency = False
+        self._keep_quantities = False
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
         self._rng: np.random.Generator | None = None
@@ -1135,6 +1181,9 @@ class TranscriptUser(UserSimulator):
         self._facts = [(f, tuple(k.lower() for k in f.asked_by), fact_kind(f.value)) for f in scenario.user.facts]
         self._satisfied = tuple(p.lower() for p in scenario.user.satisfied_by)
         self._emergency = is_emergency(scenario)
+        self._keep_quantities = not any(
+            _QUANTITY.search(t) for t in [scenario.user.goal, *(f.value for f in scenario.user.facts)]
+        )
         self._rest = AffectState.start(persona, emergency=self._emergency).intensity
         allowed = index.domain_mask([scenario.domain, *scenario.tags])
         same_domain = (index.domains & allowed) != 0
@@ -1186,7 +1235,8 @@ class TranscriptUser(UserSimulator):
         placed = np.minimum(n_text, want_text) + np.minimum(n_digits, len(facts) - want_text)
         # a turn that names a detail already given ('my PIN is ...') may say it again
         reused = np.where((topics & known) != 0, np.minimum(n_text + n_digits - placed, len(spare)), 0)
-        dropped = n_text + n_digits + index.n_other[rows] - placed - reused
+        other = 0 if self._keep_quantities else index.n_other[rows]
+        dropped = n_text + n_digits + other - placed - reused
         w = w * APPEND_WEIGHT ** (len(facts) - placed) * DROP_WEIGHT**dropped
         if facts:
             on = np.where((topics & asked) != 0, ON_TOPIC_BOOST, 1.0)
@@ -1256,11 +1306,13 @@ class TranscriptUser(UserSimulator):
                 left.append(fact)
         dropped = 0
         for i in reversed(range(len(spans))):
-            start, end, _ = spans[i]
+            start, end, kind = spans[i]
             if i in fill:
                 text = text[:start] + fill[i].value + text[end:]
+            elif kind == "quantity" and self._keep_quantities:
+                continue
             else:
-                text = text[:start] + text[end:]
+                text = _drop_span(text, start, end)
                 dropped += 1
         return _tidy(text), [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped
 

@@ -32,6 +32,7 @@ from envsim.user.scripted import ScriptedUser
 from envsim.user.transcript import (
     TranscriptUser,
     TurnSource,
+    _drop_span,
     _keep_lengths,
     agent_act,
     asking_text,
@@ -126,6 +127,20 @@ def test_only_questions_and_requests_ask() -> None:
     assert asking_text("Your phone number is on file. Thanks!") == ""
     assert asking_text("Great. What's your phone number?") == "what's your phone number?"
     assert asking_text("I'll need your email to continue.") == "i'll need your email to continue."
+    # a request without a question mark or a request verb still asks ("your PIN as well please")
+    assert asking_text("Thanks. Right, and your PIN as well please.") == "right, and your pin as well please."
+    assert asking_text("Your PIN was reset. Please hold.") == "please hold."
+
+
+def test_dropped_spans_leave_no_dangling_connectors() -> None:
+    text = "It was either 0314 or 1596, I think."
+    first, second = [(a, b) for a, b, _ in entity_spans(text)]
+    assert _drop_span(text, *second) == "It was either 0314, I think."
+    assert _drop_span(text, *first) == "It was 1596, I think."
+    text = "Someone took money at 5 pm from my account"
+    (start, end, kind) = entity_spans(text)[0]
+    assert kind == "time" and _drop_span(text, start, end) == "Someone took money from my account"
+    assert _drop_span("My PIN is 4321.", 10, 14) == "My PIN is."  # only connectors go, never other words
 
 
 def test_length_preserving_reweighting() -> None:
@@ -254,6 +269,27 @@ def test_facts_only_when_asked(corpus: Path) -> None:
     answer = reply("Thanks. And your date of birth, please?")
     assert "1942" in answer and facts["last4"] not in answer and facts["merchant"] not in " ".join(said)
     assert facts["last4"] in reply("What are the last four digits of the card?")
+
+
+def test_quantities_kept_unless_the_scenario_has_its_own(corpus: Path) -> None:
+    index = load_index(corpus)
+    assert index is not None
+    money = re.compile(r"\$\d+")
+    rows = [
+        i
+        for i, text in enumerate(index.texts)
+        if money.search(text) and [kind for _, _, kind in entity_spans(text, index.names)] == ["quantity"]
+    ][:20]
+    assert len(rows) >= 5
+    user = TranscriptUser(corpus)
+    user.reset(load_registered("BankingManagerAfterFailedFixes"), np.random.default_rng(0))  # no amount anywhere
+    for row in rows:  # another customer's amount is a human detail that contradicts nothing: it stays
+        text, _, _, dropped = user._adapt(row, ())
+        assert dropped == 0 and money.search(text)
+    user.reset(load_registered("BankingHotelHoldConfusedSenior"), np.random.default_rng(0))  # its goal says $300
+    for row in rows:  # it could contradict the scenario's own amount: it goes
+        text, _, _, dropped = user._adapt(row, ())
+        assert dropped == 1 and not money.search(text)
 
 
 def test_same_seed_same_replies(corpus: Path) -> None:
