@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "local",
         workers: Annotated[
-            int | None, typer.Option(min=1, help="--backend ray: Ray tasks (shards) to run. [the cluster's CPUs]")
+            int | None, typer.Option(min=1, help="--backend ray: Ray tasks (shards) to run (default: cluster CPUs).")
         ] = None,
         ray_address: Annotated[
             str | None,
@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate trajectories in batch: scenarios × seeds × episodes, concurrent, durable, resumable.
 
-        ``--backend ray [--workers N] [--ray-address ADDR]`` runs the same job on a Ray cluster: the
+        --backend ray (with --workers N, --ray-address ADDR) runs the same job on a Ray cluster: the
         episodes are sharded over N Ray tasks and streamed back into RUN_DIR, with the same episode
         ids, trajectories, resume and summary as the local backend (a run may be resumed on either).
         """
