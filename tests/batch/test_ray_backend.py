@@ -83,7 +83,9 @@ def test_results_stream_back_from_every_worker(ray_cluster: None, tmp_path: Path
         stored_so_far.append(len(RunStore.open(tmp_path / "ray", lock=False).scan().records))
 
     options = RunOptions(concurrency=2, step_delay=0.02)
-    runner = RayRunner(store, plan, loaded, manifest.config, options, stats=RunStats(), on_stored=on_stored)
+    runner = RayRunner(
+        store, plan, loaded, manifest.config, options, stats=RunStats(), on_stored=on_stored, workers=2
+    )  # not the default (the CPUs free right now): the last test's tasks may still be releasing theirs
     try:
         stats = asyncio.run(runner.run())
     finally:
