@@ -15,6 +15,8 @@ Example (no network: litellm's own ``mock_response``):
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import warnings
 from collections.abc import Awaitable, Callable
@@ -50,6 +52,11 @@ def litellm() -> ModuleType:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning)
             module.ModelResponse()
+            # and those of the GitHub Copilot modules, built when imported: litellm imports them lazily,
+            # on the first call (whatever the provider)
+            for name in ("authenticator", "per_user_auth"):
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(f"litellm.llms.github_copilot.{name}")
         _litellm = module
     return _litellm
 
@@ -67,6 +74,33 @@ class Completion:
     raw_message: dict[str, Any] = field(default_factory=dict)
 
 
+_unpriced: set[tuple[Any, ...]] = set()
+"""Models litellm has no price for, by (model, response model, provider, price map): cost 0, not looked up again."""
+
+
+def _cost(lib: ModuleType, model: str, response: Any) -> float:
+    """The call's cost in USD, from litellm's price map (0 for a model it has no price for).
+
+    litellm prices every response it returns (``_hidden_params["response_cost"]``, from its
+    logging path); that is taken as is. Where it is missing, ``completion_cost`` is asked; a model
+    that has no price (a local or mock model) raises there, which takes milliseconds, so that
+    answer is remembered per model and price map (``litellm.register_model`` changes the map).
+    """
+    hidden = getattr(response, "_hidden_params", None) or {}
+    known = hidden.get("response_cost")
+    if isinstance(known, (int, float)):
+        return float(known)
+    prices = lib.model_cost
+    key = (model, getattr(response, "model", None), hidden.get("custom_llm_provider"), id(prices), len(prices))
+    if key in _unpriced:
+        return 0.0
+    try:
+        return float(lib.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # unknown price for a local or mock model
+        _unpriced.add(key)
+        return 0.0
+
+
 def _to_completion(model: str, response: Any) -> Completion:
     lib = litellm()
     message = response.choices[0].message
@@ -75,10 +109,7 @@ def _to_completion(model: str, response: Any) -> Completion:
         for c in (message.tool_calls or [])
     ]
     usage = getattr(response, "usage", None)
-    try:
-        cost = float(lib.completion_cost(completion_response=response) or 0.0)
-    except Exception:  # unknown price for a local or mock model
-        cost = 0.0
+    cost = _cost(lib, model, response)
     raw: dict[str, Any] = {"role": "assistant", "content": message.content}
     if tool_calls:
         raw["tool_calls"] = tool_calls

@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -165,14 +166,25 @@ class ToolSpec:
 
     @property
     def openai_schema(self) -> dict[str, Any]:
-        """The tool in OpenAI function-calling format."""
+        """The tool in OpenAI function-calling format: a fresh copy on every access.
+
+        Building the schema (pydantic's ``model_json_schema``) takes milliseconds, and every
+        environment asks for its tools' schemas, so it is built once per spec and kept as JSON;
+        each access decodes a new dict (tens of microseconds), which callers own and may change.
+        """
+        schema: dict[str, Any] = json.loads(self._schema_json)
+        return schema
+
+    @functools.cached_property
+    def _schema_json(self) -> str:
         params = _strip_titles(self.args_model.model_json_schema())
         params.setdefault("properties", {})
         params["additionalProperties"] = False
-        return {
+        schema = {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": params},
         }
+        return json.dumps(schema)
 
 
 def _build_spec(cls_name: str, toolkit: str, name: str, fn: Callable[..., Any], flags: ToolFlags) -> ToolSpec:

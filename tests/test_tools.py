@@ -140,3 +140,17 @@ def test_parse_docstring_sections() -> None:
     """)
     assert summary == "Summary line continues here."
     assert args == {"a": "First.", "b": "Second, wrapped."}
+
+
+def test_schemas_are_built_once_and_each_caller_gets_its_own_copy(registry: ToolRegistry) -> None:
+    spec = registry.spec("shrink")
+    assert spec is not None
+    first = spec.openai_schema
+    first["function"]["parameters"]["properties"]["by"]["description"] = "changed by a caller"
+    first["function"]["parameters"]["required"].append("mode")
+    second = spec.openai_schema
+    assert second["function"]["parameters"]["properties"]["by"]["description"] == "How much smaller, in units."
+    assert second["function"]["parameters"]["required"] == ["box_id", "by"]
+    assert second is not first and second["function"] is not first["function"]
+    other = ToolRegistry(registry.toolkits).schemas()  # another registry (environment): fresh dicts, same content
+    assert other == registry.schemas() and other[0] is not registry.schemas()[0]

@@ -151,12 +151,16 @@ def current_scope() -> CallScope | None:
 
 
 def _completion_dict(completion: Completion) -> dict[str, Any]:
-    return dataclasses.asdict(completion)
+    # not dataclasses.asdict: it deep-copies every value, and the dict is only written as JSON
+    return {f.name: getattr(completion, f.name) for f in _COMPLETION_FIELDS}
+
+
+_COMPLETION_FIELDS = dataclasses.fields(Completion)
+_COMPLETION_NAMES = frozenset(f.name for f in _COMPLETION_FIELDS)
 
 
 def _completion_from(data: dict[str, Any]) -> Completion:
-    names = {f.name for f in dataclasses.fields(Completion)}
-    return Completion(**{k: v for k, v in data.items() if k in names})
+    return Completion(**{k: v for k, v in data.items() if k in _COMPLETION_NAMES})
 
 
 @dataclass(frozen=True)
@@ -263,17 +267,41 @@ def call_key(model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any],
         False
     """
     params = {k: v for k, v in kwargs.items() if k not in TRANSPORT_PARAMS and k != "tools"}
-    payload = {
-        "format": KEY_FORMAT,
-        "model": model,
-        "messages": messages,
-        "tools": kwargs.get("tools"),
-        "params": params,
-        "episode": episode,
-        "n": n,
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+    # the JSON of {"episode", "format", "messages", "model", "n", "params", "tools"} with sorted keys,
+    # written part by part so that the tools' part (the largest, the same on every call) is reused
+    text = (
+        f'{{"episode":{_canonical(episode)},"format":{_canonical(KEY_FORMAT)},"messages":{_canonical(messages)}'
+        f',"model":{_canonical(model)},"n":{_canonical(n)},"params":{_canonical(params)}'
+        f',"tools":{_tools_json(kwargs.get("tools"))}}}'
+    )
     return sha256_hex(text)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+_tools_seen: dict[tuple[int, ...], tuple[list[Any], list[Any], str]] = {}
+"""Tool lists already written, by the ids of their schemas: (those schemas, a copy of them, their JSON)."""
+
+
+def _tools_json(tools: Any) -> str:
+    """:func:`_canonical` of the tool schemas of a call, reused while the schemas are equal to what was written.
+
+    Every call of an environment sends the same schema objects (milliseconds of JSON per episode);
+    the copy guards against a schema changed in place since (an equality check: microseconds).
+    """
+    if not isinstance(tools, list) or not tools:
+        return _canonical(tools)
+    ids = tuple(map(id, tools))
+    seen = _tools_seen.get(ids)
+    if seen is not None and seen[1] == tools:
+        return seen[2]
+    text = _canonical(tools)
+    if len(_tools_seen) >= 4096:
+        _tools_seen.clear()
+    _tools_seen[ids] = (list(tools), json.loads(text), text)
+    return text
 
 
 @dataclass

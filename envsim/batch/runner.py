@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import gc
 import math
 import signal
 import time
@@ -422,6 +423,9 @@ class BatchRunner:
                 loop.add_signal_handler(sig, self._interrupt)
                 handled.append(sig)
         previous = set_call_cache(self.calls)
+        # what exists now (litellm, pandas, the scenarios: hundreds of thousands of objects) lives as long
+        # as the run; out of the collector's way, its full collections stop walking them over and over
+        gc.freeze()
         wall, cpu = time.perf_counter(), time.process_time()
         writer = asyncio.create_task(self._writer())
         try:
@@ -438,6 +442,7 @@ class BatchRunner:
             self.stats.run_seconds = time.perf_counter() - wall
             self.stats.cpu_seconds = time.process_time() - cpu
             set_call_cache(previous)
+            gc.unfreeze()
             for sig in handled:
                 loop.remove_signal_handler(sig)
         return self.stats

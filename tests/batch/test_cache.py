@@ -171,3 +171,41 @@ def test_installed_with_the_llm_hook_for_complete_and_acomplete(tmp_path: Path) 
         set_call_cache(previous)
         calls.close()
     assert scope.usage["judge"].calls == 2 and len(CallLog(tmp_path).entries) == 2
+
+
+def _plain_key(model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], episode: str | None, n: int) -> str:
+    """The key as first defined: one sorted JSON document of everything, hashed."""
+    import json
+
+    from envsim.batch.cache import KEY_FORMAT, TRANSPORT_PARAMS
+    from envsim.batch.plan import sha256_hex
+
+    params = {k: v for k, v in kwargs.items() if k not in TRANSPORT_PARAMS and k != "tools"}
+    payload = {
+        "format": KEY_FORMAT,
+        "model": model,
+        "messages": messages,
+        "tools": kwargs.get("tools"),
+        "params": params,
+        "episode": episode,
+        "n": n,
+    }
+    return sha256_hex(json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr))
+
+
+def test_key_is_unchanged_and_follows_tools_changed_in_place() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "description": "Dé", "parameters": {"b": 1, "a": [2.5]}}}]
+    messages = [{"role": "user", "content": "hi \u2028"}]
+    cases: list[tuple[dict[str, Any], str | None, int]] = [
+        ({"tools": tools, "temperature": 0, "api_key": "x", "seed": 3}, "ep", 0),
+        ({"tools": list(tools), "response_format": {"z": None, "y": True}}, None, 2),
+        ({"tools": []}, "ep", 0),
+        ({"tools": None}, "ep", 0),
+        ({}, "ep", 1),
+    ]
+    for kwargs, episode, n in cases:
+        assert call_key("m", messages, kwargs, episode, n) == _plain_key("m", messages, kwargs, episode, n)
+    before = call_key("m", messages, {"tools": tools}, "ep", 0)
+    tools[0]["function"]["parameters"]["b"] = 2  # the same objects, changed: the key follows
+    after = call_key("m", messages, {"tools": tools}, "ep", 0)
+    assert after != before and after == _plain_key("m", messages, {"tools": tools}, "ep", 0)
