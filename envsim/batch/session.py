@@ -22,6 +22,7 @@ Example (offline: scripted agent and user):
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections import Counter
@@ -323,7 +324,7 @@ def _summary(
         missing=counts["missing"],
         stored_this_session=stats.stored,
         outcomes=counts["outcomes"],
-        mean_reward=sum(rewards) / len(rewards) if rewards else None,
+        mean_reward=math.fsum(rewards) / len(rewards) if rewards else None,
         success_rate=sum(r.outcome == "success" for r in carrying) / len(carrying) if carrying else None,
         tokens={
             "prompt": usage.prompt_tokens,

@@ -164,10 +164,9 @@ def test_cli_backend_ray_stores_what_the_local_backend_stores(
     ray = generate(*common, "--out", str(tmp_path / "ray"), "--backend", "ray", "--workers", "2")
     assert ray.status == "finished" and ray.stored == ray.complete == ray.stored_this_session == 16
     assert hashes(tmp_path / "ray") == hashes(tmp_path / "local") and len(set(hashes(tmp_path / "ray").values())) > 5
-    same = {"episodes_planned", "stored", "complete", "missing", "outcomes", "tokens"}
+    # the mean is exactly rounded (math.fsum), so the order episodes were stored in does not change it
+    same = {"episodes_planned", "stored", "complete", "missing", "outcomes", "tokens", "mean_reward", "success_rate"}
     assert ray.model_dump(include=same) == local.model_dump(include=same)
-    # the same rewards, summed in the order they were stored (which differs): equal up to rounding
-    assert ray.mean_reward == pytest.approx(local.mean_reward) and ray.success_rate == pytest.approx(local.success_rate)
     scan = RunStore.open(tmp_path / "ray", lock=False).scan()
     assert scan.superseded == 0 and scan.bad == []
     manifest = RunStore.open(tmp_path / "ray", lock=False).read_manifest()
