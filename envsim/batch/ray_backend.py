@@ -210,8 +210,9 @@ class RayRunner:
         self._stop = threading.Event()
 
     def _plan_shards(self, ray: Any) -> list[list[EpisodeSpec]]:
-        available = int(ray.available_resources().get("CPU", 1)) or 1
-        count = max(1, min(self.workers or available, len(self.todo)))
+        # the cluster's CPUs, not those free at this instant (tasks of a previous job may still hold some)
+        cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
+        count = max(1, min(self.workers or cpus, len(self.todo)))
         return [self.todo[i::count] for i in range(count)]
 
     def _store(self, lines: list[str]) -> None:
