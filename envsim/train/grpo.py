@@ -27,6 +27,12 @@ prompts, each repeated ``num_generations`` times):
    (the episode's total, or ``None``), ``envsim_components`` (component → score),
    ``envsim_outcome``, ``envsim_end_reason``, ``envsim_turns``.
 
+**Seeding.** On the ``transformers`` path the sampler does not draw from torch's global random
+stream (which training, and any code between building the trainer and ``train()``, also draws
+from): each call samples from a forked stream seeded from the trainer's ``seed``, the process
+index, the global step and the call's number (:func:`generation_seed`), so a run's rollouts are
+fixed by its seed whatever ran before it in the process.
+
 The reward is :func:`episode_reward`: the episode's total. It logs each component's mean, the
 outcome shares and the dropped count as trainer metrics (``envsim/<component>``,
 ``envsim/outcome/<outcome>``, ``envsim/dropped``); :func:`component_reward` makes one reward
@@ -121,6 +127,7 @@ class EnvsimRollout:
 
     Attributes:
         last: The rollouts of the last call (for inspection and tests).
+        calls: Calls so far (part of the transformers path's sampling seed: :func:`generation_seed`).
         runner: The episode runner (its ``timings`` say where the time went), made on the first call.
     """
 
@@ -140,6 +147,7 @@ class EnvsimRollout:
         self.generation_batch = generation_batch
         self.runner: EpisodeRunner | None = None
         self.last: list[EpisodeRollout] = []
+        self.calls = 0
 
     def _runner(self, trainer: Any) -> EpisodeRunner:
         if self.runner is None:
@@ -168,7 +176,9 @@ class EnvsimRollout:
         return rollout_output(rollouts)
 
     def _run_transformers(self, runner: EpisodeRunner, keys: list[Any], trainer: Any) -> list[EpisodeRollout]:
-        with _generation_model(trainer) as model:
+        seed = generation_seed(trainer, self.calls)
+        self.calls += 1
+        with _generation_model(trainer) as model, _seeded_rng(model, seed):
             generator: TokenGenerator = HFGenerator(
                 model,
                 trainer.processing_class,
@@ -179,6 +189,37 @@ class EnvsimRollout:
                 generation_config=getattr(trainer, "generation_config", None),
             )
             return runner.run(keys, generator)
+
+
+def generation_seed(trainer: Any, call: int) -> int:
+    """The sampling seed of a rollout call: a mix of the trainer's ``args.seed``, its process index,
+    its global step and ``call`` (distinct per process, per step and per call; fixed by the seed).
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> trainer = NS(args=NS(seed=0), accelerator=NS(process_index=0), state=NS(global_step=3))
+        >>> generation_seed(trainer, 1) == generation_seed(trainer, 1) != generation_seed(trainer, 2)
+        True
+    """
+    import numpy as np
+
+    process = getattr(getattr(trainer, "accelerator", None), "process_index", 0)
+    step = getattr(getattr(trainer, "state", None), "global_step", 0)
+    entropy = [int(trainer.args.seed), int(process), int(step), int(call)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@contextlib.contextmanager
+def _seeded_rng(model: Any, seed: int) -> Iterator[None]:
+    """Torch's random streams (CPU, and the model's accelerator) forked and seeded with ``seed``;
+    restored on exit, so sampling neither reads nor advances the global stream."""
+    import torch
+
+    device = next(model.parameters()).device
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 @contextlib.contextmanager

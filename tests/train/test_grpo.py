@@ -1,15 +1,21 @@
 """Acceptance test of the GRPO adapter: a tiny model trained through whole envsim episodes on CPU.
 
 A tokenizer trained on the scenario's own text and a randomly initialised ~0.5M-parameter
-model are warmed up by a short SFT on scripted episodes (a random model never emits a tool
-call), then GRPOTrainer runs two steps whose rollouts are envsim episodes with tool calls and
-user replies. Checked: the environment mask covers exactly the tool/user tokens (against an
-independent rendering of those messages), TRL used that mask, the rewards reach the trainer per
+model are warmed up by a short SFT on scripted episodes of the seeds GRPO then plays (a random
+model never emits a tool call), then GRPOTrainer runs two steps whose rollouts are envsim
+episodes with tool calls and user replies. Every random stream is seeded (model init, SFT and
+GRPO seeds, the rollout sampler's own seed) and each test trains its own copy of the warm model,
+so the outcome does not depend on test order; and the warm-up is long enough that the checked
+behaviour does not hang on a lucky seed (with 40 steps on two episodes, some init/SFT/GRPO seeds
+got 2-3 of 8 episodes with a tool call and a user reply; now each of 8 combinations tried got 7-8).
+Checked: the environment mask covers exactly the tool/user tokens (against an independent
+rendering of those messages), TRL used that mask, the rewards reach the trainer per
 component, the parameters changed; and episodes the infrastructure broke are dropped, not scored 0.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,27 +39,31 @@ from envsim.train.tiny import build_model, build_tokenizer, scenario_corpus
 from envsim.user.scripted import ScriptedUser
 
 SCENARIO = "MedicalSupplyPanicCaller"  # ask for facts (user reply), look up (tool), dispatch (tool)
+SEEDS = range(4)  # the episodes GRPO plays, and the scripted episodes the warm-up fine-tunes on
 
 # TRL 1.16 reads `model.is_gradient_checkpointing`, which transformers 5.x deprecates (FutureWarning per step).
 TRL_CHECKPOINTING = "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"
 
 
 @pytest.fixture(scope="module")
-def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    """Tokenizer and a tiny model fine-tuned on two scripted episodes of the scenario."""
+def warm_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    """Tokenizer and a tiny model fine-tuned on scripted episodes of the scenario (one per seed GRPO plays)."""
+    from transformers import set_seed
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is faster, and robust to a loaded machine
     try:
+        set_seed(0)
         tokenizer = build_tokenizer(scenario_corpus([SCENARIO], seeds=[0]), vocab_size=2048)
-        model = build_model(tokenizer, hidden_size=128, layers=2, heads=4, intermediate_size=256)
+        model = build_model(tokenizer, hidden_size=128, layers=2, heads=4, intermediate_size=256, seed=0)
         env = ScenarioEnv(SCENARIO)
         conversations = []
-        for seed in (0, 1):
+        for seed in SEEDS:
             trajectory, _ = run_episode(env, ScriptedAgent(), seed=seed)
             conversations.append((trajectory.messages, env.session.tools.schemas()))
         args = sft_config(
             str(tmp_path_factory.mktemp("sft")),
-            max_steps=40,
+            max_steps=45,
             learning_rate=3e-3,
             per_device_train_batch_size=1,
             lr_scheduler_type="constant",
@@ -64,6 +74,13 @@ def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
         yield tokenizer, model
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def warm(warm_model: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The tokenizer and a fresh copy of the warm model (tests train it, so none sees another's updates)."""
+    tokenizer, model = warm_model
+    return tokenizer, copy.deepcopy(model)
 
 
 def _runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
@@ -152,7 +169,7 @@ def test_grpo_trains_through_whole_episodes(warm: tuple[Any, Any], tmp_path: Pat
         trainer = make_trainer(
             model,
             tokenizer,
-            prompt_dataset([SCENARIO], seeds=range(4)),
+            prompt_dataset([SCENARIO], seeds=SEEDS),
             args=args,
             rollout=recording,
             reward_funcs=[episode_reward, *(component_reward(c) for c in components)],
