@@ -9,12 +9,10 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from envsim.agents.base import Policy
-from envsim.errors import UnknownNameError
-from envsim.suggest import did_you_mean
+from envsim.registry_base import make_registered
 
 AGENTS: dict[str, str] = {
     "scripted": "envsim.agents.scripted:ScriptedAgent",
@@ -26,10 +24,6 @@ AGENTS: dict[str, str] = {
 
 def make_agent(name: str, **options: Any) -> Policy:
     """A new agent of kind ``name`` (``options`` go to its constructor)."""
-    if name not in AGENTS:
-        raise UnknownNameError(f"unknown agent {name!r}{did_you_mean(name, AGENTS)}; agents: {', '.join(AGENTS)}")
-    module, _, attr = AGENTS[name].partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    agent = cls(**options)
+    agent = make_registered("agent", AGENTS, name, **options)
     assert isinstance(agent, Policy)
     return agent

@@ -7,11 +7,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from envsim.errors import UnknownNameError
-from envsim.suggest import did_you_mean
+from envsim.registry_base import make_registered
 from envsim.user.base import UserSimulator
 
 USERS: dict[str, str] = {
@@ -24,10 +22,6 @@ USERS: dict[str, str] = {
 
 def make_user(name: str, **options: Any) -> UserSimulator:
     """A new mock user of kind ``name`` (``options`` go to its constructor)."""
-    if name not in USERS:
-        raise UnknownNameError(f"unknown user {name!r}{did_you_mean(name, USERS)}; users: {', '.join(USERS)}")
-    module, _, attr = USERS[name].partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    user = cls(**options)
+    user = make_registered("user", USERS, name, **options)
     assert isinstance(user, UserSimulator)
     return user
