@@ -53,6 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envsim.batch.plan import SCHEMA_VERSION, EpisodeSpec, GenerateConfig, RunOptions, ScenarioSource, sha256_hex
 from envsim.errors import EnvsimError
+from envsim.fileio import fsync_dir as _fsync_dir
+from envsim.fileio import write_atomic
 from envsim.reward.base import RewardBreakdown
 from envsim.reward.outcome import Outcome, carries_reward
 from envsim.trajectory import Trajectory, Usage
@@ -271,25 +273,6 @@ class StoreScan:
     def outcome_counts(self) -> dict[str, int]:
         """Stored episodes per outcome."""
         return dict(sorted(Counter(r.outcome for r in self.records.values()).items()))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically and durably (temporary file, fsync, rename, fsync folder)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _shard_number(path: Path) -> int:

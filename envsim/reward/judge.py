@@ -50,7 +50,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -72,6 +71,7 @@ from pydantic import (
 )
 
 from envsim.errors import EnvsimError, ScenarioError
+from envsim.fileio import write_atomic
 from envsim.llm import Completion, ModelCallError, acomplete, complete, litellm
 from envsim.prompts import render
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
@@ -461,14 +461,7 @@ class JudgeCache:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         data = _CacheEntry(key=key, model=model, sample=sample).model_dump_json(indent=1)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data, durable=False)  # a cache: a lost entry is judged again
 
     def clear_memory(self) -> None:
         """Forget the in-memory entries (the disk stays)."""
