@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from envsim.cli_common import JsonFlag, emit_json, err, out
 from envsim.errors import EnvsimError, ScenarioError
 
 app = typer.Typer(
@@ -25,15 +25,6 @@ app = typer.Typer(
     add_completion=False,
     help="Simulated enterprise environments for training and evaluating LLM agents.",
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 @app.command()
@@ -62,7 +53,7 @@ def validate(
     valid = len(files) - invalid
     out.print(f"{len(files)} scenario files: {valid} valid, {invalid} invalid")
     if as_json:
-        _emit_json({"files": len(files), "valid": valid, "invalid": invalid, "problems": problems})
+        emit_json({"files": len(files), "valid": valid, "invalid": invalid, "problems": problems})
     if invalid or missing or not files:
         raise typer.Exit(2)
 
@@ -116,7 +107,7 @@ def list_scenarios(as_json: JsonFlag = False) -> None:
     out.print(table)
     out.print(f"{len(rows)} scenarios")
     if as_json:
-        _emit_json({"count": len(rows), "scenarios": rows})
+        emit_json({"count": len(rows), "scenarios": rows})
 
 
 @app.command()
@@ -192,7 +183,7 @@ def run(
     success = sum(r >= 1.0 for r in rewards) / len(rewards)
     out.print(f"{len(rewards)} episodes, mean reward {mean:.3f}, success {success:.1%}, {wall:.2f}s")
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "episodes": len(rewards),
                 "mean_reward": mean,

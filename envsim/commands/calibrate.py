@@ -13,30 +13,20 @@ A missing corpus exits with status 2 and a message.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from envsim.cli_common import JsonFlag, emit_json, out
 from envsim.errors import EnvsimError
 
-out = Console(highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 CorpusOption = Annotated[
     Path | None,
     typer.Option("--corpus", help="Transcripts folder (default: $ENVSIM_TRANSCRIPTS or ../shared/transcripts)."),
 ]
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def _corpus(option: Path | None) -> Path:
@@ -110,7 +100,7 @@ def register(app: typer.Typer) -> None:
             f"({calibration.heldout_dialogues} held out); wrote {target} in {wall:.1f}s"
         )
         if as_json:
-            _emit_json({**calibration.model_dump(mode="json"), "out": str(target), "wall_seconds": round(wall, 2)})
+            emit_json({**calibration.model_dump(mode="json"), "out": str(target), "wall_seconds": round(wall, 2)})
 
     @sub.command("affect")
     def affect(
@@ -135,7 +125,7 @@ def register(app: typer.Typer) -> None:
         out.print(table)
         out.print(f"{len(lexicon.tokens)} tokens; wrote {target} in {wall:.1f}s")
         if as_json:
-            _emit_json(
+            emit_json(
                 {
                     "out": str(target),
                     "tokens": len(lexicon.tokens),

@@ -15,23 +15,12 @@ invalid input. ``--json`` ends with one JSON object (:class:`envsim.datasets.Dat
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
+from envsim.cli_common import JsonFlag, emit_json, err, out
 
 
 def register(app: typer.Typer) -> None:
@@ -85,6 +74,6 @@ def register(app: typer.Typer) -> None:
         else:
             err.print("nothing to write: the selection kept no rows; no file written", markup=False)
         if as_json:
-            _emit_json(summary.model_dump())
+            emit_json(summary.model_dump())
         if not summary.rows:
             raise typer.Exit(1)

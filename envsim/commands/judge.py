@@ -14,30 +14,18 @@ messages; a run in which the judge could judge nothing exits with status 1.
 from __future__ import annotations
 
 import importlib
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from envsim.cli_common import JsonFlag, emit_json, err, out
 from envsim.errors import EnvsimError
 
 if TYPE_CHECKING:
     from envsim.reward.judge_calibration import CalibrationReport
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def register_provider(spec: str) -> str:
@@ -148,7 +136,7 @@ def register(app: typer.Typer) -> None:
         report = run_calibration(judge, rows, threshold=threshold, concurrency=concurrency)
         _print_report(report)
         if as_json:
-            _emit_json(report.model_dump(mode="json"))
+            emit_json(report.model_dump(mode="json"))
         if report.judged == 0:
             raise typer.Exit(1)
 

@@ -11,24 +11,14 @@ run exits with status 2 and a message.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
+from envsim.cli_common import JsonFlag, emit_json, out
 
 
 def register(app: typer.Typer) -> None:
@@ -101,4 +91,4 @@ def register(app: typer.Typer) -> None:
             written = result.write_html(html, max_episodes=max_episodes)
             console.print(f"wrote {written}", markup=False)
         if as_json:
-            _emit_json(summary.model_dump())
+            emit_json(summary.model_dump())

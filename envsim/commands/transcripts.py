@@ -12,32 +12,21 @@ naming the file and line.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from envsim.cli_common import JsonFlag, emit_json, err, out
 from envsim.transcripts.schema import Conversation
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 PROGRESS_BYTES = 1_000_000
 """Inputs at least this big show a progress counter (on a terminal)."""
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def _size(path: Path) -> int:
@@ -96,7 +85,7 @@ def register(app: typer.Typer) -> None:
             markup=False,
         )
         if as_json:
-            _emit_json(
+            emit_json(
                 {
                     "format": format,
                     "path": str(path),
@@ -136,7 +125,7 @@ def register(app: typer.Typer) -> None:
                 labels.add_row(*map(escape, row))
             out.print(labels)
         if as_json:
-            _emit_json({"path": str(path), "format": format, **summary.model_dump()})
+            emit_json({"path": str(path), "format": format, **summary.model_dump()})
 
     @sub.command()
     def formats(as_json: JsonFlag = False) -> None:
@@ -148,6 +137,6 @@ def register(app: typer.Typer) -> None:
             table.add_row(name, escape(importer.description))
         out.print(table)
         if as_json:
-            _emit_json({"formats": {name: i.description for name, i in IMPORTERS.items()}})
+            emit_json({"formats": {name: i.description for name, i in IMPORTERS.items()}})
 
     app.add_typer(sub, name="transcripts")
