@@ -26,29 +26,17 @@ A live progress bar is drawn on a terminal. ``--json`` ends with one JSON object
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+
+from envsim.cli_common import JsonFlag, emit_json, err, out
 
 if TYPE_CHECKING:
     from envsim.batch.session import RunSummary
     from envsim.batch.store import RunStore
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    sys.stdout.flush()
-
 
 BACKENDS = ("local", "ray")
 
@@ -254,7 +242,7 @@ def register(app: typer.Typer) -> None:
                 markup=False,
             )
         if as_json:
-            _emit_json(summary.model_dump())
+            emit_json(summary.model_dump())
         if summary.status == "interrupted":
             raise typer.Exit(130)
 
