@@ -11,6 +11,11 @@ steady state, and the bench prints:
 - ``ceiling``: the client-bound ceiling, the calls per second litellm alone reaches against the
   same server in the same bench run (a process that only calls ``litellm.acompletion`` with an
   agent request, at high concurrency) ÷ calls per episode;
+- ``ratio``: ``eps`` ÷ min(``ideal``, ``ceiling``) (target: at least 0.9 at every level);
+- ``client@c``: what litellm alone reaches at the level's own concurrency (episodes/s equivalent:
+  its calls per second ÷ calls per episode). Every in-flight call costs the client milliseconds of
+  CPU, and at low concurrency the calls' answers arrive together, so the client alone falls short
+  of the latency ideal there; ``ratio@c`` is ``eps`` ÷ min(``ideal``, ``client@c``);
 - ``cpu_ms``: envsim's own CPU milliseconds per episode outside the model client, measured by
   replaying the level's recorded run (``--replay``: every call answered from the records, so no
   client code runs; environment, user, agent wrapper, scoring, storage with fsync and the call
@@ -151,6 +156,26 @@ def worker(url: str, concurrency: int, episodes: int, seed: int, out: str, start
 # -- the bench ------------------------------------------------------------------------------------
 
 
+def _clients(url: str, concurrency: int, workers: int, calls: int) -> tuple[float, float]:
+    """litellm alone over ``workers`` processes: calls per second (over the slowest), mean CPU ms per call."""
+    start_at = time.time() + 8.0
+    clients = _collect(
+        [
+            _spawn(
+                "--role",
+                "client",
+                url,
+                str(max(1, concurrency // workers)),
+                str(max(1, calls // workers)),
+                str(start_at),
+            )
+            for _ in range(workers)
+        ]
+    )
+    rate = sum(c["calls"] for c in clients) / max(c["seconds"] for c in clients)
+    return rate, sum(c["cpu_ms_per_call"] for c in clients) / len(clients)
+
+
 def _level(url: str, concurrency: int, workers: int, episodes: int, folder: Path) -> dict[str, Any]:
     per = max(1, concurrency // workers)
     each = max(1, episodes // workers)
@@ -185,6 +210,12 @@ def main() -> None:
     parser.add_argument("--min-episodes", type=int, default=20)
     parser.add_argument("--client-calls", type=int, default=2000, help="Calls of the client-only measurement.")
     parser.add_argument("--client-concurrency", type=int, default=256)
+    parser.add_argument(
+        "--no-client-per-level",
+        dest="client_per_level",
+        action="store_false",
+        help="Skip measuring litellm alone at each level's concurrency (client@c).",
+    )
     parser.add_argument("--role", choices=["client", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,31 +240,17 @@ def main() -> None:
         "scenario": SCENARIO,
     }
     with start_server(latency_ms=args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
-        start_at = time.time() + 8.0
-        clients = _collect(
-            [
-                _spawn(
-                    "--role",
-                    "client",
-                    url,
-                    str(max(1, args.client_concurrency // args.workers)),
-                    str(max(1, args.client_calls // args.workers)),
-                    str(start_at),
-                )
-                for _ in range(args.workers)
-            ]
-        )
-        client_rate = sum(c["calls"] for c in clients) / max(c["seconds"] for c in clients)
+        client_rate, client_cpu = _clients(url, args.client_concurrency, args.workers, args.client_calls)
         report["client_calls_per_s"] = client_rate
-        report["client_cpu_ms_per_call"] = sum(c["cpu_ms_per_call"] for c in clients) / len(clients)
+        report["client_cpu_ms_per_call"] = client_cpu
         print(
             f"litellm alone: {client_rate:.1f} calls/s ({report['client_cpu_ms_per_call']:.1f} ms CPU per call)"
             f" with {args.workers} process(es)",
             flush=True,
         )
         print(
-            f"{'conc':>5} {'episodes':>8} {'calls/ep':>8} {'eps':>8} {'ideal':>8} {'ceiling':>8} {'cpu_ms':>7}"
-            f" {'live_ms':>7} {'rss_mb':>7}",
+            f"{'conc':>5} {'episodes':>8} {'calls/ep':>8} {'eps':>8} {'ideal':>8} {'ceiling':>8} {'ratio':>6}"
+            f" {'client@c':>8} {'ratio@c':>7} {'cpu_ms':>7} {'live_ms':>7} {'rss_mb':>7}",
             flush=True,
         )
         rows = []
@@ -242,14 +259,34 @@ def main() -> None:
             row = _level(url, concurrency, args.workers, episodes, Path(tmp) / f"c{concurrency}")
             row["ideal"] = row["concurrency"] / (row["calls_per_episode"] * latency)
             row["ceiling"] = client_rate / row["calls_per_episode"]
+            row["ratio"] = row["eps"] / min(row["ideal"], row["ceiling"])
+            if args.client_per_level:
+                rate, _ = _clients(
+                    url, concurrency, args.workers, max(30, int(3 * concurrency * row["calls_per_episode"]))
+                )
+                row["client_at_level"] = rate / row["calls_per_episode"]
+                row["ratio_at_level"] = row["eps"] / min(row["ideal"], row["client_at_level"])
             rows.append(row)
             print(
                 f"{row['concurrency']:>5} {row['episodes']:>8} {row['calls_per_episode']:>8.2f} {row['eps']:>8.2f}"
-                f" {row['ideal']:>8.2f} {row['ceiling']:>8.2f} {row['cpu_ms']:>7.2f} {row['live_cpu_ms']:>7.1f}"
-                f" {row['rss_mb']:>7.0f}",
+                f" {row['ideal']:>8.2f} {row['ceiling']:>8.2f} {row['ratio']:>6.2f}"
+                f" {row.get('client_at_level', float('nan')):>8.2f} {row.get('ratio_at_level', float('nan')):>7.2f}"
+                f" {row['cpu_ms']:>7.2f} {row['live_cpu_ms']:>7.1f} {row['rss_mb']:>7.0f}",
                 flush=True,
             )
         report["levels"] = rows
+        report["min_ratio"] = min(r["ratio"] for r in rows)
+        report["max_cpu_ms"] = max(r["cpu_ms"] for r in rows)
+        low, high = min(rows, key=lambda r: r["concurrency"]), max(rows, key=lambda r: r["concurrency"])
+        if high["concurrency"] > low["concurrency"]:
+            per = max(1, high["concurrency"] // args.workers) - max(1, low["concurrency"] // args.workers)
+            report["rss_mb_per_in_flight_episode"] = (high["rss_mb"] - low["rss_mb"]) / per
+        print(
+            f"min ratio {report['min_ratio']:.2f} (target 0.9); envsim CPU at most {report['max_cpu_ms']:.2f} ms per"
+            f" episode (target 2); RSS growth {report.get('rss_mb_per_in_flight_episode', float('nan')):.2f} MB per"
+            " in-flight episode of a process (target 1)",
+            flush=True,
+        )
     print(json.dumps(report, sort_keys=True))
 
 
