@@ -50,7 +50,9 @@ def litellm() -> ModuleType:
         # litellm's response types use ``ReadOnly`` TypedDict items; pydantic warns once when it first
         # builds them (lazily, on the first response). Build them here, where that warning is known.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message=r".*(is|are) using the `ReadOnly` qualifier", category=UserWarning
+            )
             module.ModelResponse()
             # and those of the GitHub Copilot modules, built when imported: litellm imports them lazily,
             # on the first call (whatever the provider)

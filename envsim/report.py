@@ -292,9 +292,7 @@ def histogram_chart(frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
                     "title": f"reward {lo:.2f}–{hi:.2f}: {n} {outcome}",
                 }
             )
-    x_ticks = [
-        {"x": f"{left + plot_w * j / 4:.1f}", "label": f"{low + span * j / 4:.2f}"} for j in range(5)
-    ]
+    x_ticks = [{"x": f"{left + plot_w * j / 4:.1f}", "label": f"{low + span * j / 4:.2f}"} for j in range(5)]
     y_ticks = [{"y": f"{top + plot_h - plot_h * v / peak:.1f}", "label": str(v)} for v in sorted({0, peak // 2, peak})]
     present = [o for o in OUTCOME_ORDER if any(o in c for c in counts)]
     return {

@@ -48,8 +48,10 @@ max_turns: 8
 """
 
 LOOKUP = '{"name": "lookup_patient", "arguments": {"phone": "555-0142"}}'
-DISPATCH = ('{"name": "dispatch_emergency_services", "arguments": {"patient_id": "PT-9001", '
-            '"emergency": "unresponsive", "address_confirmed": true, "details": "collapsed"}}')
+DISPATCH = (
+    '{"name": "dispatch_emergency_services", "arguments": {"patient_id": "PT-9001", '
+    '"emergency": "unresponsive", "address_confirmed": true, "details": "collapsed"}}'
+)
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,14 @@ def test_tool_call_json_and_dict() -> None:
 
 
 def test_openai_assistant_message_with_tool_calls() -> None:
-    action = {"role": "assistant", "content": "On it.", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
-        {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{bad"}},
-    ]}
+    action = {
+        "role": "assistant",
+        "content": "On it.",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{bad"}},
+        ],
+    }
     parsed = parse_action(action)
     assert isinstance(parsed, ToolCalls) and parsed.content == "On it."
     assert parsed.calls[0] == ToolCall("f", {}, "c1")
@@ -36,6 +40,7 @@ def test_malformed_attempts() -> None:
     for action in ['{"name": ', "{}", '{"name": 3}', '{"tool_calls": "x"}', '{"tool_calls": [1]}', 42, None]:
         assert isinstance(parse_action(action), Malformed), action
     assert parse_action({"name": "f", "arguments": [1]}) == ToolCalls(
-        (ToolCall("f", {}, None, "arguments must be a JSON object, got list"),))
+        (ToolCall("f", {}, None, "arguments must be a JSON object, got list"),)
+    )
     deep = "{" + '"a":{' * 5000 + "}" * 5001
     assert isinstance(parse_action(deep), Malformed)

@@ -75,8 +75,7 @@ EXPECTED: dict[str, list[str]] = {
         "max_turns: Input should be a valid integer, unable to parse string as an integer",
     ],
     "max_turns_zero.yaml": [
-        "tests/data/broken_scenarios/max_turns_zero.yaml:39:12: "
-        "max_turns: Input should be greater than or equal to 1",
+        "tests/data/broken_scenarios/max_turns_zero.yaml:39:12: max_turns: Input should be greater than or equal to 1",
     ],
     "bad_id_pattern.yaml": [
         "tests/data/broken_scenarios/bad_id_pattern.yaml:2:5: "
@@ -203,7 +202,12 @@ def test_broken_scenario_messages(name: str, at_repo_root: Path) -> None:
 def test_validate_cli_reports_every_file(at_repo_root: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from envsim.cli import main; main()", "validate", str(CORPUS)],
-        cwd=at_repo_root, capture_output=True, text=True, encoding="utf-8", timeout=300, check=False,
+        cwd=at_repo_root,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr

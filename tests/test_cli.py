@@ -69,8 +69,18 @@ def test_unknown_scenario_suggests_and_exits_2() -> None:
 
 
 def test_play_reads_agent_turns_from_the_terminal() -> None:
-    turns = "\n".join(["/tools", "What is your phone number?", '/call lookup_patient {"phone": "555-0142"}',
-                       "/call lookup_patient {broken", "Help is on the way, the ambulance is on its way."]) + "\n"
+    turns = (
+        "\n".join(
+            [
+                "/tools",
+                "What is your phone number?",
+                '/call lookup_patient {"phone": "555-0142"}',
+                "/call lookup_patient {broken",
+                "Help is on the way, the ambulance is on its way.",
+            ]
+        )
+        + "\n"
+    )
     result = envsim("play", "MedicalSupplyPanicCaller", stdin=turns)
     assert result.returncode == 0, result.stderr
     assert "dispatch_emergency_services (write, ends episode, escalation)" in result.stdout

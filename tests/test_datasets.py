@@ -187,9 +187,13 @@ def test_dpo_pairs_share_the_prompt_and_prefer_the_higher_reward(runs: dict[str,
     records = {r.episode_id: r for run in runs.values() for r in stored(run)}
     for row in ds:
         chosen, rejected = records[row["chosen_episode_id"]], records[row["rejected_episode_id"]]
-        assert (chosen.scenario_id, chosen.seed) == (rejected.scenario_id, rejected.seed) == (
-            row["scenario_id"],
-            row["seed"],
+        assert (
+            (chosen.scenario_id, chosen.seed)
+            == (rejected.scenario_id, rejected.seed)
+            == (
+                row["scenario_id"],
+                row["seed"],
+            )
         )
         assert chosen.reward is not None and rejected.reward is not None and chosen.reward > rejected.reward
         assert rejected.carries_reward and not rejected.episode_id.startswith("broken")
@@ -311,8 +315,20 @@ def test_trl_sft_and_dpo_trainers_take_the_exports(runs: dict[str, Path], tmp_pa
 
 def test_cli_writes_the_dataset_and_ends_with_json(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "best.parquet"
-    result = envsim("dataset", str(runs["careful"]), str(runs["sloppy"]), str(runs["broken"]), "--best-of-n",
-                    "--select", "outcome=success", "--format", "sft", "--out", str(out), "--json")
+    result = envsim(
+        "dataset",
+        str(runs["careful"]),
+        str(runs["sloppy"]),
+        str(runs["broken"]),
+        "--best-of-n",
+        "--select",
+        "outcome=success",
+        "--format",
+        "sft",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["excluded"] == {"infra_error": 1, "judge_error": 1, "sim_fault": 1}

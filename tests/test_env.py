@@ -45,15 +45,30 @@ def test_reference_path_ends_with_full_reward(tiny_env: ScenarioEnv) -> None:
     tiny_env.reset(seed=0)
     tiny_env.step("What is your phone number?")
     tiny_env.step(LOOKUP)
-    action = {"role": "assistant", "content": "Help is on the way.",
-              "tool_calls": [{"id": "c1", "type": "function", "function": json.loads(DISPATCH)}]}
+    action = {
+        "role": "assistant",
+        "content": "Help is on the way.",
+        "tool_calls": [{"id": "c1", "type": "function", "function": json.loads(DISPATCH)}],
+    }
     obs, reward, terminated, truncated, info = tiny_env.step(action)
     assert terminated and not truncated and reward == 1.0
     assert info["end_reason"] == "agent_ended"
-    assert set(info["reward_breakdown"]["components"]) == {"final_state", "required_statements",
-                                                           "forbidden_actions", "escalation"}
-    assert [m["role"] for m in info["messages"]] == ["system", "user", "assistant", "user", "assistant", "tool",
-                                                     "assistant", "tool"]
+    assert set(info["reward_breakdown"]["components"]) == {
+        "final_state",
+        "required_statements",
+        "forbidden_actions",
+        "escalation",
+    }
+    assert [m["role"] for m in info["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+    ]
 
 
 def test_tool_arguments_may_be_a_json_string(tiny_env: ScenarioEnv) -> None:
@@ -62,16 +77,19 @@ def test_tool_arguments_may_be_a_json_string(tiny_env: ScenarioEnv) -> None:
     assert json.loads(obs)["id"] == "PT-9001"
 
 
-@pytest.mark.parametrize(("action", "kind"), [
-    ('{"name": "lookup_patinet", "arguments": {}}', "unknown_tool"),
-    ('{"name": "lookup_patient", "arguments": {"phone": 5}}', "invalid_arguments"),
-    ('{"name": "lookup_patient", "arguments": {"phone": "1", "x": 1}}', "invalid_arguments"),
-    ('{"name": "lookup_patient", "arguments": "{not json"}', "invalid_arguments"),
-    ('{"name": "lookup_patient", "arguments": {"phone": "000"}}', "not_found"),
-    ('{"name": "lookup_patient", ', "malformed_action"),
-    ('{"arguments": {}}', "malformed_action"),
-    ("[1, 2]", None),
-])
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [
+        ('{"name": "lookup_patinet", "arguments": {}}', "unknown_tool"),
+        ('{"name": "lookup_patient", "arguments": {"phone": 5}}', "invalid_arguments"),
+        ('{"name": "lookup_patient", "arguments": {"phone": "1", "x": 1}}', "invalid_arguments"),
+        ('{"name": "lookup_patient", "arguments": "{not json"}', "invalid_arguments"),
+        ('{"name": "lookup_patient", "arguments": {"phone": "000"}}', "not_found"),
+        ('{"name": "lookup_patient", ', "malformed_action"),
+        ('{"arguments": {}}', "malformed_action"),
+        ("[1, 2]", None),
+    ],
+)
 def test_misuse_is_an_error_observation(tiny_env: ScenarioEnv, action: str, kind: str | None) -> None:
     tiny_env.reset(seed=0)
     obs, reward, terminated, truncated, info = tiny_env.step(action)
@@ -155,11 +173,31 @@ _json_values = st.recursive(
 
 
 def _tool_actions(names: list[str]) -> st.SearchStrategy[str]:
-    call = st.fixed_dictionaries({"name": st.sampled_from([*names, "nope"]),
-                                  "arguments": st.dictionaries(st.sampled_from(
-                                      ["order_id", "patient_id", "phone", "item_id", "quantity", "slot_id", "card_id",
-                                       "customer_id", "amount_cents", "reason", "prescription_id", "x"]),
-                                      _json_values, max_size=4)})
+    call = st.fixed_dictionaries(
+        {
+            "name": st.sampled_from([*names, "nope"]),
+            "arguments": st.dictionaries(
+                st.sampled_from(
+                    [
+                        "order_id",
+                        "patient_id",
+                        "phone",
+                        "item_id",
+                        "quantity",
+                        "slot_id",
+                        "card_id",
+                        "customer_id",
+                        "amount_cents",
+                        "reason",
+                        "prescription_id",
+                        "x",
+                    ]
+                ),
+                _json_values,
+                max_size=4,
+            ),
+        }
+    )
     return call.map(json.dumps)
 
 

@@ -72,8 +72,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         hostile = base.trajectory.model_copy(update={"messages": messages, "fault": f"user said {HOSTILE}"})
         extra.append(
             base.model_copy(
-                update={"episode_id": "hostile", "outcome": "sim_fault", "trajectory": hostile,
-                        "trajectory_hash": trajectory_hash(hostile), "error": HOSTILE}
+                update={
+                    "episode_id": "hostile",
+                    "outcome": "sim_fault",
+                    "trajectory": hostile,
+                    "trajectory_hash": trajectory_hash(hostile),
+                    "error": HOSTILE,
+                }
             )
         )
         extra.append(base.model_copy(update={"episode_id": "down", "outcome": "infra_error", "reward": None}))
@@ -130,8 +135,8 @@ def test_page_escapes_everything_and_has_no_external_assets(run: Path) -> None:
     assert HOSTILE not in page and "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     assert page.count("<script") == 1  # the report's own, and nothing from a transcript
     for external in ("http://", "https://", "src=", "@import", "url("):
-        assert external not in page.replace("&#34;", '"').split("<script>")[0].split("id=\"episode-list\"")[0]
-    assert "<link rel=\"icon\" href=\"data:,\">" in page  # no favicon request either
+        assert external not in page.replace("&#34;", '"').split("<script>")[0].split('id="episode-list"')[0]
+    assert '<link rel="icon" href="data:,">' in page  # no favicon request either
 
 
 # -- the page in Chromium -------------------------------------------------------------------------
@@ -279,19 +284,27 @@ def test_page_loads_cleanly_in_chromium_and_filters(run: Path, tmp_path: Path) -
         with_affects = sum(bool(r.trajectory.affects) for r in records)
         assert with_affects >= 4 and browser.js("document.querySelectorAll('polyline').length") == with_affects
         # filtering
-        browser.js("{ const o = document.getElementById('f-outcome'); o.value = 'failure';"
-                   " o.dispatchEvent(new Event('change')) }")
-        visible = browser.js("Array.from(document.querySelectorAll('details.episode')).filter(e => !e.hidden)"
-                             ".map(e => e.dataset.outcome)")
+        browser.js(
+            "{ const o = document.getElementById('f-outcome'); o.value = 'failure';"
+            " o.dispatchEvent(new Event('change')) }"
+        )
+        visible = browser.js(
+            "Array.from(document.querySelectorAll('details.episode')).filter(e => !e.hidden)"
+            ".map(e => e.dataset.outcome)"
+        )
         assert visible == ["failure"] * failures and browser.js(
             "document.getElementById('shown-count').textContent"
         ) == str(failures)
-        browser.js("{ const o = document.getElementById('f-outcome'); o.value = '';"
-                   " o.dispatchEvent(new Event('change'));"
-                   " const t = document.getElementById('f-text'); t.value = 'window.__PWNED';"
-                   " t.dispatchEvent(new Event('input')) }")
-        assert browser.js("Array.from(document.querySelectorAll('details.episode')).filter(e => !e.hidden)"
-                          ".map(e => e.dataset.episodeId)") == ["hostile"]
+        browser.js(
+            "{ const o = document.getElementById('f-outcome'); o.value = '';"
+            " o.dispatchEvent(new Event('change'));"
+            " const t = document.getElementById('f-text'); t.value = 'window.__PWNED';"
+            " t.dispatchEvent(new Event('input')) }"
+        )
+        assert browser.js(
+            "Array.from(document.querySelectorAll('details.episode')).filter(e => !e.hidden)"
+            ".map(e => e.dataset.episodeId)"
+        ) == ["hostile"]
         browser.js("document.getElementById('expand').click()")
         assert browser.js(f"{hostile}.open") is True
         assert browser.problems() == [], browser.problems()
@@ -301,8 +314,10 @@ def test_page_loads_cleanly_in_chromium_and_filters(run: Path, tmp_path: Path) -
 
 def test_the_harness_sees_console_errors_and_exceptions(tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><link rel="icon" href="data:,"><p>x</p>'
-                    '<script>console.error("boom"); notDefined();</script>', encoding="utf-8")
+    page.write_text(
+        '<!DOCTYPE html><link rel="icon" href="data:,"><p>x</p><script>console.error("boom"); notDefined();</script>',
+        encoding="utf-8",
+    )
     browser = DevTools(tmp_path / "profile", tmp_path / "chromium.log")
     try:
         browser.open(page.as_uri())

@@ -83,8 +83,7 @@ def test_schema_comes_from_signature_and_docstring(registry: ToolRegistry) -> No
     shrink = schema["shrink"]
     assert shrink["description"] == "Shrink a box."
     assert shrink["parameters"]["required"] == ["box_id", "by"]
-    assert shrink["parameters"]["properties"]["by"] == {"description": "How much smaller, in units.",
-                                                        "type": "integer"}
+    assert shrink["parameters"]["properties"]["by"] == {"description": "How much smaller, in units.", "type": "integer"}
     assert shrink["parameters"]["properties"]["mode"]["enum"] == ["soft", "hard"]
     assert shrink["parameters"]["additionalProperties"] is False
     assert schema["explode"]["parameters"]["properties"] == {}
@@ -117,6 +116,7 @@ def test_dispatch_outcomes(registry: ToolRegistry) -> None:
 
 def test_tool_definitions_are_checked() -> None:
     with pytest.raises(TypeError, match="not described under Args"):
+
         class Bad(Toolkit):
             name = "bad"
 

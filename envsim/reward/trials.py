@@ -66,9 +66,7 @@ def flakiness(n: int, c: int) -> float:
     return 2 * c * (n - c) / (n * (n - 1))
 
 
-def trial_table(
-    frame: pd.DataFrame, *, outcome: str = "outcome", success: str = "success"
-) -> pd.DataFrame:
+def trial_table(frame: pd.DataFrame, *, outcome: str = "outcome", success: str = "success") -> pd.DataFrame:
     """``frame`` with the episodes that are trials of the agent, and a boolean ``success`` column.
 
     Episodes whose outcome carries no reward are dropped; success is ``outcome == "success"``.

@@ -379,4 +379,3 @@ def summarize(rollouts: Sequence[EpisodeRollout]) -> dict[str, Any]:
         "mean_reward": sum(r.reward or 0.0 for r in scored) / len(scored) if scored else 0.0,
         "outcomes": dict(sorted(outcomes.items())),
     }
-

@@ -82,16 +82,30 @@ def trajectory(
         for i, c in zip(ids, turn.calls, strict=True):
             records.append(
                 ToolCallRecord(
-                    turn=number, id=i, name=c.name, arguments=c.arguments, ok=c.ok,
-                    error_type=None if c.ok else "rule_violation", write=c.escalation, escalation=c.escalation,
+                    turn=number,
+                    id=i,
+                    name=c.name,
+                    arguments=c.arguments,
+                    ok=c.ok,
+                    error_type=None if c.ok else "rule_violation",
+                    write=c.escalation,
+                    escalation=c.escalation,
                     ends_episode=c.escalation,
                 )
             )
             messages.append({"role": "tool", "tool_call_id": i, "content": "{}"})
     return Trajectory(
-        scenario_id="TinyEmergency", seed=0, messages=messages, tool_calls=records, turns=len(turns),
-        end_reason=end_reason, final_state_hash=final_state_hash, affects=affects or [], usage=usage or {},
-        fault=fault, infra_error=infra_error,
+        scenario_id="TinyEmergency",
+        seed=0,
+        messages=messages,
+        tool_calls=records,
+        turns=len(turns),
+        end_reason=end_reason,
+        final_state_hash=final_state_hash,
+        affects=affects or [],
+        usage=usage or {},
+        fault=fault,
+        infra_error=infra_error,
     )
 
 
@@ -115,6 +129,9 @@ def context(scenario: Scenario) -> RewardContext:
 
 LOOKUP_OK = call("lookup_patient", phone="555-0142")
 DISPATCH_ARGS: dict[str, Any] = {
-    "patient_id": "PT-9001", "emergency": "unresponsive", "address_confirmed": True, "details": "collapsed"
+    "patient_id": "PT-9001",
+    "emergency": "unresponsive",
+    "address_confirmed": True,
+    "details": "collapsed",
 }
 DISPATCH_OK = call("dispatch_emergency_services", escalation=True, **DISPATCH_ARGS)

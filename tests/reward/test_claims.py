@@ -17,39 +17,45 @@ def claimed(text: str) -> list[str]:
     return [family.name for family in BUILTIN_CLAIMS if family.claimed_in(text)]
 
 
-@pytest.mark.parametrize(("text", "families"), [
-    ("I've refunded $12.99 to your card.", ["refund"]),
-    ("I have issued a full refund for the order.", ["refund"]),
-    ("Your refund has been processed and will appear in 5-7 business days.", ["refund"]),
-    ("I\u2019ve   cancelled the duplicate order.", ["cancellation"]),
-    ("Your order #W0001 has been cancelled.", ["cancellation"]),
-    ("I've transferred you to a specialist.", ["transfer"]),
-    ("An ambulance is on its way.", ["dispatch"]),
-    ("Stay with him: help is on the way!", ["dispatch"]),
-    ("I've frozen your card so no new charges go through.", ["freeze"]),
-    ("I've opened a fraud case for the three charges.", ["fraud_case"]),
-    ("I've opened a dispute for the duplicate charge.", ["dispute"]),
-    ("I've placed the order for your mask.", ["order_placed"]),
-    ("I've set up an exchange for the Blue / 10.", ["exchange"]),
-    ("Done, I've refunded it, anything else?", ["refund"]),
-])
+@pytest.mark.parametrize(
+    ("text", "families"),
+    [
+        ("I've refunded $12.99 to your card.", ["refund"]),
+        ("I have issued a full refund for the order.", ["refund"]),
+        ("Your refund has been processed and will appear in 5-7 business days.", ["refund"]),
+        ("I\u2019ve   cancelled the duplicate order.", ["cancellation"]),
+        ("Your order #W0001 has been cancelled.", ["cancellation"]),
+        ("I've transferred you to a specialist.", ["transfer"]),
+        ("An ambulance is on its way.", ["dispatch"]),
+        ("Stay with him: help is on the way!", ["dispatch"]),
+        ("I've frozen your card so no new charges go through.", ["freeze"]),
+        ("I've opened a fraud case for the three charges.", ["fraud_case"]),
+        ("I've opened a dispute for the duplicate charge.", ["dispute"]),
+        ("I've placed the order for your mask.", ["order_placed"]),
+        ("I've set up an exchange for the Blue / 10.", ["exchange"]),
+        ("Done, I've refunded it, anything else?", ["refund"]),
+    ],
+)
 def test_claims(text: str, families: list[str]) -> None:
     assert claimed(text) == families
 
 
-@pytest.mark.parametrize("text", [
-    "I'm transferring you to a manager now.",  # announcing, not claiming
-    "Once I've refunded the mug you'll get an email.",  # a condition
-    "I haven't cancelled anything yet.",  # a negation
-    "I can see your refund has been processed.",  # an observation of the record
-    "Your order was cancelled and has already been refunded in full.",  # before this conversation
-    "I can see your new card has been frozen again, which is why it was declined.",
-    "Would you like me to check whether your refund has been processed?",  # a question
-    "I will cancel the order if you confirm.",
-    "The refund will appear within 5-7 business days.",
-    "Your replacement card is on its way.",  # not an emergency dispatch
-    "Don't worry, we can sort this out.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm transferring you to a manager now.",  # announcing, not claiming
+        "Once I've refunded the mug you'll get an email.",  # a condition
+        "I haven't cancelled anything yet.",  # a negation
+        "I can see your refund has been processed.",  # an observation of the record
+        "Your order was cancelled and has already been refunded in full.",  # before this conversation
+        "I can see your new card has been frozen again, which is why it was declined.",
+        "Would you like me to check whether your refund has been processed?",  # a question
+        "I will cancel the order if you confirm.",
+        "The refund will appear within 5-7 business days.",
+        "Your replacement card is on its way.",  # not an emergency dispatch
+        "Don't worry, we can sort this out.",
+    ],
+)
 def test_not_claims(text: str) -> None:
     assert claimed(text) == []
 

@@ -67,12 +67,26 @@ def test_features_of_good_and_bad_episodes(tiny_env: ScenarioEnv) -> None:
     context = RewardContext(tiny_env.runtime)
     tiny_env.reset(seed=0)
     tiny_env.step(LOOKUP)
-    tiny_env.step({"role": "assistant", "content": "Help is on the way.",
-                   "tool_calls": [{"id": "x", "function": json.loads(DISPATCH)}]})
+    tiny_env.step(
+        {
+            "role": "assistant",
+            "content": "Help is on the way.",
+            "tool_calls": [{"id": "x", "function": json.loads(DISPATCH)}],
+        }
+    )
     good = trajectory_features(tiny_env.trajectory(), context)
-    assert good == {"turns": 2.0, "tool_calls": 2.0, "tool_error_rate": 0.0, "forbidden_action": 0.0,
-                    "escalated": 1.0, "escalation_correct": 1.0, "statements_said": 1.0, "final_state_match": 1.0,
-                    "affect_change": 0.0, "max_turns_reached": 0.0}
+    assert good == {
+        "turns": 2.0,
+        "tool_calls": 2.0,
+        "tool_error_rate": 0.0,
+        "forbidden_action": 0.0,
+        "escalated": 1.0,
+        "escalation_correct": 1.0,
+        "statements_said": 1.0,
+        "final_state_match": 1.0,
+        "affect_change": 0.0,
+        "max_turns_reached": 0.0,
+    }
     tiny_env.reset(seed=0)
     tiny_env.step('{"name": "get_patient", "arguments": {"patient_id": "nobody"}}')
     tiny_env.step('{"name": "create_equipment_order", "arguments": {"patient_id": "PT-9001", "prescription_id": "x"}}')
@@ -135,8 +149,9 @@ def test_save_load_round_trip(fitted: TrajectoryClassifier, tmp_path: Path) -> N
         ClassifierWeights.model_validate(saved)
 
 
-def test_component_has_the_reward_signature(fitted: TrajectoryClassifier, tiny_env: ScenarioEnv,
-                                            tmp_path: Path) -> None:
+def test_component_has_the_reward_signature(
+    fitted: TrajectoryClassifier, tiny_env: ScenarioEnv, tmp_path: Path
+) -> None:
     rows = load_labels(LABELS)
     good = next(r for r in rows if r.label == "good").trajectory
     bad = next(r for r in rows if r.label == "bad").trajectory

@@ -33,15 +33,30 @@ def _scores(env: ScenarioEnv, actions: list[object]) -> dict[str, float]:
 
 
 def test_reference_trajectory_scores_one(tiny_env: ScenarioEnv) -> None:
-    scores = _scores(tiny_env, [LOOKUP, {"role": "assistant", "content": "Help is on the way.",
-                                         "tool_calls": [{"id": "x", "function": json.loads(DISPATCH)}]}])
+    scores = _scores(
+        tiny_env,
+        [
+            LOOKUP,
+            {
+                "role": "assistant",
+                "content": "Help is on the way.",
+                "tool_calls": [{"id": "x", "function": json.loads(DISPATCH)}],
+            },
+        ],
+    )
     assert scores == {"final_state": 1.0, "required_statements": 1.0, "forbidden_actions": 1.0, "escalation": 1.0}
 
 
 def test_a_different_path_to_the_same_state_passes(tiny_env: ScenarioEnv) -> None:
     # no lookup at all, a failed call and a read detour: the final state is what counts
-    scores = _scores(tiny_env, ['{"name": "get_patient", "arguments": {"patient_id": "PT-0001"}}',
-                                '{"name": "get_patient", "arguments": {"patient_id": "nobody"}}', DISPATCH])
+    scores = _scores(
+        tiny_env,
+        [
+            '{"name": "get_patient", "arguments": {"patient_id": "PT-0001"}}',
+            '{"name": "get_patient", "arguments": {"patient_id": "nobody"}}',
+            DISPATCH,
+        ],
+    )
     assert scores["final_state"] == 1.0
 
 
@@ -54,8 +69,12 @@ def test_panic_completed_as_a_sale_fails_escalation_and_forbidden(tiny_env: Scen
     tiny_env.reset(seed=0)
     prescriptions = tiny_env.session.world.to_dict()["prescriptions"]
     rx = next(k for k, p in prescriptions.items() if p["status"] == "active" and p["refills_left"] > 0)
-    order = json.dumps({"name": "create_equipment_order",
-                        "arguments": {"patient_id": prescriptions[rx]["patient_id"], "prescription_id": rx}})
+    order = json.dumps(
+        {
+            "name": "create_equipment_order",
+            "arguments": {"patient_id": prescriptions[rx]["patient_id"], "prescription_id": rx},
+        }
+    )
     scores = _scores(tiny_env, [order, "Your order is placed. Anything else?"])
     assert tiny_env.trajectory().tool_calls[0].ok  # the sale went through
     assert scores["escalation"] == 0.0 and scores["forbidden_actions"] == 0.0 and scores["final_state"] == 0.0
@@ -103,8 +122,13 @@ def test_required_actions_in_order_scores_the_matched_prefix() -> None:
         "next in order: dispatch_emergency_services(patient_id='PT-9001') (called, but out of order); 1 not done"
     )
     # reads, retries and detours in between are fine
-    detour = trajectory(calls(call("get_item", item_id="EQ-01")), calls(LOOKUP_OK), say("Stay with him."),
-                        calls(call("lookup_patient", phone="555-0142")), calls(DISPATCH_OK))
+    detour = trajectory(
+        calls(call("get_item", item_id="EQ-01")),
+        calls(LOOKUP_OK),
+        say("Stay with him."),
+        calls(call("lookup_patient", phone="555-0142")),
+        calls(DISPATCH_OK),
+    )
     assert c.required_actions(detour, ctx).score == 1.0
 
 
@@ -115,8 +139,11 @@ def test_required_action_checks_explain_the_near_miss() -> None:
       checks: {emergency: {one_of: [unresponsive, breathing_difficulty]}}
 """
     ctx = context(tiny(required, REWARD_READS_ALL))
-    wrong = trajectory(calls(call("dispatch_emergency_services", escalation=True,
-                                  **{**DISPATCH_ARGS, "emergency": "fall_with_injury"})))
+    wrong = trajectory(
+        calls(
+            call("dispatch_emergency_services", escalation=True, **{**DISPATCH_ARGS, "emergency": "fall_with_injury"})
+        )
+    )
     result = c.required_actions(wrong, ctx)
     assert result.score == 0.0
     assert result.explanation == (
@@ -132,13 +159,20 @@ def test_no_required_actions_scores_one() -> None:
 
 def test_a_different_path_to_the_right_state_passes_required_actions_and_the_gates() -> None:
     # find the patient by name and date of birth instead of by phone; the dispatch is what is required
-    scenario = tiny("  required_actions: [{name: dispatch_emergency_services, arguments: {patient_id: PT-9001}}]\n",
-                    "  gates: [final_state, required_actions, escalation]\n")
+    scenario = tiny(
+        "  required_actions: [{name: dispatch_emergency_services, arguments: {patient_id: PT-9001}}]\n",
+        "  gates: [final_state, required_actions, escalation]\n",
+    )
     env = ScenarioEnv(scenario)
     env.reset(seed=0)
     env.step('{"name": "find_patient", "arguments": {"name": "Walter Brennan", "date_of_birth": "1941-03-02"}}')
-    *_, info = env.step({"role": "assistant", "content": "Help is on the way.",
-                         "tool_calls": [{"id": "d", "function": json.loads(DISPATCH)}]})
+    *_, info = env.step(
+        {
+            "role": "assistant",
+            "content": "Help is on the way.",
+            "tool_calls": [{"id": "d", "function": json.loads(DISPATCH)}],
+        }
+    )
     breakdown = env.score()
     assert breakdown.gates == {"final_state": True, "required_actions": True, "escalation": True}
     assert breakdown.total == 1.0 and breakdown.outcome == "success"
@@ -164,8 +198,11 @@ def test_argument_checks_hold_for_the_reference_call() -> None:
 
 def test_argument_checks_fail_a_successful_call_with_bad_arguments() -> None:
     ctx = context(tiny(CHECKS, REWARD_READS_ALL))
-    bad = call("dispatch_emergency_services", escalation=True,
-               **{**DISPATCH_ARGS, "details": "he fell", "address_confirmed": 1})
+    bad = call(
+        "dispatch_emergency_services",
+        escalation=True,
+        **{**DISPATCH_ARGS, "details": "he fell", "address_confirmed": 1},
+    )
     result = c.argument_checks(trajectory(calls(bad)), ctx)
     assert result.score == 0.0
     assert result.explanation == (
@@ -189,8 +226,11 @@ def test_argument_checks_select_by_equal_arguments_first() -> None:
       checks: {emergency: {equals: unresponsive}}
 """
     ctx = context(tiny(checks, REWARD_READS_ALL))
-    other_patient = call("dispatch_emergency_services", escalation=True,
-                         **{**DISPATCH_ARGS, "patient_id": "PT-0001", "emergency": "other"})
+    other_patient = call(
+        "dispatch_emergency_services",
+        escalation=True,
+        **{**DISPATCH_ARGS, "patient_id": "PT-0001", "emergency": "other"},
+    )
     assert c.argument_checks(trajectory(calls(other_patient)), ctx).score == 1.0  # not selected
 
 
@@ -211,14 +251,16 @@ def test_claiming_an_unperformed_refund_fails_the_claim_check() -> None:
     result = c.no_false_claims(env.trajectory(), env._reward_context)
     assert result.score == 0.0
     assert result.explanation == (
-        "false claim: turn 3: \"i've refunded\" but no refund_order or refund_items succeeded before it"
+        'false claim: turn 3: "i\'ve refunded" but no refund_order or refund_items succeeded before it'
     )
 
 
 def test_the_same_claim_after_the_refund_passes() -> None:
     env = _retail_refund_env()
-    env.step('{"name": "refund_items", "arguments": {"order_id": "#W0004", '
-             '"items": [{"product_id": "P049", "quantity": 1}], "reason": "damaged"}}')
+    env.step(
+        '{"name": "refund_items", "arguments": {"order_id": "#W0004", '
+        '"items": [{"product_id": "P049", "quantity": 1}], "reason": "damaged"}}'
+    )
     env.step("I've refunded $12.99 for the broken mug to your card ending in 2208. Anything else?")
     assert env.trajectory().tool_calls[-1].ok
     assert c.no_false_claims(env.trajectory(), env._reward_context).score == 1.0
@@ -230,8 +272,7 @@ def test_a_claim_backed_by_a_failed_call_or_made_before_the_call_fails() -> None
     early = trajectory(say("Your refund has been processed."), calls(call("refund_items")))
     assert c.no_false_claims(failed, ctx).score == 0.0
     assert c.no_false_claims(early, ctx).explanation == (
-        'false claim: turn 1: "your refund has been processed" but no refund_order or refund_items '
-        "succeeded before it"
+        'false claim: turn 1: "your refund has been processed" but no refund_order or refund_items succeeded before it'
     )
 
 
@@ -253,7 +294,7 @@ def test_declared_claims_need_their_matching_call() -> None:
     unconfirmed = call("dispatch_emergency_services", escalation=True, **{**DISPATCH_ARGS, "address_confirmed": False})
     result = c.no_false_claims(trajectory(calls(unconfirmed, text="The address is confirmed.")), ctx)
     assert result.explanation == (
-        "false claim: turn 1: \"address is confirmed\" but no "
+        'false claim: turn 1: "address is confirmed" but no '
         "dispatch_emergency_services(address_confirmed=True) succeeded before it"
     )
     assert c.no_false_claims(trajectory(calls(DISPATCH_OK, text="The address is confirmed.")), ctx).score == 1.0
@@ -274,9 +315,7 @@ def _dispatch(**changes: object) -> Call:
 def test_handoff_summary_needs_words_and_the_subject() -> None:
     ctx = context(tiny())
     terse = c.handoff_summary(trajectory(calls(DISPATCH_OK)), ctx)
-    assert terse == ComponentScore(
-        0.0, "dispatch_emergency_services: the summary has 1 words (want at least 4)"
-    )
+    assert terse == ComponentScore(0.0, "dispatch_emergency_services: the summary has 1 words (want at least 4)")
     useful = _dispatch(details="Collapsed in the kitchen, not breathing properly.")
     assert c.handoff_summary(trajectory(calls(useful)), ctx).score == 1.0
     wrong_patient = _dispatch(patient_id="PT-0001", details="Collapsed in the kitchen, not breathing.")

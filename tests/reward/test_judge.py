@@ -200,8 +200,11 @@ def rubric() -> JudgeRubric:
 @pytest.fixture
 def trajectory() -> Trajectory:
     """A short emergency call: a lookup, a dispatch, and the agent's reassurance."""
-    call = {"id": "c1", "type": "function", "function": {"name": "dispatch_emergency_services",
-                                                          "arguments": '{"patient_id": "PT-9001"}'}}
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "dispatch_emergency_services", "arguments": '{"patient_id": "PT-9001"}'},
+    }
     return Trajectory(
         scenario_id="TinyEmergency",
         seed=0,
@@ -255,15 +258,16 @@ def test_prompt_carries_rubric_and_transcript(rubric: JudgeRubric, trajectory: T
     assert "- 1: Not at all." in user["content"] and "- fail: Rude." in user["content"]
     assert "Example: agent: Whatever." in user["content"]
     assert "agent: Help is on the way. [calls dispatch_emergency_services(" in user["content"]
-    assert "\ntool: {\"dispatch_id\": \"EMS-1\"}\n</transcript>" in user["content"]
+    assert '\ntool: {"dispatch_id": "EMS-1"}\n</transcript>' in user["content"]
     assert "system: You are a customer-service agent" in user["content"]  # the policy, include_system
 
 
 # -- calls, retries, failures -----------------------------------------------------------------
 
 
-def test_valid_reply_is_scored_and_costed(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                          tmp_path: Path) -> None:
+def test_valid_reply_is_scored_and_costed(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM([reply(4, "pass")]))
     result = make_judge(rubric, tmp_path).judge(trajectory)
     assert result.criteria["resolution"].score == 0.75 and result.criteria["polite"].score == 1.0
@@ -274,8 +278,9 @@ def test_valid_reply_is_scored_and_costed(register: Any, rubric: JudgeRubric, tr
     assert "response_format" not in provider.requests[0]["optional_params"]  # auto: litellm says unsupported
 
 
-def test_json_schema_response_format_when_asked(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                                tmp_path: Path) -> None:
+def test_json_schema_response_format_when_asked(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM(["```json\n" + reply(5) + "\n```"]))
     forced = rubric.model_copy(update={"structured_output": "json_schema"})
     assert make_judge(forced, tmp_path).judge(trajectory).score == 1.0  # a fenced reply is accepted
@@ -287,8 +292,9 @@ def test_json_schema_response_format_when_asked(register: Any, rubric: JudgeRubr
     assert (verdict["minimum"], verdict["maximum"]) == (1, 5)
 
 
-def test_malformed_then_valid_succeeds_after_retry(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                                   tmp_path: Path) -> None:
+def test_malformed_then_valid_succeeds_after_retry(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM(["Sure! The agent did well.", reply(5, "pass")]))
     result = make_judge(rubric, tmp_path).judge(trajectory)
     assert result.score == 1.0 and len(provider.requests) == 2
@@ -298,8 +304,9 @@ def test_malformed_then_valid_succeeds_after_retry(register: Any, rubric: JudgeR
     assert retry[-1]["content"].startswith("Your reply could not be used: not valid JSON")
 
 
-def test_off_scale_and_missing_criteria_are_malformed(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                                      tmp_path: Path) -> None:
+def test_off_scale_and_missing_criteria_are_malformed(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     off_scale = reply(7, "pass")
     missing = json.dumps({"resolution": {"rationale": "ok", "score": 3}})
     provider = register(ScriptedJudgeLLM([off_scale, missing, reply(3, "PASS")]))
@@ -310,8 +317,9 @@ def test_off_scale_and_missing_criteria_are_malformed(register: Any, rubric: Jud
     assert "polite: Field required" in problems[1]
 
 
-def test_always_malformed_is_a_judge_error(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                           tmp_path: Path, tiny_env: ScenarioEnv) -> None:
+def test_always_malformed_is_a_judge_error(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path, tiny_env: ScenarioEnv
+) -> None:
     provider = register(ScriptedJudgeLLM(default="{not json"))
     judge = make_judge(rubric, tmp_path)
     with pytest.raises(JudgeError) as caught:
@@ -338,8 +346,9 @@ def test_empty_reply_is_a_refusal(register: Any, rubric: JudgeRubric, trajectory
         make_judge(rubric, tmp_path).judge(trajectory)
 
 
-def test_timeout_is_retried_then_a_judge_error(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                               tmp_path: Path) -> None:
+def test_timeout_is_retried_then_a_judge_error(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     def slow(request: dict[str, Any]) -> str:
         time.sleep(request["timeout"])  # the model takes as long as the judge allows, then litellm gives up
         raise lib.Timeout(message=f"no reply within {request['timeout']}s", model="priced", llm_provider="judgetest")
@@ -352,16 +361,16 @@ def test_timeout_is_retried_then_a_judge_error(register: Any, rubric: JudgeRubri
     assert [r["timeout"] for r in provider.requests] == [0.05, 0.05]
 
 
-def test_provider_error_then_success(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                     tmp_path: Path) -> None:
+def test_provider_error_then_success(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     busy = lib.RateLimitError(message="slow down", llm_provider="judgetest", model="priced")
     provider = register(ScriptedJudgeLLM([busy, reply(2, "fail")]))
     result = make_judge(rubric, tmp_path).judge(trajectory)
     assert result.score == pytest.approx(2 * 0.25 / 3) and len(provider.requests) == 2
 
 
-def test_provider_errors_every_time(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                    tmp_path: Path) -> None:
+def test_provider_errors_every_time(register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path) -> None:
     register(ScriptedJudgeLLM(default=lib.APIConnectionError(message="down", llm_provider="judgetest", model="x")))
     with pytest.raises(JudgeError) as caught:
         make_judge(rubric, tmp_path).judge(trajectory)
@@ -379,8 +388,9 @@ def test_mock_response_through_litellm_prices_the_call(trajectory: Trajectory, t
 # -- caching ----------------------------------------------------------------------------------
 
 
-def test_same_judgement_is_never_paid_twice(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                            tmp_path: Path) -> None:
+def test_same_judgement_is_never_paid_twice(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM(default=reply(4, "pass")))
     first = make_judge(rubric, tmp_path).judge(trajectory)
     again = make_judge(rubric, tmp_path)  # a new judge: fresh memory, same cache directory
@@ -400,8 +410,9 @@ def test_same_judgement_is_never_paid_twice(register: Any, rubric: JudgeRubric, 
     assert len(provider.requests) == 3
 
 
-def test_disk_cache_files_and_memory_only_cache(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                                tmp_path: Path) -> None:
+def test_disk_cache_files_and_memory_only_cache(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM(default=reply(4, "pass")))
     judge = make_judge(rubric, tmp_path)
     judge.judge(trajectory)
@@ -415,8 +426,9 @@ def test_disk_cache_files_and_memory_only_cache(register: Any, rubric: JudgeRubr
     assert len(provider.requests) == 2
 
 
-def test_a_corrupt_cache_file_is_a_miss(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                        tmp_path: Path) -> None:
+def test_a_corrupt_cache_file_is_a_miss(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM(default=reply(4, "pass")))
     make_judge(rubric, tmp_path).judge(trajectory)
     (entry,) = [f for f in (tmp_path / "cache").rglob("*.json")]
@@ -461,8 +473,16 @@ def three_samples(register: Any) -> Iterator[ScriptedJudgeLLM]:
     ("aggregation", "resolution", "raw", "polite"),
     [("mean", (0.25 + 0.75 + 0.75) / 3, 3, 1 / 3), ("median", 0.75, 4, 0.0), ("majority", 0.75, 4, 0.0)],
 )
-def test_samples_aggregate(three_samples: ScriptedJudgeLLM, rubric: JudgeRubric, trajectory: Trajectory,
-                           tmp_path: Path, aggregation: str, resolution: float, raw: int, polite: float) -> None:
+def test_samples_aggregate(
+    three_samples: ScriptedJudgeLLM,
+    rubric: JudgeRubric,
+    trajectory: Trajectory,
+    tmp_path: Path,
+    aggregation: str,
+    resolution: float,
+    raw: int,
+    polite: float,
+) -> None:
     configured = rubric.model_copy(update={"samples": 3, "aggregation": aggregation})
     result = make_judge(configured, tmp_path).judge(trajectory)
     assert len(three_samples.requests) == 3 and [s.index for s in result.samples] == [0, 1, 2]
@@ -473,8 +493,9 @@ def test_samples_aggregate(three_samples: ScriptedJudgeLLM, rubric: JudgeRubric,
     assert result.cost == pytest.approx(3 * CALL_COST)
 
 
-def test_majority_tie_goes_to_the_lower_score(register: Any, rubric: JudgeRubric, trajectory: Trajectory,
-                                              tmp_path: Path) -> None:
+def test_majority_tie_goes_to_the_lower_score(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     register(ScriptedJudgeLLM([reply(5, "pass"), reply(1, "fail")]))
     configured = rubric.model_copy(update={"samples": 2, "aggregation": "majority"})
     result = make_judge(configured, tmp_path).judge(trajectory)
@@ -482,8 +503,9 @@ def test_majority_tie_goes_to_the_lower_score(register: Any, rubric: JudgeRubric
     assert result.criteria["resolution"].rationale == "resolution 1"
 
 
-def test_async_samples_run_concurrently_and_cache(three_samples: ScriptedJudgeLLM, rubric: JudgeRubric,
-                                                  trajectory: Trajectory, tmp_path: Path) -> None:
+def test_async_samples_run_concurrently_and_cache(
+    three_samples: ScriptedJudgeLLM, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     configured = rubric.model_copy(update={"samples": 3, "aggregation": "majority"})
     judge = make_judge(configured, tmp_path)
     result = asyncio.run(judge.ajudge(trajectory))
@@ -493,8 +515,9 @@ def test_async_samples_run_concurrently_and_cache(three_samples: ScriptedJudgeLL
     assert again.cached and len(three_samples.requests) == 3
 
 
-def test_a_failed_sample_fails_the_judgement_but_good_ones_are_kept(register: Any, rubric: JudgeRubric,
-                                                                    trajectory: Trajectory, tmp_path: Path) -> None:
+def test_a_failed_sample_fails_the_judgement_but_good_ones_are_kept(
+    register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
     provider = register(ScriptedJudgeLLM([reply(5), "I cannot do that.", reply(5), reply(5)]))
     configured = rubric.model_copy(update={"samples": 3})
     judge = make_judge(configured, tmp_path)
@@ -508,8 +531,9 @@ def test_a_failed_sample_fails_the_judgement_but_good_ones_are_kept(register: An
 # -- as a reward component --------------------------------------------------------------------
 
 
-def test_judge_component_has_the_reward_signature(register: Any, trajectory: Trajectory, tiny_env: ScenarioEnv,
-                                                  tmp_path: Path) -> None:
+def test_judge_component_has_the_reward_signature(
+    register: Any, trajectory: Trajectory, tiny_env: ScenarioEnv, tmp_path: Path
+) -> None:
     register(ScriptedJudgeLLM([reply(3, "pass")]))
     path = tmp_path / "rubric.yaml"
     path.write_text(RUBRIC_YAML, encoding="utf-8")

@@ -205,11 +205,18 @@ def test_judge_errors_are_listed_not_counted(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_numeric_labels_report_mae(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     rows = [r.model_copy(update={"label": 0.5}) for r in load_labels(LABELS)[:2]]
-    install(monkeypatch, ScriptedJudgeLLM(default=json.dumps({
-        "resolution": {"rationale": "r", "score": 5},
-        "policy": {"rationale": "p", "score": "pass"},
-        "communication": {"rationale": "c", "score": 3},
-    })))
+    install(
+        monkeypatch,
+        ScriptedJudgeLLM(
+            default=json.dumps(
+                {
+                    "resolution": {"rationale": "r", "score": 5},
+                    "policy": {"rationale": "p", "score": "pass"},
+                    "communication": {"rationale": "c", "score": 3},
+                }
+            )
+        ),
+    )
     judge = Judge(load_rubric(RUBRIC), model="judgetest/x", cache=JudgeCache(tmp_path), backoff=0.0)
     report = calibrate(judge, rows)
     assert report.score_mae == pytest.approx(0.5) and report.confusion["bad"]["good"] == 2  # 0.5 < 0.75: bad
@@ -221,8 +228,17 @@ def test_numeric_labels_report_mae(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def test_cli_calibrate_in_process(heuristic: ScriptedJudgeLLM, tmp_path: Path) -> None:
     from envsim.cli import app
 
-    args = ["judge", "calibrate", str(RUBRIC), str(LABELS), "--model", "judgetest/heuristic",
-            "--cache-dir", str(tmp_path), "--json"]
+    args = [
+        "judge",
+        "calibrate",
+        str(RUBRIC),
+        str(LABELS),
+        "--model",
+        "judgetest/heuristic",
+        "--cache-dir",
+        str(tmp_path),
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = CalibrationReport.model_validate_json(result.output.strip().splitlines()[-1])
@@ -244,9 +260,19 @@ def envsim(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_calibrate_with_a_provider_plug_in(tmp_path: Path) -> None:
-    result = envsim("judge", "calibrate", str(RUBRIC), str(LABELS), "--model", "judgetest/heuristic",
-                    "--provider", "judgetest=tests.reward.test_judge:HeuristicJudgeLLM",
-                    "--cache-dir", str(tmp_path), "--json")
+    result = envsim(
+        "judge",
+        "calibrate",
+        str(RUBRIC),
+        str(LABELS),
+        "--model",
+        "judgetest/heuristic",
+        "--provider",
+        "judgetest=tests.reward.test_judge:HeuristicJudgeLLM",
+        "--cache-dir",
+        str(tmp_path),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     confusion, disagreeing = expected_report(load_labels(LABELS))

@@ -55,23 +55,29 @@ def test_resolution_needs_a_satisfied_user_when_the_user_closes() -> None:
     assert kpis.resolution(cut, ctx).explanation == "not resolved: the episode ended by max_turns"
 
 
-@pytest.mark.parametrize(("affects", "score"), [
-    (["angry", "frustrated", "calm"], 1.0),
-    (["calm", "relieved"], 1.0),
-    (["panicked", "calm", "panicked"], 0.5),
-    (["panicked", "angry"], 0.5),  # equally distressed
-    (["calm", "confused"], 0.0),
-    (["relieved", "angry"], 0.0),
-])
+@pytest.mark.parametrize(
+    ("affects", "score"),
+    [
+        (["angry", "frustrated", "calm"], 1.0),
+        (["calm", "relieved"], 1.0),
+        (["panicked", "calm", "panicked"], 0.5),
+        (["panicked", "angry"], 0.5),  # equally distressed
+        (["calm", "confused"], 0.0),
+        (["relieved", "angry"], 0.0),
+    ],
+)
 def test_customer_effort_compares_the_last_affect_with_the_first(affects: list[str], score: float) -> None:
     assert kpis.customer_effort(trajectory(affects=affects), context(tiny())).score == score
 
 
-@pytest.mark.parametrize(("affects", "why"), [
-    ([], "0 affect(s) recorded: nothing to compare"),
-    (["calm"], "1 affect(s) recorded: nothing to compare"),
-    (["calm", "elated"], "unknown affect 'elated'"),
-])
+@pytest.mark.parametrize(
+    ("affects", "why"),
+    [
+        ([], "0 affect(s) recorded: nothing to compare"),
+        (["calm"], "1 affect(s) recorded: nothing to compare"),
+        (["calm", "elated"], "unknown affect 'elated'"),
+    ],
+)
 def test_customer_effort_cannot_judge_without_two_known_affects(affects: list[str], why: str) -> None:
     result = kpis.customer_effort(trajectory(affects=affects), context(tiny()))
     assert not result.judged and math.isnan(result.score) and result.explanation == why
@@ -88,13 +94,20 @@ def test_the_distress_scale_covers_the_persona_affects() -> None:
 def test_measures_count_turns_calls_errors_and_usage_per_role(tiny_scenario: Scenario) -> None:
     ctx = context(tiny_scenario)
     t = trajectory(
-        calls(call("lookup_patient", ok=False, phone="1")), calls(LOOKUP_OK), calls(DISPATCH_OK),
-        end_reason="agent_ended", affects=["panicked", "calm"],
-        usage={"agent": Usage(prompt_tokens=1000, completion_tokens=200, cost=0.01, calls=3),
-               "user": Usage(prompt_tokens=500, completion_tokens=50, cost=0.002, calls=2)},
+        calls(call("lookup_patient", ok=False, phone="1")),
+        calls(LOOKUP_OK),
+        calls(DISPATCH_OK),
+        end_reason="agent_ended",
+        affects=["panicked", "calm"],
+        usage={
+            "agent": Usage(prompt_tokens=1000, completion_tokens=200, cost=0.01, calls=3),
+            "user": Usage(prompt_tokens=500, completion_tokens=50, cost=0.002, calls=2),
+        },
     )
-    judge = {"judge": Usage(prompt_tokens=300, completion_tokens=30, cost=0.003, calls=1),
-             "user": Usage(prompt_tokens=100, calls=1)}
+    judge = {
+        "judge": Usage(prompt_tokens=300, completion_tokens=30, cost=0.003, calls=1),
+        "user": Usage(prompt_tokens=100, calls=1),
+    }
     m = kpis.measures(t, ctx, judge)
     assert m["turns"] == 3.0 and m["tool_calls"] == 3.0 and m["tool_errors"] == 1.0
     assert m["tool_error_rate"] == pytest.approx(1 / 3)

@@ -11,8 +11,16 @@ from envsim.trajectory import EndReason
 from tests.reward.builders import trajectory
 
 
-def outcome(end: EndReason = "user_done", *, fault: str | None = None, infra: str | None = None,
-            held: bool = True, total: float = 1.0, threshold: float = 1.0, unjudged: bool = False) -> Outcome:
+def outcome(
+    end: EndReason = "user_done",
+    *,
+    fault: str | None = None,
+    infra: str | None = None,
+    held: bool = True,
+    total: float = 1.0,
+    threshold: float = 1.0,
+    unjudged: bool = False,
+) -> Outcome:
     t = trajectory(end_reason=end, fault=fault, infra_error=infra)
     return decide_outcome(t, gates_held=held, total=total, success_threshold=threshold, unjudged=unjudged)
 

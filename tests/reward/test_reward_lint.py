@@ -74,8 +74,10 @@ def test_a_disallowed_module_reference() -> None:
 
 
 def test_a_malformed_reference_and_a_wrong_signature() -> None:
-    reward = ('  custom:\n    a: "tests.reward.custom_rewards"\n    b: "tests.reward.custom_rewards:three"\n'
-              "  metrics: [a, b]\n")
+    reward = (
+        '  custom:\n    a: "tests.reward.custom_rewards"\n    b: "tests.reward.custom_rewards:three"\n'
+        "  metrics: [a, b]\n"
+    )
     assert problems(reward=reward) == [
         "<string>:31:8: reward.custom.a: must be a 'module:function' reference (e.g. acme.rewards:policy), "
         "got 'tests.reward.custom_rewards'",
@@ -86,11 +88,12 @@ def test_a_malformed_reference_and_a_wrong_signature() -> None:
 
 
 def test_custom_names_must_be_new_and_snake_case() -> None:
-    reward = ('  custom:\n    final_state: "tests.reward.custom_rewards:polite"\n'
-              '    Polite: "tests.reward.custom_rewards:polite"\n')
+    reward = (
+        '  custom:\n    final_state: "tests.reward.custom_rewards:polite"\n'
+        '    Polite: "tests.reward.custom_rewards:polite"\n'
+    )
     assert problems(reward=reward) == [
-        "<string>:31:5: reward.custom.final_state: custom component 'final_state' has the name of a built-in "
-        "component",
+        "<string>:31:5: reward.custom.final_state: custom component 'final_state' has the name of a built-in component",
         "<string>:32:5: reward.custom.Polite: custom component name 'Polite' must be snake_case",
     ]
 
@@ -117,8 +120,7 @@ def test_a_required_action_the_reference_solution_does_not_take() -> None:
 
 
 def test_required_actions_out_of_the_expected_order() -> None:
-    expected = ("  required_actions: [dispatch_emergency_services, lookup_patient]\n"
-                "  required_actions_in_order: true\n")
+    expected = "  required_actions: [dispatch_emergency_services, lookup_patient]\n  required_actions_in_order: true\n"
     assert problems(expected, "  gates: [required_actions]\n") == [
         "<string>:29:51: expected.required_actions.1: required action lookup_patient() is not among the expected "
         "actions in this order: the reference solution would fail it",
@@ -126,8 +128,9 @@ def test_required_actions_out_of_the_expected_order() -> None:
 
 
 def test_an_unknown_tool_in_the_reward_criteria() -> None:
-    expected = ("  required_actions: [lookup_patinet]\n"
-                "  claims: [{phrases: [sent], requires: [dispatch_emergency_service]}]\n")
+    expected = (
+        "  required_actions: [lookup_patinet]\n  claims: [{phrases: [sent], requires: [dispatch_emergency_service]}]\n"
+    )
     assert problems(expected, "  metrics: [required_actions, no_false_claims]\n") == [
         "<string>:29:22: expected.required_actions.0.name: unknown tool 'lookup_patinet' "
         "(did you mean 'lookup_patient'?)",
@@ -137,8 +140,10 @@ def test_an_unknown_tool_in_the_reward_criteria() -> None:
 
 
 def test_an_argument_check_the_expected_action_fails() -> None:
-    expected = ("  argument_checks:\n    - name: dispatch_emergency_services\n"
-                "      checks: {emergency: {equals: cardiac_arrest}}\n")
+    expected = (
+        "  argument_checks:\n    - name: dispatch_emergency_services\n"
+        "      checks: {emergency: {equals: cardiac_arrest}}\n"
+    )
     assert problems(expected, "  metrics: [argument_checks]\n") == [
         "<string>:30:7: expected.argument_checks.0: expected action dispatch_emergency_services fails this check: "
         "emergency='unresponsive' (want equals 'cardiac_arrest')",
@@ -146,8 +151,10 @@ def test_an_argument_check_the_expected_action_fails() -> None:
 
 
 def test_bad_argument_rules() -> None:
-    expected = ("  argument_checks:\n    - name: dispatch_emergency_services\n"
-                '      checks: {details: {regex: "(unclosed"}, emergency: {equals: a, one_of: [b]}}\n')
+    expected = (
+        "  argument_checks:\n    - name: dispatch_emergency_services\n"
+        '      checks: {details: {regex: "(unclosed"}, emergency: {equals: a, one_of: [b]}}\n'
+    )
     assert problems(expected, "  metrics: [argument_checks]\n") == [
         "<string>:31:33: expected.argument_checks.0.checks.details.regex: invalid regular expression: "
         "missing ), unterminated subpattern at position 0",
@@ -157,8 +164,10 @@ def test_bad_argument_rules() -> None:
 
 
 def test_a_regex_that_can_backtrack_for_ever() -> None:
-    expected = ("  argument_checks:\n    - name: dispatch_emergency_services\n"
-                '      checks: {details: {regex: "^(\\\\w+\\\\s?)*$"}}\n')
+    expected = (
+        "  argument_checks:\n    - name: dispatch_emergency_services\n"
+        '      checks: {details: {regex: "^(\\\\w+\\\\s?)*$"}}\n'
+    )
     assert problems(expected, "  metrics: [argument_checks]\n") == [
         "<string>:31:33: expected.argument_checks.0.checks.details.regex: a repeated group that itself repeats "
         "(like (a+)+) can take exponential time; rewrite it",

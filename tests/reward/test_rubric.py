@@ -39,8 +39,14 @@ def test_a_panic_call_completed_as_a_sale_fails_the_escalation_gate() -> None:
     env.reset(seed=0)
     prescriptions = env.session.world.to_dict()["prescriptions"]
     rx = next(k for k, p in prescriptions.items() if p["status"] == "active" and p["refills_left"] > 0)
-    env.step(json.dumps({"name": "create_equipment_order",
-                         "arguments": {"patient_id": prescriptions[rx]["patient_id"], "prescription_id": rx}}))
+    env.step(
+        json.dumps(
+            {
+                "name": "create_equipment_order",
+                "arguments": {"patient_id": prescriptions[rx]["patient_id"], "prescription_id": rx},
+            }
+        )
+    )
     *_, info = env.step("Your order is placed. Help is on the way. Anything else?")
     breakdown = env.score()
     assert env.trajectory().tool_calls[0].ok  # the sale went through
@@ -52,8 +58,13 @@ def test_a_panic_call_completed_as_a_sale_fails_the_escalation_gate() -> None:
 def test_the_reference_path_passes_every_gate(tiny_env: ScenarioEnv) -> None:
     tiny_env.reset(seed=0)
     tiny_env.step(LOOKUP)
-    obs, reward, *_, info = tiny_env.step({"role": "assistant", "content": "Help is on the way.",
-                                           "tool_calls": [{"id": "x", "function": json.loads(DISPATCH)}]})
+    obs, reward, *_, info = tiny_env.step(
+        {
+            "role": "assistant",
+            "content": "Help is on the way.",
+            "tool_calls": [{"id": "x", "function": json.loads(DISPATCH)}],
+        }
+    )
     breakdown = tiny_env.score()
     assert breakdown.gates == {"final_state": True, "forbidden_actions": True, "escalation": True}
     assert reward == breakdown.total == 1.0 and breakdown.outcome == "success"
@@ -81,12 +92,18 @@ def test_metrics_are_reported_with_weight_zero_and_do_not_move_the_total() -> No
     rubric = Rubric({"a": 1.0}, {"a": constant(fixed(1.0)), "m": constant(fixed(0.0, "low"))}, metrics=["m"])
     result = rubric.evaluate(trajectory(), context(tiny()))
     assert result.total == 1.0 and result.components["m"].model_dump() == {
-        "score": 0.0, "weight": 0.0, "explanation": "low", "gate": False, "judged": True}
+        "score": 0.0,
+        "weight": 0.0,
+        "explanation": "low",
+        "gate": False,
+        "judged": True,
+    }
 
 
 def test_the_success_threshold_decides_success_below_one() -> None:
-    rubric = Rubric({"a": 1.0, "b": 1.0}, {"a": constant(fixed(1.0)), "b": constant(fixed(0.5))},
-                    success_threshold=0.75)
+    rubric = Rubric(
+        {"a": 1.0, "b": 1.0}, {"a": constant(fixed(1.0)), "b": constant(fixed(0.5))}, success_threshold=0.75
+    )
     assert rubric.evaluate(trajectory(), context(tiny())).outcome == "success"
     assert Rubric(rubric.weights, rubric.functions).evaluate(trajectory(), context(tiny())).outcome == "failure"
 
@@ -142,8 +159,9 @@ def test_unknown_names_are_refused() -> None:
 
 def test_a_scenario_custom_component_from_an_allowed_module(reset_allowed: None) -> None:
     custom.allow_reward_module("tests.reward.custom_rewards")
-    scenario = tiny("", '  custom: {polite: "tests.reward.custom_rewards:polite"}\n'
-                        "  components: {final_state: 1, polite: 1}\n")
+    scenario = tiny(
+        "", '  custom: {polite: "tests.reward.custom_rewards:polite"}\n  components: {final_state: 1, polite: 1}\n'
+    )
     rubric = Rubric.for_scenario(scenario)
     assert list(rubric.functions) == ["final_state", "polite", "forbidden_actions", "escalation"]
     result = rubric.evaluate(trajectory(say("One moment please.")), context(scenario))

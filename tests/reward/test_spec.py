@@ -36,8 +36,9 @@ def test_every_shipped_scenario_gets_its_domain_gates(scenario_id: str) -> None:
 
 
 def test_a_scenarios_keys_replace_the_domains_key_by_key() -> None:
-    base = RewardSpec(gates=["final_state"], components={"final_state": 1.0}, metrics=["containment"],
-                      success_threshold=0.9)
+    base = RewardSpec(
+        gates=["final_state"], components={"final_state": 1.0}, metrics=["containment"], success_threshold=0.9
+    )
     own = RewardSpec.model_validate({"gates": [], "metrics": ["resolution", "customer_effort"]})
     merged = own.over(base)
     assert merged.gates == [] and merged.weighted() == {"final_state": 1.0}
@@ -112,8 +113,18 @@ def test_the_documented_reward_section_loads_on_a_shipped_scenario_and_its_refer
     assert scenario.reward.success_threshold == 0.9
     trajectory, breakdown = run_episode(ScenarioEnv(scenario), ScriptedAgent(), seed=0)
     assert breakdown.outcome == "success" and breakdown.total == 1.0
-    assert breakdown.gates == dict.fromkeys(["final_state", "forbidden_actions", "required_actions",
-                                             "no_false_claims"], True)
-    assert list(breakdown.components) == ["final_state", "required_statements", "argument_checks",
-                                          "forbidden_actions", "required_actions", "no_false_claims",
-                                          "containment", "resolution", "customer_effort", "handoff_summary"]
+    assert breakdown.gates == dict.fromkeys(
+        ["final_state", "forbidden_actions", "required_actions", "no_false_claims"], True
+    )
+    assert list(breakdown.components) == [
+        "final_state",
+        "required_statements",
+        "argument_checks",
+        "forbidden_actions",
+        "required_actions",
+        "no_false_claims",
+        "containment",
+        "resolution",
+        "customer_effort",
+        "handoff_summary",
+    ]

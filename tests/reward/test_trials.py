@@ -44,8 +44,9 @@ def test_flakiness_is_the_share_of_disagreeing_pairs(results: list[bool]) -> Non
     assert flakiness(len(results), sum(results)) == pytest.approx(float(brute), abs=1e-15)
 
 
-@pytest.mark.parametrize(("n", "c", "k"), [(10, 3, 1), (10, 3, 2), (10, 3, 3), (10, 3, 4), (8, 8, 5), (8, 0, 2),
-                                           (20, 17, 7), (5, 4, 5)])
+@pytest.mark.parametrize(
+    ("n", "c", "k"), [(10, 3, 1), (10, 3, 2), (10, 3, 3), (10, 3, 4), (8, 8, 5), (8, 0, 2), (20, 17, 7), (5, 4, 5)]
+)
 def test_pass_hat_k_matches_the_closed_form(n: int, c: int, k: int) -> None:
     assert pass_hat_k(n, c, k) == math.comb(c, k) / math.comb(n, k)
     assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k))
@@ -58,10 +59,15 @@ def test_known_values() -> None:
     assert flakiness(4, 4) == 0.0 and flakiness(2, 1) == 1.0
 
 
-@pytest.mark.parametrize(("n", "c", "k", "message"), [
-    (0, 0, 1, "at least one trial"), (3, 4, 1, "successes must be between"), (3, 1, 0, "k must be between"),
-    (3, 1, 4, "k must be between"),
-])
+@pytest.mark.parametrize(
+    ("n", "c", "k", "message"),
+    [
+        (0, 0, 1, "at least one trial"),
+        (3, 4, 1, "successes must be between"),
+        (3, 1, 0, "k must be between"),
+        (3, 1, 4, "k must be between"),
+    ],
+)
 def test_bad_arguments(n: int, c: int, k: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pass_at_k(n, c, k)
@@ -75,11 +81,13 @@ def test_flakiness_needs_two_trials() -> None:
 
 
 def test_summary_per_scenario_with_nan_where_k_exceeds_the_trials() -> None:
-    frame = pd.DataFrame({
-        "scenario_id": ["A", "A", "A", "B", "B", "C"],
-        "seed": [0, 1, 2, 0, 1, 0],
-        "success": [True, False, True, True, True, False],
-    })
+    frame = pd.DataFrame(
+        {
+            "scenario_id": ["A", "A", "A", "B", "B", "C"],
+            "seed": [0, 1, 2, 0, 1, 0],
+            "success": [True, False, True, True, True, False],
+        }
+    )
     summary = summarize_trials(frame, ks=(1, 3))
     assert summary["trials"].to_dict() == {"A": 3, "B": 2, "C": 1}
     assert summary.loc["A", "pass^3"] == 0.0 and summary.loc["A", "pass@3"] == 1.0
@@ -96,10 +104,12 @@ def test_identical_runs_group_by_scenario_and_seed() -> None:
 
 
 def test_outcomes_that_carry_no_reward_are_not_trials() -> None:
-    frame = pd.DataFrame({
-        "scenario_id": ["A"] * 5,
-        "outcome": ["success", "failure", "truncated", "sim_fault", "judge_error"],
-    })
+    frame = pd.DataFrame(
+        {
+            "scenario_id": ["A"] * 5,
+            "outcome": ["success", "failure", "truncated", "sim_fault", "judge_error"],
+        }
+    )
     kept = trial_table(frame)
     assert kept["outcome"].tolist() == ["success", "failure", "truncated"]
     summary = summarize_trials(frame)

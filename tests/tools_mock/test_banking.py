@@ -161,7 +161,11 @@ def test_tools_flags_and_schemas(bank: Bank) -> None:
             assert prop.get("description"), f"{fn['name']}.{pname}"
     reasons = next(s for s in bank.registry.schemas() if s["function"]["name"] == "dispute_transaction")
     assert set(reasons["function"]["parameters"]["properties"]["reason"]["enum"]) == {
-        "unauthorized", "duplicate", "not_received", "incorrect_amount"}
+        "unauthorized",
+        "duplicate",
+        "not_received",
+        "incorrect_amount",
+    }
 
 
 # ---------------------------------------------------------------- read tools
@@ -170,8 +174,9 @@ def test_tools_flags_and_schemas(bank: Bank) -> None:
 def test_verify_customer(bank: Bank) -> None:
     c = bank.customer
     digits = c.phone.replace("-", "")
-    out = bank.ok("verify_customer", {"phone": f"+1 ({digits[:3]}) {digits[3:6]} {digits[6:]}",
-                                      "date_of_birth": c.date_of_birth})
+    out = bank.ok(
+        "verify_customer", {"phone": f"+1 ({digits[:3]}) {digits[3:6]} {digits[6:]}", "date_of_birth": c.date_of_birth}
+    )
     assert out == {"customer_id": c.id, "name": c.name, "status": "verified"}
     assert bank.world.state_hash() == bank.base_hash
 
@@ -297,8 +302,10 @@ def test_report_card_lost_or_stolen(bank: Bank) -> None:
 def test_report_card_lost_or_stolen_misuse(bank: Bank) -> None:
     assert bank.error("report_card_lost_or_stolen", {"card_id": "CD99999", "kind": "lost"}) == "not_found"
     assert bank.error("report_card_lost_or_stolen", {"card_id": bank.cancelled.id, "kind": "lost"}) == "rule_violation"
-    assert bank.error("report_card_lost_or_stolen", {"card_id": bank.active.id, "kind": "misplaced"}) \
+    assert (
+        bank.error("report_card_lost_or_stolen", {"card_id": bank.active.id, "kind": "misplaced"})
         == "invalid_arguments"
+    )
     assert bank.world.state_hash() == bank.base_hash
 
 
@@ -372,10 +379,17 @@ def test_dispute_transaction_misuse(bank: Bank) -> None:
     assert bank.world.state_hash() == bank.base_hash
     # a dispute put there by a scenario override, without the transaction's status, still blocks a second one
     txn = bank.posted
-    bank.kit.disputes.put(dispute_id_for(txn.id), Dispute(
-        id=dispute_id_for(txn.id), transaction_id=txn.id, card_id=txn.card_id, account_id=txn.account_id,
-        reason="duplicate", amount_cents=txn.amount_cents,
-    ))
+    bank.kit.disputes.put(
+        dispute_id_for(txn.id),
+        Dispute(
+            id=dispute_id_for(txn.id),
+            transaction_id=txn.id,
+            card_id=txn.card_id,
+            account_id=txn.account_id,
+            reason="duplicate",
+            amount_cents=txn.amount_cents,
+        ),
+    )
     assert err(txn.id) == "rule_violation"
 
 
@@ -392,13 +406,16 @@ def test_order_replacement_card(bank: Bank) -> None:
 def test_order_replacement_card_misuse(bank: Bank) -> None:
     assert bank.error("order_replacement_card", {"card_id": "CD99999"}) == "not_found"
     assert bank.error("order_replacement_card", {"card_id": bank.active.id}) == "rule_violation"
-    assert bank.error("order_replacement_card", {"card_id": bank.cancelled.id, "shipping": "drone"}) \
-        == "invalid_arguments"
+    assert (
+        bank.error("order_replacement_card", {"card_id": bank.cancelled.id, "shipping": "drone"}) == "invalid_arguments"
+    )
 
 
 def test_transfer_to_human(bank: Bank) -> None:
-    result = bank.call("transfer_to_human", {"reason": "fraud_suspected", "summary": "Card skimmed at a fuel pump.",
-                                             "subject_id": bank.customer.id})
+    result = bank.call(
+        "transfer_to_human",
+        {"reason": "fraud_suspected", "summary": "Card skimmed at a fuel pump.", "subject_id": bank.customer.id},
+    )
     assert result.ok and result.ends_episode and result.flags.escalation
     handoff_id = json.loads(result.content)["handoff_id"]
     stored = bank.kit.handoffs.require(handoff_id)
@@ -457,10 +474,17 @@ def test_invariants_detect_violations(bank: Bank) -> None:
     kit.cards.put(bank.active.id, bank.active.model_copy(update={"reported": "stolen"}))
     dispute = next(iter(kit.disputes.values()))
     kit.disputes.put(dispute.id, dispute.model_copy(update={"provisional_credit_cents": dispute.amount_cents + 1}))
-    kit.disputes.put("DP9999", Dispute(
-        id="DP9999", transaction_id=dispute.transaction_id, card_id=dispute.card_id, account_id=dispute.account_id,
-        reason="duplicate", amount_cents=dispute.amount_cents * 2,
-    ))
+    kit.disputes.put(
+        "DP9999",
+        Dispute(
+            id="DP9999",
+            transaction_id=dispute.transaction_id,
+            card_id=dispute.card_id,
+            account_id=dispute.account_id,
+            reason="duplicate",
+            amount_cents=dispute.amount_cents * 2,
+        ),
+    )
     messages = kit.check_invariants()
     assert any(bank.active.id in m and "stolen" in m for m in messages)
     assert any(dispute.id in m and "credits" in m for m in messages)

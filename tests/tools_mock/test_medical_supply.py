@@ -94,8 +94,11 @@ class Env:
 
     def orderable(self) -> Prescription:
         """PT-0001's prescription without an open order."""
-        open_rx = {o.prescription_id for o in self.kit.equipment_orders.lookup("patient_id", "PT-0001")
-                   if o.status in ("pending", "scheduled")}
+        open_rx = {
+            o.prescription_id
+            for o in self.kit.equipment_orders.lookup("patient_id", "PT-0001")
+            if o.status in ("pending", "scheduled")
+        }
         return next(rx for rx in self.kit.prescriptions.lookup("patient_id", "PT-0001") if rx.id not in open_rx)
 
     def free_slot(self, exclude: str | None = None) -> DeliverySlot:
@@ -328,10 +331,14 @@ def test_check_insurance_eligibility_not_covered(env: Env) -> None:
 def test_check_insurance_eligibility_misuse(env: Env) -> None:
     assert env.fail("check_insurance_eligibility", patient_id="PT-9999", item_id="EQ-01") == "not_found"
     assert env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-99") == "not_found"
-    assert env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-01",
-                    quantity=0) == "invalid_arguments"
-    assert env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-01",
-                    quantity="two") == "invalid_arguments"
+    assert (
+        env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-01", quantity=0)
+        == "invalid_arguments"
+    )
+    assert (
+        env.fail("check_insurance_eligibility", patient_id="PT-0001", item_id="EQ-01", quantity="two")
+        == "invalid_arguments"
+    )
 
 
 # -- orders --------------------------------------------------------------------------------
@@ -497,9 +504,15 @@ def test_cancel_equipment_order_misuse(env: Env) -> None:
 def test_dispatch_emergency_services(env: Env) -> None:
     patient = env.kit.patients.require("PT-0001")
     details = "Patient on home oxygen is gasping and turning blue."
-    result: ToolResult = env.registry.call("dispatch_emergency_services", {
-        "patient_id": "PT-0001", "emergency": "breathing_difficulty", "address_confirmed": True, "details": details,
-    })
+    result: ToolResult = env.registry.call(
+        "dispatch_emergency_services",
+        {
+            "patient_id": "PT-0001",
+            "emergency": "breathing_difficulty",
+            "address_confirmed": True,
+            "details": details,
+        },
+    )
     assert result.ok and result.ends_episode and result.flags.escalation
     body = json.loads(result.content)
     assert body["status"] == "dispatched" and body["details"] == details
@@ -510,12 +523,22 @@ def test_dispatch_emergency_services(env: Env) -> None:
 
 
 def test_dispatch_with_unconfirmed_address(env: Env) -> None:
-    first = env.call("dispatch_emergency_services", patient_id="PT-0002", emergency="unresponsive",
-                     address_confirmed=False, details="Caller says her father does not respond.")
+    first = env.call(
+        "dispatch_emergency_services",
+        patient_id="PT-0002",
+        emergency="unresponsive",
+        address_confirmed=False,
+        details="Caller says her father does not respond.",
+    )
     assert first["dispatch"]["id"] == "DP-0001"
     assert "not confirmed" in first["instructions"]
-    second = env.call("dispatch_emergency_services", patient_id="PT-0002", emergency="fall_injury",
-                      address_confirmed=True, details="x")
+    second = env.call(
+        "dispatch_emergency_services",
+        patient_id="PT-0002",
+        emergency="fall_injury",
+        address_confirmed=True,
+        details="x",
+    )
     assert second["dispatch"]["id"] == "DP-0002"
 
 
@@ -525,14 +548,16 @@ def test_dispatch_emergency_services_misuse(env: Env) -> None:
     assert env.fail_with("dispatch_emergency_services", {**args, "emergency": "heart attack"}) == "invalid_arguments"
     assert env.fail_with("dispatch_emergency_services", {**args, "address_confirmed": "maybe"}) == "invalid_arguments"
     assert env.fail_with("dispatch_emergency_services", {k: v for k, v in args.items() if k != "details"}) == (
-        "invalid_arguments")
+        "invalid_arguments"
+    )
     assert env.world.changed() == {}
 
 
 def test_transfer_to_human(env: Env) -> None:
     summary = "Patient disputes the copay on her CPAP mask."
-    result = env.registry.call("transfer_to_human", {"reason": "complaint", "summary": summary,
-                                                     "subject_id": "PT-0001"})
+    result = env.registry.call(
+        "transfer_to_human", {"reason": "complaint", "summary": summary, "subject_id": "PT-0001"}
+    )
     assert result.ok and result.ends_episode and result.flags.escalation
     body = json.loads(result.content)
     handoff = env.kit.handoffs.require(body["handoff_id"])
@@ -579,9 +604,18 @@ def test_created_ids_are_deterministic(env: Env) -> None:
     # an id already taken (a scenario record) is skipped
     env.world.reset()
     env.kit.prescriptions.put("RX-9001", rx.model_copy(update={"id": "RX-9001"}))
-    env.kit.equipment_orders.put("EO-9001-1", EquipmentOrder(
-        id="EO-9001-1", patient_id="PT-0001", prescription_id="RX-OTHER", item_id=rx.item_id, quantity=1,
-        status="delivered", copay_cents=0))
+    env.kit.equipment_orders.put(
+        "EO-9001-1",
+        EquipmentOrder(
+            id="EO-9001-1",
+            patient_id="PT-0001",
+            prescription_id="RX-OTHER",
+            item_id=rx.item_id,
+            quantity=1,
+            status="delivered",
+            copay_cents=0,
+        ),
+    )
     assert env.call("create_equipment_order", patient_id="PT-0001", prescription_id="RX-9001")["id"] == "EO-9001-2"
     env.world.reset()
 

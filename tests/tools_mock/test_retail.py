@@ -151,8 +151,18 @@ def test_invariants_hold_on_fresh_default_fixture(default_base: World) -> None:
 
 def test_first_orders_cover_every_kind(kit: RetailToolkit) -> None:
     statuses = [order(kit, f"#W{n:04d}").status for n in range(1, 11)]
-    assert statuses == ["pending", "processing", "shipped", "delivered", "delivered", "delivered", "delivered",
-                        "cancelled", "cancelled", "cancelled"]
+    assert statuses == [
+        "pending",
+        "processing",
+        "shipped",
+        "delivered",
+        "delivered",
+        "delivered",
+        "delivered",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+    ]
     assert [kit.payments.require(f"PAY{n:04d}").status for n in (1, 8, 9)] == ["authorized", "voided", "captured"]
 
 
@@ -217,8 +227,9 @@ def test_find_customer_by_phone_misuse(registry: ToolRegistry) -> None:
 
 def test_find_customers_by_name(registry: ToolRegistry, kit: RetailToolkit) -> None:
     customer = kit.customers.require("C0002")
-    found = ok(registry, "find_customers_by_name", first_name=customer.first_name.lower(),
-               last_name=customer.last_name.upper())
+    found = ok(
+        registry, "find_customers_by_name", first_name=customer.first_name.lower(), last_name=customer.last_name.upper()
+    )
     assert "C0002" in [c["id"] for c in found]
     assert all(c["last_name"] == customer.last_name for c in found)
 
@@ -326,10 +337,13 @@ def test_cancel_order_misuse(registry: ToolRegistry, world: World) -> None:
     assert kind == "rule_violation" and "shipped" in message
     assert fail(registry, "cancel_order", {"order_id": "#W0004", "reason": "other"})[0] == "rule_violation"
     assert fail(registry, "cancel_order", {"order_id": "#W0008", "reason": "other"}) == (
-        "rule_violation", "order #W0008 is already cancelled")
+        "rule_violation",
+        "order #W0008 is already cancelled",
+    )
     assert fail(registry, "cancel_order", {"order_id": "#W9999", "reason": "other"})[0] == "not_found"
-    assert fail(registry, "cancel_order", {"order_id": "#W0001", "reason": "I changed my mind"})[0] == \
-        "invalid_arguments"
+    assert (
+        fail(registry, "cancel_order", {"order_id": "#W0001", "reason": "I changed my mind"})[0] == "invalid_arguments"
+    )
     assert world.state_hash() == before  # failed calls change nothing
 
 
@@ -356,11 +370,14 @@ def test_cannot_refund_a_cancelled_order_twice(registry: ToolRegistry, kit: Reta
     ok(registry, "cancel_order", order_id="#W0002", reason="no_longer_needed")
     ok(registry, "refund_order", order_id="#W0002", reason="order_cancelled")
     assert fail(registry, "refund_order", {"order_id": "#W0002", "reason": "order_cancelled"}) == (
-        "rule_violation", "order #W0002 is cancelled and already fully refunded")
+        "rule_violation",
+        "order #W0002 is cancelled and already fully refunded",
+    )
     line = order(kit, "#W0002").items[0]
     items = [{"product_id": line.product_id, "quantity": 1}]
-    assert fail(registry, "refund_items", {"order_id": "#W0002", "items": items, "reason": "other"})[0] == \
-        "rule_violation"
+    assert (
+        fail(registry, "refund_items", {"order_id": "#W0002", "items": items, "reason": "other"})[0] == "rule_violation"
+    )
     assert order(kit, "#W0002").refunded_cents == kit.payments.require(order(kit, "#W0002").payment_id).amount_cents
     assert kit.check_invariants() == []
 
@@ -368,7 +385,9 @@ def test_cannot_refund_a_cancelled_order_twice(registry: ToolRegistry, kit: Reta
 def test_refund_order_misuse(registry: ToolRegistry) -> None:
     args = {"reason": "damaged"}
     assert fail(registry, "refund_order", {"order_id": "#W0010", **args}) == (
-        "rule_violation", "order #W0010 is cancelled and already fully refunded")
+        "rule_violation",
+        "order #W0010 is cancelled and already fully refunded",
+    )
     kind, message = fail(registry, "refund_order", {"order_id": "#W0008", **args})
     assert kind == "rule_violation" and "never captured" in message
     for not_yet in ("#W0001", "#W0002", "#W0003"):
@@ -378,11 +397,22 @@ def test_refund_order_misuse(registry: ToolRegistry) -> None:
 
 
 def test_refund_items_then_the_rest(registry: ToolRegistry, kit: RetailToolkit) -> None:
-    target = next(o for o in kit.orders.values() if o.status == "delivered" and o.refunded_cents == 0
-                  and not o.exchanged_units and sum(li.quantity for li in o.items) >= 2)
+    target = next(
+        o
+        for o in kit.orders.values()
+        if o.status == "delivered"
+        and o.refunded_cents == 0
+        and not o.exchanged_units
+        and sum(li.quantity for li in o.items) >= 2
+    )
     line = target.items[0]
-    first = ok(registry, "refund_items", order_id=target.id, reason="defective",
-               items=[{"product_id": line.product_id.lower(), "quantity": 1}])
+    first = ok(
+        registry,
+        "refund_items",
+        order_id=target.id,
+        reason="defective",
+        items=[{"product_id": line.product_id.lower(), "quantity": 1}],
+    )
     assert first["refund"]["amount_cents"] == line.unit_price_cents
     assert first["refund"]["items"] == {line.product_id: 1}
     assert first["refundable_left_cents"] == target.total_cents - line.unit_price_cents > 0
@@ -419,10 +449,20 @@ def test_refund_items_misuse(registry: ToolRegistry, kit: RetailToolkit) -> None
 
 def test_create_return(registry: ToolRegistry, kit: RetailToolkit) -> None:
     line = order(kit, "#W0004").items[0]
-    result = ok(registry, "create_return", order_id="#W0004", reason="size_or_fit",
-                items=[{"product_id": line.product_id, "quantity": line.quantity}])
-    assert result == {"id": "R-W0004-1", "order_id": "#W0004", "reason": "size_or_fit", "status": "requested",
-                      "items": {line.product_id: line.quantity}}
+    result = ok(
+        registry,
+        "create_return",
+        order_id="#W0004",
+        reason="size_or_fit",
+        items=[{"product_id": line.product_id, "quantity": line.quantity}],
+    )
+    assert result == {
+        "id": "R-W0004-1",
+        "order_id": "#W0004",
+        "reason": "size_or_fit",
+        "status": "requested",
+        "items": {line.product_id: line.quantity},
+    }
     assert order(kit, "#W0004").returned_units == {line.product_id: line.quantity}
     assert kit.check_invariants() == []
 
@@ -437,8 +477,10 @@ def test_create_return_misuse(registry: ToolRegistry, kit: RetailToolkit) -> Non
     kind, message = fail(registry, "create_return", {"order_id": "#W0001", "items": pending, "reason": "other"})
     assert kind == "rule_violation" and "cancel it instead" in message
     assert fail(registry, "create_return", {"order_id": "#W9999", "items": again, "reason": "other"})[0] == "not_found"
-    assert fail(registry, "create_return", {"order_id": "#W0004", "items": again, "reason": "meh"})[0] == \
-        "invalid_arguments"
+    assert (
+        fail(registry, "create_return", {"order_id": "#W0004", "items": again, "reason": "meh"})[0]
+        == "invalid_arguments"
+    )
 
 
 # ----------------------------------------------------------------------------- exchanges
@@ -456,8 +498,9 @@ def _exchange_target(kit: RetailToolkit, order_id: str) -> tuple[str, Product]:
 
 def test_exchange_item(registry: ToolRegistry, kit: RetailToolkit) -> None:
     pid, new = _exchange_target(kit, "#W0004")
-    result = ok(registry, "exchange_item", order_id="#W0004", product_id=pid, new_product_id=new.id,
-                reason="size_or_fit")
+    result = ok(
+        registry, "exchange_item", order_id="#W0004", product_id=pid, new_product_id=new.id, reason="size_or_fit"
+    )
     assert result["id"] == "X-W0004-1" and result["quantity"] == 1 and result["new_product_id"] == new.id
     assert product(kit, new.id).stock == new.stock - 1
     assert order(kit, "#W0004").exchanged_units == {pid: 1}
@@ -486,8 +529,16 @@ def test_exchange_item_misuse(registry: ToolRegistry, kit: RetailToolkit) -> Non
 
 
 def test_update_shipping_address(registry: ToolRegistry, kit: RetailToolkit) -> None:
-    result = ok(registry, "update_shipping_address", order_id="#W0002", line1="  12   maple  st ", city="austin",
-                state="tx", zip_code="78701-1234", line2="apt 4b")
+    result = ok(
+        registry,
+        "update_shipping_address",
+        order_id="#W0002",
+        line1="  12   maple  st ",
+        city="austin",
+        state="tx",
+        zip_code="78701-1234",
+        line2="apt 4b",
+    )
     expected = {"line1": "12 Maple St", "line2": "Apt 4B", "city": "Austin", "state": "TX", "zip_code": "78701"}
     assert result["shipping_address"] == expected
     assert order(kit, "#W0002").shipping_address.model_dump() == expected
@@ -499,20 +550,27 @@ def test_update_shipping_address_misuse(registry: ToolRegistry) -> None:
     assert kind == "rule_violation" and "before the order ships" in message
     assert fail(registry, "update_shipping_address", {"order_id": "#W0008", **address})[0] == "rule_violation"
     assert fail(registry, "update_shipping_address", {"order_id": "#W9999", **address})[0] == "not_found"
-    assert fail(registry, "update_shipping_address", {"order_id": "#W0001", **address, "zip_code": "7870"})[0] == \
-        "invalid_arguments"
-    assert fail(registry, "update_shipping_address", {"order_id": "#W0001", **address, "state": "Texas"})[0] == \
-        "invalid_arguments"
-    assert fail(registry, "update_shipping_address", {"order_id": "#W0001", **address, "zip_code": 78701})[0] == \
-        "invalid_arguments"
+    assert (
+        fail(registry, "update_shipping_address", {"order_id": "#W0001", **address, "zip_code": "7870"})[0]
+        == "invalid_arguments"
+    )
+    assert (
+        fail(registry, "update_shipping_address", {"order_id": "#W0001", **address, "state": "Texas"})[0]
+        == "invalid_arguments"
+    )
+    assert (
+        fail(registry, "update_shipping_address", {"order_id": "#W0001", **address, "zip_code": 78701})[0]
+        == "invalid_arguments"
+    )
 
 
 # ----------------------------------------------------------------------------- hand-off
 
 
 def test_transfer_to_human(registry: ToolRegistry, kit: RetailToolkit) -> None:
-    result: ToolResult = registry.call("transfer_to_human", {"reason": "complaint", "summary": "Angry about #W0003.",
-                                                             "subject_id": "C0001"})
+    result: ToolResult = registry.call(
+        "transfer_to_human", {"reason": "complaint", "summary": "Angry about #W0003.", "subject_id": "C0001"}
+    )
     assert result.ok and result.ends_episode and result.flags.escalation
     assert json.loads(result.content)["status"] == "transferred"
     assert [h.reason for h in kit.handoffs.values()] == ["complaint"]
@@ -536,9 +594,11 @@ def test_summary_wording_does_not_change_the_state(small_base: World) -> None:
 
 
 def test_state_does_not_depend_on_the_order_of_independent_actions(small_base: World) -> None:
-    calls = [("refund_order", {"order_id": "#W0004", "reason": "damaged"}),
-             ("refund_order", {"order_id": "#W0009", "reason": "order_cancelled"}),
-             ("cancel_order", {"order_id": "#W0001", "reason": "other"})]
+    calls = [
+        ("refund_order", {"order_id": "#W0004", "reason": "damaged"}),
+        ("refund_order", {"order_id": "#W0009", "reason": "order_cancelled"}),
+        ("cancel_order", {"order_id": "#W0001", "reason": "other"}),
+    ]
     hashes = set()
     for sequence in (calls, calls[::-1]):
         world = small_base.fork()
@@ -569,13 +629,19 @@ def test_invariants_hold_after_many_operations(default_base: World) -> None:
             call("create_return", {"order_id": o.id, "items": [{"product_id": first}], "reason": "other"})
             siblings = kit.products.lookup("family", product(kit, last).family)
             sibling = max((p for p in siblings if p.id != last), key=lambda p: p.stock)
-            call("exchange_item", {"order_id": o.id, "product_id": last, "new_product_id": sibling.id,
-                                   "reason": "color"})
+            call(
+                "exchange_item", {"order_id": o.id, "product_id": last, "new_product_id": sibling.id, "reason": "color"}
+            )
             call("refund_items", {"order_id": o.id, "items": [{"product_id": first}], "reason": "returned"})
             call("refund_order", {"order_id": o.id, "reason": "goodwill"})
         call("refund_order", {"order_id": o.id, "reason": "other"})  # mostly refused
-    assert min(succeeded.get(name, 0) for name in ("cancel_order", "create_return", "exchange_item", "refund_items",
-                                                    "refund_order")) >= 20, succeeded
+    assert (
+        min(
+            succeeded.get(name, 0)
+            for name in ("cancel_order", "create_return", "exchange_item", "refund_items", "refund_order")
+        )
+        >= 20
+    ), succeeded
     assert world.state_hash() != base_hash
     assert kit.check_invariants() == []
     world.reset()

@@ -50,13 +50,17 @@ def test_a_template_that_rewrites_earlier_turns_is_refused() -> None:
     class Rewriting:
         eos_token = "<E>"
 
-        def apply_chat_template(self, messages: Any, tools: Any = None, add_generation_prompt: bool = False,
-                                tokenize: bool = False) -> str:
+        def apply_chat_template(
+            self, messages: Any, tools: Any = None, add_generation_prompt: bool = False, tokenize: bool = False
+        ) -> str:
             n = len(messages)  # every message is rendered with the conversation's length: not prefix-preserving
             return "".join(f"[{n}]{m['content']}<E>" for m in messages) + ("<A>" if add_generation_prompt else "")
 
-    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                {"role": "user", "content": "c"}]
+    messages = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
     with pytest.raises(TemplateError, match="prefix-preserving"):
         environment_text(Rewriting(), messages, None, assistant_index=1, ended=True)
 

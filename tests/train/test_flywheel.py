@@ -34,7 +34,10 @@ def test_bad_input_exits_2_before_training(tmp_path: Path, args: list[str], mess
     pytest.importorskip("trl", reason="without the train extra the command stops earlier, naming it")
     result = subprocess.run(
         [*CLI, "train", "flywheel", "--out", str(tmp_path / "fw"), *args],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -56,11 +59,29 @@ def test_a_small_flywheel_runs_every_stage(tmp_path: Path) -> None:
         result = CliRunner().invoke(
             app,
             [
-                "train", "flywheel", "--out", str(out),
-                "--scenario", "MedicalSupplyPanicCaller", "--scenario", "MedicalSupplyVentilatorFailure",
-                "--holdout", "MedicalSupplyOxygenRefill",
-                "--episodes", "4", "--eval-seeds", "1", "--sft-epochs", "4",
-                "--grpo-steps", "1", "--num-generations", "2", "--groups-per-step", "1", "--json",
+                "train",
+                "flywheel",
+                "--out",
+                str(out),
+                "--scenario",
+                "MedicalSupplyPanicCaller",
+                "--scenario",
+                "MedicalSupplyVentilatorFailure",
+                "--holdout",
+                "MedicalSupplyOxygenRefill",
+                "--episodes",
+                "4",
+                "--eval-seeds",
+                "1",
+                "--sft-epochs",
+                "4",
+                "--grpo-steps",
+                "1",
+                "--num-generations",
+                "2",
+                "--groups-per-step",
+                "1",
+                "--json",
             ],
         )
     finally:

@@ -11,8 +11,10 @@ from envsim.train.prompts import KEY_FIELD, episode_key, prompt_dataset, prompt_
 def test_rows_are_the_environment_opening_with_the_episode_named() -> None:
     rows = prompt_rows(["RetailCancelPendingOrder", "MedicalSupplyPanicCaller"], seeds=[5, 6])
     assert [(r["scenario_id"], r["seed"]) for r in rows] == [
-        ("RetailCancelPendingOrder", 5), ("RetailCancelPendingOrder", 6),
-        ("MedicalSupplyPanicCaller", 5), ("MedicalSupplyPanicCaller", 6),
+        ("RetailCancelPendingOrder", 5),
+        ("RetailCancelPendingOrder", 6),
+        ("MedicalSupplyPanicCaller", 5),
+        ("MedicalSupplyPanicCaller", 6),
     ]
     for row in rows:
         assert episode_key(row["prompt"]) == EpisodeKey(row["scenario_id"], row["seed"])

@@ -35,12 +35,58 @@ from tools_mock.banking.models import (
 )
 
 _FIRST = (
-    "Ada", "Ben", "Carla", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kira", "Luis", "Maya",
-    "Noah", "Olga", "Priya", "Quentin", "Rosa", "Sam", "Tara", "Umar", "Vera", "Wei", "Xena", "Yusuf", "Zoe",
+    "Ada",
+    "Ben",
+    "Carla",
+    "Dmitri",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jamal",
+    "Kira",
+    "Luis",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wei",
+    "Xena",
+    "Yusuf",
+    "Zoe",
 )
 _LAST = (
-    "Adams", "Baker", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Haddad", "Ito", "Johnson", "Kim", "Lopez",
-    "Martin", "Nguyen", "Okafor", "Patel", "Quinn", "Rossi", "Smith", "Tanaka", "Usman", "Varga", "Weber", "Young",
+    "Adams",
+    "Baker",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Johnson",
+    "Kim",
+    "Lopez",
+    "Martin",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Quinn",
+    "Rossi",
+    "Smith",
+    "Tanaka",
+    "Usman",
+    "Varga",
+    "Weber",
+    "Young",
 )
 _AREA = ("212", "303", "312", "415", "503", "617", "702", "808", "919")
 
@@ -104,8 +150,12 @@ def generate(seed: int, n_customers: int) -> BankingState:
             balance = rng.randint(5_000, 800_000) if kind == "checking" else rng.randint(10_000, 2_500_000)
             network: CardNetwork = "visa" if rng.random() < 0.6 else "mastercard"
             card = Card(
-                id=card_id, account_id=account_id, customer_id=customer_id, last4=f"{rng.randint(0, 9999):04d}",
-                network=network, expires=f"{rng.randint(1, 12):02d}/{rng.randint(27, 31)}",
+                id=card_id,
+                account_id=account_id,
+                customer_id=customer_id,
+                last4=f"{rng.randint(0, 9999):04d}",
+                network=network,
+                expires=f"{rng.randint(1, 12):02d}/{rng.randint(27, 31)}",
             )
             if card_index % FROZEN_EVERY == FROZEN_FROM:
                 card = card.model_copy(update={"status": "frozen"})
@@ -128,8 +178,14 @@ def generate(seed: int, n_customers: int) -> BankingState:
                 status: TransactionStatus = "pending" if int(ts[8:10]) >= PENDING_FROM_DAY else "posted"
                 txn_id = f"TX{len(transactions) + 1:06d}"
                 txn = Transaction(
-                    id=txn_id, card_id=card_id, account_id=account_id, merchant=merchant, category=category,
-                    amount_cents=amount, timestamp=ts, status=status,
+                    id=txn_id,
+                    card_id=card_id,
+                    account_id=account_id,
+                    merchant=merchant,
+                    category=category,
+                    amount_cents=amount,
+                    timestamp=ts,
+                    status=status,
                 )
                 transactions[txn_id] = txn
                 card_txns.append(txn)
@@ -139,16 +195,27 @@ def generate(seed: int, n_customers: int) -> BankingState:
                 transactions[txn.id] = txn.model_copy(update={"status": "disputed"})
                 dispute_id = dispute_id_for(txn.id)
                 disputes[dispute_id] = Dispute(
-                    id=dispute_id, transaction_id=txn.id, card_id=card_id, account_id=account_id,
-                    reason="unauthorized", amount_cents=txn.amount_cents, provisional_credit_cents=txn.amount_cents,
+                    id=dispute_id,
+                    transaction_id=txn.id,
+                    card_id=card_id,
+                    account_id=account_id,
+                    reason="unauthorized",
+                    amount_cents=txn.amount_cents,
+                    provisional_credit_cents=txn.amount_cents,
                 )
             elif eligible and card_index % REVERSED_EVERY == REVERSED_FROM:
                 txn = eligible[-1]
                 transactions[txn.id] = txn.model_copy(update={"status": "reversed"})
             accounts[account_id] = Account(id=account_id, customer_id=customer_id, kind=kind, balance_cents=balance)
     return BankingState(
-        customers=customers, accounts=accounts, cards=cards, transactions=transactions, fraud_cases=fraud_cases,
-        disputes=disputes, replacement_cards={}, handoffs={},
+        customers=customers,
+        accounts=accounts,
+        cards=cards,
+        transactions=transactions,
+        fraud_cases=fraud_cases,
+        disputes=disputes,
+        replacement_cards={},
+        handoffs={},
     )
 
 

@@ -252,7 +252,10 @@ class BankingToolkit(HumanHandoff, Toolkit):
                     raise RuleViolation(f"transaction(s) {', '.join(already)} are already in open fraud case {case.id}")
         case_id = _next_id(self.fraud_cases, "FC", 4)
         case = FraudCase(
-            id=case_id, customer_id=card.customer_id, card_id=card_id, kind="unauthorized_activity",
+            id=case_id,
+            customer_id=card.customer_id,
+            card_id=card_id,
+            kind="unauthorized_activity",
             transaction_ids=ids,
         )
         self.fraud_cases.put(case_id, case)
@@ -278,17 +281,29 @@ class BankingToolkit(HumanHandoff, Toolkit):
             raise RuleViolation(f"transaction {transaction_id!r} is a refund or credit, not a charge")
         account = self.accounts.require(txn.account_id, "account")
         credit = txn.amount_cents if reason == "unauthorized" else 0
-        self.disputes.put(dispute_id, Dispute(
-            id=dispute_id, transaction_id=transaction_id, card_id=txn.card_id, account_id=txn.account_id,
-            reason=reason, amount_cents=txn.amount_cents, provisional_credit_cents=credit,
-        ))
+        self.disputes.put(
+            dispute_id,
+            Dispute(
+                id=dispute_id,
+                transaction_id=transaction_id,
+                card_id=txn.card_id,
+                account_id=txn.account_id,
+                reason=reason,
+                amount_cents=txn.amount_cents,
+                provisional_credit_cents=credit,
+            ),
+        )
         self.transactions.put(transaction_id, txn.model_copy(update={"status": "disputed"}))
         balance = account.balance_cents + credit
         if credit:
             self.accounts.put(account.id, account.model_copy(update={"balance_cents": balance}))
         return {
-            "dispute_id": dispute_id, "transaction_id": transaction_id, "status": "open",
-            "amount_cents": txn.amount_cents, "provisional_credit_cents": credit, "balance_cents": balance,
+            "dispute_id": dispute_id,
+            "transaction_id": transaction_id,
+            "status": "open",
+            "amount_cents": txn.amount_cents,
+            "provisional_credit_cents": credit,
+            "balance_cents": balance,
         }
 
     @tool(write=True)
@@ -322,13 +337,17 @@ class BankingToolkit(HumanHandoff, Toolkit):
         for dispute in self.disputes.values():
             per_txn[dispute.transaction_id] += 1
             if not 0 <= dispute.provisional_credit_cents <= dispute.amount_cents:
-                out.append(f"dispute {dispute.id} credits {dispute.provisional_credit_cents} cents "
-                           f"for {dispute.amount_cents} cents disputed")
+                out.append(
+                    f"dispute {dispute.id} credits {dispute.provisional_credit_cents} cents "
+                    f"for {dispute.amount_cents} cents disputed"
+                )
             txn = self.transactions.get(dispute.transaction_id)
             if txn is None:
                 out.append(f"dispute {dispute.id} is about missing transaction {dispute.transaction_id}")
             elif dispute.amount_cents > txn.amount_cents:
-                out.append(f"dispute {dispute.id} disputes {dispute.amount_cents} cents of a "
-                           f"{txn.amount_cents}-cent transaction {txn.id}")
+                out.append(
+                    f"dispute {dispute.id} disputes {dispute.amount_cents} cents of a "
+                    f"{txn.amount_cents}-cent transaction {txn.id}"
+                )
         out.extend(f"transaction {txn_id} is disputed {n} times" for txn_id, n in per_txn.items() if n > 1)
         return out

@@ -76,41 +76,155 @@ CONSUMABLE_ITEMS = frozenset({3, 4, 7, 8, 10, 16, 18, 19})  # 1-based catalogue 
 
 # id, name, status, coverage percent per category
 PLANS: tuple[tuple[str, str, str, dict[ItemCategory, int]], ...] = (
-    ("INS-01", "Medicare Part B", "active",
-     {"oxygen": 80, "sleep_apnea": 80, "respiratory": 80, "mobility": 80, "diabetes": 80}),
-    ("INS-02", "BlueShield PPO Gold", "active",
-     {"oxygen": 90, "sleep_apnea": 90, "respiratory": 90, "mobility": 90, "diabetes": 90, "monitoring": 90}),
+    (
+        "INS-01",
+        "Medicare Part B",
+        "active",
+        {"oxygen": 80, "sleep_apnea": 80, "respiratory": 80, "mobility": 80, "diabetes": 80},
+    ),
+    (
+        "INS-02",
+        "BlueShield PPO Gold",
+        "active",
+        {"oxygen": 90, "sleep_apnea": 90, "respiratory": 90, "mobility": 90, "diabetes": 90, "monitoring": 90},
+    ),
     ("INS-03", "Aetna HMO Silver", "active", {"oxygen": 70, "sleep_apnea": 70, "respiratory": 70, "diabetes": 70}),
     ("INS-04", "UnitedCare Basic", "active", {"oxygen": 50, "diabetes": 50}),
-    ("INS-05", "State Medicaid", "active",
-     {"oxygen": 100, "respiratory": 100, "mobility": 100, "diabetes": 100, "sleep_apnea": 100}),
+    (
+        "INS-05",
+        "State Medicaid",
+        "active",
+        {"oxygen": 100, "respiratory": 100, "mobility": 100, "diabetes": 100, "sleep_apnea": 100},
+    ),
     ("INS-06", "Cigna Bronze", "terminated", {"oxygen": 60, "diabetes": 60, "mobility": 60}),
 )
 
 FIRST_NAMES = (
-    "Margaret", "Harold", "Dorothy", "Walter", "Evelyn", "Frank", "Gloria", "Raymond", "Shirley", "Eugene",
-    "Barbara", "Arthur", "Patricia", "Howard", "Linda", "Gerald", "Carol", "Dennis", "Nancy", "Roger",
-    "Maria", "Jose", "Aisha", "Mohammed", "Mei", "Wei", "Priya", "Rahul", "Fatima", "Omar",
-    "Sofia", "Luis", "Grace", "Daniel", "Hannah", "Samuel", "Olivia", "Noah", "Chloe", "Ethan",
+    "Margaret",
+    "Harold",
+    "Dorothy",
+    "Walter",
+    "Evelyn",
+    "Frank",
+    "Gloria",
+    "Raymond",
+    "Shirley",
+    "Eugene",
+    "Barbara",
+    "Arthur",
+    "Patricia",
+    "Howard",
+    "Linda",
+    "Gerald",
+    "Carol",
+    "Dennis",
+    "Nancy",
+    "Roger",
+    "Maria",
+    "Jose",
+    "Aisha",
+    "Mohammed",
+    "Mei",
+    "Wei",
+    "Priya",
+    "Rahul",
+    "Fatima",
+    "Omar",
+    "Sofia",
+    "Luis",
+    "Grace",
+    "Daniel",
+    "Hannah",
+    "Samuel",
+    "Olivia",
+    "Noah",
+    "Chloe",
+    "Ethan",
 )
 LAST_NAMES = (
-    "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez",
-    "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee",
-    "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker",
-    "Young", "Allen", "King", "Wright", "Scott", "Nguyen", "Hill", "Flores", "Green", "Adams",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
 )
 STREETS = (
-    "Maple", "Oak", "Cedar", "Elm", "Pine", "Birch", "Willow", "Chestnut", "Lakeview", "Hillcrest",
-    "Sunset", "Riverside", "Park", "Washington", "Lincoln", "Jefferson", "Madison", "Franklin", "Highland", "Meadow",
+    "Maple",
+    "Oak",
+    "Cedar",
+    "Elm",
+    "Pine",
+    "Birch",
+    "Willow",
+    "Chestnut",
+    "Lakeview",
+    "Hillcrest",
+    "Sunset",
+    "Riverside",
+    "Park",
+    "Washington",
+    "Lincoln",
+    "Jefferson",
+    "Madison",
+    "Franklin",
+    "Highland",
+    "Meadow",
 )
 STREET_TYPES = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct")
 CITIES = (
-    ("Springfield", "IL", "627"), ("Columbus", "OH", "432"), ("Madison", "WI", "537"), ("Albany", "NY", "122"),
-    ("Salem", "OR", "973"), ("Austin", "TX", "787"), ("Raleigh", "NC", "276"), ("Boise", "ID", "837"),
+    ("Springfield", "IL", "627"),
+    ("Columbus", "OH", "432"),
+    ("Madison", "WI", "537"),
+    ("Albany", "NY", "122"),
+    ("Salem", "OR", "973"),
+    ("Austin", "TX", "787"),
+    ("Raleigh", "NC", "276"),
+    ("Boise", "ID", "837"),
 )
 PRESCRIBERS = (
-    "Dr. Anita Rao", "Dr. Michael Chen", "Dr. Susan Patel", "Dr. Robert Okafor", "Dr. Laura Becker",
-    "Dr. James Whitfield", "Dr. Elena Morales", "Dr. David Kim",
+    "Dr. Anita Rao",
+    "Dr. Michael Chen",
+    "Dr. Susan Patel",
+    "Dr. Robert Okafor",
+    "Dr. Laura Becker",
+    "Dr. James Whitfield",
+    "Dr. Elena Morales",
+    "Dr. David Kim",
 )
 
 
@@ -161,14 +275,20 @@ class _Builder:
             if i == out_of_stock:
                 self.out_of_stock = item_id
             self.catalogue[item_id] = EquipmentItem(
-                id=item_id, name=name, category=category, unit_price_cents=price, stock=stock,
+                id=item_id,
+                name=name,
+                category=category,
+                unit_price_cents=price,
+                stock=stock,
                 life_support=life_support,
             )
 
     def _plans(self) -> None:
         for plan_id, name, status, coverage in PLANS:
             self.plans[plan_id] = InsurancePlan(
-                id=plan_id, name=name, status="active" if status == "active" else "terminated",
+                id=plan_id,
+                name=name,
+                status="active" if status == "active" else "terminated",
                 coverage_percent=dict(coverage),
             )
 
@@ -195,8 +315,10 @@ class _Builder:
         for i in range(self.n_patients):
             patient_id = f"PT-{i + 1:04d}"
             city, state, zip3 = rng.choice(CITIES)
-            address = (f"{rng.randint(1, 9899)} {rng.choice(STREETS)} {rng.choice(STREET_TYPES)}, "
-                       f"{city}, {state} {zip3}{rng.randint(0, 99):02d}")
+            address = (
+                f"{rng.randint(1, 9899)} {rng.choice(STREETS)} {rng.choice(STREET_TYPES)}, "
+                f"{city}, {state} {zip3}{rng.randint(0, 99):02d}"
+            )
             born = date(1930, 1, 1) + timedelta(days=rng.randrange(365 * 75))
             plan: str | None
             if i == 0:
@@ -259,8 +381,14 @@ class _Builder:
             expires = self.today + timedelta(days=rng.randint(30, 365))
         quantity = rng.randint(1, 3) if int(item_id[3:]) in CONSUMABLE_ITEMS else 1
         rx = Prescription(
-            id=rx_id, patient_id=patient_id, item_id=item_id, quantity=quantity, refills_left=refills,
-            expires_on=_day(expires), status=status, prescriber=rng.choice(PRESCRIBERS),
+            id=rx_id,
+            patient_id=patient_id,
+            item_id=item_id,
+            quantity=quantity,
+            refills_left=refills,
+            expires_on=_day(expires),
+            status=status,
+            prescriber=rng.choice(PRESCRIBERS),
         )
         self.prescriptions[rx_id] = rx
         return rx
@@ -283,8 +411,15 @@ class _Builder:
         elif status == "delivered":
             delivered_on = _day(self.today - timedelta(days=rng.randint(3, 120)))
         self.orders[order_id] = EquipmentOrder(
-            id=order_id, patient_id=rx.patient_id, prescription_id=rx.id, item_id=rx.item_id,
-            quantity=rx.quantity, status=status, copay_cents=copay, slot_id=slot_id, delivered_on=delivered_on,
+            id=order_id,
+            patient_id=rx.patient_id,
+            prescription_id=rx.id,
+            item_id=rx.item_id,
+            quantity=rx.quantity,
+            status=status,
+            copay_cents=copay,
+            slot_id=slot_id,
+            delivered_on=delivered_on,
         )
 
     def _fill_slots(self) -> None:

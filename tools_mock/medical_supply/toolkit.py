@@ -119,8 +119,10 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         if not found:
             raise RecordNotFound(f"no patient with phone {phone!r}")
         if len(found) > 1:
-            raise RuleViolation(f"{len(found)} patients share phone {phone!r}; "
-                                "ask for the patient's full name and date of birth and use find_patient")
+            raise RuleViolation(
+                f"{len(found)} patients share phone {phone!r}; "
+                "ask for the patient's full name and date of birth and use find_patient"
+            )
         return found[0]
 
     @tool()
@@ -210,9 +212,15 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         else:
             reason = f"{plan.name} covers {percent}% of {item.category} items"
         return Eligibility(
-            patient_id=patient_id, item_id=item_id, quantity=quantity, insurance_plan_id=patient.insurance_plan_id,
-            covered=percent > 0, coverage_percent=percent, total_price_cents=item.unit_price_cents * quantity,
-            copay_cents=copay, reason=reason,
+            patient_id=patient_id,
+            item_id=item_id,
+            quantity=quantity,
+            insurance_plan_id=patient.insurance_plan_id,
+            covered=percent > 0,
+            coverage_percent=percent,
+            total_price_cents=item.unit_price_cents * quantity,
+            copay_cents=copay,
+            reason=reason,
         )
 
     # -- orders ---------------------------------------------------------------------------
@@ -251,20 +259,21 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         if rx.status != "active":
             raise RuleViolation(f"prescription {prescription_id} is {rx.status}; the patient needs a new prescription")
         if rx.expires_on < TODAY:
-            raise RuleViolation(f"prescription {prescription_id} expired on {rx.expires_on}; "
-                                "the patient needs a new prescription")
+            raise RuleViolation(
+                f"prescription {prescription_id} expired on {rx.expires_on}; the patient needs a new prescription"
+            )
         if rx.refills_left < 1:
-            raise RuleViolation(f"prescription {prescription_id} has no refills left; "
-                                "the prescriber must renew it")
+            raise RuleViolation(f"prescription {prescription_id} has no refills left; the prescriber must renew it")
         previous = self.equipment_orders.lookup("prescription_id", prescription_id)
         for other in previous:
             if other.status in OPEN_ORDER_STATUSES:
-                raise RuleViolation(f"prescription {prescription_id} already has open order {other.id} "
-                                    f"({other.status}); schedule or cancel that order instead")
+                raise RuleViolation(
+                    f"prescription {prescription_id} already has open order {other.id} "
+                    f"({other.status}); schedule or cancel that order instead"
+                )
         item = self.catalogue.require(rx.item_id, "catalogue item")
         if item.stock < rx.quantity:
-            raise RuleViolation(f"{item.name} ({item.id}) is out of stock: {item.stock} left, "
-                                f"{rx.quantity} needed")
+            raise RuleViolation(f"{item.name} ({item.id}) is out of stock: {item.stock} left, {rx.quantity} needed")
         _, copay = copay_for(item, rx.quantity, self._plan_of(patient))
         fill = len(previous) + 1
         order_id = order_id_for(prescription_id, fill)
@@ -272,8 +281,13 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
             fill += 1
             order_id = order_id_for(prescription_id, fill)
         order = EquipmentOrder(
-            id=order_id, patient_id=patient_id, prescription_id=prescription_id, item_id=item.id,
-            quantity=rx.quantity, status="pending", copay_cents=copay,
+            id=order_id,
+            patient_id=patient_id,
+            prescription_id=prescription_id,
+            item_id=item.id,
+            quantity=rx.quantity,
+            status="pending",
+            copay_cents=copay,
         )
         self.equipment_orders.put(order_id, order)
         self.catalogue.put(item.id, item.model_copy(update={"stock": item.stock - rx.quantity}))
@@ -328,8 +342,9 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         """
         order = self._order(order_id)
         if order.status == "delivered":
-            raise RuleViolation(f"order {order_id} was delivered on {order.delivered_on}; "
-                                "a delivered order cannot be cancelled")
+            raise RuleViolation(
+                f"order {order_id} was delivered on {order.delivered_on}; a delivered order cannot be cancelled"
+            )
         if order.status == "cancelled":
             raise RuleViolation(f"order {order_id} is already cancelled")
         item = self.catalogue.get(order.item_id)
@@ -366,14 +381,19 @@ class MedicalSupplyToolkit(HumanHandoff, Toolkit):
         patient = self._patient(patient_id)
         dispatch_id = next_id(self.dispatches, "DP-", 4)
         dispatch = Dispatch(
-            id=dispatch_id, patient_id=patient_id, emergency=emergency, address=patient.address,
+            id=dispatch_id,
+            patient_id=patient_id,
+            emergency=emergency,
+            address=patient.address,
             address_confirmed=address_confirmed,
         )
         self.dispatches.put(dispatch_id, dispatch)
         instructions = "Stay on the line with the caller until responders arrive."
         if not address_confirmed:
-            instructions = ("The address on record was not confirmed: responders will call the patient's phone "
-                            f"({patient.phone}) on the way. " + instructions)
+            instructions = (
+                "The address on record was not confirmed: responders will call the patient's phone "
+                f"({patient.phone}) on the way. " + instructions
+            )
         return DispatchConfirmation(dispatch=dispatch, status="dispatched", details=details, instructions=instructions)
 
     # -- invariants -----------------------------------------------------------------------

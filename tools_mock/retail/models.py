@@ -21,12 +21,23 @@ OrderStatus = Literal["pending", "processing", "shipped", "delivered", "cancelle
 PaymentStatus = Literal["authorized", "captured", "voided"]
 PaymentMethod = Literal["credit_card", "paypal", "gift_card"]
 Membership = Literal["regular", "silver", "gold"]
-CancelReason = Literal["no_longer_needed", "ordered_by_mistake", "found_better_price", "shipping_too_slow",
-                       "duplicate_order", "other"]
-RefundReason = Literal["damaged", "defective", "wrong_item", "not_as_described", "late_delivery", "order_cancelled",
-                       "returned", "goodwill", "other"]
-ReturnReason = Literal["damaged", "defective", "wrong_item", "not_as_described", "size_or_fit", "no_longer_needed",
-                       "other"]
+CancelReason = Literal[
+    "no_longer_needed", "ordered_by_mistake", "found_better_price", "shipping_too_slow", "duplicate_order", "other"
+]
+RefundReason = Literal[
+    "damaged",
+    "defective",
+    "wrong_item",
+    "not_as_described",
+    "late_delivery",
+    "order_cancelled",
+    "returned",
+    "goodwill",
+    "other",
+]
+ReturnReason = Literal[
+    "damaged", "defective", "wrong_item", "not_as_described", "size_or_fit", "no_longer_needed", "other"
+]
 ExchangeReason = Literal["size_or_fit", "color", "defective", "damaged", "other"]
 ReturnStatus = Literal["requested", "received"]
 ExchangeStatus = Literal["requested", "shipped"]

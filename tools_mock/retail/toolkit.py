@@ -199,20 +199,26 @@ class RetailToolkit(HumanHandoff, Toolkit):
         for item in items:
             pid = item.product_id.strip().upper()
             if pid not in lines:
-                raise RuleViolation(f"product {pid!r} is not an item of order {order.id}; "
-                                    f"its items are {', '.join(line.product_id for line in order.items)}")
+                raise RuleViolation(
+                    f"product {pid!r} is not an item of order {order.id}; "
+                    f"its items are {', '.join(line.product_id for line in order.items)}"
+                )
             wanted[pid] = wanted.get(pid, 0) + item.quantity
         return wanted
 
     def _captured_payment(self, order: Order) -> Payment:
         """The payment of an order that may be refunded (delivered, or cancelled after capture)."""
         if order.status not in ("delivered", "cancelled"):
-            raise RuleViolation(f"order {order.id} is {order.status}; only delivered orders, or cancelled orders "
-                                "whose payment was captured, can be refunded")
+            raise RuleViolation(
+                f"order {order.id} is {order.status}; only delivered orders, or cancelled orders "
+                "whose payment was captured, can be refunded"
+            )
         payment = self.payments.require(order.payment_id, "payment")
         if payment.status != "captured":
-            raise RuleViolation(f"order {order.id} is {order.status} and its payment was {payment.status}, "
-                                "never captured: there is nothing to refund")
+            raise RuleViolation(
+                f"order {order.id} is {order.status} and its payment was {payment.status}, "
+                "never captured: there is nothing to refund"
+            )
         return payment
 
     def _refund(self, order: Order, payment: Payment, wanted: dict[str, int], reason: RefundReason) -> RefundResult:
@@ -227,20 +233,31 @@ class RetailToolkit(HumanHandoff, Toolkit):
                 if quantity > left:
                     raise RuleViolation(
                         f"only {left} unit(s) of {pid} in order {order.id} can still be refunded "
-                        f"(bought {line.quantity}, refunded {done.get(pid, 0)}, exchanged {exchanged.get(pid, 0)})")
+                        f"(bought {line.quantity}, refunded {done.get(pid, 0)}, exchanged {exchanged.get(pid, 0)})"
+                    )
                 amount += quantity * line.unit_price_cents
         total = order.refunded_cents + amount
         if total > payment.amount_cents:  # cannot happen while the invariants hold; never pay back more anyway
-            raise RuleViolation(f"refunding {amount} cents would exceed the {payment.amount_cents} cents captured "
-                                f"for order {order.id}")
+            raise RuleViolation(
+                f"refunding {amount} cents would exceed the {payment.amount_cents} cents captured for order {order.id}"
+            )
         refund_id = self._next_id(self.refunds, "RF", order.id)
-        refund = Refund(id=refund_id, order_id=order.id, payment_id=payment.id, amount_cents=amount, reason=reason,
-                        items=_in_line_order(order, wanted))
+        refund = Refund(
+            id=refund_id,
+            order_id=order.id,
+            payment_id=payment.id,
+            amount_cents=amount,
+            reason=reason,
+            items=_in_line_order(order, wanted),
+        )
         self.refunds.put(refund_id, refund)
-        self.orders.put(order.id, order.model_copy(update={"refunded_units": _in_line_order(order, done, wanted),
-                                                           "refunded_cents": total}))
-        return RefundResult(refund=refund, order_refunded_cents=total,
-                            refundable_left_cents=payment.amount_cents - total)
+        self.orders.put(
+            order.id,
+            order.model_copy(update={"refunded_units": _in_line_order(order, done, wanted), "refunded_cents": total}),
+        )
+        return RefundResult(
+            refund=refund, order_refunded_cents=total, refundable_left_cents=payment.amount_cents - total
+        )
 
     # ----------------------------------------------------------------------------- read tools
 
@@ -302,9 +319,17 @@ class RetailToolkit(HumanHandoff, Toolkit):
         cid = customer_id.strip().upper()
         self.customers.require(cid, "customer")
         orders = sorted(self.orders.lookup("customer_id", cid), key=lambda o: (o.placed_on, o.id))
-        return [OrderSummary(order_id=o.id, status=o.status, placed_on=o.placed_on, total_cents=o.total_cents,
-                             item_count=sum(line.quantity for line in o.items))
-                for o in orders if status is None or o.status == status]
+        return [
+            OrderSummary(
+                order_id=o.id,
+                status=o.status,
+                placed_on=o.placed_on,
+                total_cents=o.total_cents,
+                item_count=sum(line.quantity for line in o.items),
+            )
+            for o in orders
+            if status is None or o.status == status
+        ]
 
     @tool()
     def get_order(self, order_id: str) -> OrderDetails:
@@ -314,10 +339,13 @@ class RetailToolkit(HumanHandoff, Toolkit):
             order_id: The order's id, e.g. "#W0042".
         """
         order = self._order(order_id)
-        return OrderDetails(order=order, payment=self.payments.get(order.payment_id),
-                            refunds=self.refunds.lookup("order_id", order.id),
-                            returns=self.returns.lookup("order_id", order.id),
-                            exchanges=self.exchanges.lookup("order_id", order.id))
+        return OrderDetails(
+            order=order,
+            payment=self.payments.get(order.payment_id),
+            refunds=self.refunds.lookup("order_id", order.id),
+            returns=self.returns.lookup("order_id", order.id),
+            exchanges=self.exchanges.lookup("order_id", order.id),
+        )
 
     @tool()
     def get_product(self, product_id: str) -> Product:
@@ -352,8 +380,10 @@ class RetailToolkit(HumanHandoff, Toolkit):
         if order.status == "cancelled":
             raise RuleViolation(f"order {order.id} is already cancelled")
         if order.status not in ("pending", "processing"):
-            raise RuleViolation(f"order {order.id} is {order.status} and can no longer be cancelled; "
-                                "once delivered, the customer can return it")
+            raise RuleViolation(
+                f"order {order.id} is {order.status} and can no longer be cancelled; "
+                "once delivered, the customer can return it"
+            )
         for line in order.items:
             product = self.products.get(line.product_id)
             if product is not None:
@@ -378,8 +408,11 @@ class RetailToolkit(HumanHandoff, Toolkit):
         order = self._order(order_id)
         payment = self._captured_payment(order)
         done, exchanged = order.refunded_units, order.exchanged_units
-        wanted = {line.product_id: left for line in order.items
-                  if (left := line.quantity - exchanged.get(line.product_id, 0) - done.get(line.product_id, 0)) > 0}
+        wanted = {
+            line.product_id: left
+            for line in order.items
+            if (left := line.quantity - exchanged.get(line.product_id, 0) - done.get(line.product_id, 0)) > 0
+        }
         if not wanted:
             note = " (exchanged units cannot be refunded)" if exchanged else ""
             raise RuleViolation(f"order {order.id} is {order.status} and already fully refunded{note}")
@@ -420,7 +453,8 @@ class RetailToolkit(HumanHandoff, Toolkit):
             if quantity > left:
                 raise RuleViolation(
                     f"only {left} unit(s) of {pid} in order {order.id} can still be returned "
-                    f"(bought {line.quantity}, returned {done.get(pid, 0)}, exchanged {exchanged.get(pid, 0)})")
+                    f"(bought {line.quantity}, returned {done.get(pid, 0)}, exchanged {exchanged.get(pid, 0)})"
+                )
         return_id = self._next_id(self.returns, "R", order.id)
         request = ReturnRequest(id=return_id, order_id=order.id, items=_in_line_order(order, wanted), reason=reason)
         self.returns.put(return_id, request)
@@ -428,8 +462,9 @@ class RetailToolkit(HumanHandoff, Toolkit):
         return request
 
     @tool(write=True)
-    def exchange_item(self, order_id: str, product_id: str, new_product_id: str, reason: ExchangeReason,
-                      quantity: int = 1) -> Exchange:
+    def exchange_item(
+        self, order_id: str, product_id: str, new_product_id: str, reason: ExchangeReason, quantity: int = 1
+    ) -> Exchange:
         """Exchange units of a delivered order for another variant (colour, size) of the same product, if in stock.
 
         Args:
@@ -447,36 +482,46 @@ class RetailToolkit(HumanHandoff, Toolkit):
         pid, new_pid = product_id.strip().upper(), new_product_id.strip().upper()
         line = next((line for line in order.items if line.product_id == pid), None)
         if line is None:
-            raise RuleViolation(f"product {pid!r} is not an item of order {order.id}; "
-                                f"its items are {', '.join(line.product_id for line in order.items)}")
+            raise RuleViolation(
+                f"product {pid!r} is not an item of order {order.id}; "
+                f"its items are {', '.join(line.product_id for line in order.items)}"
+            )
         old = self.products.require(pid, "product")
         new = self.products.require(new_pid, "product")
         if new.id == old.id:
             raise RuleViolation(f"{new.id} is the product already ordered; pick another variant")
         if new.family != old.family:
-            raise RuleViolation(f"{new.id} ({new.family}) is not a variant of {old.id} ({old.family}); "
-                                "exchanges are only for another variant of the same product")
-        exchanged, returned, refunded = (order.exchanged_units.get(pid, 0), order.returned_units.get(pid, 0),
-                                         order.refunded_units.get(pid, 0))
+            raise RuleViolation(
+                f"{new.id} ({new.family}) is not a variant of {old.id} ({old.family}); "
+                "exchanges are only for another variant of the same product"
+            )
+        exchanged, returned, refunded = (
+            order.exchanged_units.get(pid, 0),
+            order.returned_units.get(pid, 0),
+            order.refunded_units.get(pid, 0),
+        )
         left = line.quantity - exchanged - max(returned, refunded)
         if quantity > left:
             raise RuleViolation(
                 f"only {left} unit(s) of {pid} in order {order.id} can still be exchanged (bought {line.quantity}, "
-                f"exchanged {exchanged}, returned {returned}, refunded {refunded})")
+                f"exchanged {exchanged}, returned {returned}, refunded {refunded})"
+            )
         if new.stock < quantity:
             raise RuleViolation(f"{new.id} ({new.name}) has {new.stock} unit(s) in stock, {quantity} needed")
         self.products.put(new.id, new.model_copy(update={"stock": new.stock - quantity}))
         units = _in_line_order(order, order.exchanged_units, {pid: quantity})
         self.orders.put(order.id, order.model_copy(update={"exchanged_units": units}))
         exchange_id = self._next_id(self.exchanges, "X", order.id)
-        exchange = Exchange(id=exchange_id, order_id=order.id, product_id=pid, new_product_id=new.id,
-                            quantity=quantity, reason=reason)
+        exchange = Exchange(
+            id=exchange_id, order_id=order.id, product_id=pid, new_product_id=new.id, quantity=quantity, reason=reason
+        )
         self.exchanges.put(exchange_id, exchange)
         return exchange
 
     @tool(write=True)
-    def update_shipping_address(self, order_id: str, line1: str, city: str, state: str, zip_code: str,
-                                line2: str | None = None) -> Order:
+    def update_shipping_address(
+        self, order_id: str, line1: str, city: str, state: str, zip_code: str, line2: str | None = None
+    ) -> Order:
         """Change the shipping address of an order that has not shipped yet (pending or processing).
 
         Args:
@@ -491,8 +536,9 @@ class RetailToolkit(HumanHandoff, Toolkit):
         if order.status == "cancelled":
             raise RuleViolation(f"order {order.id} is cancelled; its shipping address can no longer be changed")
         if order.status not in ("pending", "processing"):
-            raise RuleViolation(f"order {order.id} is {order.status}; the shipping address can only be changed "
-                                "before the order ships")
+            raise RuleViolation(
+                f"order {order.id} is {order.status}; the shipping address can only be changed before the order ships"
+            )
         zip_match = _ZIP.match(zip_code.strip())
         if zip_match is None:
             raise InvalidArgument(f"zip_code {zip_code!r} is not a 5-digit ZIP code")
@@ -500,8 +546,13 @@ class RetailToolkit(HumanHandoff, Toolkit):
             raise InvalidArgument(f"state {state!r} is not a two-letter state code")
         if not line1.strip() or not city.strip():
             raise InvalidArgument("line1 and city must not be empty")
-        address = Address(line1=_words(line1), line2=(_words(line2) or None) if line2 else None, city=_words(city),
-                          state=state.strip().upper(), zip_code=zip_match.group(1))
+        address = Address(
+            line1=_words(line1),
+            line2=(_words(line2) or None) if line2 else None,
+            city=_words(city),
+            state=state.strip().upper(),
+            zip_code=zip_match.group(1),
+        )
         order = order.model_copy(update={"shipping_address": address})
         self.orders.put(order.id, order)
         return order
@@ -538,8 +589,9 @@ class RetailToolkit(HumanHandoff, Toolkit):
         for order in self.orders.values():
             out.extend(self._order_violations(order, refunded.pop(order.id, 0), units))
         out.extend(f"refunds of unknown order {oid}" for oid in refunded)
-        out.extend(f"{kind} units of {pid} recorded for order {oid}, which has no such item"
-                   for kind, oid, pid in units)
+        out.extend(
+            f"{kind} units of {pid} recorded for order {oid}, which has no such item" for kind, oid, pid in units
+        )
         return out
 
     def _order_violations(self, order: Order, refunded: int, units: dict[tuple[str, str, str], int]) -> list[str]:
@@ -570,8 +622,11 @@ class RetailToolkit(HumanHandoff, Toolkit):
         by_units = sum(prices.get(pid, 0) * n for pid, n in order.refunded_units.items())
         if by_units != order.refunded_cents:
             out.append(f"order {oid} refunded units are worth {by_units} cents, not {order.refunded_cents}")
-        for kind, counts in (("refunded", order.refunded_units), ("returned", order.returned_units),
-                             ("exchanged", order.exchanged_units)):
+        for kind, counts in (
+            ("refunded", order.refunded_units),
+            ("returned", order.returned_units),
+            ("exchanged", order.exchanged_units),
+        ):
             for pid, n in counts.items():
                 if pid not in prices:
                     out.append(f"order {oid} has {kind} units of {pid}, which is not one of its items")
@@ -588,8 +643,9 @@ class RetailToolkit(HumanHandoff, Toolkit):
             if line.quantity <= 0:
                 out.append(f"order {oid} line {pid} has a quantity of {line.quantity}")
             if exchanged + kept > line.quantity:
-                out.append(f"order {oid} line {pid}: exchanged {exchanged} + returned/refunded {kept} "
-                           f"> bought {line.quantity}")
+                out.append(
+                    f"order {oid} line {pid}: exchanged {exchanged} + returned/refunded {kept} > bought {line.quantity}"
+                )
         return out
 
 
