@@ -44,8 +44,15 @@ from rich.console import Console
 from envsim.batch.cache import CallLog, ModelCalls
 from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
 from envsim.batch.runner import BatchRunner, RunStats
-from envsim.batch.session import RunSummary, _call_defaults, _summary, load_scenarios
-from envsim.batch.store import EpisodeRecord, RunStore, SessionInfo, now_iso
+from envsim.batch.session import (
+    RunSummary,
+    _close_session,
+    _open_session,
+    _pending_work,
+    _raise_fatal,
+    model_calls,
+)
+from envsim.batch.store import EpisodeRecord, RunStore
 from envsim.errors import EnvsimError
 from envsim.scenario import Scenario
 
@@ -68,15 +75,7 @@ def _ray() -> Any:
 def worker_calls(options: RunOptions) -> ModelCalls:
     """The model-call layer of one worker: the run's retry policy, replay from the run's records if asked."""
     log = CallLog(options.cache_dir) if options.cache == "replay" and options.cache_dir else None
-    return ModelCalls(
-        mode=options.cache if log is not None else "off",
-        log=log,
-        timeout=options.timeout,
-        max_retries=options.max_retries,
-        backoff=options.backoff,
-        max_backoff=options.max_backoff,
-        defaults=_call_defaults(options),
-    )
+    return model_calls(options, options.cache if log is not None else "off", log)
 
 
 class _Sink:
@@ -330,32 +329,14 @@ def run_with_ray(
         strangers = [spec.episode_id for spec in plan if spec.episode_id not in planned]
         if strangers:
             raise RayBackendError(f"{len(strangers)} episode(s) of the plan given are not in the run's plan")
-        base = manifest.sessions[-1].options if manifest.sessions else manifest.options
-        run_options = RunOptions.model_validate(
-            {**base.model_dump(), **(overrides or {}), "cache": base.cache, "cache_dir": base.cache_dir}
+        work = _pending_work(store, manifest, plan, overrides)
+        stats = RunStats(planned=len(plan), already=len(plan) - len(work.todo))
+        runner = RayRunner(
+            store, work.todo, work.scenarios, manifest.config, work.options, stats=stats, workers=workers
         )
-        for session in manifest.sessions:
-            if session.status == "running":
-                session.status = "killed"
-        repaired = store.repair()
-        scan = store.scan()
-        complete = scan.complete_ids()
-        todo = [spec for spec in plan if spec.episode_id not in complete]
-        scenarios = load_scenarios(manifest.scenarios, {spec.scenario_id for spec in todo})
-        stats = RunStats(planned=len(plan), already=len(plan) - len(todo))
-        runner = RayRunner(store, todo, scenarios, manifest.config, run_options, stats=stats, workers=workers)
-        session = SessionInfo(
-            started_at=now_iso(),
-            resumed=resumed,
-            options=run_options,
-            todo=len(todo),
-            torn_lines_repaired=len(repaired),
-        )
-        manifest.sessions.append(session)
-        manifest.counts = store.counts(scan, plan)
-        store.write_manifest(manifest)
+        session = _open_session(store, manifest, plan, work, resumed)
 
-        if todo and not ray.is_initialized():
+        if work.todo and not ray.is_initialized():
             ray.init(address=address, include_dashboard=False)
             own_cluster = True
 
@@ -365,26 +346,11 @@ def run_with_ray(
 
         asyncio.run(drive(runner))
 
-        scan = store.scan()
-        counts = store.counts(scan, plan)
-        session.finished_at = now_iso()
-        session.status = "failed" if runner.fatal else "interrupted" if runner.interrupted else "finished"
-        session.stored = stats.stored
-        session.outcomes = dict(sorted(stats.outcomes.items()))
-        session.wall_seconds = round(time.perf_counter() - started, 3)
-        session.error = str(runner.fatal) if runner.fatal else None
-        manifest.counts = counts
-        store.write_manifest(manifest)
-        parquet = store.write_parquet(scan)
-        summary = _summary(
-            store, list(plan), scan, counts.model_dump(), stats, cast(BatchRunner, runner), session, parquet, resumed
-        )
+        summary = _close_session(store, manifest, plan, session, cast(BatchRunner, runner), started, resumed)
     finally:
         store.close()
         if own_cluster:
             ray.shutdown()
-    if runner is not None and runner.fatal is not None:
-        if isinstance(runner.fatal, EnvsimError | OSError):
-            raise runner.fatal
-        raise EnvsimError(f"the run stopped: {type(runner.fatal).__name__}: {runner.fatal}") from runner.fatal
+    if runner is not None:
+        _raise_fatal(runner.fatal)
     return summary

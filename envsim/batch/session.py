@@ -27,6 +27,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from rich.console import Console
 
 from envsim.batch.cache import CallLog, ModelCalls
 from envsim.batch.plan import (
+    CacheMode,
     EpisodeSpec,
     GenerateConfig,
     RunOptions,
@@ -45,7 +47,7 @@ from envsim.batch.plan import (
 )
 from envsim.batch.progress import live_progress
 from envsim.batch.runner import BatchRunner, RunStats
-from envsim.batch.store import Manifest, RunStore, SessionInfo, StoreScan, now_iso
+from envsim.batch.store import BadLine, Manifest, RunStore, SessionInfo, StoreScan, now_iso
 from envsim.errors import EnvsimError, UnknownNameError
 from envsim.llm import litellm
 from envsim.scenario import Scenario
@@ -185,6 +187,19 @@ def _call_defaults(options: RunOptions) -> dict[str, Any]:
     return defaults
 
 
+def model_calls(options: RunOptions, mode: CacheMode, log: CallLog | None) -> ModelCalls:
+    """The model-call layer of a run with ``options``: its timeout, retry policy and call defaults."""
+    return ModelCalls(
+        mode=mode,
+        log=log,
+        timeout=options.timeout,
+        max_retries=options.max_retries,
+        backoff=options.backoff,
+        max_backoff=options.max_backoff,
+        defaults=_call_defaults(options),
+    )
+
+
 def _usage_totals(scan: StoreScan, planned: set[str]) -> Usage:
     total = Usage()
     for episode, record in scan.records.items():
@@ -213,54 +228,101 @@ def execute(
     try:
         manifest = store.read_manifest()
         plan = store.read_plan()
-        base = manifest.sessions[-1].options if manifest.sessions else manifest.options
-        run_options = RunOptions.model_validate(
-            {**base.model_dump(), **(overrides or {}), "cache": base.cache, "cache_dir": base.cache_dir}
-        )
-        for session in manifest.sessions:
-            if session.status == "running":
-                session.status = "killed"  # a session that never finished: killed, or the machine went down
-        repaired = store.repair()
-        scan = store.scan()
-        complete = scan.complete_ids()
-        todo = [spec for spec in plan if spec.episode_id not in complete]
-        scenarios = load_scenarios(manifest.scenarios, {spec.scenario_id for spec in todo})
-        session = SessionInfo(
-            started_at=now_iso(),
-            resumed=resumed,
-            options=run_options,
-            todo=len(todo),
-            torn_lines_repaired=len(repaired),
-        )
-        manifest.sessions.append(session)
-        manifest.counts = store.counts(scan, plan)
-        store.write_manifest(manifest)
-
-        before = {i: r.attempts for i, r in scan.records.items() if r.outcome == "infra_error"}
-        runner, stats = _runner(store, todo, scenarios, manifest.config, run_options, len(plan), before)
-        if todo and _uses_models(manifest.config):
+        work = _pending_work(store, manifest, plan, overrides)
+        session = _open_session(store, manifest, plan, work, resumed)
+        before = {i: r.attempts for i, r in work.scan.records.items() if r.outcome == "infra_error"}
+        runner, stats = _runner(store, work.todo, work.scenarios, manifest.config, work.options, len(plan), before)
+        if work.todo and _uses_models(manifest.config):
             litellm()  # import it now (seconds), not inside the event loop with every episode waiting
         asyncio.run(_drive(runner, stats, progress, console))
-
-        scan = store.scan()
-        counts = store.counts(scan, plan)
-        session.finished_at = now_iso()
-        session.status = "failed" if runner.fatal else "interrupted" if runner.interrupted else "finished"
-        session.stored = stats.stored
-        session.outcomes = dict(sorted(stats.outcomes.items()))
-        session.wall_seconds = round(time.perf_counter() - started, 3)
-        session.error = str(runner.fatal) if runner.fatal else None
-        manifest.counts = counts
-        store.write_manifest(manifest)
-        parquet = store.write_parquet(scan)
-        summary = _summary(store, plan, scan, counts.model_dump(), stats, runner, session, parquet, resumed)
+        summary = _close_session(store, manifest, plan, session, runner, started, resumed)
     finally:
         store.close()
-    if runner.fatal is not None:
-        if isinstance(runner.fatal, EnvsimError | OSError):
-            raise runner.fatal
-        raise EnvsimError(f"the run stopped: {type(runner.fatal).__name__}: {runner.fatal}") from runner.fatal
+    _raise_fatal(runner.fatal)
     return summary
+
+
+@dataclass
+class _PendingWork:
+    """What a session of a run has to do: its options, and the planned episodes without a final outcome."""
+
+    options: RunOptions
+    repaired: list[BadLine]
+    scan: StoreScan
+    todo: list[EpisodeSpec]
+    scenarios: dict[str, Scenario]
+
+
+def _pending_work(
+    store: RunStore, manifest: Manifest, plan: Sequence[EpisodeSpec], overrides: Mapping[str, Any] | None
+) -> _PendingWork:
+    """The work of a new session on ``plan``: sessions that never finished marked killed, a torn shard tail repaired.
+
+    The session runs with the options of the run's last session (the first: those it was planned
+    with), updated with ``overrides``; the cache mode and folder always stay the run's.
+    """
+    base = manifest.sessions[-1].options if manifest.sessions else manifest.options
+    options = RunOptions.model_validate(
+        {**base.model_dump(), **(overrides or {}), "cache": base.cache, "cache_dir": base.cache_dir}
+    )
+    for session in manifest.sessions:
+        if session.status == "running":
+            session.status = "killed"  # a session that never finished: killed, or the machine went down
+    repaired = store.repair()
+    scan = store.scan()
+    complete = scan.complete_ids()
+    todo = [spec for spec in plan if spec.episode_id not in complete]
+    scenarios = load_scenarios(manifest.scenarios, {spec.scenario_id for spec in todo})
+    return _PendingWork(options, repaired, scan, todo, scenarios)
+
+
+def _open_session(
+    store: RunStore, manifest: Manifest, plan: Sequence[EpisodeSpec], work: _PendingWork, resumed: bool
+) -> SessionInfo:
+    """Add a running session for ``work`` to the manifest (written before any episode runs)."""
+    session = SessionInfo(
+        started_at=now_iso(),
+        resumed=resumed,
+        options=work.options,
+        todo=len(work.todo),
+        torn_lines_repaired=len(work.repaired),
+    )
+    manifest.sessions.append(session)
+    manifest.counts = store.counts(work.scan, plan)
+    store.write_manifest(manifest)
+    return session
+
+
+def _close_session(
+    store: RunStore,
+    manifest: Manifest,
+    plan: Sequence[EpisodeSpec],
+    session: SessionInfo,
+    runner: BatchRunner,
+    started: float,
+    resumed: bool,
+) -> RunSummary:
+    """Record how the session ended in the manifest, write the Parquet table; the run's summary."""
+    scan = store.scan()
+    counts = store.counts(scan, plan)
+    session.finished_at = now_iso()
+    session.status = "failed" if runner.fatal else "interrupted" if runner.interrupted else "finished"
+    session.stored = runner.stats.stored
+    session.outcomes = dict(sorted(runner.stats.outcomes.items()))
+    session.wall_seconds = round(time.perf_counter() - started, 3)
+    session.error = str(runner.fatal) if runner.fatal else None
+    manifest.counts = counts
+    store.write_manifest(manifest)
+    parquet = store.write_parquet(scan)
+    return _summary(store, plan, scan, counts.model_dump(), runner.stats, runner, session, parquet, resumed)
+
+
+def _raise_fatal(fatal: BaseException | None) -> None:
+    """Raise the error that stopped the run, if any (an unexpected one wrapped in an :class:`EnvsimError`)."""
+    if fatal is not None:
+        if isinstance(fatal, EnvsimError | OSError):
+            raise fatal
+        raise EnvsimError(f"the run stopped: {type(fatal).__name__}: {fatal}") from fatal
 
 
 def _runner(
@@ -273,15 +335,7 @@ def _runner(
     attempts_before: dict[str, int],
 ) -> tuple[BatchRunner, RunStats]:
     log = CallLog(options.cache_dir or store.root / CALLS_DIR) if options.cache != "off" else None
-    calls = ModelCalls(
-        mode=options.cache,
-        log=log,
-        timeout=options.timeout,
-        max_retries=options.max_retries,
-        backoff=options.backoff,
-        max_backoff=options.max_backoff,
-        defaults=_call_defaults(options),
-    )
+    calls = model_calls(options, options.cache, log)
     stats = RunStats(planned=planned, already=planned - len(todo))
     runner = BatchRunner(store, todo, scenarios, config, options, calls, stats=stats, attempts_before=attempts_before)
     return runner, stats
@@ -297,7 +351,7 @@ async def _drive(runner: BatchRunner, stats: RunStats, progress: bool, console: 
 
 def _summary(
     store: RunStore,
-    plan: list[EpisodeSpec],
+    plan: Sequence[EpisodeSpec],
     scan: StoreScan,
     counts: dict[str, Any],
     stats: RunStats,
