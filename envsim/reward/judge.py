@@ -53,7 +53,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -522,6 +522,15 @@ class _Failure:
     message: str
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One call the judge's retry policy needs made (sync or async), after ``pause`` seconds."""
+
+    messages: list[dict[str, Any]]
+    kwargs: dict[str, Any]
+    pause: float
+
+
 def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
@@ -764,16 +773,20 @@ class Judge:
             return self.backoff * 2.0 ** (tally.attempts - 1)
         return 0.0
 
-    def _sample_sync(self, prompt: list[dict[str, Any]], index: int, tally: _Tally) -> JudgeSample:
+    def _attempts(
+        self, prompt: list[dict[str, Any]], index: int, tally: _Tally
+    ) -> Generator[_Attempt, Completion | ModelCallError, JudgeSample]:
+        """The retry policy of one sample, without I/O (the sync and async samplers make the calls).
+
+        Yields each attempt to make and is sent its outcome; returns the sample, or raises the
+        :class:`JudgeError` of the last failure once the attempts are spent (at once on a refusal).
+        """
         kwargs = self._request_kwargs()
         messages = prompt
+        pause = 0.0
         failure = _Failure("malformed", "no attempt made")
         while tally.attempts < self.rubric.max_attempts:
-            outcome: Completion | ModelCallError
-            try:
-                outcome = complete(self.model, messages, **kwargs)
-            except ModelCallError as error:
-                outcome = error
+            outcome = yield _Attempt(messages, kwargs, pause)
             verdicts, problem, messages = self._step(messages, outcome, tally)
             if verdicts is not None:
                 return self._sample(index, verdicts, tally)
@@ -781,32 +794,46 @@ class Judge:
             failure = problem
             if failure.reason == "refusal":
                 break
-            if tally.attempts < self.rubric.max_attempts and self._delay(failure, tally):
-                time.sleep(self._delay(failure, tally))
+            pause = self._delay(failure, tally)
         raise self._error(failure, tally)
 
-    async def _sample_async(self, prompt: list[dict[str, Any]], index: int, tally: _Tally) -> JudgeSample:
+    def _call(self, attempt: _Attempt) -> Completion | ModelCallError:
+        if attempt.pause:
+            time.sleep(attempt.pause)
+        try:
+            return complete(self.model, attempt.messages, **attempt.kwargs)
+        except ModelCallError as error:
+            return error
+
+    async def _acall(self, attempt: _Attempt) -> Completion | ModelCallError:
         import asyncio
 
-        kwargs = self._request_kwargs()
-        messages = prompt
-        failure = _Failure("malformed", "no attempt made")
-        while tally.attempts < self.rubric.max_attempts:
-            outcome: Completion | ModelCallError
-            try:
-                outcome = await acomplete(self.model, messages, **kwargs)
-            except ModelCallError as error:
-                outcome = error
-            verdicts, problem, messages = self._step(messages, outcome, tally)
-            if verdicts is not None:
-                return self._sample(index, verdicts, tally)
-            assert problem is not None
-            failure = problem
-            if failure.reason == "refusal":
-                break
-            if tally.attempts < self.rubric.max_attempts and self._delay(failure, tally):
-                await asyncio.sleep(self._delay(failure, tally))
-        raise self._error(failure, tally)
+        if attempt.pause:
+            await asyncio.sleep(attempt.pause)
+        try:
+            return await acomplete(self.model, attempt.messages, **attempt.kwargs)
+        except ModelCallError as error:
+            return error
+
+    def _sample_sync(self, prompt: list[dict[str, Any]], index: int, tally: _Tally) -> JudgeSample:
+        attempts = self._attempts(prompt, index, tally)
+        try:
+            attempt = next(attempts)
+            while True:
+                attempt = attempts.send(self._call(attempt))
+        except StopIteration as stop:
+            sample: JudgeSample = stop.value
+            return sample
+
+    async def _sample_async(self, prompt: list[dict[str, Any]], index: int, tally: _Tally) -> JudgeSample:
+        attempts = self._attempts(prompt, index, tally)
+        try:
+            attempt = next(attempts)
+            while True:
+                attempt = attempts.send(await self._acall(attempt))
+        except StopIteration as stop:
+            sample: JudgeSample = stop.value
+            return sample
 
     # -- judgements ---------------------------------------------------------------------------
 
