@@ -23,31 +23,43 @@ resolves_issue     the agent says one of the scenario's ``satisfied_by`` phrases
 escalates          a successful escalation tool call (hand-off, dispatch) since the last user
                    turn, or the agent says it is transferring / dispatching
 shows_empathy      sorry, I understand, I'm here to help, that must be ..., don't worry, ...
-repeats_question   a question in the message was already asked in an earlier agent message
+repeats_question   a question in the message was already asked in an earlier agent message, or
+                   it asks again for a detail the user does not have (asked before the user's
+                   last reply)
 asks_known_info    the agent asks for a detail the user already gave
+asks_unknown_info  the agent asks (in a question or request, :func:`asking_text`) for an
+                   identity or security detail (:data:`DETAILS`: date of birth, maiden name,
+                   account number, ...) that none of the scenario's facts is, so the user does
+                   not have it, and that no earlier agent message asked for (asking again, once
+                   the user said so, is ``repeats_question``)
 ignores_emergency  in an emergency (tag ``emergency`` or persona ``panic_intensity > 0``) the
                    agent neither helps nor escalates: no help/escalation words and no progress,
                    or it talks business (orders, prices, offers, ...) without help words
 ================== ==========================================================================
+
+A turn that is not help but only asks for details the user does not have (asks_unknown_info,
+without repeats_question, asks_known_info or an ignored emergency) is "neutral": the agent is
+working through its procedure, not ignoring the user, who says it does not have them and
+carries on.
 
 The transition of one turn (persona ``p``; "resolved now" = resolves_issue, or escalates when
 the user wants that: an emergency, a human already demanded, or ``p.escalation_propensity >=
 0.5``; "helped" = progress, resolution or escalation, and the emergency was not ignored; the
 emergency is "open" until it is resolved, after which ignores_emergency no longer counts):
 
-1. Unhelpful streak: reset to 0 when helped, else +1.
+1. Unhelpful streak: reset to 0 when helped, unchanged on a neutral turn, else +1.
 2. Intensity (0 at ease .. 1 beside oneself), clipped to [0, 1]:
-   +``0.6/(p.patience+1)`` when not helped; +0.15 repeats_question; +0.2 asks_known_info;
-   +``0.2*(0.5+p.panic_intensity)`` ignores_emergency (open emergency only); -0.25
-   shows_empathy (-0.1 in an open emergency); -0.05 makes_progress; x0.3 when resolved now.
+   +``0.6/(p.patience+1)`` when neither helped nor neutral; +0.15 repeats_question; +0.2
+   asks_known_info; +``0.2*(0.5+p.panic_intensity)`` ignores_emergency (open emergency only);
+   -0.25 shows_empathy (-0.1 in an open emergency); -0.05 makes_progress; x0.3 when resolved now.
 3. Affect: a panicked user stays panicked until resolved, and in an open emergency anyone
    reaching 0.45 panics;
    otherwise >= 0.75 angry, >= 0.45 frustrated, else relieved once resolved, else the persona's
    resting affect (confused for a confused persona, calm otherwise).
 4. gives_up when the streak exceeds ``p.patience`` (terminal).
-5. wants_human on an unhelpful turn when (open emergency and streak >= the emergency threshold:
-   ``ceil((1-p.panic_intensity)*(p.patience+1))`` clipped to [1, patience]) or (angry and
-   streak >= ``ceil((1-p.escalation_propensity)*(p.patience+1))``, if that is <= patience and
+5. wants_human on an unhelpful (not neutral) turn when (open emergency and streak >= the
+   emergency threshold: ``ceil((1-p.panic_intensity)*(p.patience+1))`` clipped to [1,
+   patience]) or (angry and streak >= ``ceil((1-p.escalation_propensity)*(p.patience+1))``, if that is <= patience and
    the propensity > 0). So a panicked user whose emergency is ignored demands help, then
    gives up, within its patience; an angry user with a high propensity demands a person at once.
 6. requires_emergency while the emergency is open and the user has not given up.
@@ -81,6 +93,7 @@ AgentEvent = Literal[
     "shows_empathy",
     "repeats_question",
     "asks_known_info",
+    "asks_unknown_info",
     "ignores_emergency",
 ]
 """What an agent turn does, as far as the user's affect is concerned."""
@@ -234,10 +247,14 @@ def transition(state: AffectState, events: Iterable[AgentEvent], persona: Person
     wanted_escalation = state.emergency or state.demanded_human or persona.escalation_propensity >= 0.5
     resolved_now = "resolves_issue" in ev or ("escalates" in ev and wanted_escalation)
     helped = not ignored and (resolved_now or "makes_progress" in ev or "escalates" in ev)
-    streak = 0 if helped else state.unhelpful_streak + 1
+    neutral = (
+        not helped and not ignored and "asks_unknown_info" in ev and not ev & {"repeats_question", "asks_known_info"}
+    )
+    unhelpful = not helped and not neutral
+    streak = 0 if helped else state.unhelpful_streak + 1 if unhelpful else state.unhelpful_streak
 
     x = state.intensity
-    if not helped:
+    if unhelpful:
         x += 0.6 / (persona.patience + 1)
     if "repeats_question" in ev:
         x += REPEAT_RISE
@@ -260,7 +277,7 @@ def transition(state: AffectState, events: Iterable[AgentEvent], persona: Person
     anger = anger_threshold(persona)
     wants_human = (
         not gives_up
-        and not helped
+        and unhelpful
         and (
             (still_open and streak >= emergency_threshold(persona))
             or (affect == "angry" and anger is not None and streak >= anger)
@@ -345,6 +362,65 @@ _BUSINESS_WORDS = re.compile(
     r"|upgrades?|subscriptions?|subscribe|warrant(?:y|ies)|catalog(?:ue)?|survey|newsletter|loyalty|refills?"
     r"|shipping|delivery|deliveries|invoice|billing|membership|rewards|coupon|checkout|purchase)\b"
 )
+_REQUEST = re.compile(
+    r"\b(?:please (?:provide|enter|tell|give|confirm|state|spell|type|share|describe|specify)"
+    r"|may i (?:have|get|know|ask)|could (?:you|i) (?:please )?(?:provide|tell|give|confirm|have|get)"
+    r"|can (?:you|i) (?:please )?(?:provide|tell|give|confirm|have|get)|i(?: will|'ll)? (?:also )?need(?: to know)?"
+    r" your|i need to know|need your|what(?:'s| is) your|enter the|tell me|give me|send me|let me know)\b"
+)
+_SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]?")
+
+_PLEASE = re.compile(r"\bplease\b")
+
+_QUESTION_START = re.compile(
+    r"^\W*(?:what|when|where|which|who|whose|how|can|could|would|will|may|do|does|did|is|are|should|shall)\b"
+)
+
+
+def asking_text(text: str) -> str:
+    """The lower-cased sentences of ``text`` that ask for something: questions and requests.
+
+    A sentence asks when it ends with a question mark, starts like a question, or has a request
+    verb or *please* ("and your PIN as well please"). A fact counts as asked for only when one of
+    its ``asked_by`` words is in one of them, so a statement that merely mentions it ("your order
+    #W1 was refunded") asks for nothing.
+
+    Example:
+        >>> asking_text("Your order was refunded. Could you confirm your email?")
+        'could you confirm your email?'
+        >>> asking_text("I need your phone number. Thanks")
+        'i need your phone number.'
+        >>> asking_text("Right, and your PIN as well please.")
+        'right, and your pin as well please.'
+    """
+    low = " ".join(text.lower().split())
+    sentences = [s.strip() for s in _SENTENCE.findall(low) if s.strip()]
+    return " ".join(
+        s for s in sentences if s.endswith("?") or _REQUEST.search(s) or _QUESTION_START.search(s) or _PLEASE.search(s)
+    )
+
+
+DETAILS: dict[str, str] = {
+    "birth": r"date (?:of|or) birth|birth ?date|birthday|\bdob\b|d\.o\.b|\bborn\b",
+    "maiden": r"maiden",
+    "pet": r"\bpets?\b",
+    "account": r"account (?:number|no\b|#|id\b)|\bacct\b",
+    "pin": r"\bpin\b",
+    "security": r"security (?:questions?|answers?)",
+    "ssn": r"social security|\bssn\b",
+    "zip": r"zip ?code|post ?code|postal code",
+    "card": r"card number|last (?:four|4) digits|\bcvv\b|expir\w* date",
+    "code": r"password|passcode|pass code|access code|security code",
+    "id": r"(?:member(?:ship)?|customer|client|employee|patient|policy|passport|licen[cs]e) (?:number|no\b|#|id\b)",
+}
+"""Identity and security details an agent may ask for (topic: pattern, on lower-cased text) that a user
+may well not have at hand: when a scenario has no fact of the topic, its user does not have the detail
+(:func:`unknown_details`). (A name, phone number or email every user has; asking for one the scenario
+lacks is not counted.)"""
+
+_DETAIL = {topic: re.compile(pattern) for topic, pattern in DETAILS.items()}
+_SECURITY_TOPICS = frozenset({"security", "birth", "maiden", "pet"})
+
 _QUESTION = re.compile(r"[^.?!\n]*\?")
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -367,6 +443,48 @@ def _questions(text: str) -> list[frozenset[str]]:
 
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return a == b or len(a & b) / len(a | b) >= 0.75
+
+
+def _fact_topics(scenario: Scenario) -> frozenset[str]:
+    topics: set[str] = set()
+    for fact in scenario.user.facts:
+        words = " ".join([*fact.asked_by, fact.key.replace("_", " ")]).lower()
+        topics.update(topic for topic, pattern in _DETAIL.items() if pattern.search(words))
+    if topics & _SECURITY_TOPICS:
+        topics.add("security")  # any security answer will do
+    return frozenset(topics)
+
+
+def unknown_details(agent_message: str, scenario: Scenario) -> frozenset[str]:
+    """The :data:`DETAILS` topics ``agent_message`` asks for that the scenario's user does not have.
+
+    A detail counts when it is in one of the message's questions or requests
+    (:func:`asking_text`) and no fact of the scenario is of its topic, nor is asked for by words
+    that overlap it.
+
+    Example:
+        >>> from envsim.registration import load_registered
+        >>> scenario = load_registered("RetailRefundDamagedMug")
+        >>> sorted(unknown_details("Thanks. What is your date of birth and your PIN?", scenario))
+        ['birth', 'pin']
+        >>> sorted(unknown_details("Your date of birth is on file.", scenario))
+        []
+    """
+    asking = asking_text(agent_message)
+    if not asking:
+        return frozenset()
+    have = _fact_topics(scenario)
+    keys = [k.lower() for f in scenario.user.facts for k in f.asked_by if k.strip()]
+    spans = [(m.start(), m.end()) for k in keys for m in re.finditer(re.escape(k), asking)]
+    found: set[str] = set()
+    for topic, pattern in _DETAIL.items():
+        if topic in have:
+            continue
+        for m in pattern.finditer(asking):
+            if not any(a < m.end() and m.start() < b for a, b in spans):
+                found.add(topic)
+                break
+    return frozenset(found)
 
 
 def _split_history(
@@ -443,6 +561,17 @@ def classify_agent_turn(
         events.add("resolves_issue")
     if _EMPATHY.search(text):
         events.add("shows_empathy")
+
+    unknown = unknown_details(agent_message, scenario)
+    if unknown:
+        last_user = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=-1)
+        asked_before = {
+            topic
+            for m in history[: max(last_user, 0)]
+            if m.get("role") == "assistant" and isinstance(m.get("content"), str)
+            for topic in unknown_details(str(m["content"]), scenario)
+        }
+        events.add("repeats_question" if unknown <= asked_before else "asks_unknown_info")
 
     now = _questions(text)
     if now:

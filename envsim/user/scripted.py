@@ -4,7 +4,10 @@ It opens with the scenario's opening line, reveals a fact only when the agent's 
 asks for it (one of the fact's ``asked_by`` words), closes when the agent says one of the
 ``satisfied_by`` phrases, and otherwise nudges (persona and scenario lines, chosen with the
 environment's generator) until its persona's patience runs out and it gives up. Being asked
-again for a fact it already gave costs patience too ("I already told you. ...").
+again for a fact it already gave costs patience too ("I already told you. ..."). Asked for a
+detail it does not have (:func:`~envsim.user.affect.unknown_details`: a date of birth, a
+maiden name, ... that no fact of the scenario is), it says so (:data:`DONT_KNOW_LINES`) and
+carries on: that costs no patience, unless the agent asks for it again.
 
 Its affect is state (:mod:`envsim.user.affect`): each agent message is classified into
 events that move an :class:`~envsim.user.affect.AffectMachine`, which decides when the user
@@ -30,9 +33,24 @@ import numpy as np
 
 from envsim.prompts import render, render_string
 from envsim.scenario import Fact, Scenario
-from envsim.user.affect import AffectMachine, AffectState, classify_agent_turn, is_emergency, scenario_persona
+from envsim.user.affect import (
+    AffectMachine,
+    AffectState,
+    classify_agent_turn,
+    is_emergency,
+    scenario_persona,
+    unknown_details,
+)
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.persona import Persona
+
+DONT_KNOW_LINES: tuple[str, ...] = (
+    "Sorry, I don't have that.",
+    "I'm not sure, I don't know it.",
+    "I can't remember that, sorry.",
+)
+"""What the user says when asked for a detail it does not have (the transcript user, when no human turn
+can be retrieved)."""
 
 
 def _say(fact: Fact) -> str:
@@ -215,7 +233,8 @@ class ScriptedUser(UserSimulator):
         )
         if self._ended is not None:
             return UserTurn(self._ended, done=True, affect=machine.affect)
-        state = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed)).after
+        step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed))
+        state = step.after
         text = agent_message.lower()
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
@@ -234,8 +253,11 @@ class ScriptedUser(UserSimulator):
         parts = []
         if asked:  # asked again for what it already said
             parts.append("I already told you. " + " ".join(said for _, said in asked))
+        ignored = step.before.requires_emergency and "ignores_emergency" in step.events
         if state.wants_human:
             parts.append(self._pick(persona.human_demands))
+        elif not asked and not ignored and unknown_details(agent_message, scenario):
+            parts.append(self._pick(DONT_KNOW_LINES))
         elif not asked:
             parts.append(self._nudge(persona, rng))
         return self._turn(" ".join(parts), state)

@@ -24,6 +24,7 @@ of their id. Each row holds small codes, all from simple rules:
   affect whose score is highest relative to the calm group's 90th percentile, when above it;
 - its entity spans (:func:`entity_spans`: emails, times, dates, numbers, quantities, names
   learnt from the corpus' capitalisation, :func:`learn_names`), by kind;
+- whether it says the user does not know or have something (:data:`UNSURE`);
 - whether it is *generic*: no content word (detail words such as name or number aside) is
   concentrated in one STAR domain (:data:`GENERIC_MAX_SHARE`), so it reads right in any business.
 
@@ -31,14 +32,18 @@ of their id. Each row holds small codes, all from simple rules:
 advanced; then the *intent* follows, as in the scripted user: ``answer`` (new facts asked:
 an ``asked_by`` word in one of the message's questions or requests, :func:`asking_text`),
 ``reanswer`` (facts asked again), ``close`` (a ``satisfied_by`` phrase: the user ends),
-``give_up`` (patience ran out: the user ends), or else ``question``, ``greet`` or ``react`` by
-the agent's act, ``nudge`` for an unhelpful statement (mixed towards complaints as the
-unhelpful streak nears the persona's patience). Retrieval draws one row, with the
-environment's generator, weighted by: the intent's preferred acts (:data:`INTENT_ACTS`), the
-same context act, shared question topics, the fit of its entity spans to the facts to give
-(:data:`APPEND_WEIGHT`, :data:`DROP_WEIGHT`, :data:`FACT_TOPICS`), and its mood (at the
-persona's resting intensity the category's own mix; a user more upset than that prefers turns
-of its mood, up to :data:`MOOD_MAX` times). These preferences are then rescaled so that the
+``give_up`` (patience ran out: the user ends), ``unknown`` (asked for a detail the user does
+not have, :func:`~envsim.user.affect.unknown_details`, outside an ignored emergency: it says it
+does not know or have it, preferring turns that say so, :data:`UNSURE_BOOST`, or the scripted
+user's :data:`~envsim.user.scripted.DONT_KNOW_LINES` when none can be retrieved), or else
+``question``, ``greet`` or ``react`` by the agent's act, ``nudge`` for an unhelpful statement
+(mixed towards complaints as the unhelpful streak nears the persona's patience). Retrieval
+draws one row, with the environment's generator, weighted by: the intent's preferred acts
+(:data:`INTENT_ACTS`), the same context act, shared question topics, the fit of its entity
+spans to the facts to give (:data:`APPEND_WEIGHT`, :data:`DROP_WEIGHT`, :data:`FACT_TOPICS`),
+its mood (at the persona's resting intensity the category's own mix; a user more upset than
+that prefers turns of its mood, up to :data:`MOOD_MAX` times), and for ``unknown`` whether it
+says so. These preferences are then rescaled so that the
 lengths and the share of questions drawn stay those of the act-and-context pool
 (:func:`_keep_lengths`): a short turn has fewer spans to drop, and would otherwise win too
 often. A row already used in the episode is avoided. The pools, tried in order until one has
@@ -92,10 +97,20 @@ from envsim.prompts import render, render_string
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.corpus import corpus_dir
 from envsim.transcripts.schema import Conversation
-from envsim.user.affect import AffectMachine, AffectState, classify_agent_turn, is_emergency, scenario_persona
+from envsim.user.affect import (
+    _REQUEST,
+    _SENTENCE,
+    AffectMachine,
+    AffectState,
+    asking_text,
+    classify_agent_turn,
+    is_emergency,
+    scenario_persona,
+    unknown_details,
+)
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.persona import Exemplar, Persona
-from envsim.user.scripted import ScriptedUser
+from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 
 CORPUS = "star"
 """The corpus the transcript user retrieves from (its folder under the transcripts folder)."""
@@ -125,6 +140,16 @@ CUE_BOOST = 3.0
 LAST_TURN_BOOST = 3.0
 """Weight of a dialogue's last human turn when the user gives up (it ends the conversation)."""
 
+UNSURE_BOOST = 4.0
+"""Weight of a turn that says the user does not know or have something (:data:`UNSURE`), when asked for a
+detail it does not have (the ``unknown`` intent)."""
+
+UNSURE = re.compile(
+    r"\b(?:do ?n[o']?t|dont|can ?n?[o']?t|cant|could ?n[o']?t) (?:really |even |quite |seem to )?(?:know|remember"
+    r"|recall|have|find|think of)\b|\bnot (?:sure|certain)\b|\bno (?:idea|clue)\b|\bforg[oe]t|\bdunno\b|\bunsure\b"
+)
+"""A user turn that says the user does not know, remember or have something (on lower-cased text)."""
+
 REUSE_WEIGHT = 0.01
 """Weight of a row already used in the episode."""
 
@@ -149,7 +174,7 @@ Mood = Literal["calm", "confused", "hostile", "panicky"]
 MOODS: tuple[Mood, ...] = get_args(Mood)
 """Every :data:`Mood`."""
 
-Intent = Literal["answer", "reanswer", "question", "react", "greet", "close", "nudge", "give_up"]
+Intent = Literal["answer", "reanswer", "unknown", "question", "react", "greet", "close", "nudge", "give_up"]
 """What a reply has to do (decided from the agent's message and the affect state)."""
 
 SpanKind = Literal["email", "time", "date", "quantity", "number", "name"]
@@ -158,6 +183,7 @@ SpanKind = Literal["email", "time", "date", "quantity", "number", "name"]
 INTENT_ACTS: dict[Intent, dict[UserAct, float]] = {
     "answer": {"greet": 0.05, "thanks": 0.2, "affirm": 1, "deny": 0.1, "complain": 0.5, "question": 0.3, "inform": 1},
     "reanswer": {"greet": 0.05, "thanks": 0.1, "affirm": 0.5, "deny": 0.2, "complain": 1, "question": 0.5, "inform": 1},
+    "unknown": {"greet": 0.05, "thanks": 0.1, "affirm": 0.1, "deny": 1, "complain": 0.5, "question": 0.5, "inform": 1},
     "question": {"greet": 0.1, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "react": {"greet": 0.2, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "greet": {"greet": 1, "thanks": 0.2, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
@@ -225,48 +251,11 @@ _GREET = re.compile(
     r"^\W*(?:hello|hi|hey|good (?:morning|afternoon|evening)|welcome|greetings)\b"
     r"|how (?:can|may|could) i (?:help|assist)|what can i do for you"
 )
-_REQUEST = re.compile(
-    r"\b(?:please (?:provide|enter|tell|give|confirm|state|spell|type|share|describe|specify)"
-    r"|may i (?:have|get|know|ask)|could (?:you|i) (?:please )?(?:provide|tell|give|confirm|have|get)"
-    r"|can (?:you|i) (?:please )?(?:provide|tell|give|confirm|have|get)|i(?: will|'ll)? (?:also )?need(?: to know)?"
-    r" your|i need to know|need your|what(?:'s| is) your|enter the|tell me|give me|send me|let me know)\b"
-)
 _WH = re.compile(r"\b(?:what|when|where|which|who|whom|whose|how|why)\b|\b(?:provide|tell|give|spell|describe)\b")
 _APOLOGY = re.compile(
     r"\b(?:sorry|unfortunately|unable|unavailable|not available|cannot|can't|couldn't|apologi[sz]e|failed"
     r"|not (?:possible|able)|no (?:rooms?|flights?|results?|slots?|availability))\b"
 )
-_SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]?")
-
-
-_PLEASE = re.compile(r"\bplease\b")
-
-_QUESTION_START = re.compile(
-    r"^\W*(?:what|when|where|which|who|whose|how|can|could|would|will|may|do|does|did|is|are|should|shall)\b"
-)
-
-
-def asking_text(text: str) -> str:
-    """The lower-cased sentences of ``text`` that ask for something: questions and requests.
-
-    A sentence asks when it ends with a question mark, starts like a question, or has a request
-    verb or *please* ("and your PIN as well please"). A fact counts as asked for only when one of
-    its ``asked_by`` words is in one of them, so a statement that merely mentions it ("your order
-    #W1 was refunded") asks for nothing.
-
-    Example:
-        >>> asking_text("Your order was refunded. Could you confirm your email?")
-        'could you confirm your email?'
-        >>> asking_text("I need your phone number. Thanks")
-        'i need your phone number.'
-        >>> asking_text("Right, and your PIN as well please.")
-        'right, and your pin as well please.'
-    """
-    low = " ".join(text.lower().split())
-    sentences = [s.strip() for s in _SENTENCE.findall(low) if s.strip()]
-    return " ".join(
-        s for s in sentences if s.endswith("?") or _REQUEST.search(s) or _QUESTION_START.search(s) or _PLEASE.search(s)
-    )
 
 
 def agent_act(text: str) -> AgentAct:
@@ -765,6 +754,7 @@ class TurnIndex:
     stratum: np.ndarray
     last: np.ndarray
     bare: np.ndarray
+    unsure: np.ndarray
     generic: np.ndarray
     domains: np.ndarray
     groups: tuple[str, ...]
@@ -891,6 +881,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         stratum=np.array([_stratum(t) for t in texts], dtype=np.int64),
         generic=generic,
         bare=bare,
+        unsure=np.array([UNSURE.search(t.lower()) is not None for t in texts], dtype=bool),
         domains=np.array([sum(1 << domain_names.index(d) for d in set(r[6])) for r in rows], dtype=np.int64),
         groups=groups,
         domain_names=domain_names,
@@ -1168,7 +1159,10 @@ class TranscriptUser(UserSimulator):
             self.trace.append(TurnSource("nudge", None))
             return UserTurn(self._pick(persona.human_demands), affect=state.affect)
         intent: Intent = "greet" if act == "greet" else "question" if act in ("ask_info", "ask_yesno") else "react"
-        if not step.helped and intent != "question":
+        ignored = step.before.requires_emergency and "ignores_emergency" in step.events
+        if not ignored and unknown_details(agent_message, scenario):  # asked for what it does not have: it says so
+            intent = "unknown"
+        elif not step.helped and intent != "question":
             intent = "nudge"
         return UserTurn(self._retrieve_text(intent, act, cues, state), affect=state.affect)
 
@@ -1249,6 +1243,8 @@ class TranscriptUser(UserSimulator):
         elif target is not None:
             gain = float(np.clip(1.0 + MOOD_GAIN * (state.intensity - self._rest), 1.0, MOOD_MAX))
             w = w * np.where(index.mood[rows] == target, gain, 1.0)
+        if intent == "unknown":  # asked for a detail it does not have: 'I don't know', 'I forgot'
+            w = w * np.where(index.unsure[rows], UNSURE_BOOST, 1.0)
         w = _keep_lengths(w, base, index.stratum[rows])
         if intent == "give_up":  # the turns that ended a dialogue
             w = w * np.where(index.last[rows], LAST_TURN_BOOST, 1.0)
@@ -1370,6 +1366,8 @@ class TranscriptUser(UserSimulator):
             return self._scenario.user.closing
         if intent == "give_up":
             return persona.give_up
+        if intent == "unknown":
+            return self._pick(DONT_KNOW_LINES)
         return self._pick([*self._scenario.user.nudges, *persona.nudges] or [self._scenario.user.opening])
 
 

@@ -11,7 +11,7 @@ import pytest
 from envsim.agents import ScriptedAgent
 from envsim.env import ScenarioEnv
 from envsim.registration import discover, load_registered
-from envsim.scenario import Scenario
+from envsim.scenario import Fact, Scenario
 from envsim.user.affect import (
     AGENT_EVENTS,
     AffectMachine,
@@ -22,6 +22,7 @@ from envsim.user.affect import (
     emergency_threshold,
     is_emergency,
     transition,
+    unknown_details,
 )
 from envsim.user.persona import Persona, load_persona
 from envsim.user.scripted import ScriptedUser
@@ -158,6 +159,33 @@ def test_asks_known_info() -> None:
     assert "asks_known_info" not in _classify("What is your phone number?", revealed={"order_id"})
 
 
+def test_asks_unknown_info_for_a_detail_the_scenario_lacks() -> None:
+    assert _classify("What is your date of birth?") == {"asks_unknown_info"}  # the mug scenario has no birth date
+    assert _classify("Could you give me your phone number and date of birth?") == {
+        "makes_progress",
+        "asks_unknown_info",
+    }
+    assert _classify("Your date of birth is on file.") == frozenset()  # a statement asks for nothing
+    # a scenario fact of the topic: the user has it
+    mug = _scenario(CALM)
+    with_dob = mug.model_copy(
+        update={
+            "user": mug.user.model_copy(
+                update={"facts": [*mug.user.facts, Fact(key="dob", value="1950-01-02", asked_by=["birth"])]}
+            )
+        }
+    )
+    assert unknown_details("What is your date of birth?", with_dob) == frozenset()
+    assert unknown_details("What is your date of birth?", mug) == {"birth"}
+    # asked again after the user answered it does not have it: a repeated question
+    history = [*OPENING, {"role": "assistant", "content": "Can you tell me your date of birth, please?"}]
+    history.append({"role": "user", "content": "I don't remember it."})
+    again = _classify("I need your DOB to go on.", history=history)
+    assert "repeats_question" in again and "asks_unknown_info" not in again
+    # a new detail after that is not a repeat
+    assert _classify("What was your mother's maiden name?", history=history) == {"asks_unknown_info"}
+
+
 def test_repeats_question() -> None:
     history = [*OPENING, {"role": "assistant", "content": "Thanks. What is the order number?"}]
     history.append({"role": "user", "content": "#W0004"})
@@ -284,6 +312,28 @@ def test_repeated_and_known_questions_frustrate_more_than_plain_unhelpfulness() 
     assert both.affect == "frustrated" and both.unhelpful_streak == 1
 
 
+def test_asking_for_details_the_user_lacks_is_neither_help_nor_ignoring_it() -> None:
+    confused = load_persona("star_confused")  # patience 3
+    machine = AffectMachine(confused)
+    start = machine.state
+    steps = [machine.observe({"asks_unknown_info"}) for _ in range(confused.patience + 3)]
+    assert not any(s.helped for s in steps)
+    assert machine.state.unhelpful_streak == 0 and machine.state.intensity == start.intensity
+    assert not machine.gives_up and not machine.wants_human and machine.affect == "confused"
+    # but asking again for one already answered frustrates, like any repeated question
+    again = transition(start, {"repeats_question"}, confused).after
+    assert again.unhelpful_streak == 1 and again.intensity > start.intensity
+    # it does not stop an ignored emergency from counting
+    panicked = load_persona("panicked_caller")
+    ignored = AffectMachine(panicked, emergency=True).observe({"asks_unknown_info", "ignores_emergency"})
+    assert ignored.after.unhelpful_streak == 1 and ignored.after.wants_human
+
+
+def test_asking_a_panicked_caller_for_a_detail_it_lacks_still_ignores_the_emergency() -> None:
+    events = _classify("What is your date of birth?", PANIC)
+    assert {"asks_unknown_info", "ignores_emergency"} <= events
+
+
 def test_progress_resets_the_streak() -> None:
     persona = load_persona("calm")
     machine = AffectMachine(persona)
@@ -376,5 +426,6 @@ def test_unknown_events_are_rejected() -> None:
         "shows_empathy",
         "repeats_question",
         "asks_known_info",
+        "asks_unknown_info",
         "ignores_emergency",
     }

@@ -11,7 +11,7 @@ from envsim.registration import load_registered
 from envsim.scenario import Scenario
 from envsim.user.persona import load_persona
 from envsim.user.registry import make_user
-from envsim.user.scripted import ScriptedUser, apply_typos, fit_length
+from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser, apply_typos, fit_length
 
 
 def _with_persona(scenario: Scenario, **persona: Any) -> Scenario:
@@ -89,6 +89,22 @@ def test_asking_again_without_an_emergency_just_reminds(tiny_scenario: Scenario)
     third = user.reply("Your phone number, please?", [])
     assert third.text == again.text and third.affect in {"frustrated", "angry"}  # frustration rises
     assert user.affect_state is not None and user.affect_state.unhelpful_streak == 2
+
+
+def test_asked_for_a_detail_it_does_not_have_it_says_so_and_carries_on(tiny_scenario: Scenario) -> None:
+    user = ScriptedUser(typos=False)
+    user.reset(_calm(tiny_scenario), np.random.default_rng(0))  # patience 3
+    asks = ["What is your date of birth?", "Your mother's maiden name?", "Your first pet's name?", "Your PIN?"]
+    history: list[dict[str, Any]] = []
+    for ask in asks:
+        history.append({"role": "assistant", "content": ask})
+        turn = user.reply(ask, history)
+        history.append({"role": "user", "content": turn.text})
+        assert turn.text in DONT_KNOW_LINES and not turn.done
+    assert user.affect_state is not None and user.affect_state.unhelpful_streak == 0
+    history.append({"role": "assistant", "content": "I need your date of birth."})
+    user.reply("I need your date of birth.", history)  # asked again: that costs patience
+    assert user.affect_state.unhelpful_streak == 1
 
 
 def test_reports_affect_and_affect_state(tiny_scenario: Scenario) -> None:

@@ -316,6 +316,37 @@ def test_satisfied_closes_and_patience_gives_up(corpus: Path) -> None:
     assert user.trace[ended.index(True)].intent == "give_up"
 
 
+UNKNOWN_ASKS = (
+    "Could you provide your date of birth, please?",
+    "What was your mother's maiden name?",
+    "And what was the name of the pet you had as a child?",
+    "Can you tell me your account number, please?",
+    "May I have your social security number?",
+    "What is your zip code?",
+)
+
+
+def test_asked_for_details_it_does_not_have_it_says_so_and_carries_on(corpus: Path) -> None:
+    mug = load_registered("RetailRefundDamagedMug")  # facts: phone and order number only
+    scenario = mug.model_copy(
+        update={"user": mug.user.model_copy(update={"persona": PersonaSpec(ref="star_confused")})}
+    )  # patience 3: fewer than the questions asked
+    user, unsure = TranscriptUser(corpus), 0
+    for seed in range(4):
+        replies = _play(user, scenario, seed, UNKNOWN_ASKS)
+        assert len(replies) == len(UNKNOWN_ASKS) and [s.intent for s in user.trace] == ["unknown"] * len(replies)
+        assert user.affect_state is not None and user.affect_state.unhelpful_streak == 0
+        unsure += sum(bool(transcript.UNSURE.search(r.lower())) for r in replies)
+    assert unsure >= len(UNKNOWN_ASKS) * 4 // 2  # mostly 'I don't know', 'I forgot' (humans also ramble)
+    # asked again for one already answered: that frustrates, as a repeated question does
+    user.reset(scenario, np.random.default_rng(0))
+    messages: list[dict[str, Any]] = []
+    for text in (UNKNOWN_ASKS[0], "I need your DOB."):
+        messages.append({"role": "assistant", "content": text})
+        messages.append({"role": "user", "content": user.reply(text, messages).text})
+    assert user.affect_state is not None and user.affect_state.unhelpful_streak == 1
+
+
 def test_registry_makes_a_transcript_user() -> None:
     assert isinstance(make_user("transcript"), TranscriptUser)
 
