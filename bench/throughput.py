@@ -10,7 +10,8 @@ steady state, and the bench prints:
 - ``ideal``: the latency-bound ideal, concurrency / (model calls per episode × latency);
 - ``ceiling``: the client-bound ceiling, the calls per second litellm alone reaches against the
   same server in the same bench run (a process that only calls ``litellm.acompletion`` with an
-  agent request, at high concurrency) ÷ calls per episode;
+  agent request, at high concurrency, litellm set up as envsim sets it up: its first call goes
+  through :func:`envsim.llm.acomplete`) ÷ calls per episode;
 - ``ratio``: ``eps`` ÷ min(``ideal``, ``ceiling``) (target: at least 0.9 at every level);
 - ``client@c``: what litellm alone reaches at the level's own concurrency (episodes/s equivalent:
   its calls per second ÷ calls per episode). Every in-flight call costs the client milliseconds of
@@ -77,7 +78,7 @@ def _collect(processes: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict[str, Any]:
     """litellm alone: ``calls`` agent requests, ``concurrency`` at a time; calls per second and CPU per call."""
     from envsim.env import ScenarioEnv
-    from envsim.llm import litellm
+    from envsim.llm import acomplete, litellm
 
     lib = litellm()
     _, info = ScenarioEnv(SCENARIO).reset(seed=0)
@@ -93,7 +94,11 @@ def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict
     }
 
     async def main() -> tuple[float, float, int]:
-        await lib.acompletion(model=MODEL, **kwargs)  # warm: lazy imports, the connection pool
+        # warm up (lazy imports, the connection pool) through envsim's call path, so that litellm is set up
+        # as envsim sets it up (an unpriced model registered at price 0 after its first call), then call
+        # litellm alone
+        await acomplete(MODEL, **kwargs)
+        await lib.acompletion(model=MODEL, **kwargs)
         left = calls
         failed = 0
 
@@ -121,7 +126,9 @@ def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict
     }
 
 
-def worker(url: str, concurrency: int, episodes: int, seed: int, out: str, start_at: float) -> dict[str, Any]:
+def worker(
+    url: str, concurrency: int, episodes: int, seed: int, out: str, start_at: float, stagger: float | None = None
+) -> dict[str, Any]:
     """One generator: warm up, record a run of ``episodes`` at ``concurrency``, replay it (no client) for its CPU."""
     import pandas  # noqa: F401 - imported before the clock starts, as litellm is
 
@@ -131,7 +138,8 @@ def worker(url: str, concurrency: int, episodes: int, seed: int, out: str, start
 
     litellm()
     config = GenerateConfig(agent="llm", agent_model=MODEL)
-    options = RunOptions(concurrency=concurrency, timeout=600, max_retries=0, api_base=url, cache="record")
+    extra = {} if stagger is None else {"stagger": stagger}  # default: envsim's
+    options = RunOptions(concurrency=concurrency, timeout=600, max_retries=0, api_base=url, cache="record", **extra)
     # warm up (litellm's lazy imports and first-call set-up, scenario loading) outside the measurement
     execute(start_run(Path(out) / "warm", [SCENARIO], config, options, episodes=2, seeds=[seed + episodes]))
     store = start_run(Path(out) / "live", [SCENARIO], config, options, episodes=episodes, seeds=[seed])
@@ -176,12 +184,17 @@ def _clients(url: str, concurrency: int, workers: int, calls: int) -> tuple[floa
     return rate, sum(c["cpu_ms_per_call"] for c in clients) / len(clients)
 
 
-def _level(url: str, concurrency: int, workers: int, episodes: int, folder: Path) -> dict[str, Any]:
+def _level(
+    url: str, concurrency: int, workers: int, episodes: int, folder: Path, stagger: float | None = None
+) -> dict[str, Any]:
     per = max(1, concurrency // workers)
     each = max(1, episodes // workers)
     start_at = time.time() + 8.0  # every worker imports and plans first, then all start together
+    tail = [] if stagger is None else [str(stagger)]
     processes = [
-        _spawn("--role", "worker", url, str(per), str(each), str(10_000 * i), str(folder / f"w{i}"), str(start_at))
+        _spawn(
+            "--role", "worker", url, str(per), str(each), str(10_000 * i), str(folder / f"w{i}"), str(start_at), *tail
+        )
         for i in range(workers)
     ]
     results = _collect(processes)
@@ -211,6 +224,9 @@ def main() -> None:
     parser.add_argument("--client-calls", type=int, default=2000, help="Calls of the client-only measurement.")
     parser.add_argument("--client-concurrency", type=int, default=256)
     parser.add_argument(
+        "--stagger", type=float, help="Seconds between the generators' slot starts (default: envsim's, RunOptions)."
+    )
+    parser.add_argument(
         "--no-client-per-level",
         dest="client_per_level",
         action="store_false",
@@ -225,10 +241,23 @@ def main() -> None:
         print(json.dumps(client_only(url, int(concurrency), int(calls), float(start_at))))
         return
     if args.role == "worker":
-        url, concurrency, episodes, seed, out, start_at = args.role_args
-        print(json.dumps(worker(url, int(concurrency), int(episodes), int(seed), out, float(start_at))))
+        url, concurrency, episodes, seed, out, start_at, *stagger = args.role_args
+        print(
+            json.dumps(
+                worker(
+                    url,
+                    int(concurrency),
+                    int(episodes),
+                    int(seed),
+                    out,
+                    float(start_at),
+                    float(stagger[0]) if stagger else None,
+                )
+            )
+        )
         return
 
+    from envsim.batch.plan import RunOptions
     from envsim.testing.server import start_server
 
     levels = [int(x) for x in args.levels.split(",")]
@@ -238,6 +267,7 @@ def main() -> None:
         "workers": args.workers,
         "cpus": os.cpu_count(),
         "scenario": SCENARIO,
+        "stagger": args.stagger if args.stagger is not None else RunOptions().stagger,
     }
     with start_server(latency_ms=args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
         client_rate, client_cpu = _clients(url, args.client_concurrency, args.workers, args.client_calls)
@@ -256,7 +286,7 @@ def main() -> None:
         rows = []
         for concurrency in levels:
             episodes = max(args.min_episodes, int(args.episodes_per_slot * concurrency))
-            row = _level(url, concurrency, args.workers, episodes, Path(tmp) / f"c{concurrency}")
+            row = _level(url, concurrency, args.workers, episodes, Path(tmp) / f"c{concurrency}", args.stagger)
             row["ideal"] = row["concurrency"] / (row["calls_per_episode"] * latency)
             row["ceiling"] = client_rate / row["calls_per_episode"]
             row["ratio"] = row["eps"] / min(row["ideal"], row["ceiling"])

@@ -7,6 +7,11 @@ imports once. Every model call of envsim (LLM user, LLM agent, judge) goes throu
 ``mock_response`` drives the real client path in tests, and :func:`set_call_cache` can put a
 recorder, a replayer or a retry policy in front of every call (``envsim generate`` does).
 
+A model litellm has no price for (a local server, a self-hosted model) costs 0; once a call has
+shown that, the model is registered in litellm's price map at 0 (``litellm.register_model``), so
+that litellm stops searching its price map for it on every later call (about a tenth of its CPU
+per call); models litellm prices, and custom prices, are never touched.
+
 Example (no network: litellm's own ``mock_response``):
     >>> reply = complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
     >>> reply.text
@@ -80,26 +85,48 @@ _unpriced: set[tuple[Any, ...]] = set()
 """Models litellm has no price for, by (model, response model, provider, price map): cost 0, not looked up again."""
 
 
+def _register_free(lib: ModuleType, model: str, provider: Any) -> None:
+    """Register ``model`` in litellm's price map at 0, unless the map already has an entry for it.
+
+    litellm then prices the model's responses itself (at 0) instead of searching its map for a
+    price on every call and failing. It still prefers the price of the model a response names, so
+    an alias in front of a priced model keeps that price.
+    """
+    if not isinstance(provider, str) or not provider:
+        provider = model.split("/", 1)[0] if "/" in model else None
+    if provider is None or model in lib.model_cost:
+        return
+    free = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+    cache = {"cache_creation_input_token_cost": 0.0, "cache_read_input_token_cost": 0.0}
+    with contextlib.suppress(Exception):  # an entry litellm rejects: cost stays 0 through the slow path
+        lib.register_model({model: {**free, **cache, "litellm_provider": provider, "mode": "chat"}})
+
+
 def _cost(lib: ModuleType, model: str, response: Any) -> float:
     """The call's cost in USD, from litellm's price map (0 for a model it has no price for).
 
     litellm prices every response it returns (``_hidden_params["response_cost"]``, from its
     logging path); that is taken as is. Where it is missing, ``completion_cost`` is asked; a model
     that has no price (a local or mock model) raises there, which takes milliseconds, so that
-    answer is remembered per model and price map (``litellm.register_model`` changes the map).
+    answer is remembered per model and price map (``litellm.register_model`` changes the map), and
+    the model is registered at 0 (:func:`_register_free`): litellm prices its later calls itself.
     """
     hidden = getattr(response, "_hidden_params", None) or {}
     known = hidden.get("response_cost")
     if isinstance(known, (int, float)):
         return float(known)
-    prices = lib.model_cost
-    key = (model, getattr(response, "model", None), hidden.get("custom_llm_provider"), id(prices), len(prices))
-    if key in _unpriced:
+
+    def key() -> tuple[Any, ...]:
+        prices = lib.model_cost
+        return (model, getattr(response, "model", None), hidden.get("custom_llm_provider"), id(prices), len(prices))
+
+    if key() in _unpriced:
         return 0.0
     try:
         return float(lib.completion_cost(completion_response=response) or 0.0)
     except Exception:  # unknown price for a local or mock model
-        _unpriced.add(key)
+        _register_free(lib, model, hidden.get("custom_llm_provider"))
+        _unpriced.add(key())
         return 0.0
 
 

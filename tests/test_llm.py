@@ -40,3 +40,29 @@ def test_an_unpriced_model_is_looked_up_once_per_price_map(monkeypatch: pytest.M
     assert asked == ["envsim-unpriced-test"]
     lib.model_cost["envsim-unpriced-test"] = {"input_cost_per_token": 0.25}  # a price registered since
     assert llm._cost(lib, "openai/envsim-unpriced-test", response) == 0.25
+
+
+def test_an_unpriced_model_is_registered_free_so_litellm_prices_it_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = llm.litellm()
+    monkeypatch.setattr(lib, "model_cost", dict(lib.model_cost))
+    monkeypatch.setattr(llm, "_unpriced", set())
+    messages = [{"role": "user", "content": "hi"}]
+    model = "openai/envsim-free-test"
+    first = llm.complete(model, messages, mock_response="hello")
+    assert first.cost == 0.0 and lib.model_cost[model]["input_cost_per_token"] == 0.0
+    asked: list[Any] = []
+    monkeypatch.setattr(lib, "completion_cost", lambda **kw: asked.append(kw) or 0.0)
+    response = lib.completion(model=model, messages=messages, mock_response="hello")
+    assert response._hidden_params["response_cost"] == 0.0  # litellm's own price now: no look-up of envsim's
+    assert llm._to_completion(model, response).cost == 0.0 and not asked
+
+
+def test_priced_models_and_prices_already_in_the_map_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = llm.litellm()
+    monkeypatch.setattr(lib, "model_cost", dict(lib.model_cost))
+    before = dict(lib.model_cost)
+    priced = llm.complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
+    assert priced.cost > 0 and lib.model_cost == before
+    lib.model_cost["openai/envsim-custom-price"] = {"input_cost_per_token": 0.5, "litellm_provider": "openai"}
+    llm._register_free(lib, "openai/envsim-custom-price", "openai")
+    assert lib.model_cost["openai/envsim-custom-price"]["input_cost_per_token"] == 0.5

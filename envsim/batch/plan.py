@@ -91,6 +91,13 @@ class RunOptions(_Strict):
     max_backoff: float = Field(30.0, ge=0, description="Ceiling on one backoff delay (Retry-After may ask for more).")
     api_base: str | None = Field(None, description="OpenAI-compatible endpoint for every model participant.")
     step_delay: float = Field(0.0, ge=0, description="Seconds to wait before each agent action (tests, demos).")
+    stagger: float = Field(
+        0.008,
+        ge=0,
+        description="Seconds between the starts of consecutive episode slots when the run calls models over the"
+        " network (slot k starts k × stagger after the run; 0: all at once). Spreads the calls out instead of"
+        " sending them in bursts, which a client processes one response after another (and providers rate-limit).",
+    )
     cache: CacheMode = "off"
     cache_dir: str | None = Field(None, description="The call cache folder (default: RUN_DIR/calls).")
 

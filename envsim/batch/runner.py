@@ -6,6 +6,12 @@ wait on the network at once), score it, and hand the record to a writer that app
 episodes to the store in groups, with one ``fsync`` per group (:meth:`RunStore.append`). An
 episode counts as stored only once its group is on disk.
 
+Where episodes call models over the network, the slots start ``stagger`` seconds apart
+(:attr:`RunOptions.stagger`, 8 ms by default) rather than all at once: slots started together
+send their calls together, get the answers together, and the client, which handles one answer
+at a time (milliseconds of CPU each), keeps them waiting on each other, round after round;
+staggered, each answer is handled as it comes. Only the timing changes, never an episode.
+
 Environments are made per in-flight slot and reused: a worker borrows an idle environment of
 the episode's scenario (with its own mock user and agent) and gives it back afterwards;
 ``reset`` makes each episode independent of the last, so an episode's trajectory does not
@@ -128,6 +134,11 @@ class Participants:
             self._judge = Judge(
                 config.judge_rubric, model=config.judge_model, cache=JudgeCache(None, memory=False), backoff=0.0
             )
+
+    @property
+    def calls_models(self) -> bool:
+        """Whether an episode calls models through litellm (an LLM agent, an LLM user or a judge)."""
+        return self.config.agent == "llm" or self.config.user == "llm" or self._judge is not None
 
     def models(self) -> dict[str, str | None]:
         """The model of each role (``None`` for scripted participants)."""
@@ -361,7 +372,21 @@ class BatchRunner:
 
     # -- workers and the writer ---------------------------------------------------------------
 
-    async def _worker(self, specs: Iterator[EpisodeSpec]) -> None:
+    def _start_delay(self, slot: int) -> float:
+        """Seconds slot ``slot`` waits before its first episode (see :attr:`RunOptions.stagger`).
+
+        Only where episodes call models over the network (not in a replay, not with scripted or
+        local participants): started together, the slots would send their calls together for the
+        rest of the run, and the answers, arriving together, would wait on each other for the CPU.
+        """
+        if not self.options.stagger or self.options.cache == "replay" or not self.participants.calls_models:
+            return 0.0
+        return slot * self.options.stagger
+
+    async def _worker(self, specs: Iterator[EpisodeSpec], slot: int = 0) -> None:
+        delay = self._start_delay(slot)
+        if delay > 0:
+            await asyncio.sleep(delay)
         for spec in specs:
             if self._stopping:
                 return
@@ -431,7 +456,7 @@ class BatchRunner:
         try:
             specs = iter(self.todo)
             count = min(self.options.concurrency, len(self.todo))
-            self._workers = [asyncio.create_task(self._worker(specs)) for _ in range(count)]
+            self._workers = [asyncio.create_task(self._worker(specs, slot)) for slot in range(count)]
             results = await asyncio.gather(*self._workers, return_exceptions=True)
             for result in results:
                 if isinstance(result, Exception) and self.fatal is None:

@@ -120,6 +120,15 @@ def register(app: typer.Typer) -> None:
         api_base: Annotated[
             str | None, typer.Option(help="OpenAI-compatible endpoint for every model (vLLM, a proxy, a test server).")
         ] = None,
+        stagger: Annotated[
+            float | None,
+            typer.Option(
+                min=0.0,
+                help="Seconds between the starts of the episode slots when episodes call models: slot k starts"
+                " k × this after the run, so the slots' calls do not go out (and come back) in bursts; 0: all at"
+                " once. [0.008]",
+            ),
+        ] = None,
         resume: Annotated[Path | None, typer.Option(help="Finish the run in this directory.")] = None,
         record: Annotated[bool, typer.Option("--record", help="Record every model call in RUN_DIR/calls.")] = False,
         replay: Annotated[
@@ -179,6 +188,7 @@ def register(app: typer.Typer) -> None:
             "backoff": backoff,
             "api_base": api_base,
             "step_delay": step_delay,
+            "stagger": stagger,
         }
         overrides = {k: v for k, v in operational.items() if v is not None}
         options = RunOptions(**overrides, cache="record" if record else "off")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,10 @@ def run(
     step_delay: float = 0.0,
     participants: Participants | None = None,
     calls: ModelCalls | None = None,
+    stagger: float = 0.0,
 ) -> tuple[BatchRunner, dict[str, str]]:
     plan = plan_for(scenario, episodes)
-    options = RunOptions(concurrency=concurrency, step_delay=step_delay)
+    options = RunOptions(concurrency=concurrency, step_delay=step_delay, stagger=stagger)
     store = RunStore.create(root, Manifest.new(CONFIG, options, [], seeds=[0], episodes=episodes), plan)
     runner = BatchRunner(
         store, plan, {scenario.id: scenario}, CONFIG, options, calls or ModelCalls(), participants=participants
@@ -140,3 +143,48 @@ def test_progress_figures() -> None:
     stats.outcomes.update({"success": 2, "failure": 2, "infra_error": 1})
     assert stats.done == 6 and stats.success_rate == 0.5 and stats.mean_reward == 0.75
     assert (stats.eta() or 0) > 0
+
+
+class Started(ScriptedAgent):
+    """Notes when each of its episodes starts (and makes mistakes, so that episodes differ by seed)."""
+
+    def __init__(self, starts: list[float]) -> None:
+        super().__init__(0.3)
+        self.starts = starts
+
+    def reset(self, scenario: Scenario, rng: Any) -> None:
+        super().reset(scenario, rng)
+        self.starts.append(time.perf_counter())
+
+
+class CallingModels(WithAgent):
+    """Participants that count as calling models (as an LLM agent does)."""
+
+    @property
+    def calls_models(self) -> bool:
+        return True
+
+
+def test_slots_start_staggered_when_episodes_call_models(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    starts: list[float] = []
+    participants = CallingModels(lambda: Started(starts))
+    runner, staggered = run(
+        tmp_path / "staggered", tiny_scenario, 8, concurrency=4, step_delay=0.2, participants=participants, stagger=0.1
+    )
+    first = sorted(starts)[:4]
+    assert all(b - a >= 0.09 for a, b in itertools.pairwise(first))  # slot k starts k × 0.1 s after the run
+    assert runner.stats.peak_in_flight == 4 and runner.stats.stored == 8
+    same = CallingModels(lambda: Started([]))
+    _, together = run(tmp_path / "together", tiny_scenario, 8, concurrency=4, step_delay=0.001, participants=same)
+    assert staggered == together  # the same episodes: only their timing changed
+
+
+def test_no_stagger_without_model_calls_or_in_a_replay(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    runner, _ = run(tmp_path / "scripted", tiny_scenario, 2, concurrency=2, stagger=5.0)
+    assert runner.stats.run_seconds < 5.0 and runner._start_delay(1) == 0.0  # scripted participants: no waiting
+    calling = CallingModels(ScriptedAgent)
+    replay = RunOptions(concurrency=4, stagger=0.5, cache="replay")
+    replaying = BatchRunner(runner.store, [], {}, CONFIG, replay, ModelCalls(), participants=calling)
+    assert replaying._start_delay(3) == 0.0
+    live = replaying.options.model_copy(update={"cache": "record"})
+    assert BatchRunner(runner.store, [], {}, CONFIG, live, ModelCalls(), participants=calling)._start_delay(3) == 1.5
