@@ -25,7 +25,8 @@ Measured on 2 CPU cores with the defaults (14 training scenarios × 16 episodes,
 0% on the two held-out scenarios throughout (a 1.4M-parameter model memorises, it does not generalise).
 
 On a GPU: ``--model PATH --device cuda`` trains in bf16 and, when vLLM is installed, generates
-GRPO rollouts with TRL's colocated vLLM (see :func:`envsim.train.grpo.grpo_config`).
+GRPO rollouts with TRL's colocated vLLM (see :func:`envsim.train.grpo.grpo_config`). Measured
+on one H200 with the defaults and the tiny model (bf16, no vLLM): 149 s, 0% → 89% → 93%.
 """
 
 from __future__ import annotations
