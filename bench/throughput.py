@@ -10,8 +10,9 @@ steady state, and the bench prints:
 - ``ideal``: the latency-bound ideal, concurrency / (model calls per episode × latency);
 - ``ceiling``: the client-bound ceiling, the calls per second litellm alone reaches against the
   same server in the same bench run (a process that only calls ``litellm.acompletion`` with an
-  agent request, at high concurrency, litellm set up as envsim sets it up: its first call goes
-  through :func:`envsim.llm.acomplete`) ÷ calls per episode;
+  agent request, at high concurrency, litellm and Python set up as envsim sets them up: its first
+  call goes through :func:`envsim.llm.acomplete`, and the cyclic collector gets a run's thresholds)
+  ÷ calls per episode;
 - ``ratio``: ``eps`` ÷ min(``ideal``, ``ceiling``) (target: at least 0.9 at every level);
 - ``client@c``: what litellm alone reaches at the level's own concurrency (episodes/s equivalent:
   its calls per second ÷ calls per episode). Every in-flight call costs the client milliseconds of
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -77,6 +79,7 @@ def _collect(processes: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 
 def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict[str, Any]:
     """litellm alone: ``calls`` agent requests, ``concurrency`` at a time; calls per second and CPU per call."""
+    from envsim.batch.runner import RUN_GC_THRESHOLDS
     from envsim.env import ScenarioEnv
     from envsim.llm import acomplete, litellm
 
@@ -112,6 +115,9 @@ def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict
                     failed += 1
 
         time.sleep(max(0.0, start_at - time.time()))
+        # the collector set up as a run sets it up (envsim.batch.runner.RUN_GC_THRESHOLDS, what exists frozen)
+        gc.freeze()
+        gc.set_threshold(*RUN_GC_THRESHOLDS)
         wall, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - wall, time.process_time() - cpu, failed

@@ -229,6 +229,34 @@ def _with_judge(rubric: Rubric, score: ComponentScore, weight: float) -> Rubric:
     )
 
 
+RUN_GC_THRESHOLDS = (50_000, 20, 10)
+"""The cyclic collector's thresholds while a run is in flight (Python's defaults: 700, 10, 10).
+
+Hundreds of in-flight episodes and the model client's per-call objects make the heap large, and
+at the default thresholds the collector walks it over and over: at concurrency 256 (1,536
+episodes against the local server) it took 18% of the run's CPU (6.4 of 36.5 s, measured with
+``gc.callbacks``). With these it took 5% (1.7 s) and peak memory grew 2.5% (440 → 451 MB). Full
+collections still run (about once per 1,500 episodes there), so cyclic garbage does not pile up."""
+
+
+class _RunCollector:
+    """Sets the cyclic collector up for a run, and back as it was by :meth:`close`.
+
+    What exists when the run starts (litellm, pandas, the scenarios: hundreds of thousands of
+    objects) lives as long as the run: frozen (:func:`gc.freeze`), the collector stops walking it.
+    """
+
+    def __init__(self) -> None:
+        self._thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(*RUN_GC_THRESHOLDS)
+
+    def close(self) -> None:
+        """Restore the thresholds and unfreeze what was frozen."""
+        gc.set_threshold(*self._thresholds)
+        gc.unfreeze()
+
+
 class BatchRunner:
     """Runs ``todo`` into ``store`` (see the module docstring).
 
@@ -448,9 +476,7 @@ class BatchRunner:
                 loop.add_signal_handler(sig, self._interrupt)
                 handled.append(sig)
         previous = set_call_cache(self.calls)
-        # what exists now (litellm, pandas, the scenarios: hundreds of thousands of objects) lives as long
-        # as the run; out of the collector's way, its full collections stop walking them over and over
-        gc.freeze()
+        collector = _RunCollector()
         wall, cpu = time.perf_counter(), time.process_time()
         writer = asyncio.create_task(self._writer())
         try:
@@ -467,7 +493,7 @@ class BatchRunner:
             self.stats.run_seconds = time.perf_counter() - wall
             self.stats.cpu_seconds = time.process_time() - cpu
             set_call_cache(previous)
-            gc.unfreeze()
+            collector.close()
             for sig in handled:
                 loop.remove_signal_handler(sig)
         return self.stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from envsim.agents.base import Policy
 from envsim.agents.scripted import ScriptedAgent
 from envsim.batch.cache import CallCacheMiss, CallLog, ModelCalls, current_scope
 from envsim.batch.plan import GenerateConfig, RunOptions, ScenarioSource, make_plan
-from envsim.batch.runner import BatchRunner, Participants, RunStats
+from envsim.batch.runner import RUN_GC_THRESHOLDS, BatchRunner, Participants, RunStats
 from envsim.batch.store import Manifest, RunStore
 from envsim.llm import ModelCallError
 from envsim.scenario import Scenario
@@ -188,3 +189,26 @@ def test_no_stagger_without_model_calls_or_in_a_replay(tmp_path: Path, tiny_scen
     assert replaying._start_delay(3) == 0.0
     live = replaying.options.model_copy(update={"cache": "record"})
     assert BatchRunner(runner.store, [], {}, CONFIG, live, ModelCalls(), participants=calling)._start_delay(3) == 1.5
+
+
+class SeesCollector(ScriptedAgent):
+    """Notes the cyclic collector's thresholds and frozen count as each of its episodes starts."""
+
+    def __init__(self, seen: list[tuple[tuple[int, ...], int]]) -> None:
+        super().__init__(0.3)
+        self.seen = seen
+
+    def reset(self, scenario: Scenario, rng: Any) -> None:
+        super().reset(scenario, rng)
+        self.seen.append((gc.get_threshold(), gc.get_freeze_count()))
+
+
+def test_the_collector_is_tuned_for_the_run_and_restored_after(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[tuple[int, ...], int]] = []
+    runner, _ = run(
+        tmp_path / "run", tiny_scenario, 4, concurrency=2, participants=WithAgent(lambda: SeesCollector(seen))
+    )
+    assert runner.stats.stored == 4 and len(seen) == 4
+    assert all(thresholds == RUN_GC_THRESHOLDS and frozen > 0 for thresholds, frozen in seen)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
