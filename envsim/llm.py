@@ -49,6 +49,12 @@ def litellm() -> ModuleType:
     global _litellm
     if _litellm is None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        # litellm's aiohttp pool holds 500 connections per host (1,000 in all) and warns of every call
+        # that waits for one; envsim's --concurrency already bounds the calls in flight, so the pool
+        # does not (per host: 0 is no bound; in all: litellm passes no 0 on, so a bound no run reaches).
+        # A user's own settings win.
+        os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT", "1000000")
+        os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT_PER_HOST", "0")
         import litellm as module
 
         module.suppress_debug_info = True

@@ -66,3 +66,25 @@ def test_priced_models_and_prices_already_in_the_map_are_left_alone(monkeypatch:
     lib.model_cost["openai/envsim-custom-price"] = {"input_cost_per_token": 0.5, "litellm_provider": "openai"}
     llm._register_free(lib, "openai/envsim-custom-price", "openai")
     assert lib.model_cost["openai/envsim-custom-price"]["input_cost_per_token"] == 0.5
+
+
+def test_more_calls_in_flight_than_litellms_pool_holds_by_default() -> None:
+    """litellm's aiohttp pool holds 500 connections per host by default; envsim's --concurrency bounds calls instead."""
+    import asyncio
+
+    from envsim.testing.server import server_stats, start_server
+
+    calls = 600
+    messages = [{"role": "user", "content": "Where is my order?"}]
+    with start_server(latency_ms=3000) as url:
+
+        async def main() -> list[llm.Completion]:
+            kwargs = {"api_base": url, "api_key": "local", "max_retries": 0, "timeout": 120}
+            return await asyncio.gather(
+                *(llm.acomplete("openai/envsim-user", messages, seed=i, **kwargs) for i in range(calls))
+            )
+
+        completions = asyncio.run(main())
+        stats = server_stats(url)
+    assert len(completions) == calls and all(c.text for c in completions)
+    assert stats["max_in_flight"] == calls  # none waited for a connection
