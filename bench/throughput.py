@@ -25,6 +25,9 @@ steady state, and the bench prints:
 - ``live_cpu_ms``: CPU milliseconds per episode of the live run (client included);
 - ``rss_mb``: the generator process's peak resident memory.
 
+``--repeats R`` runs each measurement R times (a level's envsim runs alternating with litellm alone
+at its concurrency) and reports medians: on a shared 2-core machine single runs move by ±15%.
+
 ``--workers N`` splits every level over N generator processes (concurrency / N each, started
 together; episodes/s is the total over the slowest one's time), and runs N client-only
 processes for the ceiling. The last line is one JSON object with every number.
@@ -40,10 +43,12 @@ import gc
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +224,17 @@ def _level(
     }
 
 
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level's figures over its repeated runs: medians (peak memory: the highest), every run's eps kept."""
+    row = dict(runs[0])
+    for key in ("eps", "cpu_ms", "live_cpu_ms", "calls_per_episode"):
+        row[key] = statistics.median(run[key] for run in runs)
+    row["rss_mb"] = max(run["rss_mb"] for run in runs)
+    row["eps_runs"] = [run["eps"] for run in runs]
+    row["failures"] = dict(sum((Counter(run["failures"]) for run in runs), Counter()))
+    return row
+
+
 def main() -> None:
     """Run the bench (or, with ``--role``, one of its processes)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -229,6 +245,12 @@ def main() -> None:
     parser.add_argument("--min-episodes", type=int, default=20)
     parser.add_argument("--client-calls", type=int, default=2000, help="Calls of the client-only measurement.")
     parser.add_argument("--client-concurrency", type=int, default=256)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="Runs of each measurement (the ceiling, each level, litellm alone at each level): medians are reported.",
+    )
     parser.add_argument(
         "--stagger", type=float, help="Seconds between the generators' slot starts (default: envsim's, RunOptions)."
     )
@@ -276,8 +298,13 @@ def main() -> None:
         "stagger": args.stagger if args.stagger is not None else RunOptions().stagger,
     }
     with start_server(latency_ms=args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
-        client_rate, client_cpu = _clients(url, args.client_concurrency, args.workers, args.client_calls)
+        ceilings = [
+            _clients(url, args.client_concurrency, args.workers, args.client_calls) for _ in range(args.repeats)
+        ]
+        client_rate = statistics.median(rate for rate, _ in ceilings)
+        client_cpu = statistics.median(cpu for _, cpu in ceilings)
         report["client_calls_per_s"] = client_rate
+        report["client_calls_per_s_runs"] = [rate for rate, _ in ceilings]
         report["client_cpu_ms_per_call"] = client_cpu
         print(
             f"litellm alone: {client_rate:.1f} calls/s ({report['client_cpu_ms_per_call']:.1f} ms CPU per call)"
@@ -292,15 +319,19 @@ def main() -> None:
         rows = []
         for concurrency in levels:
             episodes = max(args.min_episodes, int(args.episodes_per_slot * concurrency))
-            row = _level(url, concurrency, args.workers, episodes, Path(tmp) / f"c{concurrency}", args.stagger)
+            runs, client_rates = [], []
+            for repeat in range(args.repeats):  # a run of envsim, then litellm alone at this concurrency, and again
+                folder = Path(tmp) / f"c{concurrency}-{repeat}"
+                runs.append(_level(url, concurrency, args.workers, episodes, folder, args.stagger))
+                if args.client_per_level:
+                    calls = max(30, int(3 * concurrency * runs[-1]["calls_per_episode"]))
+                    client_rates.append(_clients(url, concurrency, args.workers, calls)[0])
+            row = _median_row(runs)
             row["ideal"] = row["concurrency"] / (row["calls_per_episode"] * latency)
             row["ceiling"] = client_rate / row["calls_per_episode"]
             row["ratio"] = row["eps"] / min(row["ideal"], row["ceiling"])
-            if args.client_per_level:
-                rate, _ = _clients(
-                    url, concurrency, args.workers, max(30, int(3 * concurrency * row["calls_per_episode"]))
-                )
-                row["client_at_level"] = rate / row["calls_per_episode"]
+            if client_rates:
+                row["client_at_level"] = statistics.median(client_rates) / row["calls_per_episode"]
                 row["ratio_at_level"] = row["eps"] / min(row["ideal"], row["client_at_level"])
             rows.append(row)
             print(
