@@ -9,10 +9,11 @@ steady state, and the bench prints:
 - ``eps``: episodes per second (stored episodes / time running them);
 - ``ideal``: the latency-bound ideal, concurrency / (model calls per episode × latency);
 - ``ceiling``: the client-bound ceiling, the calls per second litellm alone reaches against the
-  same server in the same bench run (a process that only calls ``litellm.acompletion`` with an
-  agent request, at high concurrency, litellm and Python set up as envsim sets them up: its first
-  call goes through :func:`envsim.llm.acomplete`, and the cyclic collector gets a run's thresholds)
-  ÷ calls per episode;
+  same server right after each of the level's runs (a process that only calls
+  ``litellm.acompletion`` with an agent request, at ``--client-concurrency`` 256, litellm and Python
+  set up as envsim sets them up: its first call goes through :func:`envsim.llm.acomplete`, and the
+  cyclic collector gets a run's thresholds) ÷ calls per episode. Measured next to each level, not
+  once per bench: the machine's speed drifts by 20-30% over a bench run;
 - ``ratio``: ``eps`` ÷ min(``ideal``, ``ceiling``) (target: at least 0.9 at every level);
 - ``client@c``: what litellm alone reaches at the level's own concurrency (episodes/s equivalent:
   its calls per second ÷ calls per episode). Every in-flight call costs the client milliseconds of
@@ -177,7 +178,7 @@ def worker(
 
 def _clients(url: str, concurrency: int, workers: int, calls: int) -> tuple[float, float]:
     """litellm alone over ``workers`` processes: calls per second (over the slowest), mean CPU ms per call."""
-    start_at = time.time() + 8.0
+    start_at = time.time() + (8.0 if workers > 1 else 0.0)  # several processes import first, then start together
     clients = _collect(
         [
             _spawn(
@@ -200,7 +201,7 @@ def _level(
 ) -> dict[str, Any]:
     per = max(1, concurrency // workers)
     each = max(1, episodes // workers)
-    start_at = time.time() + 8.0  # every worker imports and plans first, then all start together
+    start_at = time.time() + (8.0 if workers > 1 else 0.0)  # several workers import and plan first, then start together
     tail = [] if stagger is None else [str(stagger)]
     processes = [
         _spawn(
@@ -298,37 +299,30 @@ def main() -> None:
         "stagger": args.stagger if args.stagger is not None else RunOptions().stagger,
     }
     with start_server(latency_ms=args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
-        ceilings = [
-            _clients(url, args.client_concurrency, args.workers, args.client_calls) for _ in range(args.repeats)
-        ]
-        client_rate = statistics.median(rate for rate, _ in ceilings)
-        client_cpu = statistics.median(cpu for _, cpu in ceilings)
-        report["client_calls_per_s"] = client_rate
-        report["client_calls_per_s_runs"] = [rate for rate, _ in ceilings]
-        report["client_cpu_ms_per_call"] = client_cpu
-        print(
-            f"litellm alone: {client_rate:.1f} calls/s ({report['client_cpu_ms_per_call']:.1f} ms CPU per call)"
-            f" with {args.workers} process(es)",
-            flush=True,
-        )
         print(
             f"{'conc':>5} {'episodes':>8} {'calls/ep':>8} {'eps':>8} {'ideal':>8} {'ceiling':>8} {'ratio':>6}"
             f" {'client@c':>8} {'ratio@c':>7} {'cpu_ms':>7} {'live_ms':>7} {'rss_mb':>7}",
             flush=True,
         )
-        rows = []
+        rows: list[dict[str, Any]] = []
+        ceilings: list[tuple[float, float]] = []
         for concurrency in levels:
             episodes = max(args.min_episodes, int(args.episodes_per_slot * concurrency))
-            runs, client_rates = [], []
-            for repeat in range(args.repeats):  # a run of envsim, then litellm alone at this concurrency, and again
+            runs, ceiling_rates, client_rates = [], [], []
+            # each run of envsim is followed by litellm alone (at the ceiling's concurrency, then at the
+            # level's), so that the machine's drift over a bench run moves both sides of every ratio alike
+            for repeat in range(args.repeats):
                 folder = Path(tmp) / f"c{concurrency}-{repeat}"
                 runs.append(_level(url, concurrency, args.workers, episodes, folder, args.stagger))
+                ceilings.append(_clients(url, args.client_concurrency, args.workers, args.client_calls))
+                ceiling_rates.append(ceilings[-1][0])
                 if args.client_per_level:
                     calls = max(30, int(3 * concurrency * runs[-1]["calls_per_episode"]))
                     client_rates.append(_clients(url, concurrency, args.workers, calls)[0])
             row = _median_row(runs)
             row["ideal"] = row["concurrency"] / (row["calls_per_episode"] * latency)
-            row["ceiling"] = client_rate / row["calls_per_episode"]
+            row["client_calls_per_s"] = statistics.median(ceiling_rates)
+            row["ceiling"] = row["client_calls_per_s"] / row["calls_per_episode"]
             row["ratio"] = row["eps"] / min(row["ideal"], row["ceiling"])
             if client_rates:
                 row["client_at_level"] = statistics.median(client_rates) / row["calls_per_episode"]
@@ -342,6 +336,16 @@ def main() -> None:
                 flush=True,
             )
         report["levels"] = rows
+        report["client_calls_per_s"] = statistics.median(rate for rate, _ in ceilings)
+        report["client_calls_per_s_runs"] = [rate for rate, _ in ceilings]
+        report["client_cpu_ms_per_call"] = statistics.median(cpu for _, cpu in ceilings)
+        print(
+            f"litellm alone (concurrency {args.client_concurrency}): {report['client_calls_per_s']:.1f} calls/s"
+            f" ({report['client_cpu_ms_per_call']:.1f} ms CPU per call; from"
+            f" {min(report['client_calls_per_s_runs']):.1f} to {max(report['client_calls_per_s_runs']):.1f} over"
+            f" {len(ceilings)} runs) with {args.workers} process(es)",
+            flush=True,
+        )
         report["min_ratio"] = min(r["ratio"] for r in rows)
         report["max_cpu_ms"] = max(r["cpu_ms"] for r in rows)
         low, high = min(rows, key=lambda r: r["concurrency"]), max(rows, key=lambda r: r["concurrency"])
