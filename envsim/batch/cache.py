@@ -485,7 +485,8 @@ class ModelCalls:
         while True:
             tries += 1
             try:
-                completion = await asyncio.wait_for(send(model, messages, **request), limit)
+                async with asyncio.timeout(limit):  # in this task: no task of its own per call, as wait_for makes
+                    completion = await send(model, messages, **request)
             except (ModelCallError, TimeoutError) as raised:
                 if isinstance(raised, ModelCallError):
                     error = raised
