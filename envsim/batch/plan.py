@@ -98,6 +98,11 @@ class RunOptions(_Strict):
         " network (slot k starts k × stagger after the run; 0: all at once). Spreads the calls out instead of"
         " sending them in bursts, which a client processes one response after another (and providers rate-limit).",
     )
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|cuda(:[0-9]+)?)$",
+        description="Torch device of a local Hugging Face agent (agent hf): cpu, cuda or cuda:N.",
+    )
     cache: CacheMode = "off"
     cache_dir: str | None = Field(None, description="The call cache folder (default: RUN_DIR/calls).")
 

@@ -158,7 +158,7 @@ class Participants:
             )
         if config.agent == "hf":
             if self._prototype is None:
-                self._prototype = make_agent("hf", model_path=config.agent_model)
+                self._prototype = make_agent("hf", model_path=config.agent_model, device=self.options.device)
             return copy.copy(self._prototype)
         return make_agent(config.agent, model=config.agent_model)
 

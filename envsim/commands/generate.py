@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -129,6 +130,9 @@ def register(app: typer.Typer) -> None:
                 " once. [0.008]",
             ),
         ] = None,
+        device: Annotated[
+            str | None, typer.Option(help="Torch device of the hf agent: cpu, cuda or cuda:N. [cpu]")
+        ] = None,
         resume: Annotated[Path | None, typer.Option(help="Finish the run in this directory.")] = None,
         record: Annotated[bool, typer.Option("--record", help="Record every model call in RUN_DIR/calls.")] = False,
         replay: Annotated[
@@ -189,7 +193,10 @@ def register(app: typer.Typer) -> None:
             "api_base": api_base,
             "step_delay": step_delay,
             "stagger": stagger,
+            "device": device,
         }
+        if device is not None and not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+            raise EnvsimError(f"--device {device!r}: expected cpu, cuda or cuda:N")
         overrides = {k: v for k, v in operational.items() if v is not None}
         options = RunOptions(**overrides, cache="record" if record else "off")
         fixed = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]

@@ -250,3 +250,17 @@ def test_template_messages_gives_templates_objects() -> None:
     out = template_messages(messages)
     assert out[0]["content"] == "" and out[0]["tool_calls"][0]["function"]["arguments"] == "{"  # unreadable: kept
     assert messages[0]["content"] is None  # the input is not changed
+
+
+def test_a_batch_run_builds_the_hf_agent_on_the_runs_device(model_dir: Path) -> None:
+    from envsim.batch.plan import GenerateConfig, RunOptions
+    from envsim.batch.runner import Participants
+
+    config = GenerateConfig(agent="hf", agent_model=str(model_dir))
+    participants = Participants(config, RunOptions(device="cpu"))
+    first, second = participants.agent(), participants.agent()
+    assert isinstance(first, HFAgent) and isinstance(second, HFAgent)
+    assert first.device == "cpu" and next(first.model.parameters()).device.type == "cpu"
+    assert first.model is second.model  # one loaded model, shared by the run's agents
+    with pytest.raises(ValueError, match="device"):
+        RunOptions(device="gpu")

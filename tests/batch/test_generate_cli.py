@@ -82,6 +82,10 @@ def test_mistakes_exit_2_with_a_message(tmp_path: Path) -> None:
         (["generate", "--replay", str(run), "--out", str(tmp_path / "z")], "no recorded model calls"),
         (["generate", str(tiny), "--out", str(tmp_path / "j"), "--judge-model", "openai/x"], "need --judge-rubric"),
         (["generate", str(tiny), "--out", str(tmp_path / "u"), "--user", "llmm"], "did you mean 'llm'"),
+        (
+            ["generate", str(tiny), "--out", str(tmp_path / "d"), "--agent", "hf", "--device", "gpu"],
+            "expected cpu, cuda",
+        ),
     ]
     for args, message in cases:
         result = envsim(*args)
