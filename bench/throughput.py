@@ -176,9 +176,14 @@ def worker(
 # -- the bench ------------------------------------------------------------------------------------
 
 
+def _start_at(workers: int) -> float:
+    """When a measurement's processes start: several import and plan first (8 s), then start together; one at once."""
+    return time.time() + (8.0 if workers > 1 else 0.0)
+
+
 def _clients(url: str, concurrency: int, workers: int, calls: int) -> tuple[float, float]:
     """litellm alone over ``workers`` processes: calls per second (over the slowest), mean CPU ms per call."""
-    start_at = time.time() + (8.0 if workers > 1 else 0.0)  # several processes import first, then start together
+    start_at = _start_at(workers)
     clients = _collect(
         [
             _spawn(
@@ -201,7 +206,7 @@ def _level(
 ) -> dict[str, Any]:
     per = max(1, concurrency // workers)
     each = max(1, episodes // workers)
-    start_at = time.time() + (8.0 if workers > 1 else 0.0)  # several workers import and plan first, then start together
+    start_at = _start_at(workers)
     tail = [] if stagger is None else [str(stagger)]
     processes = [
         _spawn(

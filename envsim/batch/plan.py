@@ -81,6 +81,10 @@ class GenerateConfig(_Strict):
         return sha256_hex(canonical_json(self.model_dump(exclude={"judge_rubric"})))
 
 
+TORCH_DEVICE = r"cpu|cuda(:[0-9]+)?"
+"""A torch device envsim runs a local model on: ``cpu``, ``cuda`` or ``cuda:N`` (a regular expression)."""
+
+
 class RunOptions(_Strict):
     """How a run is executed; none of it changes an episode's content (nor its id)."""
 
@@ -100,7 +104,7 @@ class RunOptions(_Strict):
     )
     device: str = Field(
         "cpu",
-        pattern=r"^(cpu|cuda(:[0-9]+)?)$",
+        pattern=f"^(?:{TORCH_DEVICE})$",
         description="Torch device of a local Hugging Face agent (agent hf): cpu, cuda or cuda:N.",
     )
     cache: CacheMode = "off"

@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
         episodes are sharded over N Ray tasks and streamed back into RUN_DIR, with the same episode
         ids, trajectories, resume and summary as the local backend (a run may be resumed on either).
         """
-        from envsim.batch.plan import GenerateConfig, RunOptions
+        from envsim.batch.plan import TORCH_DEVICE, GenerateConfig, RunOptions
         from envsim.batch.session import execute, open_run, start_replay, start_run
         from envsim.errors import EnvsimError
 
@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
             "stagger": stagger,
             "device": device,
         }
-        if device is not None and not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        if device is not None and not re.fullmatch(TORCH_DEVICE, device):
             raise EnvsimError(f"--device {device!r}: expected cpu, cuda or cuda:N")
         overrides = {k: v for k, v in operational.items() if v is not None}
         options = RunOptions(**overrides, cache="record" if record else "off")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from envsim.batch.plan import TORCH_DEVICE
 from envsim.errors import EnvsimError
 
 out = Console(highlight=False, soft_wrap=True)
@@ -96,8 +98,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate → rejection-sample → SFT → evaluate → GRPO → evaluate, and plot it."""
         require_train_extra()
-        if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-            raise EnvsimError(f"--device {device!r}: expected cpu or cuda")
+        if not re.fullmatch(TORCH_DEVICE, device):
+            raise EnvsimError(f"--device {device!r}: expected cpu, cuda or cuda:N")
         if model is not None and not model.is_dir():
             raise EnvsimError(f"--model {model}: no such folder")
         from envsim.train.flywheel import DEFAULT_HOLDOUT, FlywheelConfig, run_flywheel, split_scenarios, table
