@@ -10,9 +10,11 @@ steady state, and the bench prints:
 - ``ideal``: the latency-bound ideal, concurrency / (model calls per episode × latency);
 - ``ceiling``: the client-bound ceiling, the calls per second litellm alone reaches against the
   same server right after each of the level's runs (a process that only calls
-  ``litellm.acompletion`` with an agent request, at ``--client-concurrency`` 256, litellm and Python
-  set up as envsim sets them up: its first call goes through :func:`envsim.llm.acomplete`, and the
-  cyclic collector gets a run's thresholds) ÷ calls per episode. Measured next to each level, not
+  ``litellm.acompletion``, at ``--client-concurrency`` 256, with the requests envsim's LLM agent
+  sends in one episode of the scenario, in turn: later turns carry longer histories and cost
+  litellm about a tenth more CPU than the opening one; litellm and Python set up as envsim sets
+  them up: its first calls go through :func:`envsim.llm.complete`, and the cyclic collector gets a
+  run's thresholds) ÷ calls per episode. Measured next to each level, not
   once per bench: the machine's speed drifts by 20-30% over a bench run;
 - ``ratio``: ``eps`` ÷ min(``ideal``, ``ceiling``) (target: at least 0.9 at every level);
 - ``client@c``: what litellm alone reaches at the level's own concurrency (episodes/s equivalent:
@@ -83,31 +85,42 @@ def _collect(processes: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 # -- the processes --------------------------------------------------------------------------------
 
 
-def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict[str, Any]:
-    """litellm alone: ``calls`` agent requests, ``concurrency`` at a time; calls per second and CPU per call."""
-    from envsim.batch.runner import RUN_GC_THRESHOLDS
+def episode_requests(url: str) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
+    """The (messages, litellm kwargs) of every call envsim's LLM agent makes in one episode of the scenario.
+
+    The episode is played against the server at ``url`` with the agent a run builds
+    (:meth:`envsim.batch.runner.Participants.agent`: same timeout, retries, seed per call; the key
+    a run's call layer gives a local server) and the scripted user, through :func:`envsim.llm.complete`.
+    """
+    from envsim.agents.llm import LLMAgent
     from envsim.env import ScenarioEnv
-    from envsim.llm import acomplete, litellm
+
+    env = ScenarioEnv(SCENARIO)
+    agent = LLMAgent(MODEL, seed=0, timeout=600, api_base=url, api_key="envsim-local")
+    observation, info = env.reset(seed=0)
+    agent.reset(env.scenario, env.np_random)
+    requests = []
+    for _ in range(env.scenario.max_turns):
+        requests.append(agent.request(info))
+        observation, _, _, _, info = env.step(agent.act(observation, info))
+        if "end_reason" in info:
+            break
+    return requests
+
+
+def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict[str, Any]:
+    """litellm alone: ``calls`` agent requests (one episode's, in turn), ``concurrency`` at a time; calls/s and CPU."""
+    from envsim.batch.runner import RUN_GC_THRESHOLDS
+    from envsim.llm import litellm
 
     lib = litellm()
-    _, info = ScenarioEnv(SCENARIO).reset(seed=0)
-    kwargs = {
-        "messages": info["messages"],
-        "tools": info["tools"],
-        "temperature": 0.0,
-        "api_base": url,
-        "api_key": "bench",
-        "max_retries": 0,
-        "timeout": 600,
-        "_skip_mcp_handler": True,
-    }
+    # played through envsim's call path (lazy imports, the connection pool, an unpriced model registered at
+    # price 0 after its first call: litellm set up as envsim sets it up), then called with litellm alone
+    requests = episode_requests(url)
 
     async def main() -> tuple[float, float, int]:
-        # warm up (lazy imports, the connection pool) through envsim's call path, so that litellm is set up
-        # as envsim sets it up (an unpriced model registered at price 0 after its first call), then call
-        # litellm alone
-        await acomplete(MODEL, **kwargs)
-        await lib.acompletion(model=MODEL, **kwargs)
+        for messages, kwargs in requests:  # the async client's own set-up
+            await lib.acompletion(model=MODEL, messages=messages, **kwargs)
         left = calls
         failed = 0
 
@@ -115,8 +128,9 @@ def client_only(url: str, concurrency: int, calls: int, start_at: float) -> dict
             nonlocal left, failed
             while left > 0:
                 left -= 1
+                messages, kwargs = requests[left % len(requests)]
                 try:
-                    await lib.acompletion(model=MODEL, **kwargs)
+                    await lib.acompletion(model=MODEL, messages=messages, **kwargs)
                 except Exception:
                     failed += 1
 
