@@ -88,23 +88,34 @@ def _collect(processes: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 def episode_requests(url: str) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
     """The (messages, litellm kwargs) of every call envsim's LLM agent makes in one episode of the scenario.
 
-    The episode is played against the server at ``url`` with the agent a run builds
-    (:meth:`envsim.batch.runner.Participants.agent`: same timeout, retries, seed per call; the key
-    a run's call layer gives a local server) and the scripted user, through :func:`envsim.llm.complete`.
+    The episode is played against the server at ``url`` as a run plays it: the agent a run builds
+    (:meth:`envsim.batch.runner.Participants.agent`), the scripted user, every call through the
+    run's call layer (:func:`envsim.batch.session.model_calls`), whose defaults (the local server's
+    key) each request carries.
     """
     from envsim.agents.llm import LLMAgent
+    from envsim.batch.plan import RunOptions
+    from envsim.batch.session import model_calls
     from envsim.env import ScenarioEnv
+    from envsim.llm import set_call_cache
 
+    options = RunOptions(timeout=600, max_retries=0, api_base=url)
+    calls = model_calls(options, "off", None)
     env = ScenarioEnv(SCENARIO)
-    agent = LLMAgent(MODEL, seed=0, timeout=600, api_base=url, api_key="envsim-local")
+    agent = LLMAgent(MODEL, seed=0, timeout=options.timeout, api_base=url)
     observation, info = env.reset(seed=0)
     agent.reset(env.scenario, env.np_random)
     requests = []
-    for _ in range(env.scenario.max_turns):
-        requests.append(agent.request(info))
-        observation, _, _, _, info = env.step(agent.act(observation, info))
-        if "end_reason" in info:
-            break
+    previous = set_call_cache(calls)
+    try:
+        for _ in range(env.scenario.max_turns):
+            messages, kwargs = agent.request(info)
+            requests.append((messages, {**calls.defaults, **kwargs}))
+            observation, _, _, _, info = env.step(agent.act(observation, info))
+            if "end_reason" in info:
+                break
+    finally:
+        set_call_cache(previous)
     return requests
 
 
