@@ -29,6 +29,7 @@ import glob
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +84,18 @@ class GenerateConfig(_Strict):
 
 TORCH_DEVICE = r"cpu|cuda(:[0-9]+)?"
 """A torch device envsim runs a local model on: ``cpu``, ``cuda`` or ``cuda:N`` (a regular expression)."""
+
+
+def check_torch_device(option: str, device: str) -> str:
+    """``device`` when it matches :data:`TORCH_DEVICE`; otherwise an error naming the ``option`` it came from.
+
+    Example:
+        >>> check_torch_device("--device", "cuda:1")
+        'cuda:1'
+    """
+    if not re.fullmatch(TORCH_DEVICE, device):
+        raise EnvsimError(f"{option} {device!r}: expected cpu, cuda or cuda:N")
+    return device
 
 
 class RunOptions(_Strict):

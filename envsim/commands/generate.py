@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -167,7 +166,7 @@ def register(app: typer.Typer) -> None:
         episodes are sharded over N Ray tasks and streamed back into RUN_DIR, with the same episode
         ids, trajectories, resume and summary as the local backend (a run may be resumed on either).
         """
-        from envsim.batch.plan import TORCH_DEVICE, GenerateConfig, RunOptions
+        from envsim.batch.plan import GenerateConfig, RunOptions, check_torch_device
         from envsim.batch.session import execute, open_run, start_replay, start_run
         from envsim.errors import EnvsimError
 
@@ -195,8 +194,8 @@ def register(app: typer.Typer) -> None:
             "stagger": stagger,
             "device": device,
         }
-        if device is not None and not re.fullmatch(TORCH_DEVICE, device):
-            raise EnvsimError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        if device is not None:
+            check_torch_device("--device", device)
         overrides = {k: v for k, v in operational.items() if v is not None}
         options = RunOptions(**overrides, cache="record" if record else "off")
         fixed = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]

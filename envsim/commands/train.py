@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +29,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from envsim.batch.plan import TORCH_DEVICE
+from envsim.batch.plan import check_torch_device
 from envsim.errors import EnvsimError
 
 out = Console(highlight=False, soft_wrap=True)
@@ -98,8 +97,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate → rejection-sample → SFT → evaluate → GRPO → evaluate, and plot it."""
         require_train_extra()
-        if not re.fullmatch(TORCH_DEVICE, device):
-            raise EnvsimError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        check_torch_device("--device", device)
         if model is not None and not model.is_dir():
             raise EnvsimError(f"--model {model}: no such folder")
         from envsim.train.flywheel import DEFAULT_HOLDOUT, FlywheelConfig, run_flywheel, split_scenarios, table
