@@ -20,6 +20,7 @@ Example (no network: litellm's own ``mock_response``):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import os
@@ -44,6 +45,10 @@ class ModelCallError(EnvsimError):
 _litellm: ModuleType | None = None
 
 
+LOGGING_DRAIN_SECONDS = 10.0
+"""The longest :func:`drain_logging` waits for litellm's logging (each of its callbacks has its own 20 s bound)."""
+
+
 def litellm() -> ModuleType:
     """The litellm module, imported once with the offline price map."""
     global _litellm
@@ -55,6 +60,12 @@ def litellm() -> ModuleType:
         # A user's own settings win.
         os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT", "1000000")
         os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT_PER_HOST", "0")
+        # litellm logs each call's success on a background queue that at most 100 tasks work at once
+        # (LOGGING_WORKER_CONCURRENCY); with hundreds of calls in flight it falls behind and the queue
+        # grows for as long as the run lasts (measured at 256 in flight: ~50 entries a second, ~28 KB
+        # each, and past 50,000 litellm drops entries with errors). envsim bounds the calls in flight,
+        # so the logging does not need its own bound: it keeps pace, memory stays flat.
+        os.environ.setdefault("LOGGING_WORKER_CONCURRENCY", "1000000")
         import litellm as module
 
         module.suppress_debug_info = True
@@ -72,6 +83,41 @@ def litellm() -> ModuleType:
                     importlib.import_module(f"litellm.llms.github_copilot.{name}")
         _litellm = module
     return _litellm
+
+
+async def drain_logging(timeout: float = LOGGING_DRAIN_SECONDS) -> None:
+    """Wait (at most ``timeout`` seconds) until litellm has logged every call made so far.
+
+    litellm logs each call in the background, on the event loop that made it. A run awaits this
+    before its loop closes, so that nothing is left for another loop (litellm moves it there with
+    a warning) or for the interpreter's exit (where litellm drops what it cannot log in 5 s).
+    Nothing to do where litellm was never imported.
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(drain_logging())
+    """
+    if _litellm is None:
+        return
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await GLOBAL_LOGGING_WORKER.flush()
+
+
+def logging_backlog() -> int:
+    """Calls whose success litellm has not logged yet (0 where litellm was never imported).
+
+    Example:
+        >>> logging_backlog() >= 0
+        True
+    """
+    if _litellm is None:
+        return 0
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    return int(GLOBAL_LOGGING_WORKER.pending_count)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
 from envsim.batch.retry import describe
 from envsim.batch.store import EpisodeRecord, RunStore, trajectory_hash
 from envsim.env import ScenarioEnv
-from envsim.llm import ModelCallError, set_call_cache
+from envsim.llm import ModelCallError, drain_logging, set_call_cache
 from envsim.reward.base import ComponentScore, RewardBreakdown, RewardContext
 from envsim.reward.outcome import REWARD_CARRYING, Outcome
 from envsim.reward.rubric import Rubric
@@ -492,6 +492,8 @@ class BatchRunner:
             await writer
             self.stats.run_seconds = time.perf_counter() - wall
             self.stats.cpu_seconds = time.process_time() - cpu
+            if not self.interrupted:
+                await drain_logging()  # litellm's logging of this loop's calls, finished on this loop
             set_call_cache(previous)
             collector.close()
             for sig in handled:

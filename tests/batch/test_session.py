@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from envsim import llm
 from envsim.batch.plan import GenerateConfig, RunOptions
 from envsim.batch.session import execute, open_run, start_run
 from envsim.batch.store import EpisodeRecord, RunStore
@@ -120,5 +121,6 @@ def test_infra_errors_are_stored_as_such_and_played_again_on_resume(tmp_path: Pa
         up = execute(open_run(run), overrides={"api_base": url}, resumed=True)
     assert up.outcomes == {"success": 6} and (up.stored, up.complete, up.missing) == (6, 6, 0)
     assert up.stored_this_session == 6 and up.mean_reward == 1.0
+    assert llm.logging_backlog() == 0  # litellm logged the session's calls on its own loop
     final = records(run)
     assert set(final) == set(failed) and all(r.attempts == 2 and r.outcome == "success" for r in final.values())
