@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from envsim.agents.hf import parse_generation
 from envsim.env import ScenarioEnv
-from envsim.llm import ModelCallError
+from envsim.llm import ModelCallError, drain_logging
 from envsim.reward import RewardBreakdown
 from envsim.reward.outcome import Outcome, carries_reward
 from envsim.train.chat import encode, end_of_turn, environment_text, render
@@ -207,13 +207,20 @@ class HFGenerator:
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """Run a coroutine to completion from synchronous code, also when an event loop is already
-    running in this thread (a notebook): then in a worker thread with its own loop."""
+    running in this thread (a notebook): then in a worker thread with its own loop. litellm's
+    logging of the loop's model calls (an LLM user's) is finished before the loop closes."""
+
+    async def main() -> _T:
+        result = await make()
+        await drain_logging()
+        return result
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make())
+        return asyncio.run(main())
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
+        return pool.submit(lambda: asyncio.run(main())).result()
 
 
 class EpisodeRunner:
