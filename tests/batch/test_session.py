@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from envsim import llm
 from envsim.batch.plan import GenerateConfig, RunOptions
 from envsim.batch.session import execute, open_run, start_run
 from envsim.batch.store import EpisodeRecord, RunStore
@@ -121,6 +122,29 @@ def test_infra_errors_are_stored_as_such_and_played_again_on_resume(tmp_path: Pa
         up = execute(open_run(run), overrides={"api_base": url}, resumed=True)
     assert up.outcomes == {"success": 6} and (up.stored, up.complete, up.missing) == (6, 6, 0)
     assert up.stored_this_session == 6 and up.mean_reward == 1.0
-    assert llm.logging_backlog() == 0  # litellm logged the session's calls on its own loop
     final = records(run)
     assert set(final) == set(failed) and all(r.attempts == 2 and r.outcome == "success" for r in final.values())
+
+
+def test_a_litellm_callback_sees_every_call_of_a_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run waits for litellm's logging of its calls before its loop closes: a slow callback misses none."""
+    from envsim import llm
+    from envsim.testing.server import start_server
+
+    lib = llm.litellm()
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class Counter(CustomLogger):  # type: ignore[misc]
+        logged = 0
+
+        async def async_log_success_event(self, *args: Any, **kwargs: Any) -> None:
+            await asyncio.sleep(0.05)  # a logging service over the network
+            Counter.logged += 1
+
+    monkeypatch.setattr(lib, "callbacks", [Counter()])
+    config = GenerateConfig(agent="llm", agent_model="openai/envsim-agent")
+    with start_server() as url:
+        options = RunOptions(concurrency=8, api_base=url)
+        summary = execute(start_run(tmp_path / "run", ["MedicalSupplyPanicCaller"], config, options, episodes=8))
+    assert summary.stored == 8 and summary.model_calls >= 8
+    assert Counter.logged == summary.model_calls and llm.logging_backlog() == 0

@@ -138,3 +138,31 @@ def test_a_simulation_error_drops_only_its_episode(tokenizer: Any, caplog: pytes
     assert first.outcome == "sim_fault" and first.reward is None and "KeyError" in (first.error or "")
     assert second.success
     assert "dropped (sim_fault)" in caplog.text
+
+
+def test_run_sync_finishes_litellms_logging_of_the_loops_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's model calls (an LLM user's) are all logged by litellm before its loop closes."""
+    from envsim import llm
+    from envsim.train.episodes import run_sync
+
+    lib = llm.litellm()
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class Counter(CustomLogger):  # type: ignore[misc]
+        logged = 0
+
+        async def async_log_success_event(self, *args: Any, **kwargs: Any) -> None:
+            await asyncio.sleep(0.05)  # a logging service over the network
+            Counter.logged += 1
+
+    monkeypatch.setattr(lib, "callbacks", [Counter()])
+    messages = [{"role": "user", "content": "Where is my order?"}]
+
+    async def batch() -> list[str]:
+        replies = await asyncio.gather(
+            *(llm.acomplete("openai/gpt-4o-mini", messages, mock_response="on its way") for _ in range(100))
+        )
+        return [reply.text for reply in replies]
+
+    assert run_sync(batch) == ["on its way"] * 100
+    assert Counter.logged == 100 and llm.logging_backlog() == 0
