@@ -84,3 +84,35 @@ def _close_implicit_event_loop() -> Iterator[None]:
     if not loop.is_running():
         loop.close()
         asyncio.set_event_loop(None)
+
+
+class LoggedCalls:
+    """What a litellm success callback saw (see :func:`slow_litellm_callback`)."""
+
+    count = 0
+
+
+@pytest.fixture
+def slow_litellm_callback(monkeypatch: pytest.MonkeyPatch) -> LoggedCalls:
+    """A litellm callback that takes 50 ms per call (a logging service over the network) and counts them.
+
+    litellm copies ``litellm.callbacks`` into its own lists on a call; they are all replaced here
+    (restored after the test), so that no callback of another test is left in them.
+    """
+    from envsim import llm
+
+    lib = llm.litellm()
+    from litellm.integrations.custom_logger import CustomLogger
+
+    seen = LoggedCalls()
+
+    class Slow(CustomLogger):  # type: ignore[misc]
+        async def async_log_success_event(self, *args: object, **kwargs: object) -> None:
+            await asyncio.sleep(0.05)
+            seen.count += 1
+
+    monkeypatch.setattr(lib, "callbacks", [Slow()])
+    for name in ("input_callback", "success_callback", "failure_callback", "_async_success_callback"):
+        monkeypatch.setattr(lib, name, [])
+    monkeypatch.setattr(lib, "_async_failure_callback", [])
+    return seen

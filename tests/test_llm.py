@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from envsim import llm
+from tests.conftest import LoggedCalls
 
 
 class _Response:
@@ -90,20 +91,10 @@ def test_more_calls_in_flight_than_litellms_pool_holds_by_default() -> None:
     assert stats["max_in_flight"] == calls  # none waited for a connection
 
 
-def test_litellms_logging_of_a_loops_calls_is_finished_on_that_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_litellms_logging_of_a_loops_calls_is_finished_on_that_loop(slow_litellm_callback: LoggedCalls) -> None:
     """litellm logs calls in the background; drain_logging finishes it before the loop closes: a callback sees all."""
     import asyncio
 
-    lib = llm.litellm()
-    from litellm.integrations.custom_logger import CustomLogger
-
-    class Counter(CustomLogger):  # type: ignore[misc]
-        logged = 0
-
-        async def async_log_success_event(self, *args: Any, **kwargs: Any) -> None:
-            Counter.logged += 1
-
-    monkeypatch.setattr(lib, "callbacks", [Counter()])
     messages = [{"role": "user", "content": "Where is my order?"}]
 
     async def calls(n: int) -> tuple[int, int]:
@@ -113,4 +104,4 @@ def test_litellms_logging_of_a_loops_calls_is_finished_on_that_loop(monkeypatch:
         return queued, llm.logging_backlog()
 
     queued, left = asyncio.run(calls(300))
-    assert queued > 0 and left == 0 and Counter.logged == 300
+    assert queued > 0 and left == 0 and slow_litellm_callback.count == 300

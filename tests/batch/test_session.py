@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,7 +11,7 @@ from envsim.batch.plan import GenerateConfig, RunOptions
 from envsim.batch.session import execute, open_run, start_run
 from envsim.batch.store import EpisodeRecord, RunStore
 from envsim.errors import EnvsimError
-from tests.conftest import TINY_SCENARIO
+from tests.conftest import TINY_SCENARIO, LoggedCalls
 
 
 def scenario_file(tmp_path: Path) -> Path:
@@ -126,25 +124,14 @@ def test_infra_errors_are_stored_as_such_and_played_again_on_resume(tmp_path: Pa
     assert set(final) == set(failed) and all(r.attempts == 2 and r.outcome == "success" for r in final.values())
 
 
-def test_a_litellm_callback_sees_every_call_of_a_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_litellm_callback_sees_every_call_of_a_session(tmp_path: Path, slow_litellm_callback: LoggedCalls) -> None:
     """A run waits for litellm's logging of its calls before its loop closes: a slow callback misses none."""
     from envsim import llm
     from envsim.testing.server import start_server
 
-    lib = llm.litellm()
-    from litellm.integrations.custom_logger import CustomLogger
-
-    class Counter(CustomLogger):  # type: ignore[misc]
-        logged = 0
-
-        async def async_log_success_event(self, *args: Any, **kwargs: Any) -> None:
-            await asyncio.sleep(0.05)  # a logging service over the network
-            Counter.logged += 1
-
-    monkeypatch.setattr(lib, "callbacks", [Counter()])
     config = GenerateConfig(agent="llm", agent_model="openai/envsim-agent")
     with start_server() as url:
         options = RunOptions(concurrency=8, api_base=url)
         summary = execute(start_run(tmp_path / "run", ["MedicalSupplyPanicCaller"], config, options, episodes=8))
     assert summary.stored == 8 and summary.model_calls >= 8
-    assert Counter.logged == summary.model_calls and llm.logging_backlog() == 0
+    assert slow_litellm_callback.count == summary.model_calls and llm.logging_backlog() == 0

@@ -20,6 +20,7 @@ from envsim.rollout import run_episode
 from envsim.train.chat import assistant_text, encode, encode_conversation
 from envsim.train.episodes import EpisodeKey, EpisodeRunner, Generation, summarize
 from envsim.user.scripted import ScriptedUser
+from tests.conftest import LoggedCalls
 from tests.train.conftest import SCENARIOS
 
 
@@ -140,22 +141,11 @@ def test_a_simulation_error_drops_only_its_episode(tokenizer: Any, caplog: pytes
     assert "dropped (sim_fault)" in caplog.text
 
 
-def test_run_sync_finishes_litellms_logging_of_the_loops_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_sync_finishes_litellms_logging_of_the_loops_calls(slow_litellm_callback: LoggedCalls) -> None:
     """A batch's model calls (an LLM user's) are all logged by litellm before its loop closes."""
     from envsim import llm
     from envsim.train.episodes import run_sync
 
-    lib = llm.litellm()
-    from litellm.integrations.custom_logger import CustomLogger
-
-    class Counter(CustomLogger):  # type: ignore[misc]
-        logged = 0
-
-        async def async_log_success_event(self, *args: Any, **kwargs: Any) -> None:
-            await asyncio.sleep(0.05)  # a logging service over the network
-            Counter.logged += 1
-
-    monkeypatch.setattr(lib, "callbacks", [Counter()])
     messages = [{"role": "user", "content": "Where is my order?"}]
 
     async def batch() -> list[str]:
@@ -165,4 +155,4 @@ def test_run_sync_finishes_litellms_logging_of_the_loops_calls(monkeypatch: pyte
         return [reply.text for reply in replies]
 
     assert run_sync(batch) == ["on its way"] * 100
-    assert Counter.logged == 100 and llm.logging_backlog() == 0
+    assert slow_litellm_callback.count == 100 and llm.logging_backlog() == 0
