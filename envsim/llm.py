@@ -6,6 +6,8 @@ imports once. Every model call of envsim (LLM user, LLM agent, judge) goes throu
 :func:`complete` / :func:`acomplete`, so a registered litellm custom provider or
 ``mock_response`` drives the real client path in tests, and :func:`set_call_cache` can put a
 recorder, a replayer or a retry policy in front of every call (``envsim generate`` does).
+litellm logs every call in the background; :func:`drain_logging` waits for that before a run's
+event loop closes.
 
 A model litellm has no price for (a local server, a self-hosted model) costs 0; once a call has
 shown that, the model is registered in litellm's price map at 0 (``litellm.register_model``), so
@@ -97,13 +99,12 @@ async def drain_logging(timeout: float = LOGGING_DRAIN_SECONDS) -> None:
         >>> import asyncio
         >>> asyncio.run(drain_logging())
     """
-    if _litellm is None:
+    worker = _logging_worker()
+    if worker is None:
         return
-    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
-
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            await GLOBAL_LOGGING_WORKER.flush()
+            await worker.flush()
 
 
 def logging_backlog() -> int:
@@ -113,11 +114,19 @@ def logging_backlog() -> int:
         >>> logging_backlog() >= 0
         True
     """
-    if _litellm is None:
-        return 0
-    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    worker = _logging_worker()
+    return 0 if worker is None else int(worker.pending_count)
 
-    return int(GLOBAL_LOGGING_WORKER.pending_count)
+
+def _logging_worker() -> Any:
+    """litellm's background logging worker; None where litellm was never imported, or has none there."""
+    if _litellm is None:
+        return None
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    except ImportError:  # another litellm layout: its own exit handling applies
+        return None
+    return GLOBAL_LOGGING_WORKER
 
 
 @dataclass(frozen=True)
