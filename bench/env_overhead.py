@@ -6,8 +6,12 @@ hashes, plus the other components), and, as a reference, the median of a plain
 ``copy.deepcopy`` reset of the same world's state model, with the ratio. The last line is one
 JSON object.
 
-Run: ``python bench/env_overhead.py [--repeats N]``
-Targets: step <= 30 us, reset <= 500 us, reward <= 1000 us.
+It also times generating each toolkit's ``default`` fixture world from a seed (what a scenario
+with ``world: {fixture: default}`` costs once per seed, before it is cached), median of
+``--fixture-repeats`` seeds.
+
+Run: ``python bench/env_overhead.py [--repeats N] [--fixture-repeats N]``
+Targets: step <= 30 us, reset <= 500 us, reward <= 1000 us, a default fixture <= 500 ms.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable
 
 from envsim.env import ScenarioEnv
 from envsim.scenario import Scenario
-from envsim.toolkits import fixture_world, get_toolkit
+from envsim.toolkits import fixture_world, get_toolkit, toolkit_names
 
 
 def _scenario(order_id: str, delivered_id: str) -> Scenario:
@@ -70,9 +74,26 @@ def _median_us(fn: Callable[[], object], repeats: int, setup: Callable[[], objec
     return statistics.median(samples)
 
 
+def _fixture_ms(repeats: int) -> dict[str, float]:
+    """Median milliseconds of generating each toolkit's ``default`` fixture (uncached), over ``repeats`` seeds."""
+    timings = {}
+    for name in toolkit_names():
+        make = get_toolkit(name).fixtures.get("default")
+        if make is None:
+            continue
+        runs = []
+        for seed in range(repeats):
+            start = time.perf_counter()
+            make(seed)
+            runs.append(1e3 * (time.perf_counter() - start))
+        timings[name] = statistics.median(runs)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--fixture-repeats", type=int, default=5)
     args = parser.parse_args()
 
     base = fixture_world("retail", "default", 0)
@@ -121,9 +142,13 @@ def main() -> None:
     print(f"reward (all components)      {reward_us:10.1f} us   (target <= 1000)")
     print(f"  of which replay + hash     {replay_us:10.1f} us")
     print(f"deepcopy reset (reference)   {deepcopy_us:10.1f} us   = {deepcopy_us / reset_us:,.0f}x our reset")
+    fixture_ms = _fixture_ms(args.fixture_repeats)
+    for name, ms in fixture_ms.items():
+        print(f"default fixture, {name:<16} {ms:10.1f} ms   (target <= 500)")
     print(
         json.dumps(
             {
+                "fixture_ms": {name: round(ms, 1) for name, ms in fixture_ms.items()},
                 "step_us": round(step_us, 2),
                 "simple_step_us": round(simple_step_us, 2),
                 "write_step_us": round(write_step_us, 2),

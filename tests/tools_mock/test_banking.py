@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -115,14 +114,11 @@ def test_default_fixture_sizes(bank: Bank) -> None:
     assert set(statuses) == {"posted", "pending", "disputed", "reversed"}
 
 
-def test_small_fixture_and_speed() -> None:
+def test_small_fixture() -> None:
     state = small(SEED)
     assert len(state.customers) == 15
     assert {c.status for c in state.cards.values()} == {"active", "frozen", "cancelled"}
     assert len(state.disputes) >= 1 and len(state.fraud_cases) >= 1
-    start = time.perf_counter()
-    default(SEED + 1)
-    assert time.perf_counter() - start < 0.5
 
 
 @pytest.mark.parametrize("make", [default, small])
