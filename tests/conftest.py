@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,10 +87,11 @@ def _close_implicit_event_loop() -> Iterator[None]:
         asyncio.set_event_loop(None)
 
 
+@dataclass
 class LoggedCalls:
     """What a litellm success callback saw (see :func:`slow_litellm_callback`)."""
 
-    count = 0
+    count: int = 0
 
 
 @pytest.fixture
@@ -112,7 +114,12 @@ def slow_litellm_callback(monkeypatch: pytest.MonkeyPatch) -> LoggedCalls:
             seen.count += 1
 
     monkeypatch.setattr(lib, "callbacks", [Slow()])
-    for name in ("input_callback", "success_callback", "failure_callback", "_async_success_callback"):
+    for name in (
+        "input_callback",
+        "success_callback",
+        "failure_callback",
+        "_async_success_callback",
+        "_async_failure_callback",
+    ):
         monkeypatch.setattr(lib, name, [])
-    monkeypatch.setattr(lib, "_async_failure_callback", [])
     return seen
