@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from envsim.scenario import Scenario, ToolCallSpec
-from envsim.toolkits import build_world, get_toolkit
+from envsim.toolkits import get_toolkit, initial_world
 from envsim.tools import ToolRegistry, ToolResult
 from envsim.world import World
 
@@ -45,8 +45,8 @@ class ScenarioRuntime:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        spec = scenario.world
-        self.initial_world = build_world(tuple(scenario.toolkits), spec.fixture, spec.seed, spec.inline, spec.overrides)
+        # a fork of the world every runtime of an equal scenario shares: changes to it stay here
+        self.initial_world = initial_world(tuple(scenario.toolkits), scenario.world).fork()
         self.toolkit_classes = [get_toolkit(name) for name in scenario.toolkits]
 
     def session(self) -> Session:

@@ -17,10 +17,11 @@ Example:
 from __future__ import annotations
 
 import importlib
+import json
 import typing
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,12 +31,17 @@ from envsim.tools import Toolkit
 from envsim.world import World, WorldState
 from tools_mock import BUILTIN_TOOLKITS
 
+if TYPE_CHECKING:
+    from envsim.scenario import WorldSpec
+
 _REGISTRY: dict[str, str | type[Toolkit]] = dict(BUILTIN_TOOLKITS)
 
 
 def register_toolkit(name: str, toolkit: str | type[Toolkit]) -> None:
     """Make a toolkit available to scenarios under ``name`` (a class or ``"module:Class"``)."""
     _REGISTRY[name] = toolkit
+    fixture_world.cache_clear()  # worlds built from the toolkit this name meant before
+    _initial_worlds.clear()
 
 
 def toolkit_names() -> list[str]:
@@ -151,3 +157,32 @@ def build_world(
     if overrides:
         apply_records(world, overrides, record_types, where="overrides")
     return world.freeze()
+
+
+INITIAL_WORLDS_KEPT = 256
+"""Most initial worlds :func:`initial_world` keeps (the oldest goes first)."""
+
+_initial_worlds: dict[tuple[tuple[str, ...], str], World] = {}
+
+
+def initial_world(toolkits: tuple[str, ...], spec: WorldSpec) -> World:
+    """The initial world of a scenario's ``world:`` section, built once per process (see :func:`build_world`).
+
+    Every environment of a scenario starts from the same world, so a batch run's hundreds of
+    environments share one: its records, their digests (:meth:`World.state_hash`) and lookup
+    indexes are made once, not once per environment. Fork it to use it: it is shared.
+
+    Example:
+        >>> from envsim.scenario import WorldSpec
+        >>> initial_world(("retail",), WorldSpec()) is initial_world(("retail",), WorldSpec())
+        True
+    """
+    # the spec's Python values as they are (a YAML date and its ISO string are different keys)
+    key = (toolkits, json.dumps(spec.model_dump(), default=repr))
+    world = _initial_worlds.get(key)
+    if world is None:
+        world = build_world(toolkits, spec.fixture, spec.seed, spec.inline, spec.overrides)
+        if len(_initial_worlds) >= INITIAL_WORLDS_KEPT:
+            del _initial_worlds[next(iter(_initial_worlds))]
+        _initial_worlds[key] = world
+    return world

@@ -212,3 +212,65 @@ def test_the_collector_is_tuned_for_the_run_and_restored_after(tmp_path: Path, t
     assert runner.stats.stored == 4 and len(seen) == 4
     assert all(thresholds == RUN_GC_THRESHOLDS and frozen > 0 for thresholds, frozen in seen)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+class AsksMock(ScriptedAgent):
+    """Calls a model (litellm's ``mock_response``) before each scripted action, as an LLM agent would."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+
+    async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
+        from envsim.llm import acomplete
+
+        await acomplete("openai/envsim-test", [{"role": "user", "content": observation}], mock_response="ok")
+        return self.act(observation, info)
+
+
+def test_an_episode_is_scored_once_with_its_agents_usage(
+    tmp_path: Path, tiny_scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envsim.reward.rubric import Rubric
+
+    evaluations: list[Any] = []
+    evaluate = Rubric.evaluate
+
+    def counted(self: Rubric, trajectory: Any, context: Any) -> Any:
+        evaluations.append(trajectory)
+        return evaluate(self, trajectory, context)
+
+    monkeypatch.setattr(Rubric, "evaluate", counted)
+    runner, _ = run(tmp_path / "run", tiny_scenario, 6, concurrency=3, participants=WithAgent(AsksMock))
+    records = RunStore.open(tmp_path / "run", lock=False).scan().records
+    assert runner.stats.stored == 6 and {r.outcome for r in records.values()} == {"success"}
+    assert len(evaluations) == 6  # once per episode, when it ends: the env already had the agent's usage
+    for record in records.values():
+        turns = sum(m["role"] == "assistant" for m in record.trajectory.messages)
+        assert record.trajectory.usage["agent"].calls == turns == record.usage["agent"].calls
+    assert all(t.usage["agent"].calls > 0 for t in evaluations)
+
+
+def test_episodes_finishing_close_together_are_appended_as_one_group(
+    tmp_path: Path, tiny_scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[int] = []
+    append = RunStore.append
+
+    def counted(self: RunStore, records: Any) -> int:
+        records = list(records)
+        groups.append(len(records))
+        return append(self, records)
+
+    monkeypatch.setattr(RunStore, "append", counted)
+    # slots 5 ms apart: the 16 episodes finish one by one, within GROUP_WAIT of each other
+    runner, hashes = run(
+        tmp_path / "run",
+        tiny_scenario,
+        16,
+        concurrency=16,
+        step_delay=0.01,
+        participants=CallingModels(ScriptedAgent),
+        stagger=0.005,
+    )
+    assert runner.stats.stored == len(hashes) == sum(groups) == 16
+    assert len(groups) <= 4  # without the wait: up to one append (a thread hand-over and an fsync) per episode
