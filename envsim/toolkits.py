@@ -20,6 +20,7 @@ import importlib
 import json
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ def register_toolkit(name: str, toolkit: str | type[Toolkit]) -> None:
     """Make a toolkit available to scenarios under ``name`` (a class or ``"module:Class"``)."""
     _REGISTRY[name] = toolkit
     fixture_world.cache_clear()  # worlds built from the toolkit this name meant before
-    _initial_worlds.clear()
+    _built_world.cache_clear()
 
 
 def toolkit_names() -> list[str]:
@@ -159,10 +160,13 @@ def build_world(
     return world.freeze()
 
 
-INITIAL_WORLDS_KEPT = 256
-"""Most initial worlds :func:`initial_world` keeps (the oldest goes first)."""
+@dataclass(frozen=True)
+class _WorldKey:
+    """A ``world:`` section as a cache key: its Python values as they are (a YAML date and its ISO string differ)."""
 
-_initial_worlds: dict[tuple[tuple[str, ...], str], World] = {}
+    toolkits: tuple[str, ...]
+    values: str
+    spec: WorldSpec = field(compare=False, hash=False)
 
 
 def initial_world(toolkits: tuple[str, ...], spec: WorldSpec) -> World:
@@ -177,12 +181,10 @@ def initial_world(toolkits: tuple[str, ...], spec: WorldSpec) -> World:
         >>> initial_world(("retail",), WorldSpec()) is initial_world(("retail",), WorldSpec())
         True
     """
-    # the spec's Python values as they are (a YAML date and its ISO string are different keys)
-    key = (toolkits, json.dumps(spec.model_dump(), default=repr))
-    world = _initial_worlds.get(key)
-    if world is None:
-        world = build_world(toolkits, spec.fixture, spec.seed, spec.inline, spec.overrides)
-        if len(_initial_worlds) >= INITIAL_WORLDS_KEPT:
-            del _initial_worlds[next(iter(_initial_worlds))]
-        _initial_worlds[key] = world
-    return world
+    return _built_world(_WorldKey(toolkits, json.dumps(spec.model_dump(), default=repr), spec))
+
+
+@lru_cache(maxsize=256)
+def _built_world(key: _WorldKey) -> World:
+    spec = key.spec
+    return build_world(key.toolkits, spec.fixture, spec.seed, spec.inline, spec.overrides)

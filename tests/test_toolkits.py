@@ -36,7 +36,7 @@ def crate_kit() -> Iterator[str]:
     register_toolkit("crates-test", CrateKit)
     yield "crates-test"
     toolkits._REGISTRY.pop("crates-test", None)
-    toolkits._initial_worlds.clear()
+    toolkits._built_world.cache_clear()
     toolkits.fixture_world.cache_clear()
 
 
