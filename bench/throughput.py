@@ -367,7 +367,6 @@ def main() -> None:
         )
         return
 
-    from envsim.batch.plan import RunOptions
     from envsim.testing.server import start_server
 
     levels = [int(x) for x in args.levels.split(",")]
@@ -377,7 +376,7 @@ def main() -> None:
         "workers": args.workers,
         "cpus": os.cpu_count(),
         "scenario": SCENARIO,
-        "stagger": args.stagger if args.stagger is not None else RunOptions().stagger,
+        "stagger": args.stagger if args.stagger is not None else "auto (0.25 s ÷ concurrency)",
     }
     with start_server(latency_ms=args.latency_ms) as url, tempfile.TemporaryDirectory() as tmp:
         top = max(levels)

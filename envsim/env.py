@@ -89,6 +89,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self._seed: int | None = None
         self._end: EndReason = "running"
         self._breakdown: RewardBreakdown | None = None
+        self._final: Trajectory | None = None
         self._affects: list[str] = []
         self._fault: str | None = None
         self.usage: dict[str, Usage] = {}
@@ -105,6 +106,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self._turn = 0
         self._end = "running"
         self._breakdown = None
+        self._final = None
         self._fault = None
         self.usage = {}
         opening = self.user.reset(self.scenario, self.np_random)
@@ -142,8 +144,10 @@ class ScenarioEnv(gym.Env[str, str]):
     # -- envsim API ----------------------------------------------------------------------
 
     def trajectory(self) -> Trajectory:
-        """The episode so far as a :class:`Trajectory`."""
-        return Trajectory(
+        """The episode so far as a :class:`Trajectory` (once the episode ended, the same object each time)."""
+        if self._final is not None:
+            return self._final
+        trajectory = Trajectory(
             scenario_id=self.scenario.id,
             seed=self._seed,
             messages=[dict(m) for m in self._messages],
@@ -168,6 +172,9 @@ class ScenarioEnv(gym.Env[str, str]):
             fault=self._fault,
             usage=self._usage(),
         )
+        if self._end != "running":
+            self._final = trajectory
+        return trajectory
 
     def score(self) -> RewardBreakdown:
         """The reward breakdown of the episode as it stands (cached once the episode ended)."""
@@ -184,6 +191,8 @@ class ScenarioEnv(gym.Env[str, str]):
         The mock user's own usage is read from the user (its ``usage`` attribute) when it has one.
         """
         self.usage[role] = usage
+        self._final = None  # the usage is part of the trajectory
+        self._breakdown = None  # and of the score
 
     # -- internals -----------------------------------------------------------------------
 

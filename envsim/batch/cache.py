@@ -109,15 +109,16 @@ class CallScope:
 
     def add(self, role_name: str, completion: Completion | None, calls: int) -> None:
         """Count ``calls`` calls of ``role_name`` and, when there is one, the answer's tokens and cost."""
-        usage = Usage(calls=calls)
+        prompt, generated, cost = 0, 0, 0.0
         if completion is not None:
-            usage = Usage(
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                cost=completion.cost,
-                calls=calls,
-            )
-        self.usage[role_name] = self.usage.get(role_name, Usage()) + usage
+            prompt, generated, cost = completion.prompt_tokens, completion.completion_tokens, completion.cost
+        before = self.usage.get(role_name)
+        if before is not None:
+            prompt += before.prompt_tokens
+            generated += before.completion_tokens
+            cost += before.cost
+            calls += before.calls
+        self.usage[role_name] = Usage(prompt_tokens=prompt, completion_tokens=generated, cost=cost, calls=calls)
 
 
 _scope: ContextVar[CallScope | None] = ContextVar("envsim_call_scope", default=None)

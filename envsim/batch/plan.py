@@ -98,6 +98,14 @@ def check_torch_device(option: str, device: str) -> str:
     return device
 
 
+STAGGER_WINDOW = 0.25
+"""Seconds over which a run's slots start by default (:attr:`RunOptions.stagger`): about one model call.
+
+Spread wider (8 ms per slot: 2 s at 256 in flight), the ramp-up idles part of the run and the
+answers arrive one at a time, each waking the event loop on its own: at 256-512 in flight on 2
+cores that cost 3-5% of episodes/s (``bench/throughput.py``, 2026-12-05)."""
+
+
 class RunOptions(_Strict):
     """How a run is executed; none of it changes an episode's content (nor its id)."""
 
@@ -108,13 +116,25 @@ class RunOptions(_Strict):
     max_backoff: float = Field(30.0, ge=0, description="Ceiling on one backoff delay (Retry-After may ask for more).")
     api_base: str | None = Field(None, description="OpenAI-compatible endpoint for every model participant.")
     step_delay: float = Field(0.0, ge=0, description="Seconds to wait before each agent action (tests, demos).")
-    stagger: float = Field(
-        0.008,
+    stagger: float | None = Field(
+        None,
         ge=0,
         description="Seconds between the starts of consecutive episode slots when the run calls models over the"
-        " network (slot k starts k × stagger after the run; 0: all at once). Spreads the calls out instead of"
-        " sending them in bursts, which a client processes one response after another (and providers rate-limit).",
+        " network (slot k starts k × stagger after the run; 0: all at once; default: the slots' starts spread"
+        f" evenly over {STAGGER_WINDOW:g} s, about one model call). Spreads the calls out instead of sending them"
+        " in lockstep bursts, which a client processes one response after another (and providers rate-limit).",
     )
+
+    @property
+    def slot_stagger(self) -> float:
+        """Seconds between consecutive slot starts: :attr:`stagger`, or the default spread over the concurrency.
+
+        Example:
+            >>> RunOptions(concurrency=250).slot_stagger, RunOptions(stagger=0.01).slot_stagger
+            (0.001, 0.01)
+        """
+        return self.stagger if self.stagger is not None else STAGGER_WINDOW / self.concurrency
+
     device: str = Field(
         "cpu",
         pattern=f"^(?:{TORCH_DEVICE})$",

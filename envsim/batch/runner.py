@@ -7,10 +7,10 @@ episodes to the store in groups, with one ``fsync`` per group (:meth:`RunStore.a
 episode counts as stored only once its group is on disk.
 
 Where episodes call models over the network, the slots start ``stagger`` seconds apart
-(:attr:`RunOptions.stagger`, 8 ms by default) rather than all at once: slots started together
-send their calls together, get the answers together, and the client, which handles one answer
-at a time (milliseconds of CPU each), keeps them waiting on each other, round after round;
-staggered, each answer is handled as it comes. Only the timing changes, never an episode.
+(:attr:`RunOptions.stagger`; by default spread over a quarter of a second) rather than all at
+once: slots started together send their calls together, get the answers together, and the
+client, which handles one answer at a time (milliseconds of CPU each), keeps them waiting on
+each other, round after round; staggered, each answer is handled as it comes. Only the timing changes, never an episode.
 
 Environments are made per in-flight slot and reused: a worker borrows an idle environment of
 the episode's scenario (with its own mock user and agent) and gives it back afterwards;
@@ -419,9 +419,9 @@ class BatchRunner:
         local participants): started together, the slots would send their calls together for the
         rest of the run, and the answers, arriving together, would wait on each other for the CPU.
         """
-        if not self.options.stagger or self.options.cache == "replay" or not self.participants.calls_models:
+        if self.options.cache == "replay" or not self.participants.calls_models:
             return 0.0
-        return slot * self.options.stagger
+        return slot * self.options.slot_stagger
 
     async def _worker(self, specs: Iterator[EpisodeSpec], slot: int = 0) -> None:
         delay = self._start_delay(slot)

@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
                 min=0.0,
                 help="Seconds between the starts of the episode slots when episodes call models: slot k starts"
                 " k × this after the run, so the slots' calls do not go out (and come back) in bursts; 0: all at"
-                " once. [0.008]",
+                " once. [0.25 s ÷ concurrency]",
             ),
         ] = None,
         device: Annotated[

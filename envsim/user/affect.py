@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal, get_args
@@ -437,22 +438,78 @@ def _tool_flags(toolkits: tuple[str, ...]) -> dict[str, tuple[bool, bool]]:
     }
 
 
-def _questions(text: str) -> list[frozenset[str]]:
-    return [words for q in _QUESTION.findall(text) if len(words := frozenset(_WORD.findall(q))) >= 2]
+@lru_cache(maxsize=4096)
+def _questions(text: str) -> tuple[frozenset[str], ...]:
+    """The word sets of the questions in lower-cased ``text`` (cached: history messages are read every turn)."""
+    return tuple(words for q in _QUESTION.findall(text) if len(words := frozenset(_WORD.findall(q))) >= 2)
 
 
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return a == b or len(a & b) / len(a | b) >= 0.75
 
 
-def _fact_topics(scenario: Scenario) -> frozenset[str]:
-    topics: set[str] = set()
-    for fact in scenario.user.facts:
-        words = " ".join([*fact.asked_by, fact.key.replace("_", " ")]).lower()
-        topics.update(topic for topic, pattern in _DETAIL.items() if pattern.search(words))
-    if topics & _SECURITY_TOPICS:
-        topics.add("security")  # any security answer will do
-    return frozenset(topics)
+class _FactIndex:
+    """What classification reads from a scenario, derived once per scenario object (see :func:`_fact_index`).
+
+    Scenarios are treated as read-only once loaded, as everywhere in envsim.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        topics: set[str] = set()
+        for fact in scenario.user.facts:
+            words = " ".join([*fact.asked_by, fact.key.replace("_", " ")]).lower()
+            topics.update(topic for topic, pattern in _DETAIL.items() if pattern.search(words))
+        if topics & _SECURITY_TOPICS:
+            topics.add("security")  # any security answer will do
+        self.topics = frozenset(topics)
+        """The :data:`DETAILS` topics the user has a fact of."""
+        self.asked_by = tuple((f.key, tuple(k.lower() for k in f.asked_by)) for f in scenario.user.facts)
+        """Each fact's key and its lower-cased ``asked_by`` words."""
+        self.key_patterns = tuple(
+            re.compile(re.escape(k.lower())) for f in scenario.user.facts for k in f.asked_by if k.strip()
+        )
+        self.satisfied_by = tuple(p.lower() for p in scenario.user.satisfied_by)
+        self.emergency = is_emergency(scenario)
+        self.flags = _tool_flags(tuple(scenario.toolkits))
+        self._unknown: dict[str, frozenset[str]] = {}
+
+    def unknown_details(self, agent_message: str) -> frozenset[str]:
+        """:func:`unknown_details` for this scenario, remembered per message (bounded)."""
+        found = self._unknown.get(agent_message)
+        if found is None:
+            if len(self._unknown) >= 4096:
+                self._unknown.clear()
+            found = self._unknown[agent_message] = self._find_unknown(agent_message)
+        return found
+
+    def _find_unknown(self, agent_message: str) -> frozenset[str]:
+        asking = asking_text(agent_message)
+        if not asking:
+            return frozenset()
+        spans = [(m.start(), m.end()) for pattern in self.key_patterns for m in pattern.finditer(asking)]
+        found: set[str] = set()
+        for topic, pattern in _DETAIL.items():
+            if topic in self.topics:
+                continue
+            for m in pattern.finditer(asking):
+                if not any(a < m.end() and m.start() < b for a, b in spans):
+                    found.add(topic)
+                    break
+        return frozenset(found)
+
+
+_FACT_INDEXES: dict[int, tuple[weakref.ref[Scenario], _FactIndex]] = {}
+
+
+def _fact_index(scenario: Scenario) -> _FactIndex:
+    """The :class:`_FactIndex` of ``scenario``, kept while the scenario object lives."""
+    key = id(scenario)
+    hit = _FACT_INDEXES.get(key)
+    if hit is not None and hit[0]() is scenario:
+        return hit[1]
+    index = _FactIndex(scenario)
+    _FACT_INDEXES[key] = (weakref.ref(scenario, lambda _: _FACT_INDEXES.pop(key, None)), index)
+    return index
 
 
 def unknown_details(agent_message: str, scenario: Scenario) -> frozenset[str]:
@@ -470,21 +527,7 @@ def unknown_details(agent_message: str, scenario: Scenario) -> frozenset[str]:
         >>> sorted(unknown_details("Your date of birth is on file.", scenario))
         []
     """
-    asking = asking_text(agent_message)
-    if not asking:
-        return frozenset()
-    have = _fact_topics(scenario)
-    keys = [k.lower() for f in scenario.user.facts for k in f.asked_by if k.strip()]
-    spans = [(m.start(), m.end()) for k in keys for m in re.finditer(re.escape(k), asking)]
-    found: set[str] = set()
-    for topic, pattern in _DETAIL.items():
-        if topic in have:
-            continue
-        for m in pattern.finditer(asking):
-            if not any(a < m.end() and m.start() < b for a, b in spans):
-                found.add(topic)
-                break
-    return frozenset(found)
+    return _fact_index(scenario).unknown_details(agent_message)
 
 
 def _split_history(
@@ -541,15 +584,16 @@ def classify_agent_turn(
     text = agent_message.lower()
     history, recent = _split_history(agent_message, messages)
     events: set[AgentEvent] = set()
-    emergency = is_emergency(scenario)
+    index = _fact_index(scenario)
+    emergency = index.emergency
 
-    asked = {f.key for f in scenario.user.facts if any(k.lower() in text for k in f.asked_by)}
+    asked = {key for key, words in index.asked_by if any(k in text for k in words)}
     if asked - set(revealed_facts):
         events.add("makes_progress")
     if asked & set(revealed_facts):
         events.add("asks_known_info")
 
-    flags = _tool_flags(tuple(scenario.toolkits))
+    flags = index.flags
     calls = _successful_calls(recent)
     if calls:
         events.add("makes_progress")
@@ -557,19 +601,19 @@ def classify_agent_turn(
     wrote = any(flags.get(name, (False, False))[0] for name in calls)
     if escalated or _ESCALATION_WORDS.search(text):
         events.add("escalates")
-    if escalated or (wrote and not emergency) or any(p.lower() in text for p in scenario.user.satisfied_by):
+    if escalated or (wrote and not emergency) or any(p in text for p in index.satisfied_by):
         events.add("resolves_issue")
     if _EMPATHY.search(text):
         events.add("shows_empathy")
 
-    unknown = unknown_details(agent_message, scenario)
+    unknown = index.unknown_details(agent_message)
     if unknown:
         last_user = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=-1)
         asked_before = {
             topic
             for m in history[: max(last_user, 0)]
             if m.get("role") == "assistant" and isinstance(m.get("content"), str)
-            for topic in unknown_details(str(m["content"]), scenario)
+            for topic in index.unknown_details(str(m["content"]))
         }
         events.add("repeats_question" if unknown <= asked_before else "asks_unknown_info")
 

@@ -191,6 +191,16 @@ def test_no_stagger_without_model_calls_or_in_a_replay(tmp_path: Path, tiny_scen
     assert BatchRunner(runner.store, [], {}, CONFIG, live, ModelCalls(), participants=calling)._start_delay(3) == 1.5
 
 
+def test_slots_start_spread_over_a_quarter_second_by_default(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    runner, _ = run(tmp_path / "scripted", tiny_scenario, 1, concurrency=1)
+    calling = CallingModels(ScriptedAgent)
+    default = RunOptions(concurrency=100)
+    spread = BatchRunner(runner.store, [], {}, CONFIG, default, ModelCalls(), participants=calling)
+    assert [spread._start_delay(k) for k in (0, 1, 99)] == [0.0, 0.0025, 0.2475]
+    together = default.model_copy(update={"stagger": 0.0})
+    assert BatchRunner(runner.store, [], {}, CONFIG, together, ModelCalls(), participants=calling)._start_delay(99) == 0
+
+
 class SeesCollector(ScriptedAgent):
     """Notes the cyclic collector's thresholds and frozen count as each of its episodes starts."""
 
