@@ -80,7 +80,8 @@ class EpisodeRecord(BaseModel):
     determined by the episode (same seed, same model answers: same values).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN scores (a judge that could not score) are written as JSON's ``NaN``, as Python's json reads them
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
     schema_version: int = SCHEMA_VERSION
     episode_id: str
@@ -107,8 +108,8 @@ class EpisodeRecord(BaseModel):
         return carries_reward(self.outcome)
 
     def to_line(self) -> str:
-        """One JSONL line (with its newline); NaN scores survive (JSON ``NaN``), unlike pydantic's own JSON."""
-        return json.dumps(self.model_dump(), ensure_ascii=False, separators=(",", ":"), allow_nan=True) + "\n"
+        """One JSONL line (with its newline); NaN scores survive (JSON ``NaN``)."""
+        return self.model_dump_json() + "\n"
 
     @classmethod
     def from_line(cls, line: str | bytes) -> EpisodeRecord:
