@@ -51,15 +51,14 @@ Example (litellm's ``mock_response``: no provider):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -125,25 +124,61 @@ _scope: ContextVar[CallScope | None] = ContextVar("envsim_call_scope", default=N
 _role: ContextVar[str] = ContextVar("envsim_call_role", default="other")
 
 
-@contextlib.contextmanager
-def episode_scope(episode_id: str | None) -> Iterator[CallScope]:
-    """Calls made inside belong to ``episode_id`` (a fresh :class:`CallScope`, yielded)."""
-    scope = CallScope(episode_id)
-    token = _scope.set(scope)
-    try:
-        yield scope
-    finally:
-        _scope.reset(token)
+class episode_scope:
+    """Calls made inside belong to ``episode_id`` (a fresh :class:`CallScope`, yielded).
+
+    A plain context manager class (not ``contextlib.contextmanager``): it is entered once per
+    episode attempt, and a generator-based one costs several times as much.
+
+    Example:
+        >>> with episode_scope("ep-1") as scope:
+        ...     current_scope() is scope
+        True
+    """
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, episode_id: str | None) -> None:
+        self._scope = CallScope(episode_id)
+        self._token: Token[CallScope | None] | None = None
+
+    def __enter__(self) -> CallScope:
+        self._token = _scope.set(self._scope)
+        return self._scope
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _scope.reset(self._token)
 
 
-@contextlib.contextmanager
-def role(name: str) -> Iterator[None]:
-    """Calls made inside are counted under role ``name`` (agent, user, judge)."""
-    token = _role.set(name)
-    try:
-        yield
-    finally:
-        _role.reset(token)
+class role:
+    """Calls made inside are counted under role ``name`` (agent, user, judge).
+
+    A plain context manager class: the runner enters one around every step.
+
+    Example:
+        >>> with role("judge"):
+        ...     current_role()
+        'judge'
+    """
+
+    __slots__ = ("_name", "_token")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._token: Token[str] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _role.set(self._name)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _role.reset(self._token)
+
+
+def current_role() -> str:
+    """The role model calls made now are counted under (``other`` outside :class:`role`)."""
+    return _role.get()
 
 
 def current_scope() -> CallScope | None:
