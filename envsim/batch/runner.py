@@ -10,7 +10,8 @@ Where episodes call models over the network, the slots start ``stagger`` seconds
 (:attr:`RunOptions.stagger`; by default spread over a quarter of a second) rather than all at
 once: slots started together send their calls together, get the answers together, and the
 client, which handles one answer at a time (milliseconds of CPU each), keeps them waiting on
-each other, round after round; staggered, each answer is handled as it comes. Only the timing changes, never an episode.
+each other, round after round; staggered, each answer is handled as it comes. Only the timing
+changes, never an episode.
 
 Environments are made per in-flight slot and reused: a worker borrows an idle environment of
 the episode's scenario (with its own mock user and agent) and gives it back afterwards;

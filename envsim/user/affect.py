@@ -471,18 +471,9 @@ class _FactIndex:
         self.satisfied_by = tuple(p.lower() for p in scenario.user.satisfied_by)
         self.emergency = is_emergency(scenario)
         self.flags = _tool_flags(tuple(scenario.toolkits))
-        self._unknown: dict[str, frozenset[str]] = {}
 
-    def unknown_details(self, agent_message: str) -> frozenset[str]:
-        """:func:`unknown_details` for this scenario, remembered per message (bounded)."""
-        found = self._unknown.get(agent_message)
-        if found is None:
-            if len(self._unknown) >= 4096:
-                self._unknown.clear()
-            found = self._unknown[agent_message] = self._find_unknown(agent_message)
-        return found
-
-    def _find_unknown(self, agent_message: str) -> frozenset[str]:
+    def find_unknown(self, agent_message: str) -> frozenset[str]:
+        """:func:`unknown_details` for this scenario, computed."""
         asking = asking_text(agent_message)
         if not asking:
             return frozenset()
@@ -496,6 +487,12 @@ class _FactIndex:
                     found.add(topic)
                     break
         return frozenset(found)
+
+
+@lru_cache(maxsize=4096)
+def _unknown_in(index: _FactIndex, agent_message: str) -> frozenset[str]:
+    """:meth:`_FactIndex.find_unknown`, remembered: every turn reads the history's agent messages again."""
+    return index.find_unknown(agent_message)
 
 
 _FACT_INDEXES: dict[int, tuple[weakref.ref[Scenario], _FactIndex]] = {}
@@ -527,7 +524,7 @@ def unknown_details(agent_message: str, scenario: Scenario) -> frozenset[str]:
         >>> sorted(unknown_details("Your date of birth is on file.", scenario))
         []
     """
-    return _fact_index(scenario).unknown_details(agent_message)
+    return _unknown_in(_fact_index(scenario), agent_message)
 
 
 def _split_history(
@@ -606,14 +603,14 @@ def classify_agent_turn(
     if _EMPATHY.search(text):
         events.add("shows_empathy")
 
-    unknown = index.unknown_details(agent_message)
+    unknown = _unknown_in(index, agent_message)
     if unknown:
         last_user = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=-1)
         asked_before = {
             topic
             for m in history[: max(last_user, 0)]
             if m.get("role") == "assistant" and isinstance(m.get("content"), str)
-            for topic in index.unknown_details(str(m["content"]))
+            for topic in _unknown_in(index, str(m["content"]))
         }
         events.add("repeats_question" if unknown <= asked_before else "asks_unknown_info")
 
