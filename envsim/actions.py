@@ -22,8 +22,11 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import pydantic_core
 
 
 @dataclass(frozen=True)
@@ -91,37 +94,63 @@ def _one_call(item: Any) -> ToolCall | str:
     return ToolCall(name=name, arguments=arguments, id=call_id, error=error)
 
 
-def _from_dict(data: dict[str, Any], raw: str) -> Action:
+def _from_dict(data: dict[str, Any], raw: str | Callable[[], str]) -> Action:
+    """The action ``data`` describes; ``raw`` (or, lazily, what it returns) is the text a malformed one keeps."""
+
+    def malformed(reason: str) -> Malformed:
+        return Malformed(raw if isinstance(raw, str) else raw(), reason)
+
     if data.get("tool_calls"):
         items = data["tool_calls"]
         if not isinstance(items, list):
-            return Malformed(raw, "'tool_calls' must be a list")
+            return malformed("'tool_calls' must be a list")
         calls: list[ToolCall] = []
         for item in items:
             call = _one_call(item)
             if isinstance(call, str):
-                return Malformed(raw, call)
+                return malformed(call)
             calls.append(call)
         content = data.get("content")
         return ToolCalls(tuple(calls), content if isinstance(content, str) else "")
     if "name" in data or "function" in data:
         call = _one_call(data)
-        return Malformed(raw, call) if isinstance(call, str) else ToolCalls((call,))
+        return malformed(call) if isinstance(call, str) else ToolCalls((call,))
     content = data.get("content")
     if isinstance(content, str):
         return Message(content)
-    return Malformed(raw, 'expected a tool call {"name": ..., "arguments": {...}} or an assistant message')
+    return malformed('expected a tool call {"name": ..., "arguments": {...}} or an assistant message')
+
+
+def _plain(action: dict[str, Any]) -> dict[str, Any] | None:
+    """``action`` as JSON values only (a round trip through pydantic-core's JSON); None if it has no JSON form.
+
+    Values JSON has no type for are written as ``str(value)`` (sets and tuples as lists, NaN kept);
+    a cycle or nesting past the serializer's depth limit has no JSON form.
+    """
+    try:
+        data = pydantic_core.from_json(
+            pydantic_core.to_json(action, fallback=str, inf_nan_mode="constants"), allow_inf_nan=True
+        )
+    except (TypeError, ValueError, RecursionError):  # PydanticSerializationError is a ValueError
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _dict_text(action: dict[str, Any]) -> str:
+    """The text of a dict action, for the record of a malformed one."""
+    try:
+        return json.dumps(action, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(action)
 
 
 def parse_action(action: Any) -> Action:
     """Parse an agent action (string or dict); never raises."""
     if isinstance(action, dict):
-        try:  # round-trip through JSON so that only JSON values reach the tools and the record
-            raw = json.dumps(action, ensure_ascii=False, default=str)
-            data = json.loads(raw)
-        except (TypeError, ValueError, RecursionError):
+        data = _plain(action)  # only JSON values reach the tools and the record
+        if data is None:
             return Malformed(repr(action), "the action dict is not JSON-serialisable")
-        return _from_dict(data, raw)
+        return _from_dict(data, lambda: _dict_text(action))
     if not isinstance(action, str):
         return Malformed(repr(action), f"an action must be a string or a dict, got {type(action).__name__}")
     stripped = action.strip()

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import string
 from typing import Any
 
@@ -23,11 +24,25 @@ from gymnasium import spaces
 _SAMPLE_CHARSET = string.ascii_letters + string.digits + string.punctuation + " "
 
 
+@functools.cache
+def _charset_state(max_length: int) -> dict[str, Any]:
+    """What ``spaces.Text.__init__`` sets up for the sampling charset and lengths, built once per ``max_length``.
+
+    Gymnasium indexes the charset on every construction (tens of microseconds, twice per
+    environment); those tables never change after construction, so every :class:`ChatText`
+    of a length shares one set of them.
+    """
+    return dict(vars(spaces.Text(max_length=max_length, min_length=0, charset=_SAMPLE_CHARSET)))
+
+
 class ChatText(spaces.Text):
     """A text space that contains any string of at most ``max_length`` characters."""
 
     def __init__(self, max_length: int = 1_000_000, *, seed: int | np.random.Generator | None = None) -> None:
-        super().__init__(max_length=max_length, min_length=0, charset=_SAMPLE_CHARSET, seed=seed)
+        # Text.__init__'s charset tables, shared (see _charset_state); the space's own RNG, shape and dtype
+        # are then set by Space.__init__, as Text.__init__ sets them
+        vars(self).update(_charset_state(max_length))
+        spaces.Space.__init__(self, dtype=str, seed=seed)
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
         """A short random printable string (a valid message action)."""

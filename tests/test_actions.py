@@ -44,3 +44,21 @@ def test_malformed_attempts() -> None:
     )
     deep = "{" + '"a":{' * 5000 + "}" * 5001
     assert isinstance(parse_action(deep), Malformed)
+
+
+def test_dict_actions_reach_the_tools_as_json_values_only() -> None:
+    import math
+
+    parsed = parse_action({"name": "f", "arguments": {"ids": ("a", "b"), "when": object, "x": math.nan}})
+    assert isinstance(parsed, ToolCalls)
+    arguments = parsed.calls[0].arguments
+    assert arguments["ids"] == ["a", "b"] and arguments["when"] == str(object) and math.isnan(arguments["x"])
+
+
+def test_a_malformed_dict_action_keeps_its_json_text_and_a_cyclic_one_is_malformed() -> None:
+    parsed = parse_action({"tool_calls": "x", "content": "é"})
+    assert isinstance(parsed, Malformed) and parsed.raw == '{"tool_calls": "x", "content": "é"}'
+    cyclic: dict[str, object] = {}
+    cyclic["self"] = cyclic
+    parsed = parse_action(cyclic)
+    assert isinstance(parsed, Malformed) and parsed.reason == "the action dict is not JSON-serialisable"
