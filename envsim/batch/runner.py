@@ -13,6 +13,17 @@ client, which handles one answer at a time (milliseconds of CPU each), keeps the
 each other, round after round; staggered, each answer is handled as it comes. Only the timing
 changes, never an episode.
 
+Each turn of such an episode runs in phases, with a pass of the event loop between them: the
+model's answer is taken, then the environment steps (and, at the end, the episode is scored and
+its record built, and the slot's next episode reset), then the next request is made. The
+episodes whose answers arrived in one pass of the loop thus go through each phase one after
+another (all their environment steps, then all their requests), instead of alternating the
+model client's code with the environment's for every episode; the CPU's caches stay warm for
+each. Measured at 256 in flight against the local server (1,024 episodes, alternating runs):
+78-79 → 82-85 episodes/s, 12.5-12.9 → 11.7-12.1 ms of CPU per episode. Like the stagger, only
+the timing changes, never an episode; replays and scripted runs, which never wait, have no
+phases.
+
 Environments are made per in-flight slot and reused: a worker borrows an idle environment of
 the episode's scenario (with its own mock user and agent) and gives it back afterwards;
 ``reset`` makes each episode independent of the last, so an episode's trajectory does not
@@ -313,6 +324,7 @@ class BatchRunner:
         self._write_failed = False
         self._queue: asyncio.Queue[EpisodeRecord | None] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._over_network = self._waits_on_models()
 
     # -- one episode --------------------------------------------------------------------------
 
@@ -324,11 +336,16 @@ class BatchRunner:
             agent.seed = spec.seed  # its k-th call of the episode carries seed + k: reproducible sampling
         agent.reset(env.scenario, env.np_random)
         scope = current_scope()
+        phased = self._over_network
         for _ in range(env.scenario.max_turns):
             if self.options.step_delay:
                 await asyncio.sleep(self.options.step_delay)
+            if phased:  # the request phase (see the module docstring)
+                await asyncio.sleep(0)
             with role("agent"):
                 action = await agent.aact(observation, info)
+            if phased:  # the environment's phase
+                await asyncio.sleep(0)
             if scope is not None and "agent" in scope.usage:
                 # the agent's usage so far (its calls precede the step), so that the score the env
                 # computes when the episode ends already counts it
@@ -413,6 +430,10 @@ class BatchRunner:
 
     # -- workers and the writer ---------------------------------------------------------------
 
+    def _waits_on_models(self) -> bool:
+        """Whether episodes wait on model calls over the network (an LLM participant, and not a replay)."""
+        return self.options.cache != "replay" and self.participants.calls_models
+
     def _start_delay(self, slot: int) -> float:
         """Seconds slot ``slot`` waits before its first episode (see :attr:`RunOptions.stagger`).
 
@@ -420,9 +441,7 @@ class BatchRunner:
         local participants): started together, the slots would send their calls together for the
         rest of the run, and the answers, arriving together, would wait on each other for the CPU.
         """
-        if self.options.cache == "replay" or not self.participants.calls_models:
-            return 0.0
-        return slot * self.options.slot_stagger
+        return slot * self.options.slot_stagger if self._over_network else 0.0
 
     async def _worker(self, specs: Iterator[EpisodeSpec], slot: int = 0) -> None:
         delay = self._start_delay(slot)

@@ -284,3 +284,54 @@ def test_episodes_finishing_close_together_are_appended_as_one_group(
     )
     assert runner.stats.stored == len(hashes) == sum(groups) == 16
     assert len(groups) <= 4  # without the wait: up to one append (a thread hand-over and an fsync) per episode
+
+
+class NotesPhases(ScriptedAgent):
+    """Notes when each request starts and each answer is taken, and, one pass of the event loop after each, ``loop``."""
+
+    def __init__(self, events: list[str], asks: bool) -> None:
+        super().__init__(0.0)
+        self.events = events
+        self.asks = asks
+
+    def _note(self, event: str) -> None:
+        self.events.append(event)
+        asyncio.get_running_loop().call_soon(self.events.append, "loop")
+
+    async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
+        self.events.append("request")
+        if self.asks:
+            from envsim.llm import acomplete
+
+            await acomplete("openai/envsim-test", [{"role": "user", "content": observation}], mock_response="ok")
+        self._note("answer")
+        return self.act(observation, info)
+
+
+@pytest.mark.parametrize("calls_models", [True, False])
+def test_a_turn_runs_in_phases_only_where_episodes_wait_on_models(
+    tmp_path: Path, tiny_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, calls_models: bool
+) -> None:
+    from envsim.env import ScenarioEnv
+
+    events: list[str] = []
+    astep = ScenarioEnv.astep
+
+    async def noted(self: ScenarioEnv, action: Any) -> Any:
+        events.append("step")
+        result = await astep(self, action)
+        asyncio.get_running_loop().call_soon(events.append, "loop")
+        return result
+
+    monkeypatch.setattr(ScenarioEnv, "astep", noted)
+    kind = CallingModels if calls_models else WithAgent
+    runner, _ = run(
+        tmp_path / "run", tiny_scenario, 2, concurrency=1, participants=kind(lambda: NotesPhases(events, calls_models))
+    )
+    assert runner.stats.stored == 2 and events.count("step") >= 4
+    one_after_another = set(itertools.pairwise(events))
+    if calls_models:  # the loop makes a pass between an answer and the step, and between the step and the next request
+        assert ("answer", "step") not in one_after_another and ("step", "request") not in one_after_another
+        assert {("answer", "loop"), ("step", "loop"), ("loop", "request")} <= one_after_another
+    else:  # scripted participants never wait: an episode runs straight through
+        assert {("answer", "step"), ("step", "request")} <= one_after_another
