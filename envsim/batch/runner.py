@@ -20,7 +20,7 @@ episodes whose answers arrived in one pass of the loop thus go through each phas
 another (all their environment steps, then all their requests), instead of alternating the
 model client's code with the environment's for every episode; the CPU's caches stay warm for
 each. Measured at 256 in flight against the local server (1,024 episodes, alternating runs):
-78-79 → 82-85 episodes/s, 12.5-12.9 → 11.7-12.1 ms of CPU per episode. Like the stagger, only
+74-79 → 82-85 episodes/s, 12.5-13.4 → 11.7-12.1 ms of CPU per episode. Like the stagger, only
 the timing changes, never an episode; replays and scripted runs, which never wait, have no
 phases.
 
