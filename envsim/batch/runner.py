@@ -324,7 +324,8 @@ class BatchRunner:
         self._write_failed = False
         self._queue: asyncio.Queue[EpisodeRecord | None] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
-        self._over_network = self._waits_on_models()
+        # episodes wait on model calls over the network (an LLM participant, not a replay): phases and stagger
+        self._over_network = options.cache != "replay" and self.participants.calls_models
 
     # -- one episode --------------------------------------------------------------------------
 
@@ -429,10 +430,6 @@ class BatchRunner:
         )
 
     # -- workers and the writer ---------------------------------------------------------------
-
-    def _waits_on_models(self) -> bool:
-        """Whether episodes wait on model calls over the network (an LLM participant, and not a replay)."""
-        return self.options.cache != "replay" and self.participants.calls_models
 
     def _start_delay(self, slot: int) -> float:
         """Seconds slot ``slot`` waits before its first episode (see :attr:`RunOptions.stagger`).
