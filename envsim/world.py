@@ -33,7 +33,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+import json
+import types
+import typing
+from collections import abc
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -58,9 +62,97 @@ class WorldState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_DEEP: tuple[str, ...] | None = None
+_PLANS: dict[type[BaseModel], tuple[str, ...] | None] = {}
+"""Per record class, what :func:`canonical_json` sorts (see :func:`_dict_fields`)."""
+
+
+def _plain(annotation: Any) -> bool:
+    """Whether values of ``annotation`` serialise to JSON without any object whose keys a builder orders."""
+    if annotation is Any or annotation is object or isinstance(annotation, TypeVar):
+        return False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return True
+    if origin is typing.Annotated:
+        return _plain(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset, Sequence, abc.Set):
+        return all(_plain(a) for a in typing.get_args(annotation) if a is not Ellipsis)
+    if origin is not None:  # dict, Mapping and anything else generic
+        return False
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return all(_plain(f.annotation) for f in annotation.model_fields.values())
+        return not issubclass(annotation, (dict, abc.Mapping))
+    return False
+
+
+def _dict_of_plain(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``dict[K, V]`` (or a ``Mapping``) of plain keys and values."""
+    args = typing.get_args(annotation)
+    return typing.get_origin(annotation) in (dict, abc.Mapping) and bool(args) and all(_plain(a) for a in args)
+
+
+def _dict_fields(cls: type[BaseModel]) -> tuple[str, ...] | None:
+    """The fields of ``cls`` whose values are dicts of plain values (sorted one level deep), or
+    ``None`` when some field may hold dicts deeper down (the whole JSON is then sorted)."""
+    names: list[str] = []
+    for name, info in cls.model_fields.items():
+        annotation = info.annotation
+        if _plain(annotation):
+            continue
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        members = typing.get_args(annotation) if union else (annotation,)
+        if all(_plain(m) or _dict_of_plain(m) for m in members):
+            names.append(name)
+        else:
+            return _DEEP
+    return tuple(names)
+
+
+def canonical_json(record: BaseModel) -> str:
+    """The record as JSON with every object's keys sorted: records that compare equal give equal text.
+
+    A record's own fields always come in declaration order, but a dict-valued field keeps the
+    insertion order its builder happened to use; sorting makes the text independent of it. What to
+    sort is decided once per record class from its annotations: a record without dict fields costs
+    one ``model_dump_json``; one whose dict fields hold plain values has just those dicts sorted
+    (when they hold two keys or more); any other (``Any``, dicts inside lists or dicts) is sorted
+    through a JSON round trip.
+
+    Example:
+        >>> class Tags(Record):
+        ...     tags: dict[str, int]
+        >>> canonical_json(Tags(tags={"b": 1, "a": 2}))
+        '{"tags":{"a":2,"b":1}}'
+    """
+    cls = type(record)
+    fields = _PLANS.get(cls, _DEEP)
+    if fields is _DEEP and cls not in _PLANS:
+        fields = _PLANS[cls] = _dict_fields(cls)
+    if fields:
+        update = {}
+        for name in fields:
+            value = getattr(record, name)
+            if isinstance(value, dict) and len(value) > 1:
+                try:
+                    keys = sorted(value)
+                except TypeError:  # keys of mixed types: sort the JSON instead
+                    fields = _DEEP
+                    break
+                if keys != list(value):
+                    update[name] = {k: value[k] for k in keys}
+        if update and fields is not _DEEP:
+            record = record.model_copy(update=update)
+    text = record.model_dump_json()
+    if fields is _DEEP and text.find('{"', 1) != -1:  # a non-empty nested object somewhere
+        text = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
 def record_digest(table: str, key: str, record: BaseModel) -> int:
-    """128-bit digest of one record, namespaced by table and key."""
-    data = f"{table}\x00{key}\x00".encode() + record.model_dump_json().encode()
+    """128-bit digest of one record, namespaced by table and key (of its :func:`canonical_json`)."""
+    data = f"{table}\x00{key}\x00".encode() + canonical_json(record).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
 
 

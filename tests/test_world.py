@@ -91,3 +91,46 @@ def test_to_dict_reflects_current_state(world: World) -> None:
     world.table("items", Item).delete("i0")
     data = world.to_dict()
     assert "i0" not in data["items"] and data["items"]["i1"] == {"sku": "s1", "stock": 1}
+
+
+class Tagged(Record):
+    name: str
+    attributes: dict[str, object]
+    notes: list[dict[str, int]]
+
+
+class Catalog(WorldState):
+    items: dict[str, Tagged]
+
+
+def test_equal_records_have_equal_digests_whatever_the_dict_order() -> None:
+    from envsim.world import record_digest
+
+    a = Tagged(name="x", attributes={"colour": "red", "size": {"w": 1, "h": 2}}, notes=[{"a": 1, "b": 2}])
+    b = Tagged(name="x", attributes={"size": {"h": 2, "w": 1}, "colour": "red"}, notes=[{"b": 2, "a": 1}])
+    assert a == b and a.model_dump_json() != b.model_dump_json()
+    assert record_digest("items", "k", a) == record_digest("items", "k", b)
+    assert record_digest("items", "k", a) != record_digest(
+        "items", "k", a.model_copy(update={"attributes": {"colour": "blue", "size": {"w": 1, "h": 2}}})
+    )
+    base = World(Catalog(items={"k": Tagged(name="x", attributes={}, notes=[])}))
+    one, two = base.fork(), base.fork()
+    one.table("items", Tagged).put("k", a)
+    two.table("items", Tagged).put("k", b)
+    assert one.state_hash() == two.state_hash()
+    assert World(Catalog(items={"k": a})).state_hash() == World(Catalog(items={"k": b})).state_hash()
+
+
+class Stocked(Record):
+    units: dict[str, int]
+    labels: dict[int | str, str] | None = None
+
+
+def test_dicts_of_plain_values_are_sorted_one_level_deep() -> None:
+    from envsim.world import canonical_json, record_digest
+
+    a = Stocked(units={"P2": 1, "P1": 3}, labels={2: "b", "x": "a"})
+    b = Stocked(units={"P1": 3, "P2": 1}, labels={"x": "a", 2: "b"})  # keys of mixed types: sorted as JSON
+    assert a == b and canonical_json(a) == canonical_json(b) == '{"labels":{"2":"b","x":"a"},"units":{"P1":3,"P2":1}}'
+    assert record_digest("t", "k", a) == record_digest("t", "k", b)
+    assert canonical_json(Stocked(units={"b": 1, "a": 2})) == '{"units":{"a":2,"b":1},"labels":null}'
