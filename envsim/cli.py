@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from envsim.cli_common import JsonFlag, emit_json, err, out
 from envsim.errors import EnvsimError, ScenarioError
@@ -49,7 +50,7 @@ def validate(
             invalid += 1
             for problem in error.problems:
                 problems.append(str(problem))
-                err.print(str(problem), markup=False)
+                err.print(str(problem))
     valid = len(files) - invalid
     out.print(f"{len(files)} scenario files: {valid} valid, {invalid} invalid")
     if as_json:
@@ -98,7 +99,7 @@ def list_scenarios(as_json: JsonFlag = False) -> None:
     for r in rows:
         table.add_row(
             r["id"],
-            r["domain"] or "[red]invalid[/red]",
+            r["domain"] or Text("invalid", style="red"),
             ",".join(r["toolkits"]),
             r["escalation"],
             str(r["max_turns"]),
@@ -169,10 +170,10 @@ def run(
                 if sink:
                     sink.write(trajectory.to_json() + "\n")
                 if show:
-                    out.print(f"[bold]{env.scenario.id}[/bold] seed={seed + i}")
-                    out.print(format_messages(trajectory.messages), markup=False)
+                    out.print(Text.assemble((env.scenario.id, "bold"), f" seed={seed + i}"))
+                    out.print(format_messages(trajectory.messages))
                     for name, part in breakdown.components.items():
-                        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}", markup=False)
+                        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}")
             per_scenario[env.scenario.id] = sum(scores) / len(scores)
             out.print(f"{env.scenario.id}: mean reward {per_scenario[env.scenario.id]:.3f} over {episodes} episodes")
     finally:
@@ -210,9 +211,9 @@ def play(
 
     env = ScenarioEnv(scenario)
     obs, info = env.reset(seed=seed)
-    out.print(f"[bold]{env.scenario.id}[/bold]: {env.scenario.description}")
-    out.print("[dim]Type a message, a JSON tool call, /call NAME {args}, /tools, /state or /quit.[/dim]")
-    out.print(f"[cyan]user:[/cyan] {obs}", markup=True)
+    out.print(Text.assemble((env.scenario.id, "bold"), f": {env.scenario.description}"))
+    out.print(Text("Type a message, a JSON tool call, /call NAME {args}, /tools, /state or /quit.", style="dim"))
+    out.print(Text.assemble(("user:", "cyan"), " ", obs))
     while True:
         try:
             line = input("agent> ")
@@ -225,27 +226,26 @@ def play(
         if line.strip() == "/tools":
             specs = [s for s in (env.session.tools.spec(n) for n in env.session.tools.names) if s is not None]
             for row in describe(specs):
-                out.print(row, markup=False)
+                out.print(row)
             continue
         if line.strip() == "/state":
-            out.print(json.dumps(env.session.world.changed(), indent=2), markup=False)
+            out.print(json.dumps(env.session.world.changed(), indent=2))
             continue
         if line.startswith("/call "):
             name, _, args = line[len("/call ") :].strip().partition(" ")
             try:
                 line = json.dumps({"name": name, "arguments": json.loads(args) if args.strip() else {}})
             except json.JSONDecodeError as error:
-                err.print(f"invalid JSON arguments: {error}", markup=False)
+                err.print(f"invalid JSON arguments: {error}")
                 continue
         obs, reward, terminated, truncated, info = env.step(line)
-        out.print(f"[cyan]{'user' if not obs.startswith('{') else 'tool'}:[/cyan] ", end="")
-        out.print(obs, markup=False)
+        out.print(Text.assemble(("tool:" if obs.startswith("{") else "user:", "cyan"), " ", obs))
         if terminated or truncated:
             break
     breakdown = env.score()
-    out.print(f"[bold]reward {breakdown.total:.3f}[/bold]")
+    out.print(Text(f"reward {breakdown.total:.3f}", style="bold"))
     for name, part in breakdown.components.items():
-        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}", markup=False)
+        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}")
 
 
 def _register_commands() -> None:
@@ -266,10 +266,10 @@ def main() -> None:
     try:
         app()
     except EnvsimError as error:
-        err.print(f"error: {error}", markup=False)
+        err.print(f"error: {error}")
         sys.exit(2)
     except OSError as error:  # unreadable input, unwritable output: say which file
-        err.print(f"error: {error.strerror or error}: {error.filename or ''}", markup=False)
+        err.print(f"error: {error.strerror or error}: {error.filename or ''}")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,16 +1,34 @@
-"""What the CLI's command modules share: the consoles, the ``--json`` flag and the JSON line it ends with."""
+"""What the CLI's command modules share: the consoles, the ``--json`` flag and the JSON line it ends with.
+
+Every console of the command line comes from :func:`plain_console`: it prints text exactly as
+given, because the text is the user's (paths, ids, messages, scenario text, transcripts). Styling is
+done with :class:`rich.text.Text` objects, never with markup in strings.
+
+Example:
+    >>> import io
+    >>> console = plain_console(file=io.StringIO(), width=80)
+    >>> console.print("nope[/x].yaml:100:12: [bold]x[/bold] :smile:")
+    >>> console.file.getvalue()
+    'nope[/x].yaml:100:12: [bold]x[/bold] :smile:\\n'
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def plain_console(*, stderr: bool = False, file: IO[str] | None = None, width: int | None = None) -> Console:
+    """A console that prints strings verbatim: no markup, no emoji codes, no highlighting; long lines not wrapped."""
+    return Console(stderr=stderr, file=file, width=width, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+out = plain_console()
+err = plain_console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 

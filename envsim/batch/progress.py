@@ -61,7 +61,7 @@ async def live_progress(
     progress = Progress(
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[status]} · ETA {task.fields[eta]}"),
+        TextColumn("{task.fields[status]} · ETA {task.fields[eta]}", markup=False),
         console=console,
         auto_refresh=False,
         transient=False,

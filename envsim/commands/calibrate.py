@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         for row in rows:
-            out.print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), markup=False)
+            out.print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         out.print(
             "n: fitting dialogues; words: mean per turn; quest: question rate; pat: patience; esc: escalation "
             "propensity; held: mean distress on held-out dialogues; auc: their distress vs calm's (rank AUC)"

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
+from envsim.cli_common import out
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 
@@ -84,22 +83,20 @@ def register(app: typer.Typer) -> None:
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         for row in rows:
-            out.print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), markup=False)
+            out.print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         out.print(
             "auc: real-vs-simulated classifier AUC on held-out folds (0.5: indistinguishable); auc_hh, js_hh: the same "
             "between two halves of the human turns; len_ks/len_w1: KS and Wasserstein distance of words per turn; "
             "words, quest, dist: human/simulated mean words, question rate, mean distress; js: unigram "
-            "Jensen-Shannon divergence (bits)",
-            markup=False,
+            "Jensen-Shannon divergence (bits)"
         )
         where = f" with {report.model}" if report.model else ""
         out.print(
             f"{report.user} user{where}: {len(report.personas)} personas, held-out STAR dialogues from "
-            f"{report.corpus}, {report.wall_seconds:.1f}s",
-            markup=False,
+            f"{report.corpus}, {report.wall_seconds:.1f}s"
         )
         if plot_dir is not None:
-            out.print(f"plots in {plot_dir}", markup=False)
+            out.print(f"plots in {plot_dir}")
         if as_json:
             payload = {name: f.model_dump(mode="json") for name, f in report.personas.items()}
             sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from envsim.cli_common import JsonFlag, emit_json, err, out
@@ -58,7 +57,7 @@ def _print_report(report: CalibrationReport) -> None:
     accuracy = "n/a" if report.accuracy is None else f"{report.accuracy:.1%}"
     kappa = "undefined" if report.kappa is None else f"{report.kappa:.3f}"
     out.print(
-        f"rubric {escape(report.rubric)} with {escape(report.model)}: {report.judged}/{report.labelled} judged, "
+        f"rubric {report.rubric} with {report.model}: {report.judged}/{report.labelled} judged, "
         f"accuracy {accuracy}, Cohen's kappa {kappa} (judge good from score {report.threshold:g})"
     )
     matrix = Table("human \\ judge", "good", "bad", title="confusion")
@@ -79,18 +78,18 @@ def _print_report(report: CalibrationReport) -> None:
         for d in report.disagreements:
             scores = ", ".join(f"{k}={v}" for k, v in d.criteria.items())
             table.add_row(
-                escape(d.id),
-                escape(str(d.human_label)),
+                d.id,
+                str(d.human_label),
                 f"{d.judge} ({d.judge_score:.2f})",
-                escape(scores),
-                escape(d.rationale),
-                escape(d.comment),
+                scores,
+                d.rationale,
+                d.comment,
             )
         out.print(table)
     else:
         out.print("no disagreements")
     for f in report.failures:
-        err.print(f"{f.id}: judge_error ({f.reason}): {f.message}", markup=False)
+        err.print(f"{f.id}: judge_error ({f.reason}): {f.message}")
     out.print(
         f"judge cost ${report.cost:.4f}, {report.prompt_tokens} prompt + {report.completion_tokens} completion tokens, "
         f"{report.calls} calls, {report.cache_hits} cached samples"

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from envsim.cli_common import JsonFlag, emit_json, out
+from envsim.cli_common import JsonFlag, emit_json, out, plain_console
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
         result = load_report(run_dir, ks=k)
         summary = result.summary
-        console = out if out.is_terminal else Console(highlight=False, soft_wrap=True, width=200)
+        console = out if out.is_terminal else plain_console(width=200)
         rows = [*summary.scenarios, summary.overall]
         last = len(summary.scenarios) - 1
         title = f"{summary.run_dir}: {summary.stored} episodes stored, {summary.planned} planned"
@@ -89,6 +88,6 @@ def register(app: typer.Typer) -> None:
             console.print(parts)
         if html is not None:
             written = result.write_html(html, max_episodes=max_episodes)
-            console.print(f"wrote {written}", markup=False)
+            console.print(f"wrote {written}")
         if as_json:
             emit_json(summary.model_dump())

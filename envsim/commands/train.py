@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from envsim.batch.plan import check_torch_device
+from envsim.cli_common import out
 from envsim.errors import EnvsimError
-
-out = Console(highlight=False, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 
@@ -123,9 +121,9 @@ def register(app: typer.Typer) -> None:
             seed=seed,
         )
         split_scenarios(config)  # unknown ids fail now, before seconds of imports
-        report = run_flywheel(config, log=lambda line: out.print(line, markup=False))
+        report = run_flywheel(config, log=lambda line: out.print(line))
         for line in table(report):
-            out.print(line, markup=False)
-        out.print(f"plot: {report.plot}; wall time {report.wall_seconds:.0f} s", markup=False)
+            out.print(line)
+        out.print(f"plot: {report.plot}; wall time {report.wall_seconds:.0f} s")
         if as_json:
             _emit_json(report.summary())

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from envsim.cli_common import JsonFlag, emit_json, err, out
@@ -42,9 +41,9 @@ def _with_progress(conversations: Iterable[Conversation], path: Path, verb: str)
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    counter = TextColumn(f"{verb} {path.name}: {{task.completed}} conversations")
+    counter = TextColumn("{task.description}: {task.completed} conversations", markup=False)
     with Progress(SpinnerColumn(), counter, TimeElapsedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task(verb, total=None)
+        task = progress.add_task(f"{verb} {path.name}", total=None)
         for conversation in conversations:
             yield conversation
             progress.advance(task)
@@ -80,10 +79,7 @@ def register(app: typer.Typer) -> None:
         count = write_jsonl(counted(), output)
         seconds = time.perf_counter() - started
         by_role = ", ".join(f"{role} {n}" for role, n in sorted(roles.items()))
-        out.print(
-            f"{count} conversations, {roles.total()} turns ({by_role or 'none'}) → {output} in {seconds:.2f}s",
-            markup=False,
-        )
+        out.print(f"{count} conversations, {roles.total()} turns ({by_role or 'none'}) → {output} in {seconds:.2f}s")
         if as_json:
             emit_json(
                 {
@@ -110,19 +106,19 @@ def register(app: typer.Typer) -> None:
 
         summary = summarize(_with_progress(read(format, path), path, "reading"), top_k=top)
         rows = as_rows(summary)
-        counts = Table("count", "value", title=escape(f"{path} ({format})"))
+        counts = Table("count", "value", title=f"{path} ({format})")
         for row in rows["counts"]:
-            counts.add_row(*map(escape, row))
+            counts.add_row(*row)
         out.print(counts)
         for key, title in (("words", "words per turn"), ("latency", "reply latency (seconds)")):
             table = Table("", "n", "mean", "median", "p90", "min", "max", title=title)
             for row in rows[key]:
-                table.add_row(*map(escape, row))
+                table.add_row(*row)
             out.print(table)
         if rows["labels"]:
             labels = Table("label", "value", "conversations", title="labels")
             for row in rows["labels"]:
-                labels.add_row(*map(escape, row))
+                labels.add_row(*row)
             out.print(labels)
         if as_json:
             emit_json({"path": str(path), "format": format, **summary.model_dump()})
@@ -134,7 +130,7 @@ def register(app: typer.Typer) -> None:
 
         table = Table("format", "reads")
         for name, importer in IMPORTERS.items():
-            table.add_row(name, escape(importer.description))
+            table.add_row(name, importer.description)
         out.print(table)
         if as_json:
             emit_json({"formats": {name: i.description for name, i in IMPORTERS.items()}})
