@@ -9,6 +9,7 @@ The tree::
     EnvsimError
     ├── ScenarioError            a scenario file is invalid (carries located issues)
     ├── UnknownNameError         an unknown scenario id, toolkit, fixture or persona
+    ├── TemplateError            scenario text that is not an allowed template, or renders too much
     └── ToolFailure              raised by a tool body; turned into an error observation
         ├── RecordNotFound       the record the agent named does not exist
         └── RuleViolation        a business rule forbids the operation
@@ -60,6 +61,25 @@ class UnknownNameError(EnvsimError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class TemplateError(EnvsimError):
+    """Scenario text (a template from a scenario file) that may not be rendered.
+
+    A construct outside the allowed subset, a syntax error, an undefined name or blocked
+    attribute, or a rendering over its size or time bound (see :mod:`envsim.prompts`).
+    ``line`` and ``column`` are 1-based, within the template.
+
+    Example:
+        >>> str(TemplateError("calls are not allowed", line=2, column=7))
+        'template line 2, column 7: calls are not allowed'
+    """
+
+    def __init__(self, message: str, *, line: int = 1, column: int = 1) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        super().__init__(f"template line {line}, column {column}: {message}")
 
 
 class ToolFailure(EnvsimError):

@@ -430,7 +430,7 @@ class Playbook:
         closing line and the stop marker when the agent says a ``satisfied_by`` phrase; otherwise
         the scenario's nudges in turn.
         """
-        from envsim.prompts import render, render_string
+        from envsim.prompts import render, render_scenario_text
 
         system = next((_text(m) for m in messages if m.get("role") == "system"), "")
         found = _STOP_IN_PROMPT.search(system)
@@ -446,7 +446,7 @@ class Playbook:
         asked = [f for f in spec.facts if any(word.lower() in last for word in f.asked_by)]
         if asked:
             return " ".join(
-                render_string(f.say, value=f.value, key=f.key)
+                render_scenario_text(f.say, value=f.value, key=f.key)
                 if f.say is not None
                 else render("user_fact.j2", key=f.key, value=f.value)
                 for f in asked

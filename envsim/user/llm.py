@@ -50,7 +50,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.llm import Completion, acomplete, complete
-from envsim.prompts import render, render_string
+from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.schema import Conversation
 from envsim.user.affect import AffectMachine, AffectState, classify_agent_turn, is_emergency, scenario_persona
@@ -211,7 +211,7 @@ def _unquote(text: str) -> str:
 
 def _say(fact: Fact) -> str | None:
     """The scenario's wording of a fact (its ``say`` template rendered), if it has one."""
-    return render_string(fact.say, value=fact.value, key=fact.key) if fact.say else None
+    return render_scenario_text(fact.say, value=fact.value, key=fact.key) if fact.say else None
 
 
 # -- the user --------------------------------------------------------------------------------

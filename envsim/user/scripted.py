@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.prompts import render, render_string
+from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.user.affect import (
     AffectMachine,
@@ -55,7 +55,7 @@ can be retrieved)."""
 
 def _say(fact: Fact) -> str:
     if fact.say is not None:
-        return render_string(fact.say, value=fact.value, key=fact.key)
+        return render_scenario_text(fact.say, value=fact.value, key=fact.key)
     return render("user_fact.j2", key=fact.key, value=fact.value)
 
 

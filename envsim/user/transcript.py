@@ -93,7 +93,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from envsim.prompts import render, render_string
+from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.corpus import corpus_dir
 from envsim.transcripts.schema import Conversation
@@ -954,7 +954,7 @@ def persona_group(persona: Persona, index: TurnIndex | None = None) -> str:
 
 def _say(fact: Fact) -> str:
     if fact.say is not None:
-        return render_string(fact.say, value=fact.value, key=fact.key)
+        return render_scenario_text(fact.say, value=fact.value, key=fact.key)
     return render("user_fact.j2", key=fact.key, value=fact.value)
 
 
