@@ -9,13 +9,24 @@ Importing envsim registers every scenario as a Gymnasium environment ``envsim/<I
     >>> sorted(info)[:3]
     ['messages', 'scenario_id', 'tools']
 
+Scenarios come from the shipped ``scenarios/`` and every folder named by ``ENVSIM_SCENARIOS``
+(which adds to them). A scenario file that cannot be registered (unreadable, no valid id, an
+id used twice) is left out with a :class:`ScenarioWarning` naming it; the others are registered.
+
 It imports neither litellm nor torch.
 """
 
 from envsim.errors import EnvsimError, ScenarioError, UnknownNameError
-from envsim.registration import register_scenarios
+from envsim.registration import ScenarioWarning, register_scenarios
 
 __version__ = "0.1.0"
-__all__ = ["EnvsimError", "ScenarioError", "UnknownNameError", "__version__", "register_scenarios"]
+__all__ = [
+    "EnvsimError",
+    "ScenarioError",
+    "ScenarioWarning",
+    "UnknownNameError",
+    "__version__",
+    "register_scenarios",
+]
 
 register_scenarios()

@@ -1,8 +1,24 @@
-"""YAML documents that remember where every value came from.
+"""YAML documents that remember where every value came from, read safely from untrusted text.
 
 ``load_yaml`` parses with PyYAML's safe loader (no Python tags), rejects duplicate keys,
 and keeps, for every path into the data, the line and column of the key and of the value,
 so that a validation error can point at ``file:line:col``.
+
+Every file envsim reads from users (scenarios, personas, judge rubrics) goes through this
+module, which bounds what a hostile file can cost. Each limit is a located
+:class:`~envsim.errors.ScenarioError`, raised before the data is built:
+
+- aliases may add at most :data:`MAX_ALIAS_VALUES` values and :data:`MAX_ALIAS_CHARS`
+  characters to what the text spells out (a "billion laughs" document is rejected at the alias
+  that crosses the bound), and may not refer to the node that contains them;
+- collections nest at most :data:`MAX_DEPTH` levels deep;
+- an integer has at most :data:`MAX_INT_DIGITS` digits (Python's own limit, whatever the
+  interpreter's setting);
+- a value that cannot be built (``2024-13-45`` as a date, a list as a key) is an error at its
+  position, never a ``ValueError`` or ``TypeError``.
+
+Merge keys (``<<: *base``) work as in ``yaml.safe_load``: the merged mapping's keys come first
+and the keys written beside ``<<`` override them; a key written twice is still an error.
 
 Example:
     >>> doc = load_yaml_text("a:\\n  b: 1\\n")
@@ -12,13 +28,20 @@ Example:
     (2, 6)
     >>> doc.locate(("a", "b"), key=True)
     (2, 3)
+    >>> load_yaml_text("base: &b {x: 1, y: 2}\\nd:\\n  <<: *b\\n  y: 3\\n").data["d"]
+    {'x': 1, 'y': 3}
+    >>> load_yaml_text("n: " + "9" * 5000)
+    Traceback (most recent call last):
+    ...
+    envsim.errors.ScenarioError: <string>:1:4: invalid YAML: an integer of 5,000 digits is too long (at most 4,300)
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -27,14 +50,111 @@ from envsim.errors import Problem, ScenarioError
 Loc = tuple[str | int, ...]
 
 
+MAX_DEPTH = 100
+"""Deepest nesting of lists and mappings (a scenario needs about 8)."""
+MAX_ALIAS_VALUES = 100_000
+"""Most values that aliases may add to those the text spells out."""
+MAX_ALIAS_CHARS = 10_000_000
+"""Most characters of text that aliases may add to those the text spells out."""
+MAX_INT_DIGITS = 4300
+"""Most digits of an integer (Python's default ``sys.get_int_max_str_digits()``)."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _composer_error(problem: str, mark: Any) -> yaml.composer.ComposerError:
+    return yaml.composer.ComposerError(None, None, problem, mark)
+
+
 class _SafeLoader(yaml.SafeLoader):
-    """Safe loader that also refuses duplicate keys."""
+    """Safe loader that refuses duplicate keys and bounds nesting, alias expansion and integer size.
+
+    While composing it keeps, for every finished node, the values and characters it stands for
+    once every alias inside it is expanded; an alias adds its node's figures to the document's
+    running total, so the bound is checked at the alias that crosses it, before anything is built.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[yaml.Node, tuple[int, int]] = {}
+        self._alias_values = 0
+        self._alias_chars = 0
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        """Refuse a ``[`` or ``{`` past :data:`MAX_DEPTH` while scanning (the scanner looks ahead of the composer)."""
+        if self.flow_level >= MAX_DEPTH:
+            problem = f"lists and mappings nest more than {MAX_DEPTH} levels deep"
+            raise yaml.scanner.ScannerError(None, None, problem, self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Compose one node, refusing recursive aliases, too much expansion and too deep nesting."""
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            node = cast(yaml.Node, super().compose_node(parent, index))  # an undefined alias raises here
+            size = self._sizes.get(node)
+            if size is None:
+                problem = f"alias *{event.anchor} refers to the node that contains it (a recursive structure)"
+                raise _composer_error(problem, event.start_mark)
+            self._alias_values += size[0]
+            self._alias_chars += size[1]
+            if self._alias_values > MAX_ALIAS_VALUES:
+                problem = f"aliases expand to more than {MAX_ALIAS_VALUES:,} values beyond those written out"
+                raise _composer_error(f'{problem} (a "billion laughs" document?)', event.start_mark)
+            if self._alias_chars > MAX_ALIAS_CHARS:
+                problem = f"aliases expand to more than {MAX_ALIAS_CHARS:,} characters beyond those written out"
+                raise _composer_error(problem, event.start_mark)
+            return node
+        if self._depth >= MAX_DEPTH:
+            problem = f"lists and mappings nest more than {MAX_DEPTH} levels deep"
+            raise _composer_error(problem, event.start_mark)
+        self._depth += 1
+        try:
+            node = cast(yaml.Node, super().compose_node(parent, index))
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.ScalarNode):
+            self._sizes[node] = (1, len(node.value))
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+            self._sizes[node] = (
+                1 + sum(self._sizes[c][0] for c in children),
+                sum(self._sizes[c][1] for c in children),
+            )
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Build one value; one that Python refuses (a 13th month, a list as a key) is a located YAML error."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as err:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            shown = node.value if isinstance(node.value, str) else "this value"
+            problem = f"cannot read {_short(shown)!r} as {kind}: {err}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
-def _no_duplicates(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _mapping(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A mapping as ``safe_load`` builds it (merge keys included), refusing a key written twice."""
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
+        if key_node.tag == _VALUE_TAG:  # the YAML 1.1 "=" key is a string, as flatten_mapping makes it
+            key_node.tag = _STR_TAG
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            problem = "a key must be a single value, not a list or mapping"
+            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -47,7 +167,20 @@ def _no_duplicates(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = Fal
     return dict(loader.construct_pairs(node, deep=deep))
 
 
-_SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+def _integer(loader: _SafeLoader, node: yaml.ScalarNode) -> int:
+    """An integer as ``safe_load`` reads it, refused past :data:`MAX_INT_DIGITS` digits."""
+    digits = str(node.value).replace("_", "").replace(":", "").lstrip("+-")
+    if digits[:2] in ("0x", "0b"):
+        digits = digits[2:]
+    if len(digits) > MAX_INT_DIGITS:
+        problem = f"an integer of {len(digits):,} digits is too long (at most {MAX_INT_DIGITS:,})"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+    value: int = loader.construct_yaml_int(node)
+    return value
+
+
+_SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_SafeLoader.add_constructor("tag:yaml.org,2002:int", _integer)
 
 
 @dataclass
@@ -96,7 +229,7 @@ def _token_before(text: str, mark: yaml.Mark) -> yaml.Token | None:
     """The last token the scanner produced before ``mark`` (None when it cannot tell)."""
     previous = None
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        for token in yaml.scan(text, Loader=_SafeLoader):
             if (token.start_mark.line, token.start_mark.column) >= (mark.line, mark.column):
                 break
             previous = token
@@ -110,7 +243,10 @@ def _explain(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
     problem = str(err.problem or "")
     context = str(err.context or "")
     mark = err.problem_mark or err.context_mark
-    if context == "while scanning a quoted scalar" and "end of stream" in problem and err.context_mark is not None:
+    if context.startswith("found duplicate anchor") and err.context_mark is not None:
+        anchor = context.removeprefix("found duplicate anchor ").removesuffix("; first occurrence")
+        message = f"duplicate anchor {anchor} (first at line {err.context_mark.line + 1})"
+    elif context == "while scanning a quoted scalar" and "end of stream" in problem and err.context_mark is not None:
         mark = err.context_mark
         message = "unclosed quote: the string that starts here is never closed"
     elif "character '\\t'" in problem:
@@ -135,17 +271,40 @@ def _explain(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
     return line, col, message
 
 
-def _parse(text: str, path: Path | None) -> YamlDocument:
+def _reader_problem(err: yaml.reader.ReaderError, text: str) -> tuple[int, int, str]:
+    """``(line, column, message)`` of a character that YAML does not allow."""
+    if not isinstance(err.character, int) or not 0 <= err.position <= len(text):
+        return 1, 1, str(err)
+    line = text.count("\n", 0, err.position) + 1
+    col = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+    why = "control characters and lone surrogates cannot appear in YAML"
+    return line, col, f"the character U+{err.character:04X} is not allowed ({why})"
+
+
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree of ``text`` (composed once, within the bounds) and the data built from it."""
+    loader = _SafeLoader(text)  # the reader checks every character here
     try:
-        data = yaml.load(text, Loader=_SafeLoader)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _parse(text: str, path: Path | None) -> YamlDocument:
+    """Compose ``text`` once (bounded), build the data from that node tree, and index its positions."""
+    try:
+        node, data = _compose_and_construct(text)
     except yaml.MarkedYAMLError as err:
         line, col, message = _explain(err, text)
+        raise ScenarioError([Problem(path, line, col, "", f"invalid YAML: {message}")]) from None
+    except yaml.reader.ReaderError as err:
+        line, col, message = _reader_problem(err, text)
         raise ScenarioError([Problem(path, line, col, "", f"invalid YAML: {message}")]) from None
     except yaml.YAMLError as err:
         raise ScenarioError([Problem(path, 1, 1, "", f"invalid YAML: {err}")]) from None
     doc = YamlDocument(data=data, path=path)
-    if node is not None:
+    if node is not None:  # merge keys are flattened in place by now, so merged values index where they are written
         _index(node, (), doc)
     return doc
 
@@ -155,18 +314,22 @@ def load_yaml_text(text: str, path: Path | None = None) -> YamlDocument:
     return _parse(text, path)
 
 
-def load_yaml(path: Path) -> YamlDocument:
-    """Parse a YAML file; unreadable files raise :class:`ScenarioError` too."""
+def read_text(path: Path) -> str:
+    """A file's text; an unreadable file, or one that is not UTF-8, raises a located :class:`ScenarioError`."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise ScenarioError([Problem(path, 1, 1, "", f"cannot read file: {err}")]) from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line_start = raw.rfind(b"\n", 0, err.start) + 1
         line = raw.count(b"\n", 0, err.start) + 1
         col = len(raw[line_start : err.start].decode("utf-8", errors="replace")) + 1
         message = f"cannot read file: byte 0x{raw[err.start]:02x} is not valid UTF-8 (save the file as UTF-8)"
         raise ScenarioError([Problem(path, line, col, "", message)]) from None
-    return _parse(text, path)
+
+
+def load_yaml(path: Path) -> YamlDocument:
+    """Parse a YAML file; unreadable files raise :class:`ScenarioError` too."""
+    return _parse(read_text(path), path)
