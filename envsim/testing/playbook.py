@@ -175,11 +175,10 @@ def _closest(candidates: Sequence[Scenario], opening: str) -> Scenario:
 
 
 def read_scenario(path: Path) -> Scenario:
-    """A scenario file, validated but not linted, with the fast YAML parser (the server starts in a second)."""
-    import yaml
+    """A scenario file, validated but not linted, read with envsim's bounded YAML reader (files are untrusted)."""
+    from envsim.yamlsource import load_yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return Scenario.model_validate(yaml.load(path.read_text(encoding="utf-8"), Loader=loader))
+    return Scenario.model_validate(load_yaml(path).data)
 
 
 class ScenarioIndex:
