@@ -35,20 +35,24 @@ def validate(
 ) -> None:
     """Validate and lint scenario files; exit 2 if any is invalid."""
     from envsim.loader import load_scenario
-    from envsim.registration import scenario_files
+    from envsim.registration import id_clashes, scenario_files
 
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         err.print(f"{p}: no such file or folder")
     files = scenario_files(paths)
+    clashes = id_clashes(files)  # two files with one id: an error in each, naming the other
     problems: list[str] = []
     invalid = 0
     for path in files:
+        found = [clashes[path]] if path in clashes else []
         try:
             load_scenario(path)
         except ScenarioError as error:
+            found = [*error.problems, *found]
+        if found:
             invalid += 1
-            for problem in error.problems:
+            for problem in found:
                 problems.append(str(problem))
                 err.print(str(problem))
     valid = len(files) - invalid
@@ -61,9 +65,9 @@ def validate(
 
 @app.command("list")
 def list_scenarios(as_json: JsonFlag = False) -> None:
-    """List the registered scenarios (from ENVSIM_SCENARIOS, default ./scenarios)."""
+    """List the scenarios (the shipped ones and those of ENVSIM_SCENARIOS), and the files left out."""
     from envsim.loader import load_scenario
-    from envsim.registration import discover
+    from envsim.registration import discover, discovery
 
     rows: list[dict[str, Any]] = []
     for scenario_id, (path, max_turns) in sorted(discover().items()):
@@ -95,20 +99,40 @@ def list_scenarios(as_json: JsonFlag = False) -> None:
                     "error": str(error.problems[0]),
                 }
             )
+    skipped = discovery().skipped  # files not registered (bad id, one id in two files, ...): shown, not hidden
+    for left_out in skipped:
+        rows.append(
+            {
+                "id": left_out.scenario_id or "",
+                "gym_id": "",
+                "domain": "",
+                "toolkits": [],
+                "escalation": "",
+                "max_turns": None,
+                "tags": [],
+                "file": str(left_out.path),
+                "error": str(left_out.problem),
+                "registered": False,
+            }
+        )
     table = Table("id", "domain", "toolkits", "escalation", "turns", "tags")
     for r in rows:
         table.add_row(
             r["id"],
-            r["domain"] or Text("invalid", style="red"),
+            r["domain"] or Text("not registered" if "registered" in r else "invalid", style="red"),
             ",".join(r["toolkits"]),
             r["escalation"],
-            str(r["max_turns"]),
+            "" if r["max_turns"] is None else str(r["max_turns"]),
             ",".join(r["tags"]),
         )
     out.print(table)
-    out.print(f"{len(rows)} scenarios")
+    out.print(f"{len(rows) - len(skipped)} scenarios")
+    if skipped:
+        err.print(f"{len(skipped)} scenario files not registered:")
+        for left_out in skipped:
+            err.print(f"  {left_out.problem}")
     if as_json:
-        emit_json({"count": len(rows), "scenarios": rows})
+        emit_json({"count": len(rows) - len(skipped), "not_registered": len(skipped), "scenarios": rows})
 
 
 @app.command()

@@ -66,7 +66,7 @@ _QUOTED = re.compile(r"""^(?:"([^"\\]*)"|'([^']*)')$""")
 class ScenarioWarning(UserWarning):
     """A scenario file was left out of the registry; the message says which file and why.
 
-    It is shown at the scenario file's own path and line. Silence it like any warning, e.g.
+    Its message starts with the file's ``path:line:col``. Silence it like any warning, e.g.
     ``warnings.filterwarnings("ignore", category=envsim.ScenarioWarning)``.
     """
 
@@ -198,7 +198,7 @@ def read_header(path: Path) -> Header:
 
 def _clash(header: Header, others: list[Header]) -> Skipped:
     elsewhere = ", ".join(str(h.path) for h in others if h is not header)
-    message = f"id {header.scenario_id!r} is also the id of {elsewhere}; no file with this id is registered"
+    message = f"{header.scenario_id!r} is also the id of {elsewhere}, so no file with this id is registered"
     return Skipped(header.path, Problem(header.path, header.line, header.column, "id", message), header.scenario_id)
 
 
@@ -208,6 +208,20 @@ def duplicate_ids(headers: list[Header]) -> list[Skipped]:
     for header in headers:
         by_id.setdefault(header.scenario_id, []).append(header)
     return [_clash(h, same) for same in by_id.values() if len(same) > 1 for h in same]
+
+
+def id_clashes(files: list[Path]) -> dict[Path, Problem]:
+    """For each of ``files`` whose id another of them also has: the located problem naming the others.
+
+    A file whose header cannot be read is left out here (loading it reports why, in full).
+    """
+    headers = []
+    for path in files:
+        try:
+            headers.append(read_header(path))
+        except ScenarioError:
+            continue
+    return {s.path: s.problem for s in duplicate_ids(headers)}
 
 
 def scan(files: list[Path]) -> Discovery:
@@ -237,15 +251,8 @@ def discover() -> dict[str, tuple[Path, int]]:
 
 
 def _warn(skipped: Skipped) -> None:
-    """A :class:`ScenarioWarning` shown at the file and line of the problem (Python prints that line too)."""
-    problem = skipped.problem
-    warnings.warn_explicit(
-        f"scenario file not registered: {problem}",
-        ScenarioWarning,
-        filename=str(skipped.path),
-        lineno=problem.line,
-        module="envsim.registration",
-    )
+    """A :class:`ScenarioWarning` attributed to the caller of :func:`register_scenarios` (``import envsim``)."""
+    warnings.warn(f"scenario file not registered: {skipped.problem}", ScenarioWarning, stacklevel=3)
 
 
 def register_scenarios() -> list[str]:
