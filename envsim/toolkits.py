@@ -1,8 +1,10 @@
 """The toolkit registry and the construction of a scenario's initial world.
 
 Scenario files name toolkits; they never name Python code (a scenario file is untrusted
-input). Built-in toolkits come from :mod:`tools_mock`; a library user adds one with
-:func:`register_toolkit`.
+input). Built-in toolkits come from :mod:`tools_mock`; an installed package adds one through the
+``envsim.toolkits`` entry point group (see :mod:`envsim.plugins`), and code adds one with
+:func:`register_toolkit`. When names meet, :func:`register_toolkit` wins over a built-in, and a
+built-in over a package's.
 
 Example:
     >>> kit = get_toolkit("retail")
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from envsim.errors import UnknownNameError
+from envsim.plugins import origin, plugin_toolkits
 from envsim.suggest import did_you_mean
 from envsim.tools import Toolkit
 from envsim.world import World, WorldState
@@ -36,31 +39,83 @@ if TYPE_CHECKING:
     from envsim.scenario import WorldSpec
 
 _REGISTRY: dict[str, str | type[Toolkit]] = dict(BUILTIN_TOOLKITS)
+_FROM: dict[str, str] = {}
+"""Name → where a package's toolkit was declared (:func:`envsim.plugins.origin`), for messages."""
+_CLASHES: dict[str, str] = {}
+"""Name → why it cannot be used (several packages declare it)."""
+_plugins_read = False
+
+
+class ToolkitLoadError(UnknownNameError):
+    """A registered toolkit name that cannot be used: its class does not import, is not a
+    :class:`~envsim.tools.Toolkit`, or several installed packages declare the name."""
+
+
+def _read_plugins() -> None:
+    """Add the toolkits installed packages declare (``envsim.toolkits`` entry points), once per process."""
+    global _plugins_read
+    if _plugins_read:
+        return
+    _plugins_read = True
+    single, clashes = plugin_toolkits()
+    for name, entry in single.items():
+        if name not in _REGISTRY:
+            _REGISTRY[name] = entry.value
+            _FROM[name] = origin(entry)
+    for name, entries in clashes.items():
+        if name not in _REGISTRY:
+            _CLASHES[name] = f"toolkit {name!r} is declared by several packages: " + "; ".join(map(origin, entries))
 
 
 def register_toolkit(name: str, toolkit: str | type[Toolkit]) -> None:
     """Make a toolkit available to scenarios under ``name`` (a class or ``"module:Class"``)."""
+    _read_plugins()  # so that a package's toolkit of the same name never replaces this one later
     _REGISTRY[name] = toolkit
+    _FROM.pop(name, None)
+    _CLASHES.pop(name, None)
     fixture_world.cache_clear()  # worlds built from the toolkit this name meant before
     _built_world.cache_clear()
 
 
 def toolkit_names() -> list[str]:
-    """Names of every registered toolkit."""
+    """Names of every registered toolkit (built-in, from installed packages, registered in code)."""
+    _read_plugins()
     return sorted(_REGISTRY)
 
 
 def get_toolkit(name: str) -> type[Toolkit]:
-    """The toolkit class registered as ``name``."""
+    """The toolkit class registered as ``name``.
+
+    Raises:
+        UnknownNameError: no toolkit has that name.
+        ToolkitLoadError: the name is registered but its class cannot be used (the message says
+            which entry point or ``"module:Class"`` and why).
+    """
     entry = _REGISTRY.get(name)
     if entry is None:
-        raise UnknownNameError(f"unknown toolkit {name!r}{did_you_mean(name, _REGISTRY)}")
+        _read_plugins()
+        if name in _CLASHES:
+            raise ToolkitLoadError(_CLASHES[name])
+        entry = _REGISTRY.get(name)
+        if entry is None:
+            raise UnknownNameError(f"unknown toolkit {name!r}{did_you_mean(name, _REGISTRY)}")
     if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
-        assert isinstance(entry, type) and issubclass(entry, Toolkit)
+        entry = _import_toolkit(name, entry)
         _REGISTRY[name] = entry
     return entry
+
+
+def _import_toolkit(name: str, target: str) -> type[Toolkit]:
+    """The class ``"module:Class"`` names, checked to be a toolkit."""
+    where = _FROM.get(name, repr(target))
+    module, _, attr = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr) if attr else None
+    except Exception as err:  # a broken package's error, reported as this toolkit's
+        raise ToolkitLoadError(f"toolkit {name!r} ({where}) cannot be imported: {type(err).__name__}: {err}") from err
+    if not (isinstance(found, type) and issubclass(found, Toolkit)):
+        raise ToolkitLoadError(f"toolkit {name!r} ({where}) does not name an envsim.tools.Toolkit subclass")
+    return found
 
 
 def table_record_types(state_model: type[WorldState]) -> dict[str, type[BaseModel]]:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -31,7 +32,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envsim.errors import UnknownNameError
+from envsim.plugins import PERSONAS_GROUP, plugin_folders
 from envsim.suggest import did_you_mean
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # imported at run time inside render_persona (envsim.scenario imports this module)
     from envsim.scenario import Fact
@@ -203,13 +207,32 @@ class Persona(BaseModel):
 
 @lru_cache(maxsize=1)
 def persona_library() -> dict[str, Persona]:
-    """Every persona shipped in ``envsim/personas/*.yaml``, by name."""
+    """Every persona shipped in ``envsim/personas/*.yaml``, then those of installed packages, by name.
+
+    A package adds personas through the ``envsim.personas`` entry point group (see
+    :mod:`envsim.plugins`). A package's file that cannot be read, or a persona whose name is
+    taken, is skipped with a warning naming the file; the shipped personas always load.
+    """
     library: dict[str, Persona] = {}
     for entry in sorted(resources.files("envsim.personas").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             for raw in yaml.safe_load(entry.read_text(encoding="utf-8")) or []:
                 persona = Persona.model_validate(raw)
                 library[persona.name] = persona
+    for folder in plugin_folders(PERSONAS_GROUP):
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                personas = [
+                    Persona.model_validate(raw) for raw in yaml.safe_load(path.read_text(encoding="utf-8")) or []
+                ]
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, ValueError) as err:
+                _log.warning("skipping persona file %s: %s", path, err)
+                continue
+            for persona in personas:
+                if persona.name in library:
+                    _log.warning("skipping persona %r of %s: the name is taken", persona.name, path)
+                else:
+                    library[persona.name] = persona
     return library
 
 
