@@ -2,9 +2,13 @@
 
 One process, one event loop: ``concurrency`` workers each take the next planned episode, play
 it to the end (the agent's and the mock user's model calls awaited, so hundreds of episodes
-wait on the network at once), score it, and hand the record to a writer that appends finished
-episodes to the store in groups, with one ``fsync`` per group (:meth:`RunStore.append`). An
-episode counts as stored only once its group is on disk.
+wait on the network at once), score it, and hand the record to a writer thread that appends
+finished episodes to the store in groups, with one ``fsync`` per group (:meth:`RunStore.append`,
+:class:`~envsim.batch.writer.GroupWriter`). An episode counts as stored only once its group is on
+disk, and its group is on disk within :data:`~envsim.batch.writer.GROUP_WAIT` of its end, whether
+or not the episodes ever wait: a crash or a ``kill -9`` loses at most one group. Episodes that
+never wait (scripted or transcript participants, a replay) give the loop a pass after each
+episode, so that a signal, a stop and the stored figures do not wait for the last one.
 
 Where episodes call models over the network, the slots start ``stagger`` seconds apart
 (:attr:`RunOptions.stagger`; by default spread over a quarter of a second) rather than all at
@@ -66,25 +70,16 @@ from envsim.batch.cache import CallCacheMiss, ModelCalls, current_scope, episode
 from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
 from envsim.batch.retry import describe
 from envsim.batch.store import EpisodeRecord, RunStore, trajectory_hash
+from envsim.batch.writer import GroupWriter
 from envsim.env import ScenarioEnv
 from envsim.llm import ModelCallError, drain_logging, set_call_cache
 from envsim.reward.base import ComponentScore, RewardBreakdown, RewardContext
 from envsim.reward.outcome import REWARD_CARRYING, Outcome
 from envsim.reward.rubric import Rubric
+from envsim.rollout import EpisodeDriver
 from envsim.scenario import Scenario
 from envsim.trajectory import Trajectory, Usage
 from envsim.user.base import UserSimulator
-
-MAX_GROUP = 1024
-"""Most records appended (and fsync'd) as one group."""
-
-GROUP_WAIT = 0.05
-"""Seconds the writer waits, after an episode finishes, for others to join its group.
-
-Episodes that call models finish one at a time; writing each alone costs a hand-over to the
-writing thread and an ``fsync`` per episode, and the hand-overs interrupt the event loop that
-plays the others. Grouped, a run at hundreds of episodes a second makes a few appends a second.
-An episode counts as stored only once its group is on disk, so the wait loses nothing."""
 
 
 @dataclass
@@ -207,6 +202,10 @@ class Slot:
     env: ScenarioEnv
     agent: Policy
     context: RewardContext | None = None
+    episode: EpisodeDriver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.episode = EpisodeDriver(self.env, self.agent)
 
 
 class EnvPool:
@@ -321,8 +320,7 @@ class BatchRunner:
         self.fatal: BaseException | None = None
         self.interrupted = False
         self._stopping = False
-        self._write_failed = False
-        self._queue: asyncio.Queue[EpisodeRecord | None] = asyncio.Queue()
+        self._writer: GroupWriter[EpisodeRecord] | None = None
         self._workers: list[asyncio.Task[None]] = []
         # episodes wait on model calls over the network (an LLM participant, not a replay): phases and stagger
         self._over_network = options.cache != "replay" and self.participants.calls_models
@@ -330,21 +328,20 @@ class BatchRunner:
     # -- one episode --------------------------------------------------------------------------
 
     async def _play(self, slot: Slot, spec: EpisodeSpec) -> tuple[Trajectory, RewardBreakdown]:
-        env, agent = slot.env, slot.agent
-        with role("user"):
-            observation, info = env.reset(seed=spec.seed)
+        env, agent, episode = slot.env, slot.agent, slot.episode
         if isinstance(agent, LLMAgent):
             agent.seed = spec.seed  # its k-th call of the episode carries seed + k: reproducible sampling
-        agent.reset(env.scenario, env.np_random)
+        with role("user"):
+            episode.reset(seed=spec.seed)
         scope = current_scope()
         phased = self._over_network
-        for _ in range(env.scenario.max_turns):
+        while not episode.done:
             if self.options.step_delay:
                 await asyncio.sleep(self.options.step_delay)
             if phased:  # the request phase (see the module docstring)
                 await asyncio.sleep(0)
             with role("agent"):
-                action = await agent.aact(observation, info)
+                action = await episode.aact()
             if phased:  # the environment's phase
                 await asyncio.sleep(0)
             if scope is not None and "agent" in scope.usage:
@@ -352,11 +349,8 @@ class BatchRunner:
                 # computes when the episode ends already counts it
                 env.set_usage("agent", scope.usage["agent"])
             with role("user"):
-                observation, _, _, _, info = await env.astep(action)
-            if "end_reason" in info:
-                break
-        trajectory = env.trajectory()
-        breakdown = env.score()
+                await episode.astep(action)
+        trajectory, breakdown = episode.result()
         played = {r: u for r, u in (scope.usage if scope else {}).items() if r in ("agent", "user")}
         judge = self.participants.judge
         if played and trajectory.usage != played:  # an LLM user's calls, counted by the run's call layer
@@ -458,31 +452,24 @@ class BatchRunner:
             finally:
                 self.stats.in_flight -= 1
             self.stats.finished += 1
-            self._queue.put_nowait(record)
+            assert self._writer is not None
+            self._writer.put(record)
+            if not self._over_network:
+                # an episode that never waits (scripted or transcript participants, a replay) never gives
+                # the loop a pass: without one, the signal handlers, a stop and the stored figures would
+                # all wait for the last episode
+                await asyncio.sleep(0)
 
-    async def _writer(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is not None and GROUP_WAIT > 0 and self._queue.qsize() < MAX_GROUP - 1:
-                await asyncio.sleep(GROUP_WAIT)
-            group = [first]
-            while len(group) < MAX_GROUP and not self._queue.empty():
-                group.append(self._queue.get_nowait())
-            records = [r for r in group if r is not None]
-            if records and not self._write_failed:  # finished episodes are stored even after another fatal error
-                try:
-                    await asyncio.to_thread(self._append, records)
-                except Exception as error:  # disk full, folder removed: stop; nothing unsynced counts as stored
-                    self._write_failed = True
-                    self.fatal = self.fatal or error
-                    self._stop()
-                else:
-                    for record in records:
-                        self.stats.add(record)
-                    if self.on_stored is not None:
-                        self.on_stored(records)
-            if None in group:
-                return
+    def _stored(self, records: list[EpisodeRecord], error: BaseException | None) -> None:
+        """A group's append finished (called on the loop, by the writer's thread)."""
+        if error is not None:  # disk full, folder removed: stop; nothing unsynced counts as stored
+            self.fatal = self.fatal or error
+            self._stop()
+            return
+        for record in records:
+            self.stats.add(record)
+        if self.on_stored is not None:
+            self.on_stored(records)
 
     def _append(self, records: list[EpisodeRecord]) -> None:
         self.calls.sync()  # the calls an episode used are durable before the episode is
@@ -509,7 +496,10 @@ class BatchRunner:
         previous = set_call_cache(self.calls)
         collector = _RunCollector()
         wall, cpu = time.perf_counter(), time.process_time()
-        writer = asyncio.create_task(self._writer())
+        # finished episodes are stored even after another fatal error, until a write fails
+        self._writer = GroupWriter(
+            self._append, lambda records, error: loop.call_soon_threadsafe(self._stored, records, error)
+        )
         try:
             specs = iter(self.todo)
             count = min(self.options.concurrency, len(self.todo))
@@ -519,8 +509,7 @@ class BatchRunner:
                 if isinstance(result, Exception) and self.fatal is None:
                     self.fatal = result  # a bug of the runner itself: report it, after flushing the rest
         finally:
-            self._queue.put_nowait(None)
-            await writer
+            await asyncio.to_thread(self._writer.close)  # its last groups' news is handled before this returns
             self.stats.run_seconds = time.perf_counter() - wall
             self.stats.cpu_seconds = time.process_time() - cpu
             if not self.interrupted:

@@ -15,9 +15,10 @@ environment's breakdown; an episode whose outcome carries no reward (``sim_fault
 ``infra_error``, ``judge_error``; see :mod:`envsim.reward.outcome`), or in which the simulation
 raised, has ``reward`` ``None``: a trainer drops it rather than scoring it 0.
 
-An episode ends when the environment ends it (the user is done, an ending tool succeeded, the
-scenario's turn limit), or, as ``truncated``, when its context would pass ``max_context_tokens``
-or its completion ``max_episode_tokens``.
+An episode ends when the environment ends it (a step returns ``terminated``: the user is done,
+an ending tool succeeded; or ``truncated``: the scenario's turn limit; the episode loop is
+:class:`~envsim.rollout.EpisodeDriver`, as everywhere in envsim), or, as ``truncated``, when its
+context would pass ``max_context_tokens`` or its completion ``max_episode_tokens``.
 
 :attr:`EpisodeRunner.timings` adds up where the time went (``envsim``: reset, step and scoring;
 ``generate``; ``tokenize``: templates and tokenization), for ``bench/train_step.py``.
@@ -42,6 +43,7 @@ from envsim.env import ScenarioEnv
 from envsim.llm import ModelCallError, drain_logging
 from envsim.reward import RewardBreakdown
 from envsim.reward.outcome import Outcome, carries_reward
+from envsim.rollout import EpisodeDriver
 from envsim.train.chat import encode, end_of_turn, environment_text, render
 from envsim.user.base import UserSimulator
 
@@ -108,13 +110,18 @@ class EpisodeRollout:
 
 @dataclass
 class _Live:
-    """An episode in progress."""
+    """An episode in progress (its environment driven by :class:`~envsim.rollout.EpisodeDriver`)."""
 
     rollout: EpisodeRollout
-    env: ScenarioEnv
+    driver: EpisodeDriver
     tools: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     done: bool = False
+
+    @property
+    def env(self) -> ScenarioEnv:
+        """The episode's environment."""
+        return self.driver.env
 
 
 class HFGenerator:
@@ -293,8 +300,8 @@ class EpisodeRunner:
 
     def _start(self, key: EpisodeKey) -> _Live:
         started = time.perf_counter()
-        env = self._env(key.scenario_id)
-        _, info = env.reset(seed=key.seed)
+        driver = EpisodeDriver(self._env(key.scenario_id))  # the actions come from the generator
+        _, info = driver.reset(seed=key.seed)
         self.timings["envsim"] += time.perf_counter() - started
         started = time.perf_counter()
         tools = list(info["tools"])
@@ -302,7 +309,7 @@ class EpisodeRunner:
         prompt = encode(self.tokenizer, render(self.tokenizer, messages, tools, add_generation_prompt=True))
         self.timings["tokenize"] += time.perf_counter() - started
         rollout = EpisodeRollout(key=key, prompt_ids=prompt, messages=messages)
-        return _Live(rollout, env, tools, messages)
+        return _Live(rollout, driver, tools, messages)
 
     async def _turn(self, ep: _Live, generation: Generation) -> None:
         rollout = ep.rollout
@@ -317,7 +324,7 @@ class EpisodeRunner:
         before = len(ep.messages)
         started = time.perf_counter()
         try:
-            _, _, _, _, info = await ep.env.astep(action)
+            _, _, _, _, info = await ep.driver.astep(action)
         except ModelCallError as error:
             self._fail(ep, "infra_error", f"{type(error).__name__}: {error}")
             return
@@ -328,7 +335,7 @@ class EpisodeRunner:
             self.timings["envsim"] += time.perf_counter() - started
         ep.messages = list(info["messages"])
         rollout.messages = ep.messages
-        if "end_reason" in info:
+        if ep.driver.done:  # terminated or truncated (the scenario's turn limit)
             self._finish(ep)
             return
         started = time.perf_counter()
@@ -353,11 +360,11 @@ class EpisodeRunner:
 
     def _finish(self, ep: _Live) -> None:
         started = time.perf_counter()
-        breakdown = ep.env.score()
+        trajectory, breakdown = ep.driver.result()
         self.timings["envsim"] += time.perf_counter() - started
         ep.rollout.breakdown = breakdown
         ep.rollout.outcome = breakdown.outcome
-        ep.rollout.end_reason = ep.env.trajectory().end_reason
+        ep.rollout.end_reason = trajectory.end_reason
         ep.done = True
 
     def _fail(self, ep: _Live, outcome: Outcome, error: str) -> None:

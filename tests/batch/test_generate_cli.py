@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from envsim.batch.plan import GenerateConfig, RunOptions
-from envsim.batch.session import execute, start_run
+from envsim.batch.session import execute, open_run, start_run
 from envsim.batch.store import RunStore
 from tests.conftest import REPO, TINY_SCENARIO
 
@@ -153,3 +153,35 @@ def test_sigterm_stops_gracefully_and_keeps_every_finished_episode(tmp_path: Pat
     assert len(scan.records) == summary["stored"] and scan.bad == []  # in-flight episodes were not half-stored
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["sessions"][-1]["status"] == "interrupted" and manifest["counts"]["stored"] == summary["stored"]
+
+
+def test_kill_9_of_an_offline_run_loses_at_most_one_group(tmp_path: Path) -> None:
+    # scripted agent and user: the episodes never wait on anything, yet each is stored as it finishes
+    tiny = scenario_file(tmp_path)
+    episodes = 2000
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [*CLI, "generate", str(tiny), "--episodes", str(episodes), "--error-rate", "0.3", "--out", str(run)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    shard = run / "episodes" / "shard-0000.jsonl"
+    counts: list[int] = []  # the episodes on disk, as the run goes
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        counts.append(shard.read_bytes().count(b"\n") if shard.exists() else 0)
+        if counts[-1] >= 100:
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    seen = counts[-1]
+    stored = len(RunStore.open(run, lock=False).scan().records)
+    # what was seen on disk stays; the kill landed mid-run (before the fix, nothing was written before the end)
+    assert 100 <= seen <= stored < episodes, "episodes reach the disk in groups as they finish, not at the end"
+
+    summary = execute(open_run(run))
+    assert summary.stored_this_session == episodes - stored and summary.stored == summary.complete == episodes
+    after = RunStore.open(run, lock=False).scan()
+    assert after.superseded == 0 and after.bad == []

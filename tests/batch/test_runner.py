@@ -335,3 +335,73 @@ def test_a_turn_runs_in_phases_only_where_episodes_wait_on_models(
         assert {("answer", "loop"), ("step", "loop"), ("loop", "request")} <= one_after_another
     else:  # scripted participants never wait: an episode runs straight through
         assert {("answer", "step"), ("step", "request")} <= one_after_another
+
+
+def stored_lines(root: Path) -> int:
+    return sum(shard.read_bytes().count(b"\n") for shard in (root / "episodes").glob("shard-*.jsonl"))
+
+
+class HogsTheLoop(ScriptedAgent):
+    """Before its episode number ``at`` starts, holds the event loop's thread (as a long offline episode does)
+    until ``at`` records are on disk or 10 s have passed; notes how many it saw, and when."""
+
+    def __init__(self, root: Path, at: int, seen: list[tuple[int, float]]) -> None:
+        super().__init__(0.3)
+        self.root, self.at, self.seen = root, at, seen
+        self.episodes = 0
+
+    def reset(self, scenario: Scenario, rng: Any) -> None:
+        super().reset(scenario, rng)
+        self.episodes += 1
+        if self.episodes == self.at + 1:
+            started = time.monotonic()
+            while stored_lines(self.root) < self.at and time.monotonic() - started < 10:
+                time.sleep(0.005)  # never awaits: the loop gets no pass
+            self.seen.append((stored_lines(self.root), time.monotonic() - started))
+
+
+def test_finished_episodes_reach_the_disk_while_the_loop_never_waits(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    # offline episodes never await anything real: a writer that needs a pass of the loop stored nothing
+    # before the last episode (a kill -9 at 40% lost every one); the writer's thread stores them anyway
+    root = tmp_path / "run"
+    seen: list[tuple[int, float]] = []
+    participants = WithAgent(lambda: HogsTheLoop(root, 300, seen))
+    runner, hashes = run(root, tiny_scenario, 400, concurrency=1, participants=participants)
+    assert runner.stats.stored == len(hashes) == 400 and runner.fatal is None
+    [(on_disk, waited)] = seen
+    assert on_disk == 300 and waited < 5  # every finished episode, within about GROUP_WAIT (generous bound)
+
+
+class Interrupts(ScriptedAgent):
+    """Before its episode number ``at`` starts, asks the loop to interrupt the run (as SIGTERM's handler does)."""
+
+    def __init__(self, at: int, interrupt: Any) -> None:
+        super().__init__(0.3)
+        self.at, self.interrupt = at, interrupt
+        self.episodes = 0
+
+    def reset(self, scenario: Scenario, rng: Any) -> None:
+        super().reset(scenario, rng)
+        self.episodes += 1
+        if self.episodes == self.at:
+            asyncio.get_running_loop().call_soon(self.interrupt)
+
+
+def test_a_signal_stops_an_offline_run_mid_way(tmp_path: Path, tiny_scenario: Scenario) -> None:
+    # without a pass of the loop after each offline episode, the handler ran only after the last one
+    holder: list[BatchRunner] = []
+    participants = WithAgent(lambda: Interrupts(50, lambda: holder[0]._interrupt()))
+    plan = plan_for(tiny_scenario, 400)
+    options = RunOptions(concurrency=4)
+    store = RunStore.create(tmp_path / "run", Manifest.new(CONFIG, options, [], seeds=[0], episodes=400), plan)
+    runner = BatchRunner(
+        store, plan, {tiny_scenario.id: tiny_scenario}, CONFIG, options, ModelCalls(), participants=participants
+    )
+    holder.append(runner)
+    try:
+        asyncio.run(runner.run())
+        records = store.scan().records
+    finally:
+        store.close()
+    assert runner.interrupted and runner.fatal is None
+    assert 49 <= runner.stats.stored == len(records) < 60  # what finished is stored; the rest is left to a resume

@@ -156,3 +156,14 @@ def test_run_sync_finishes_litellms_logging_of_the_loops_calls(slow_litellm_call
 
     assert run_sync(batch) == ["on its way"] * 100
     assert slow_litellm_callback.count == 100 and llm.logging_backlog() == 0
+
+
+def test_an_episode_ends_when_a_step_says_truncated(tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the one episode loop (EpisodeDriver) ends on terminated or truncated, not on a key of info
+    from tests.test_rollout import CutAtTwo
+
+    keys = [EpisodeKey("MedicalSupplyPanicCaller", 0)]
+    generator = ReplayGenerator(tokenizer, keys)  # the scripted agent needs three turns
+    monkeypatch.setattr("envsim.train.episodes.ScenarioEnv", CutAtTwo)
+    (rollout,) = EpisodeRunner(tokenizer, max_turn_tokens=512).run(keys, generator)
+    assert rollout.turns == 2 and rollout.breakdown is not None and rollout.env_mask[-1] == 1
