@@ -1,10 +1,14 @@
 """Checks beyond the schema: a scenario must be answerable by its own expected outcome.
 
 - every toolkit, fixture and persona it names exists;
-- the world's records fit their tables;
+- the world's records fit their tables (every bad inline record or override is reported);
 - every tool it names exists (with a "did you mean");
-- the expected actions replay without error on the initial world;
-- fact keys are unique;
+- the expected actions replay on the initial world: each succeeds, or fails exactly as it
+  declares (``expect_error: rule_violation``: the correct agent tries and is refused);
+- ``expected.no_change: true`` (a refusal: the correct outcome leaves the world as it was) holds
+  for the expected actions, and counts as a criterion read by ``final_state``;
+- fact keys are unique, and every templated field (``facts[].say``) is an allowed template that
+  renders (:mod:`envsim.prompts`);
 - there is something to check (criteria are not empty) and every weighted component has
   criteria;
 - escalation settings agree with the expected actions;
@@ -13,42 +17,78 @@
 - required actions, argument checks and the hand-off summary hold for the expected actions
   (the reference solution must pass its own reward).
 
-Each problem is ``(loc, message, at_key)``; the loader turns them into ``file:line:col``.
+Each problem is ``(loc, message, at_key)``; the loader turns them into ``file:line:col``. A
+scenario whose schema validation failed in places is linted too, with ``broken`` naming the
+sections (``"expected.actions"``, ``"toolkits"``...) that hold stand-ins: the checks that read
+them are skipped, every other runs, so one run reports every problem it can find.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
-from envsim.errors import UnknownNameError
-from envsim.reward.spec import effective_reward_spec
+from envsim.errors import TemplateError, UnknownNameError
+from envsim.prompts import check_scenario_template, render_scenario_text
+from envsim.reward.spec import custom_without_role, effective_reward_spec
 from envsim.scenario import Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
 from envsim.toolkits import OverrideError, get_toolkit
 from envsim.user.persona import load_persona
 from envsim.yamlsource import Loc
 
+if TYPE_CHECKING:
+    from envsim.runtime import Session
+
 LintProblem = tuple[Loc, str, bool]
 
+FACT_TEMPLATE_NAMES = ("key", "value")
+"""The names a fact's ``say`` template is rendered with."""
 
-def lint_scenario(scenario: Scenario) -> list[LintProblem]:
-    """Every semantic problem of ``scenario`` (empty when it is sound)."""
+
+class _Sections:
+    """Which sections of a scenario hold real values (not stand-ins for ones that failed validation)."""
+
+    def __init__(self, broken: Collection[str]) -> None:
+        self.broken = frozenset(broken)
+
+    def intact(self, *sections: str) -> bool:
+        """Whether none of ``sections`` (dotted), nor a section inside or around one of them, is broken."""
+        for section in sections:
+            for bad in self.broken:
+                if bad == section or bad.startswith(section + ".") or section.startswith(bad + "."):
+                    return False
+        return True
+
+
+def lint_scenario(scenario: Scenario, *, broken: Collection[str] = ()) -> list[LintProblem]:
+    """Every semantic problem of ``scenario`` (empty when it is sound).
+
+    ``broken`` names sections (dotted paths such as ``"expected.actions"``) that failed schema
+    validation and hold stand-ins: the checks that read them are skipped.
+    """
+    ok = _Sections(broken).intact
     problems: list[LintProblem] = []
-    for i, name in enumerate(scenario.toolkits):
-        try:
-            get_toolkit(name)
-        except UnknownNameError as err:
-            problems.append((("toolkits", i), str(err), False))
-    if scenario.user.persona.ref is not None:
+    if ok("toolkits"):
+        for i, name in enumerate(scenario.toolkits):
+            try:
+                get_toolkit(name)
+            except UnknownNameError as err:
+                problems.append((("toolkits", i), str(err), False))
+    if ok("user.persona") and scenario.user.persona.ref is not None:
         try:
             load_persona(scenario.user.persona.ref)
         except UnknownNameError as err:
             problems.append((("user", "persona", "ref"), str(err), False))
-    problems.extend(_lint_facts(scenario))
-    problems.extend(_lint_reward(scenario))
-    problems.extend(_lint_criteria(scenario))
-    if any(loc[0] == "toolkits" for loc, _, _ in problems):
+    if ok("user.facts"):
+        problems.extend(_lint_facts(scenario))
+    if ok("reward", "domain"):
+        problems.extend(_lint_reward(scenario, criteria=ok("expected")))
+        if ok("expected"):
+            problems.extend(_lint_criteria(scenario))
+    if not ok("toolkits", "world") or any(loc[0] == "toolkits" for loc, _, _ in problems):
         return problems
 
     from envsim.runtime import ScenarioRuntime
@@ -58,12 +98,14 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
     except UnknownNameError as err:
         problems.append((("world", "fixture"), str(err), False))
         return problems
-    except OverrideError as err:
-        problems.append((("world", *err.loc), str(err), err.at_key))
+    except OverrideError:
+        problems.extend(_lint_world_records(scenario))
         return problems
     session = runtime.session()
     tools = session.tools
     for section in ("actions", "forbidden_actions", "required_actions", "argument_checks"):
+        if not ok(f"expected.{section}"):
+            continue
         for i, action in enumerate(getattr(scenario.expected, section)):
             if tools.spec(action.name) is None:
                 problems.append(
@@ -73,31 +115,97 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
                         False,
                     )
                 )
-    for i, claim in enumerate(scenario.expected.claims):
-        for j, pattern in enumerate(claim.requires):
-            if tools.spec(pattern.name) is None:
+    if ok("expected.claims"):
+        for i, claim in enumerate(scenario.expected.claims):
+            for j, pattern in enumerate(claim.requires):
+                if tools.spec(pattern.name) is None:
+                    problems.append(
+                        (
+                            ("expected", "claims", i, "requires", j, "name"),
+                            f"unknown tool {pattern.name!r}{did_you_mean(pattern.name, tools.names)}",
+                            False,
+                        )
+                    )
+    if not ok("expected.actions") or any(loc[:2] == ("expected", "actions") for loc, _, _ in problems):
+        return problems
+
+    problems.extend(_lint_replay(scenario, runtime.initial_world.state_hash(), session))
+    actions = scenario.expected.actions
+    succeeded = [a for a in actions if a.expect_error is None]  # (when the replay holds)
+    escalates = [a for a in succeeded if (spec := tools.spec(a.name)) is not None and spec.flags.escalation]
+    escalation = scenario.expected.escalation
+    if ok("expected.escalation") and escalation == "required" and not escalates:
+        problems.append(
+            (
+                ("expected", "escalation"),
+                "escalation is required but no expected action escalates (e.g. transfer_to_human)",
+                False,
+            )
+        )
+    if ok("expected.escalation") and escalation == "forbidden" and escalates:
+        problems.append(
+            (
+                ("expected", "escalation"),
+                f"escalation is forbidden but expected action {escalates[0].name} escalates",
+                False,
+            )
+        )
+    if ok("expected.forbidden_actions"):
+        for i, forbidden in enumerate(scenario.expected.forbidden_actions):
+            for action in actions:
+                if forbidden.matches(action.name, action.arguments):
+                    problems.append(
+                        (
+                            ("expected", "forbidden_actions", i),
+                            f"forbidden action {forbidden.name} is also an expected action",
+                            False,
+                        )
+                    )
+    if ok("expected", "reward", "domain") and not any(loc[0] == "expected" for loc, _, _ in problems):
+        problems.extend(_lint_reference_reward(scenario, succeeded, escalates))
+    return problems
+
+
+def _lint_replay(scenario: Scenario, initial_hash: str, session: Session) -> list[LintProblem]:
+    """Replay the expected actions: each must succeed, or fail exactly as it declares (the replay stops
+    at the first that does not); and ``no_change`` must hold."""
+    problems: list[LintProblem] = []
+    actions = scenario.expected.actions
+    for i, (action, result) in enumerate(zip(actions, session.replay(actions), strict=True)):
+        declared = action.expect_error
+        if result.ok:
+            if declared is not None:
                 problems.append(
                     (
-                        ("expected", "claims", i, "requires", j, "name"),
-                        f"unknown tool {pattern.name!r}{did_you_mean(pattern.name, tools.names)}",
+                        ("expected", "actions", i, "expect_error"),
+                        f"expected action {action.name} is declared to fail with {declared} but succeeds on the "
+                        "initial world",
                         False,
                     )
                 )
-    if any(loc[:2] == ("expected", "actions") for loc, _, _ in problems):
-        return problems
-
-    actions = scenario.expected.actions
-    for i, (action, result) in enumerate(zip(actions, session.replay(actions), strict=True)):
-        if not result.ok:
+                break
+        else:
             error = json.loads(result.content)["error"]
-            problems.append(
-                (
-                    ("expected", "actions", i),
-                    f"expected action {action.name} fails on the initial world: {error['message']}",
-                    False,
+            if declared is None:
+                problems.append(
+                    (
+                        ("expected", "actions", i),
+                        f"expected action {action.name} fails on the initial world: {error['message']} (if the "
+                        f"correct agent is meant to be refused here, declare expect_error: {result.error_type})",
+                        False,
+                    )
                 )
-            )
-            break
+                break
+            if result.error_type != declared:
+                problems.append(
+                    (
+                        ("expected", "actions", i, "expect_error"),
+                        f"expected action {action.name} fails with {result.error_type} ({error['message']}), "
+                        f"not with the declared {declared}",
+                        False,
+                    )
+                )
+                break
         if result.ends_episode and i != len(actions) - 1:
             problems.append(
                 (
@@ -106,36 +214,52 @@ def lint_scenario(scenario: Scenario) -> list[LintProblem]:
                     False,
                 )
             )
-    escalates = [a for a in actions if (spec := tools.spec(a.name)) is not None and spec.flags.escalation]
-    escalation = scenario.expected.escalation
-    if escalation == "required" and not escalates:
-        problems.append(
-            (
-                ("expected", "escalation"),
-                "escalation is required but no expected action escalates (e.g. transfer_to_human)",
-                False,
-            )
-        )
-    if escalation == "forbidden" and escalates:
-        problems.append(
-            (
-                ("expected", "escalation"),
-                f"escalation is forbidden but expected action {escalates[0].name} escalates",
-                False,
-            )
-        )
-    for i, forbidden in enumerate(scenario.expected.forbidden_actions):
-        for action in actions:
-            if forbidden.matches(action.name, action.arguments):
-                problems.append(
-                    (
-                        ("expected", "forbidden_actions", i),
-                        f"forbidden action {forbidden.name} is also an expected action",
-                        False,
-                    )
+    if not problems and scenario.expected.no_change:
+        changed = session.world.changed()
+        if session.world.state_hash() != initial_hash:
+            tables = ", ".join(sorted(changed)) or "?"
+            problems.append(
+                (
+                    ("expected", "no_change"),
+                    f"no_change is true but the expected actions change the world (tables: {tables})",
+                    False,
                 )
-    if not any(loc[0] == "expected" for loc, _, _ in problems):
-        problems.extend(_lint_reference_reward(scenario, escalates))
+            )
+    return problems
+
+
+def _lint_world_records(scenario: Scenario) -> list[LintProblem]:
+    """Every inline record and override that does not fit its table (each one tried on its own)."""
+    from pydantic import BaseModel
+
+    from envsim.toolkits import apply_records, build_world, table_record_types
+
+    spec = scenario.world
+    try:
+        world = build_world(tuple(scenario.toolkits), spec.fixture, spec.seed, None, None).fork()
+    except UnknownNameError as err:
+        return [(("world", "fixture"), str(err), False)]
+    record_types: dict[str, type[BaseModel]] = {}
+    for name in scenario.toolkits:
+        record_types.update(table_record_types(get_toolkit(name).state_model))
+    problems: list[LintProblem] = []
+    failed: set[tuple[str, str]] = set()
+    for where, records in (("inline", spec.inline), ("overrides", spec.overrides)):
+        for table, rows in records.items():
+            if table not in record_types:
+                try:
+                    apply_records(world, {table: rows}, record_types, where=where)
+                except OverrideError as err:
+                    problems.append((("world", *err.loc), str(err), err.at_key))
+                continue
+            for key, row in rows.items():
+                if (table, key) in failed:
+                    continue  # an override of an inline record that was itself bad: reported once
+                try:
+                    apply_records(world, {table: {key: row}}, record_types, where=where)
+                except OverrideError as err:
+                    failed.add((table, key))
+                    problems.append((("world", *err.loc), str(err), err.at_key))
     return problems
 
 
@@ -152,7 +276,21 @@ def _lint_facts(scenario: Scenario) -> list[LintProblem]:
                 )
             )
         first.setdefault(fact.key, i)
+        if fact.say is not None:
+            problems.extend(_lint_template(("user", "facts", i, "say"), fact.say, key=fact.key, value=fact.value))
     return problems
+
+
+def _lint_template(loc: Loc, source: str, **context: str) -> list[LintProblem]:
+    """Every problem of a templated field: constructs outside the allowed subset, unknown names, and
+    (when there are none) a test rendering with ``context``."""
+    found = check_scenario_template(source, context)
+    if not found:
+        try:
+            render_scenario_text(source, **context)
+        except TemplateError as err:
+            return [(loc, str(err), False)]
+    return [(loc, f"template line {p.line}, column {p.column}: {p.message}", False) for p in found]
 
 
 def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
@@ -166,12 +304,14 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
         or expected.required_actions
         or expected.argument_checks
         or expected.claims
+        or expected.no_change
     ):
         problems.append(
             (
                 ("expected",),
                 "no criteria: give expected actions, required statements, forbidden "
-                "actions or an escalation requirement",
+                "actions or an escalation requirement (or, when the correct outcome is that the world "
+                "does not change, declare no_change: true)",
                 True,
             )
         )
@@ -179,6 +319,14 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
     spec = effective_reward_spec(scenario)
     weights = spec.weighted()
     counted = {name for name, weight in weights.items() if weight > 0} | set(spec.gates or ())
+    if expected.no_change and "final_state" not in counted:
+        problems.append(
+            (
+                ("expected", "no_change"),
+                "no_change is read by final_state, which is neither weighted nor a gate: give it a weight or a gate",
+                False,
+            )
+        )
     trivial = {name for name, has in _has_criteria(scenario).items() if not has}
     where = ("reward", "components") if scenario.reward.components is not None else ("reward", "weights")
     if not counted:
@@ -213,8 +361,9 @@ _USES = {
 """Criteria sections of ``expected`` and the reward component that reads each."""
 
 
-def _lint_reward(scenario: Scenario) -> list[LintProblem]:
-    """Names in the reward section, custom reward functions, and criteria that no component reads."""
+def _lint_reward(scenario: Scenario, *, criteria: bool = True) -> list[LintProblem]:
+    """Names in the reward section, custom reward functions, and (with ``criteria``) criteria of
+    ``expected`` that no component reads."""
     from envsim.reward import COMPONENTS
     from envsim.reward.custom import RewardModuleError, load_reward_function
 
@@ -222,6 +371,7 @@ def _lint_reward(scenario: Scenario) -> list[LintProblem]:
     problems: list[LintProblem] = []
     spec = effective_reward_spec(scenario)
     custom = spec.custom or {}
+    idle = set(custom_without_role(spec))
     for name, reference in (own.custom or {}).items():
         loc = ("reward", "custom", name)
         if not _SNAKE.match(name):
@@ -233,6 +383,9 @@ def _lint_reward(scenario: Scenario) -> list[LintProblem]:
                 load_reward_function(reference)
             except RewardModuleError as err:
                 problems.append((loc, str(err), False))
+            if name in idle:
+                message = "is never called: name it in reward.gates, reward.components or reward.metrics"
+                problems.append((loc, f"custom component {name!r} {message}", True))
     known = [*COMPONENTS, *custom]
     for section in ("gates", "metrics"):
         seen: set[str] = set()
@@ -249,6 +402,8 @@ def _lint_reward(scenario: Scenario) -> list[LintProblem]:
             problems.append(
                 (("reward", "components", name), f"unknown reward component {name!r}{did_you_mean(name, known)}", True)
             )
+    if not criteria:
+        return problems
     used = set(spec.weighted()) | set(spec.gates or ()) | set(spec.metrics or ())
     expected = scenario.expected
     declared = [section for section in _USES if getattr(expected, section)]
@@ -268,12 +423,14 @@ def _lint_reward(scenario: Scenario) -> list[LintProblem]:
     return problems
 
 
-def _lint_reference_reward(scenario: Scenario, escalates: list[ToolCallSpec]) -> list[LintProblem]:
-    """The expected actions (all succeeding) must pass the scenario's own action-based reward criteria."""
+def _lint_reference_reward(
+    scenario: Scenario, actions: list[ToolCallSpec], escalates: list[ToolCallSpec]
+) -> list[LintProblem]:
+    """The expected actions that succeed must pass the scenario's own action-based reward criteria
+    (the reward reads successful calls only, so a declared failure counts for none of them)."""
     from envsim.reward.components import summary_problems
 
     expected = scenario.expected
-    actions = expected.actions
     problems: list[LintProblem] = []
     if expected.required_actions_in_order:
         matched = 0
@@ -322,7 +479,7 @@ def _lint_reference_reward(scenario: Scenario, escalates: list[ToolCallSpec]) ->
         subjects = [v for a in escalates for k, v in a.arguments.items() if k.endswith("_id") and isinstance(v, str)]
         lacking = summary_problems(escalates[0].arguments, expected.handoff_summary, subjects)
         if lacking:
-            index = next(i for i, a in enumerate(actions) if a is escalates[0])
+            index = next(i for i, a in enumerate(expected.actions) if a is escalates[0])
             problems.append(
                 (
                     ("expected", "actions", index),

@@ -148,20 +148,90 @@ def _raise(problems: list[Problem]) -> None:
         raise ScenarioError(problems)
 
 
+_STAND_INS: dict[str, Any] = {
+    "id": "Unnamed",
+    "domain": "unknown",
+    "description": "-",
+    "toolkits": ["-"],
+    "agent": {"guidelines": "-"},
+    "user": {"goal": "-", "opening": "-"},
+    "expected": {},
+}
+"""Valid values standing in for required sections that failed validation (the lint skips them)."""
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def salvage(data: dict[str, Any], err: ValidationError) -> tuple[Scenario | None, frozenset[str]]:
+    """A scenario made of the parts of ``data`` that validate, and the sections that did not.
+
+    Each section (a top-level field, or a field of ``world``, ``agent``, ``user``, ``expected``
+    or ``reward``) with an error is dropped for its default or a valid stand-in and named in the
+    returned set (``"expected.actions"``), so that the lint can check everything else. ``None``
+    when no such scenario can be made.
+    """
+    data = dict(data)
+    broken: set[str] = set()
+    for _ in range(3):
+        for e in err.errors(include_url=False):
+            loc = e["loc"]
+            if not loc:
+                return None, frozenset()
+            top = str(loc[0])
+            field = Scenario.model_fields.get(top)
+            if field is None:  # an unknown top-level key
+                data.pop(top, None)
+                continue
+            model = _section_model(field.annotation)
+            if model is not None and len(loc) >= 2 and isinstance(loc[1], str) and isinstance(data.get(top), dict):
+                part = loc[1]
+                section = data[top] = dict(data[top])
+                inner = model.model_fields.get(part)
+                if inner is None:  # an unknown key of the section
+                    section.pop(part, None)
+                    continue
+                broken.add(f"{top}.{part}")
+                if inner.is_required():
+                    section[part] = "-"
+                else:
+                    section.pop(part, None)
+                continue
+            broken.add(top)
+            if field.is_required():
+                data[top] = _STAND_INS[top]
+            else:
+                data.pop(top, None)
+        try:
+            return Scenario.model_validate(data), frozenset(broken)
+        except ValidationError as again:
+            err = again
+    return None, frozenset()
+
+
 def validate_document(doc: YamlDocument, *, lint: bool = True) -> Scenario:
-    """Validate a parsed document as a scenario (and lint it unless ``lint=False``)."""
+    """Validate a parsed document as a scenario (and lint it unless ``lint=False``).
+
+    Every problem found is raised at once: schema errors, and the lint of every section that
+    validated (see :func:`salvage`).
+    """
     if not isinstance(doc.data, dict):
         empty = "the file is empty: " if doc.data is None else ""
         _raise([doc.problem((), f"{empty}a scenario file must be a mapping of fields (id, domain, ...)", field="")])
+    problems: list[Problem] = []
+    broken: frozenset[str] = frozenset()
     try:
-        scenario = Scenario.model_validate(doc.data)
+        scenario: Scenario | None = Scenario.model_validate(doc.data)
     except ValidationError as err:
-        _raise(problems_from_validation(doc, err, Scenario))
-        raise AssertionError("unreachable") from None
-    if lint:
+        problems = problems_from_validation(doc, err, Scenario)
+        scenario, broken = salvage(doc.data, err) if lint else (None, frozenset())
+    if lint and scenario is not None:
         from envsim.lint import lint_scenario
 
-        _raise([doc.problem(loc, message, key=key) for loc, message, key in lint_scenario(scenario)])
+        problems += [doc.problem(loc, message, key=key) for loc, message, key in lint_scenario(scenario, broken=broken)]
+    _raise(problems)
+    assert scenario is not None
     return scenario
 
 

@@ -91,7 +91,9 @@ class Fact(StrictModel):
     value: str = Field(min_length=1, description="The value the user gives, e.g. 555-0142.")
     asked_by: list[str] = Field(min_length=1, description="Words in an agent message that count as asking for it.")
     say: str | None = Field(
-        None, description="How the user says it; may use {{ value }}. Default: 'My <key> is <value>.'"
+        None,
+        description="How the user says it; may use {{ value }} and {{ key }} (placeholders and simple filters "
+        "only, see envsim.prompts). Default: 'My <key> is <value>.'",
     )
 
 
@@ -124,10 +126,22 @@ class UserSpec(StrictModel):
 
 
 class ToolCallSpec(StrictModel):
-    """A tool call the correct agent makes."""
+    """A tool call the correct agent makes.
+
+    A call the correct agent makes and is refused (it tries, the system says no) declares the
+    error it must fail with, e.g. ``expect_error: rule_violation``; ``envsim validate`` replays it
+    and checks that it fails exactly so (a declared failure that succeeds is an error, and so is
+    an undeclared one that fails).
+    """
 
     name: str = Field(description="Tool name.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Tool arguments.")
+    expect_error: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="The error type this call must fail with (e.g. rule_violation, not_found): the correct "
+        "agent tries it and is refused.",
+    )
 
 
 class ActionMatch(StrictModel):
@@ -325,6 +339,11 @@ class Expected(StrictModel):
     builtin_claims: bool = Field(True, description="Check the built-in claims ('I've refunded', ...) too.")
     handoff_summary: HandoffSummary = Field(
         default_factory=lambda: HandoffSummary(), description="What a useful hand-off summary contains."
+    )
+    no_change: bool = Field(
+        False,
+        description="The correct outcome leaves the world as it was (a refusal): final_state then compares "
+        "against the initial world, and the expected actions must not change it.",
     )
 
 

@@ -140,7 +140,8 @@ EXPECTED: dict[str, list[str]] = {
     "expected_action_fails.yaml": [
         "tests/data/broken_scenarios/expected_action_fails.yaml:31:7: "
         "expected.actions.0: expected action lookup_patient fails on the initial world: "
-        "no patient with phone '555-9999'",
+        "no patient with phone '555-9999' (if the correct agent is meant to be refused here, "
+        "declare expect_error: not_found)",
     ],
     "ends_episode_not_last.yaml": [
         "tests/data/broken_scenarios/ends_episode_not_last.yaml:33:7: "
@@ -161,7 +162,8 @@ EXPECTED: dict[str, list[str]] = {
     "empty_expected.yaml": [
         "tests/data/broken_scenarios/empty_expected.yaml:29:1: "
         "expected: no criteria: give expected actions, required statements, forbidden actions "
-        "or an escalation requirement",
+        "or an escalation requirement (or, when the correct outcome is that the world does not change, "
+        "declare no_change: true)",
     ],
 }
 
