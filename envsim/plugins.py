@@ -56,10 +56,16 @@ def origin(entry: EntryPoint) -> str:
     return f"{entry.group} entry point '{entry.name} = {entry.value}'{where}"
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1)
+def _installed() -> dict[str, tuple[EntryPoint, ...]]:
+    """envsim's groups of entry points of every installed distribution, read once per process in one pass."""
+    found = entry_points()
+    return {group: tuple(found.select(group=group)) for group in (TOOLKITS_GROUP, SCENARIOS_GROUP, PERSONAS_GROUP)}
+
+
 def declared(group: str) -> tuple[EntryPoint, ...]:
-    """The entry points of ``group`` of every installed distribution (read once per process), sorted."""
-    found = entry_points(group=group)
+    """The entry points of ``group`` (one of envsim's) of every installed distribution, by distribution and name."""
+    found = _installed().get(group, ())
     return tuple(sorted(found, key=lambda e: (e.dist.name if e.dist is not None else "", e.name)))
 
 
