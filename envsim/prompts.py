@@ -140,6 +140,9 @@ def scenario_environment() -> SandboxedEnvironment:
     return env
 
 
+_OPTIONAL = frozenset({"defined", "undefined", "default", "d"})
+"""The tests and filters whose operand may be a name the template is not given."""
+
 _STATEMENT_WORDS: dict[type[nodes.Node], str] = {
     nodes.For: "for",
     nodes.Macro: "macro",
@@ -200,11 +203,12 @@ class _Checker:
                 what = f"{{% {word} %}}" if word else type(node).__name__
                 self.add(node, word, f"{what} is not allowed in scenario text (only {{{{ ... }}}} and {{% if %}})")
 
-    def expression(self, node: nodes.Node) -> None:
+    def expression(self, node: nodes.Node, *, optional: bool = False) -> None:
+        """Check an expression; ``optional``: a name that may be missing (under ``is defined`` or ``default``)."""
         if isinstance(node, nodes.Name):
             if node.name.startswith("_"):
                 self.add(node, node.name, f"the name {node.name!r} is blocked (it starts with _)")
-            elif self.names is not None and node.name not in self.names:
+            elif self.names is not None and node.name not in self.names and not optional:
                 known = ", ".join(sorted(self.names)) or "none"
                 self.add(node, node.name, f"undefined name {node.name!r} (known names: {known})")
         elif isinstance(node, nodes.Getattr):
@@ -221,7 +225,7 @@ class _Checker:
         elif isinstance(node, nodes.Filter | nodes.Test):
             kind, allowed = ("filter", SCENARIO_FILTERS) if isinstance(node, nodes.Filter) else ("test", SCENARIO_TESTS)
             if node.node is not None:
-                self.expression(node.node)
+                self.expression(node.node, optional=node.name in _OPTIONAL)
             if node.name not in allowed:
                 choices = ", ".join(sorted(allowed))
                 self.add(node, node.name, f"the {kind} {node.name!r} is not allowed; allowed: {choices}")

@@ -6,6 +6,8 @@ import time
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envsim import prompts
 from envsim.errors import EnvsimError, TemplateError
@@ -86,14 +88,14 @@ def test_every_problem_of_a_template_is_reported() -> None:
         ("{{ key | upper }}: {{ value | trim | lower }}", "PHONE: 555-0142"),
         ("{{ order.id }} / {{ order['items'][0] }} / {{ order['items'] | join(', ') }}", "#W1 / mug / mug, lamp"),
         ("{{ nickname | default('there') | title }}", "There"),
-        ("{% if nickname is defined %}{{ nickname }}{% elif key == 'phone' %}call me{% else %}-{% endif %}", "call me"),
+        ("{% if nickname is defined %}hi{% elif key == 'phone' %}call me{% else %}-{% endif %}", "call me"),
         ("{{ value if key != 'email' else 'hidden' }} ({{ order['items'] | length }} items)", "555-0142 (2 items)"),
         ("{# a note #}{% raw %}{{ not rendered }}{% endraw %}", "{{ not rendered }}"),
     ],
 )
 def test_placeholders_filters_and_conditions_render(source: str, expected: str) -> None:
     order = {"id": "#W1", "items": ["mug", "lamp"]}
-    assert check_scenario_template(source, ["key", "value", "order", "nickname"]) == []
+    assert check_scenario_template(source, ["key", "value", "order"]) == []  # nickname: only as optional
     assert render_scenario_text(source, key="phone", value="555-0142", order=order) == expected
 
 
@@ -126,3 +128,25 @@ def test_packaged_templates_keep_the_full_sandbox() -> None:
     assert check_scenario_template(loop)  # refused as scenario text ...
     assert prompts.environment().from_string(loop).render() == "024"  # ... allowed in packaged templates
     assert render("agent_ask_facts.j2", asks=["phone", "email"]).endswith("your phone, email?")
+
+
+FRAGMENTS = [
+    "{{", "}}", "{%", "%}", "{#", "#}", " value ", " key ", "|", " upper", " join(', ')", "(", ")", "[", "]", "'",
+    '"', ".", "__class__", " * ", " ** ", "10**9", " ~ ", " for x in range(10**5) ", " endfor ", " if ", " else ",
+    " endif ", " set x = 1 ", " not ", " and ", " is defined ", "\n", "0", "-", ":", "lipsum", " raw ", " endraw ",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=30).map("".join))
+def test_any_text_renders_or_raises_a_typed_error_quickly(source: str) -> None:
+    started = time.perf_counter()
+    problems = check_scenario_template(source, ["key", "value"])
+    forbidden = [p for p in problems if not p.message.startswith("undefined name")]
+    try:
+        text = render_scenario_text(source, key="phone", value="555-0142")
+    except TemplateError:
+        pass
+    else:  # (an undefined name in a branch not taken renders)
+        assert not forbidden and len(text) <= prompts.MAX_OUTPUT_CHARS
+    assert time.perf_counter() - started < 5
