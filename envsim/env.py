@@ -7,11 +7,14 @@ Each step takes one agent action (see :mod:`envsim.actions`):
   several calls in one assistant message give one JSON result per line;
 - a **message** goes to the mock user; the observation is the user's reply.
 
-The episode terminates when the user is done or a tool that ends the episode (a hand-off,
-an emergency dispatch) succeeds; the turn limit is Gymnasium's ``TimeLimit`` (registered
-scenarios get ``max_episode_steps=max_turns``). On the last step (terminated, or the
-scenario's turn limit reached) the reward is the rubric's total and ``info`` carries the
-breakdown. ``info`` always carries the OpenAI-format message list and the tool schemas.
+The episode **terminates** when the user is done or a tool that ends the episode (a hand-off,
+an emergency dispatch) succeeds. It is **truncated** at the turn limit: the scenario's
+``max_turns``, or a shorter Gymnasium ``TimeLimit`` around the environment (``gym.make``
+adds one with ``max_episode_steps=max_turns``, or the ``max_episode_steps`` given to it). The
+environment truncates itself on that step, wrapped or not, so the last step of every episode,
+however it ends, carries the reward (the rubric's total) and ``info`` carries the outcome and
+the breakdown (see :meth:`ScenarioEnv.step` for every element). ``info`` always carries the
+OpenAI-format message list and the tool schemas.
 
 Example:
     >>> import gymnasium as gym
@@ -26,11 +29,14 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+from gymnasium.wrappers import TimeLimit
 from pydantic_core import to_json
 
 from envsim.actions import Malformed, Message, ToolCalls, parse_action
@@ -44,6 +50,49 @@ from envsim.trajectory import EndReason, ToolCallRecord, Trajectory, Usage
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.scripted import ScriptedUser
 
+_CALLER_FRAMES = 64
+"""How far :func:`time_limit_around` looks up the call stack for the wrappers resetting an environment."""
+
+
+def time_limit_around(env: gym.Env[Any, Any], caller: FrameType | None) -> int | None:
+    """The smallest ``max_episode_steps`` of the ``TimeLimit`` wrappers around ``env`` that are resetting it now.
+
+    A ``TimeLimit`` cuts an episode without telling the environment it wraps. Its ``reset`` calls
+    down the stack of wrappers to ``env.reset``, so ``env.reset`` finds every ``TimeLimit`` that
+    wraps it among its callers (``caller`` is the frame that called ``env.reset``): the frames of
+    Gymnasium's code and of wrappers around ``env``, up to the first frame of anything else.
+    None when no ``TimeLimit`` wraps ``env`` (or ``env.reset`` was called directly).
+
+    Example:
+        >>> from gymnasium.wrappers import TimeLimit
+        >>> class Probe(gym.Env):
+        ...     def reset(self, *, seed=None, options=None):
+        ...         self.limit = time_limit_around(self, sys._getframe(1))
+        ...         return None, {}
+        >>> probe = Probe(); _ = TimeLimit(TimeLimit(probe, 50), 3).reset(); probe.limit
+        3
+        >>> _ = probe.reset(); probe.limit is None
+        True
+    """
+    limits: list[int] = []
+    frame = caller
+    for _ in range(_CALLER_FRAMES):
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self") if "self" in frame.f_code.co_varnames else None
+        if isinstance(owner, TimeLimit) and owner.unwrapped is env:
+            limit = getattr(owner, "_max_episode_steps", None)
+            if isinstance(limit, int):
+                limits.append(limit)
+        elif (
+            owner is not env
+            and not isinstance(owner, gym.Wrapper)
+            and not str(frame.f_globals.get("__name__", "")).startswith("gymnasium.")
+        ):
+            break
+        frame = frame.f_back
+    return min(limits, default=None)
+
 
 @dataclass(frozen=True)
 class _AwaitingUser:
@@ -54,6 +103,9 @@ class _AwaitingUser:
 
 class ScenarioEnv(gym.Env[str, str]):
     """A text environment for one scenario (see the module docstring for the protocol).
+
+    An environment pickles (for ``multiprocessing``, ``AsyncVectorEnv`` and the like) with its
+    episode so far; the mock user must pickle too (the shipped offline users do).
 
     Args:
         scenario: A :class:`Scenario`, a scenario file path, or a registered scenario id.
@@ -86,6 +138,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self._messages: list[dict[str, Any]] = []
         self._calls: list[tuple[int, str, str, dict[str, Any], ToolResult]] = []
         self._turn = 0
+        self._limit = self.scenario.max_turns
         self._seed: int | None = None
         self._end: EndReason = "running"
         self._breakdown: RewardBreakdown | None = None
@@ -98,8 +151,23 @@ class ScenarioEnv(gym.Env[str, str]):
     # -- Gymnasium API -------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Start an episode: fresh world, the user's opening message as the observation."""
+        """Start an episode: a fresh world, and the mock user's opening message as the observation.
+
+        Args:
+            seed: Seeds the environment's ``np_random``, which the mock user draws from (its
+                persona's phrasing, its replies). The same seed and the same actions give the same
+                episode, byte for byte (:meth:`trajectory`). ``None`` keeps the current generator.
+            options: Unused.
+
+        Returns:
+            observation (str): The user's opening message.
+            info (dict): ``"messages"``: the conversation so far in OpenAI format (the agent's
+                system prompt, then the user's opening message); ``"tools"``: the OpenAI schemas of
+                the scenario's tools; ``"scenario_id"``: the scenario's id.
+        """
         super().reset(seed=seed)
+        limit = time_limit_around(self, sys._getframe(1))
+        self._limit = self.scenario.max_turns if limit is None else min(limit, self.scenario.max_turns)
         self._seed = seed
         self.session.reset()
         self._calls = []
@@ -116,14 +184,56 @@ class ScenarioEnv(gym.Env[str, str]):
         return opening, {"messages": list(self._messages), "tools": self._tools, "scenario_id": self.scenario.id}
 
     def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Apply one agent action; never raises on a bad action (it becomes an error observation)."""
+        """Apply one agent action: a tool call, or a message to the mock user.
+
+        A bad action never raises: it becomes an error observation. Once the episode has ended
+        (``terminated or truncated``), call :meth:`reset` before the next step (a step after the
+        end raises ``RuntimeError``).
+
+        Args:
+            action (str | dict): A tool call (``{"name": ..., "arguments": {...}}`` as JSON text or a
+                dict), an OpenAI assistant message dict (its ``content`` and ``tool_calls``), or any
+                other text, which is a message to the user (see :mod:`envsim.actions`).
+
+        Returns:
+            observation (str): The tool's JSON result (one line per call when the message made
+                several calls), a JSON error ``{"error": {"type": ..., "message": ...}}`` for a
+                misused tool or a malformed action, or the user's reply to a message.
+            reward (float): ``0.0`` on every step but the last; on the last step (``terminated or
+                truncated``), the rubric's total in [0, 1] (``info["reward_breakdown"]["total"]``).
+                Use it for learning only when ``info["carries_reward"]`` is true.
+            terminated (bool): Whether the conversation reached its end: the user is done (or the
+                user simulator failed: outcome ``sim_fault``), or a tool that ends the episode (a
+                hand-off, an emergency dispatch) succeeded.
+            truncated (bool): Whether the turn limit cut the episode on this step: the scenario's
+                ``max_turns``, or a shorter ``TimeLimit`` around this environment (its
+                ``max_episode_steps``, e.g. from ``gym.make``). Not set together with ``terminated``.
+            info (dict): On every step:
+
+                - ``"messages"`` (list[dict]): the whole conversation so far, OpenAI format, a new list;
+                - ``"tools"`` (list[dict]): the OpenAI schemas of the scenario's tools;
+                - ``"turn"`` (int): the steps taken in this episode, this one included.
+
+                On the last step (``terminated or truncated``) also:
+
+                - ``"end_reason"`` (str): ``"user_done"``, ``"agent_ended"`` (a tool ended the episode),
+                  ``"sim_fault"`` (the user simulator failed) or ``"max_turns"`` (the turn limit);
+                - ``"outcome"`` (str): ``"success"``, ``"failure"``, ``"truncated"``, ``"sim_fault"``,
+                  ``"judge_error"`` (a judge could not judge), ``"reward_error"`` (a custom reward
+                  function failed) or ``"infra_error"``; see :mod:`envsim.reward.outcome`;
+                - ``"carries_reward"`` (bool): whether ``reward`` is evidence about the agent (the
+                  outcome is success, failure or truncated); a trainer drops the other episodes;
+                - ``"reward_breakdown"`` (dict): :class:`~envsim.reward.RewardBreakdown` as a dict:
+                  ``total``, ``components`` (per component: ``score``, ``weight``, ``explanation``,
+                  ``gate``, ``judged``), ``gates`` (which held), ``outcome`` and ``measures``.
+        """
         done = self._act(action)
         if isinstance(done, _AwaitingUser):
             done = self._hear(self.user.reply(done.message, self._messages))
         return self._finish(*done)
 
     async def astep(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        """:meth:`step` for asyncio runners: the mock user's reply is awaited (``UserSimulator.areply``)."""
+        """:meth:`step` for asyncio runners (same return): the user's reply is awaited (``UserSimulator.areply``)."""
         done = self._act(action)
         if isinstance(done, _AwaitingUser):
             done = self._hear(await self.user.areply(done.message, self._messages))
@@ -194,6 +304,21 @@ class ScenarioEnv(gym.Env[str, str]):
         self._final = None  # the usage is part of the trajectory
         self._breakdown = None  # and of the score
 
+    # -- pickling ------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the session's tools (built on the world): the world's changes stand for the session."""
+        state = dict(vars(self))
+        state["session"] = self.session.world.snapshot()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A new session on the runtime's initial world, with the pickled changes restored."""
+        changes = state.pop("session")
+        vars(self).update(state)
+        self.session = self.runtime.session()
+        self.session.world.restore(changes)
+
     # -- internals -----------------------------------------------------------------------
 
     def _usage(self) -> dict[str, Usage]:
@@ -238,7 +363,8 @@ class ScenarioEnv(gym.Env[str, str]):
     def _finish(self, observation: str, terminated: bool) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         reward = 0.0
         info: dict[str, Any] = {"messages": list(self._messages), "tools": self._tools, "turn": self._turn}
-        if not terminated and self._turn >= self.scenario.max_turns:
+        truncated = not terminated and self._turn >= self._limit
+        if truncated:
             self._end = "max_turns"
         if self._end != "running":
             breakdown = self.score()
@@ -249,7 +375,7 @@ class ScenarioEnv(gym.Env[str, str]):
             info["carries_reward"] = breakdown.carries_reward
         if self.render_mode == "human":
             self.render()
-        return observation, reward, terminated, False, info
+        return observation, reward, terminated, truncated, info
 
     def _run_tools(self, parsed: ToolCalls) -> tuple[str, bool]:
         calls = parsed.calls

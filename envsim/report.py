@@ -57,12 +57,13 @@ DEFAULT_KS = (1, 2, 4, 8)
 DEFAULT_MAX_EPISODES = 1000
 """Episodes rendered as transcripts in the HTML page by default (the tables count every episode)."""
 
-OUTCOME_ORDER = ("success", "failure", "truncated", "judge_error", "sim_fault", "infra_error")
+OUTCOME_ORDER = ("success", "failure", "truncated", "judge_error", "reward_error", "sim_fault", "infra_error")
 OUTCOME_COLORS = {
     "success": "#2e7d32",
     "failure": "#c62828",
     "truncated": "#ef6c00",
     "judge_error": "#6a1b9a",
+    "reward_error": "#ad1457",
     "sim_fault": "#546e7a",
     "infra_error": "#8d6e63",
 }

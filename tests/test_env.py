@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import pickle
+from typing import Any
 
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
+from gymnasium.wrappers import TimeLimit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,20 +109,52 @@ def test_unknown_tool_suggests_the_close_name(tiny_env: ScenarioEnv) -> None:
     assert "did you mean 'lookup_patient'?" in json.loads(obs)["error"]["message"]
 
 
-def test_turn_limit_truncates_through_time_limit_and_scores() -> None:
-    env = gym.make("envsim/MedicalSupplyPanicCaller-v0", max_episode_steps=2)
-    env.reset(seed=0)
-    env.step('{"name": "get_item", "arguments": {"item_id": "EQ-01"}}')
-    obs, reward, terminated, truncated, info = env.step('{"name": "get_item", "arguments": {"item_id": "EQ-01"}}')
-    assert truncated and not terminated
+READ = '{"name": "get_item", "arguments": {"item_id": "EQ-01"}}'  # a tool call that never ends an episode
 
 
-def test_scenario_turn_limit_scores_the_last_step(tiny_env: ScenarioEnv) -> None:
+def _steps_to_the_end(env: gym.Env[str, str]) -> tuple[int, float, bool, bool, dict[str, Any]]:
+    """Step ``READ`` until the episode ends; the number of steps and the last step's return."""
+    for turn in range(1, 1000):
+        _, reward, terminated, truncated, info = env.step(READ)
+        if terminated or truncated:
+            return turn, float(reward), terminated, truncated, info
+    raise AssertionError("the episode never ended")
+
+
+def _assert_scored_last_step(info: dict[str, Any], reward: float) -> None:
+    assert info["end_reason"] == "max_turns" and info["outcome"] == "truncated" and info["carries_reward"]
+    assert info["reward_breakdown"]["total"] == reward and info["reward_breakdown"]["outcome"] == "truncated"
+
+
+def test_the_unwrapped_env_truncates_at_max_turns_and_scores_that_step(tiny_env: ScenarioEnv) -> None:
     tiny_env.reset(seed=0)
-    info: dict[str, object] = {}
-    for _ in range(tiny_env.scenario.max_turns):
-        *_, info = tiny_env.step('{"name": "get_item", "arguments": {"item_id": "EQ-01"}}')
-    assert info["end_reason"] == "max_turns" and "reward_breakdown" in info
+    for _ in range(tiny_env.scenario.max_turns - 1):
+        *_, terminated, truncated, info = tiny_env.step(READ)
+        assert not (terminated or truncated) and "outcome" not in info
+    turns, reward, terminated, truncated, info = _steps_to_the_end(tiny_env)
+    assert turns == 1 and truncated and not terminated
+    _assert_scored_last_step(info, reward)
+
+
+@pytest.mark.parametrize(("limit", "ends_at"), [(3, 3), (50, 12), (None, 12)])
+def test_under_gym_make_any_time_limit_the_last_step_is_scored(limit: int | None, ends_at: int) -> None:
+    env = gym.make("envsim/MedicalSupplyPanicCaller-v0", max_episode_steps=limit)
+    assert env.unwrapped.scenario.max_turns == 12  # type: ignore[attr-defined]
+    for seed in (0, 1):  # and again in the next episode
+        env.reset(seed=seed)
+        turns, reward, terminated, truncated, info = _steps_to_the_end(env)
+        assert (turns, terminated, truncated) == (ends_at, False, True)
+        _assert_scored_last_step(info, reward)
+
+
+def test_a_time_limit_wrapped_by_hand_scores_its_last_step() -> None:
+    env = TimeLimit(ScenarioEnv("MedicalSupplyPanicCaller"), 3)
+    env.reset(seed=0)
+    turns, reward, _, truncated, info = _steps_to_the_end(env)
+    assert turns == 3 and truncated
+    _assert_scored_last_step(info, reward)
+    env.unwrapped.reset(seed=0)  # used without the wrapper again: the scenario's own limit
+    assert _steps_to_the_end(env.unwrapped)[0] == 12
 
 
 def test_step_after_end_requires_reset(tiny_env: ScenarioEnv) -> None:
@@ -218,7 +253,8 @@ def test_fuzzed_steps_never_raise_and_keep_invariants(scenario_id: str) -> None:
         for action in steps:
             obs, reward, terminated, truncated, info = env.step(action)
             assert isinstance(obs, str)
-            if "end_reason" in info:
+            if terminated or truncated:
+                assert "reward_breakdown" in info
                 env.reset(seed=seed)
         assert env.session.tools.check_invariants() == []
         internal = [c for c in env.trajectory().tool_calls if c.error_type == "internal"]
@@ -249,3 +285,51 @@ def test_a_simulator_fault_ends_the_episode_as_sim_fault(tiny_scenario: envsim.s
     obs, reward, terminated, truncated, info = env.step("Hello?")
     assert terminated and info["end_reason"] == "sim_fault" and info["outcome"] == "sim_fault"
     assert info["carries_reward"] is False and env.trajectory().fault == "speaks_as_agent"
+
+
+def test_a_failing_custom_reward_never_escapes_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envsim.reward import custom
+    from tests.reward.builders import tiny
+
+    monkeypatch.setattr(custom, "_ALLOWED", {"tests.reward.custom_rewards"})
+    scenario = tiny("", '  custom: {tone: "tests.reward.custom_rewards:raises"}\n  metrics: [tone]\n')
+    env = ScenarioEnv(scenario)
+    env.reset(seed=0)
+    env.step(LOOKUP)
+    obs, reward, terminated, truncated, info = env.step(DISPATCH)
+    assert terminated and info["outcome"] == "reward_error" and info["carries_reward"] is False
+    assert info["reward_breakdown"]["components"]["tone"]["explanation"] == (
+        "reward_error: tests.reward.custom_rewards:raises raised ZeroDivisionError: division by zero"
+    )
+    assert env.trajectory().end_reason == "agent_ended"  # the episode itself went as it went
+
+
+def test_async_vector_env_with_its_defaults_returns_the_real_observations() -> None:
+    single = gym.make("envsim/MedicalSupplyPanicCaller-v0")
+    openings = [single.reset(seed=seed)[0] for seed in (7, 8)]
+    envs = gym.make_vec("envsim/MedicalSupplyPanicCaller-v0", num_envs=2, vectorization_mode="async")
+    try:
+        assert envs.shared_memory  # type: ignore[attr-defined]  # gymnasium's default
+        obs, _ = envs.reset(seed=[7, 8])
+        assert list(obs) == openings
+        obs, *_ = envs.step((LOOKUP, READ))
+        assert json.loads(obs[0])["id"] == "PT-9001" and json.loads(obs[1])["id"] == "EQ-01"
+    finally:
+        envs.close()
+
+
+def test_a_registered_env_pickles_mid_episode_and_goes_on_where_it_was() -> None:
+    env = gym.make("envsim/MedicalSupplyPanicCaller-v0", max_episode_steps=3)
+    env.reset(seed=7)
+    env.step(LOOKUP)
+    env.unwrapped.score()  # type: ignore[attr-defined]  # the reward context has replayed the expected actions
+    clone = pickle.loads(pickle.dumps(env))
+    for copy in (env, clone):
+        copy.step("Is he breathing?")
+        _, reward, terminated, truncated, info = copy.step(DISPATCH)
+        assert truncated or terminated
+    assert clone.unwrapped.trajectory().to_json() == env.unwrapped.trajectory().to_json()  # type: ignore[attr-defined]
+    assert clone.unwrapped.score() == env.unwrapped.score()  # type: ignore[attr-defined]
+    clone.reset(seed=1)
+    obs, *_ = clone.step(LOOKUP)
+    assert json.loads(obs)["id"] == "PT-9001"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +62,12 @@ class RewardContext:
     runtime: ScenarioRuntime
     _replay: Session | None = field(default=None, repr=False)
     _expected_hash: str | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the replay session (a cache of :meth:`expected_final_hash`, built again when needed)."""
+        state = dict(vars(self))
+        state["_replay"] = None
+        return state
 
     @property
     def scenario(self) -> Scenario:

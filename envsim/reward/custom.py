@@ -8,7 +8,16 @@ loaded only when its module is **allowed**: it equals, or lies inside, a prefix 
 
 The module is imported only after that check. The function must have the one reward
 signature, ``(trajectory, context) -> ComponentScore``: exactly two positional parameters,
-no defaults, no ``*args``/``**kwargs`` (nothing is injected by name).
+no defaults, no ``*args``/``**kwargs`` (nothing is injected by name). A scenario names each
+custom component in ``reward.gates``, ``reward.components`` or ``reward.metrics`` (one that
+it names nowhere would never be called, and is a validation error).
+
+A custom function is user code, and runs **guarded** (:class:`GuardedReward`): if it raises or
+returns anything but a :class:`~envsim.reward.ComponentScore` whose score is in [0, 1] (a bare
+number, NaN, a string...), the rubric records why in the component's explanation and the
+episode's outcome is ``reward_error``; nothing escapes ``env.step``. A custom judge that could
+not judge returns :meth:`ComponentScore.could_not_judge <envsim.reward.ComponentScore.could_not_judge>`
+(outcome ``judge_error``), like the built-in judge.
 
 Example:
     >>> allow_reward_module("mycompany.rewards")
@@ -26,12 +35,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
+import numbers
 import os
 import re
+from dataclasses import dataclass
 from typing import Any, cast
 
 from envsim.errors import EnvsimError
-from envsim.reward.base import RewardFn
+from envsim.reward.base import ComponentScore, RewardContext, RewardFn
+from envsim.trajectory import Trajectory, Usage
 
 ENV_VAR = "ENVSIM_REWARD_MODULES"
 """Environment variable listing allowed module prefixes, comma-separated."""
@@ -41,8 +54,19 @@ _REFERENCE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<funct
 _MODULE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
+_MAX_MESSAGE = 300
+"""Characters of an exception's message kept in a failed component's explanation."""
+
+
 class RewardModuleError(EnvsimError):
     """A reward function reference that cannot be used (malformed, not allowed, missing, wrong signature)."""
+
+
+class RewardFunctionError(EnvsimError):
+    """A custom reward function failed on a trajectory: it raised, or returned no valid ``ComponentScore``.
+
+    The rubric catches it: the component's explanation says why, and the outcome is ``reward_error``.
+    """
 
 
 def allow_reward_module(prefix: str) -> None:
@@ -118,3 +142,68 @@ def load_reward_function(reference: str) -> RewardFn:
     if function is None:
         raise RewardModuleError(f"module {module_name!r} has no function {function_name!r}")
     return check_signature(function, reference)
+
+
+def _short(text: Any, method: Any = repr) -> str:
+    """``method(text)`` (``repr`` by default), cut to :data:`_MAX_MESSAGE` characters; never raises."""
+    try:
+        shown = str(method(text))
+    except Exception:  # an object whose repr or str raises
+        return f"<{type(text).__name__} that cannot be shown>"
+    return shown if len(shown) <= _MAX_MESSAGE else shown[:_MAX_MESSAGE] + "..."
+
+
+def _describe(value: Any) -> str:
+    """A short description of what a reward function returned."""
+    return _short(value)
+
+
+def checked_score(result: Any, reference: str) -> ComponentScore:
+    """``result`` as a valid :class:`ComponentScore`, else :class:`RewardFunctionError` saying what is wrong.
+
+    Example:
+        >>> checked_score(ComponentScore(0.5, "half"), "acme:f").score
+        0.5
+        >>> checked_score(float("nan"), "acme:f")
+        Traceback (most recent call last):
+        ...
+        envsim.reward.custom.RewardFunctionError: acme:f returned nan, not a ComponentScore(score, explanation)
+    """
+    if not isinstance(result, ComponentScore):
+        raise RewardFunctionError(f"{reference} returned {_describe(result)}, not a ComponentScore(score, explanation)")
+    score = result.score
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):
+        raise RewardFunctionError(f"{reference} returned a score that is not a number: {_describe(score)}")
+    value = float(score)
+    if not (math.isnan(value) or 0.0 <= value <= 1.0):
+        raise RewardFunctionError(f"{reference} returned a score outside [0, 1]: {_describe(score)}")
+    if not isinstance(result.explanation, str):
+        raise RewardFunctionError(f"{reference} returned an explanation that is not a string: {_describe(result)}")
+    if result.usage is not None and not isinstance(result.usage, Usage):
+        raise RewardFunctionError(f"{reference} returned a usage that is not a Usage: {_describe(result.usage)}")
+    return ComponentScore(value, result.explanation, usage=result.usage)
+
+
+@dataclass(frozen=True)
+class GuardedReward:
+    """A custom reward function that fails only with :class:`RewardFunctionError` (see the module docstring).
+
+    Example:
+        >>> guarded = GuardedReward("acme:ratio", lambda trajectory, context: ComponentScore(1 / 0, "?"))
+        >>> guarded(None, None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        envsim.reward.custom.RewardFunctionError: acme:ratio raised ZeroDivisionError: division by zero
+    """
+
+    reference: str
+    function: RewardFn
+
+    def __call__(self, trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+        """The function's score, checked."""
+        try:
+            result = self.function(trajectory, context)
+        except Exception as err:  # user code: any failure is this reward's failure, not the episode's
+            message = _short(err, str)
+            raise RewardFunctionError(f"{self.reference} raised {type(err).__name__}: {message}") from err
+        return checked_score(result, self.reference)

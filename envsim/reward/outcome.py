@@ -5,6 +5,9 @@ An episode ends in exactly one :data:`Outcome`:
 - ``infra_error``: the infrastructure failed (a model API, a timeout): ``trajectory.infra_error``;
 - ``sim_fault``: the simulation failed (the user simulator broke character, leaked a fact):
   ``trajectory.fault``;
+- ``reward_error``: a custom reward function (``reward.custom``) failed: it raised, or returned
+  something other than a :class:`~envsim.reward.ComponentScore` with a score in [0, 1] (a bug
+  in the reward, not in the agent; the explanation is in the breakdown);
 - ``judge_error``: a reward component that counts (a gate, or weighted) could not judge;
 - ``truncated``: the turn limit ended the episode (``end_reason`` ``max_turns``), or it was
   scored before it ended (``running``, e.g. cut by Gymnasium's ``TimeLimit``);
@@ -33,7 +36,7 @@ from typing import Literal
 
 from envsim.trajectory import Trajectory
 
-Outcome = Literal["success", "failure", "sim_fault", "judge_error", "infra_error", "truncated"]
+Outcome = Literal["success", "failure", "sim_fault", "judge_error", "reward_error", "infra_error", "truncated"]
 """How an episode ended, for the purpose of learning from it."""
 
 REWARD_CARRYING: frozenset[Outcome] = frozenset({"success", "failure", "truncated"})
@@ -50,6 +53,7 @@ def decide_outcome(
     total: float,
     success_threshold: float,
     unjudged: bool = False,
+    reward_failed: bool = False,
 ) -> Outcome:
     """The outcome of an episode (see the module docstring for the order of the checks).
 
@@ -59,11 +63,14 @@ def decide_outcome(
         total: The reward total.
         success_threshold: The scenario's ``reward.success_threshold``.
         unjudged: Whether a gate or weighted component could not judge.
+        reward_failed: Whether a custom reward function failed.
     """
     if trajectory.infra_error is not None:
         return "infra_error"
     if trajectory.fault is not None:
         return "sim_fault"
+    if reward_failed:
+        return "reward_error"
     if unjudged:
         return "judge_error"
     if trajectory.end_reason in ("max_turns", "running"):

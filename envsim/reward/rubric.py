@@ -6,6 +6,8 @@
 - if any **gate** does not score 1, the total is 0; with no weighted component, the total is 1
   when there are gates and all held;
 - **metrics** are reported with weight 0;
+- a **custom** component (user code, see :mod:`envsim.reward.custom`) that fails is recorded
+  with a NaN score and why, and makes the outcome ``reward_error``, whatever its role;
 - the **outcome** (:mod:`envsim.reward.outcome`) and the **measures**
   (:func:`envsim.reward.kpis.measures`) come with every breakdown.
 
@@ -17,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from envsim.reward import components, kpis
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
-from envsim.reward.custom import load_reward_function
+from envsim.reward.custom import GuardedReward, RewardFunctionError, load_reward_function
 from envsim.reward.outcome import decide_outcome
-from envsim.reward.spec import effective_reward_spec
+from envsim.reward.spec import custom_without_role, effective_reward_spec
 from envsim.scenario import RewardSpec, Scenario
 from envsim.trajectory import Trajectory, Usage
 
@@ -79,12 +82,18 @@ class Rubric:
 
     @classmethod
     def from_spec(cls, spec: RewardSpec) -> Rubric:
-        """The rubric a (merged) reward spec describes; its custom components are loaded (if allowed)."""
+        """The rubric a (merged) reward spec describes; its custom components are loaded (if allowed) and guarded."""
         functions = dict(COMPONENTS)
         for name, reference in (spec.custom or {}).items():
             if name in COMPONENTS:
                 raise ValueError(f"custom reward component {name!r} has the name of a built-in component")
-            functions[name] = load_reward_function(reference)
+            functions[name] = GuardedReward(reference, load_reward_function(reference))
+        idle = custom_without_role(spec)
+        if idle:
+            raise ValueError(
+                f"reward.custom.{idle[0]}: custom reward component {idle[0]!r} is never called: "
+                "name it in reward.gates, reward.components or reward.metrics"
+            )
         return cls(
             spec.weighted(),
             functions,
@@ -104,13 +113,23 @@ class Rubric:
         gates: dict[str, bool] = {}
         weighted = 0.0
         unjudged = False
+        failed = False
         judge_usage: Usage | None = None
         for name, fn in self.functions.items():
-            result = fn(trajectory, context)
-            if not isinstance(result, ComponentScore):
-                raise TypeError(f"reward component {name!r} returned {type(result).__name__}, not a ComponentScore")
             weight = self.weights[name]
             is_gate = name in self.gates
+            try:
+                result = fn(trajectory, context)
+            except RewardFunctionError as err:
+                failed = True
+                if is_gate:
+                    gates[name] = False
+                parts[name] = ComponentResult(
+                    score=math.nan, weight=weight, explanation=f"reward_error: {err}", gate=is_gate, judged=False
+                )
+                continue
+            if not isinstance(result, ComponentScore):
+                raise TypeError(f"reward component {name!r} returned {type(result).__name__}, not a ComponentScore")
             if result.usage is not None:
                 judge_usage = result.usage if judge_usage is None else judge_usage + result.usage
             if is_gate:
@@ -130,7 +149,12 @@ class Rubric:
         else:
             total = 1.0 if gates else 0.0
         outcome = decide_outcome(
-            trajectory, gates_held=held, total=total, success_threshold=self.success_threshold, unjudged=unjudged
+            trajectory,
+            gates_held=held,
+            total=total,
+            success_threshold=self.success_threshold,
+            unjudged=unjudged,
+            reward_failed=failed,
         )
         extra = {"judge": judge_usage} if judge_usage is not None else None
         return RewardBreakdown(

@@ -64,3 +64,14 @@ def effective_reward_spec(scenario: Scenario, defaults: Mapping[str, RewardSpec]
     """The scenario's ``reward`` section merged over its domain's defaults (the shipped ones by default)."""
     table = domain_defaults() if defaults is None else defaults
     return scenario.reward.over(table.get(scenario.domain, RewardSpec()))
+
+
+def custom_without_role(spec: RewardSpec) -> list[str]:
+    """The custom components of a (merged) spec that no gate, weight or metric names: they would never be called.
+
+    Example:
+        >>> custom_without_role(RewardSpec(custom={"tone": "acme:tone", "policy": "acme:policy"}, metrics=["policy"]))
+        ['tone']
+    """
+    used = set(spec.weighted()) | set(spec.gates or ()) | set(spec.metrics or ())
+    return [name for name in spec.custom or {} if name not in used]

@@ -39,7 +39,7 @@ outcome shares and the dropped count as trainer metrics (``envsim/<component>``,
 function per component, for runs that weight components in the trainer (``reward_weights``).
 
 **Dropped episodes.** An episode whose outcome carries no reward (``sim_fault``, ``infra_error``,
-``judge_error``: the simulation, not the agent, failed) gets reward ``None``. In TRL 1.16
+``judge_error``, ``reward_error``: the simulation, not the agent, failed) gets reward ``None``. In TRL 1.16
 ``GRPOTrainer._calculate_rewards`` turns ``None`` into NaN; a completion for which every reward
 function returned ``None`` is *unscorable*: its reward stays NaN, the group mean and standard
 deviation are ``nanmean``/``nanstd`` over the others, and its advantage is forced to 0. So it is

@@ -34,7 +34,7 @@ response is decoded and parsed the same way (up to the end-of-turn token,
 :func:`~envsim.agents.hf.parse_generation`).
 
 **Rewards that PPO cannot drop.** An episode whose outcome carries no reward (``sim_fault``,
-``infra_error``, ``judge_error``; e.g. an LLM mock user's call failed) would be dropped by GRPO.
+``infra_error``, ``judge_error``, ``reward_error``; e.g. an LLM mock user's call failed) would be dropped by GRPO.
 ``PPOTrainer`` has no way to mask a sample, so such an episode scores ``dropped_reward`` (0 by
 default) and is counted in :attr:`EnvScorer.history`.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from envsim.reward import ComponentScore, RewardContext
@@ -40,3 +41,33 @@ def not_a_score(trajectory: Trajectory, context: RewardContext) -> float:
 
 
 NOT_CALLABLE = 3
+
+
+def raises(trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+    """A reward with a bug: it raises."""
+    return ComponentScore(len(trajectory.agent_texts()) / 0, "never")
+
+
+def bare_nan(trajectory: Trajectory, context: RewardContext) -> float:
+    """Returns NaN instead of a ComponentScore."""
+    return math.nan
+
+
+def a_string(trajectory: Trajectory, context: RewardContext) -> str:
+    """Returns a string."""
+    return "excellent"
+
+
+def out_of_range(trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+    """Builds a score of 1.5: ComponentScore refuses it, so the function raises."""
+    return ComponentScore(1.5, "too good")
+
+
+def bad_explanation(trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+    """A score with an explanation that is not text."""
+    return ComponentScore(1.0, {"why": "ok"})  # type: ignore[arg-type]
+
+
+def cannot_judge(trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+    """A custom judge whose model did not answer: a judge_error, as for the built-in judge."""
+    return ComponentScore.could_not_judge("the model timed out")

@@ -20,9 +20,12 @@ def outcome(
     total: float = 1.0,
     threshold: float = 1.0,
     unjudged: bool = False,
+    reward_failed: bool = False,
 ) -> Outcome:
     t = trajectory(end_reason=end, fault=fault, infra_error=infra)
-    return decide_outcome(t, gates_held=held, total=total, success_threshold=threshold, unjudged=unjudged)
+    return decide_outcome(
+        t, gates_held=held, total=total, success_threshold=threshold, unjudged=unjudged, reward_failed=reward_failed
+    )
 
 
 def test_success_needs_the_gates_and_the_threshold() -> None:
@@ -40,7 +43,8 @@ def test_truncated_when_the_turn_limit_or_no_end_stopped_it() -> None:
 
 def test_faults_come_first_in_this_order() -> None:
     assert outcome("max_turns", fault="user broke character", infra="API timeout", unjudged=True) == "infra_error"
-    assert outcome("max_turns", fault="user broke character", unjudged=True) == "sim_fault"
+    assert outcome("max_turns", fault="user broke character", unjudged=True, reward_failed=True) == "sim_fault"
+    assert outcome("max_turns", unjudged=True, reward_failed=True) == "reward_error"
     assert outcome("max_turns", unjudged=True) == "judge_error"
 
 
@@ -48,3 +52,9 @@ def test_faults_come_first_in_this_order() -> None:
 def test_only_success_failure_and_truncated_carry_a_reward(kind: Outcome) -> None:
     assert carries_reward(kind) == (kind in {"success", "failure", "truncated"})
     assert (kind in REWARD_CARRYING) == carries_reward(kind)
+
+
+def test_every_outcome_has_its_place_and_colour_in_the_report() -> None:
+    from envsim.report import OUTCOME_COLORS, OUTCOME_ORDER
+
+    assert sorted(OUTCOME_ORDER) == sorted(OUTCOME_COLORS) == sorted(get_args(Outcome))

@@ -67,7 +67,7 @@ def test_weights_and_components_together() -> None:
 
 
 def test_a_disallowed_module_reference() -> None:
-    assert problems(reward='  custom: {policy: "os:system"}\n') == [
+    assert problems(reward='  custom: {policy: "os:system"}\n  metrics: [policy]\n') == [
         "<string>:30:20: reward.custom.policy: module 'os' is not allowed to provide reward functions; "
         "allow it with ENVSIM_REWARD_MODULES=os or envsim.reward.allow_reward_module('os')",
     ]
@@ -95,6 +95,14 @@ def test_custom_names_must_be_new_and_snake_case() -> None:
     assert problems(reward=reward) == [
         "<string>:31:5: reward.custom.final_state: custom component 'final_state' has the name of a built-in component",
         "<string>:32:5: reward.custom.Polite: custom component name 'Polite' must be snake_case",
+    ]
+
+
+def test_a_custom_component_without_a_role_is_never_called() -> None:
+    reward = '  custom: {polite: "tests.reward.custom_rewards:polite"}\n'
+    assert problems(reward=reward) == [
+        "<string>:30:12: reward.custom.polite: custom component 'polite' is never called: name it in "
+        "reward.gates, reward.components or reward.metrics",
     ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from envsim.env import ScenarioEnv
 from envsim.registration import load_registered
 from envsim.reward import COMPONENTS, ComponentScore, RewardBreakdown, RewardContext, RewardFn, Rubric, custom
+from envsim.scenario import RewardSpec
 from envsim.trajectory import Trajectory, Usage
 from tests.conftest import DISPATCH, LOOKUP
 from tests.reward.builders import context, say, tiny, trajectory
@@ -174,3 +175,44 @@ def test_a_scenario_custom_component_from_an_allowed_module(reset_allowed: None)
 def test_the_scenario_rubric_uses_the_domain_gates(tiny_env: ScenarioEnv) -> None:
     assert tiny_env.rubric.gates == ("final_state", "forbidden_actions", "escalation")
     assert set(tiny_env.rubric.functions) <= set(COMPONENTS)
+
+
+FAILING = {
+    "raises": "raised ZeroDivisionError: division by zero",
+    "bare_nan": "returned nan, not a ComponentScore(score, explanation)",
+    "a_string": "returned 'excellent', not a ComponentScore(score, explanation)",
+    "out_of_range": r"raised ValueError: a component score must be in [0, 1] (or NaN: could not judge), got 1.5",
+    "bad_explanation": "returned an explanation that is not a string: "
+    "ComponentScore(score=1.0, explanation={'why': 'ok'}, usage=None)",
+    "not_a_score": "returned 1.0, not a ComponentScore(score, explanation)",
+}
+
+
+@pytest.mark.parametrize("role", ["gates: [tone]", "components: {final_state: 1, tone: 1}", "metrics: [tone]"])
+@pytest.mark.parametrize("function", sorted(FAILING))
+def test_a_failing_custom_reward_is_a_reward_error_whatever_its_role(
+    reset_allowed: None, function: str, role: str
+) -> None:
+    custom.allow_reward_module("tests.reward.custom_rewards")
+    scenario = tiny("", f'  custom: {{tone: "tests.reward.custom_rewards:{function}"}}\n  {role}\n')
+    result = Rubric.for_scenario(scenario).evaluate(trajectory(say("Help is on the way.")), context(scenario))
+    assert result.outcome == "reward_error" and not result.carries_reward
+    part = result.components["tone"]
+    assert math.isnan(part.score) and not part.judged
+    assert part.explanation == f"reward_error: tests.reward.custom_rewards:{function} {FAILING[function]}"
+    assert result.components["final_state"].judged  # the other components are still scored
+    json.loads(result.model_dump_json())  # and the breakdown stays serialisable
+
+
+def test_a_custom_judge_that_could_not_judge_is_a_judge_error(reset_allowed: None) -> None:
+    custom.allow_reward_module("tests.reward.custom_rewards")
+    scenario = tiny("", '  custom: {tone: "tests.reward.custom_rewards:cannot_judge"}\n  gates: [tone]\n')
+    result = Rubric.for_scenario(scenario).evaluate(trajectory(), context(scenario))
+    assert result.outcome == "judge_error" and result.components["tone"].explanation == "the model timed out"
+
+
+def test_a_custom_component_with_no_role_is_refused(reset_allowed: None) -> None:
+    custom.allow_reward_module("tests.reward.custom_rewards")
+    spec = RewardSpec(custom={"tone": "tests.reward.custom_rewards:polite"}, gates=["final_state"])
+    with pytest.raises(ValueError, match=r"reward\.custom\.tone: custom reward component 'tone' is never called"):
+        Rubric.from_spec(spec)
