@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +172,21 @@ def test_the_json_schema_documents_the_declarations() -> None:
     expect_error = definitions["ToolCallSpec"]["properties"]["expect_error"]
     assert {"pattern": "^[a-z][a-z0-9_]*$", "type": "string"} in expect_error["anyOf"]
     assert "initial world" in definitions["Expected"]["properties"]["no_change"]["description"]
+
+
+def test_a_bad_template_is_located_at_its_value_in_the_file(tmp_path: Path) -> None:
+    from envsim.loader import load_scenario
+
+    data = _scenario()
+    data["user"]["facts"][0]["say"] = "It is {{ value.__class__ }}."
+    path = tmp_path / "probe.yaml"
+    text = yaml.safe_dump(data, sort_keys=False, width=200)
+    path.write_text(text, encoding="utf-8")
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "__class__" in row)
+    column = text.splitlines()[line - 1].index("It is") + 1
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:{line}:{column}: user.facts.0.say: template line 1, column 16: "
+        "the attribute '__class__' is blocked (it starts with _)"
+    ]
