@@ -23,8 +23,8 @@ A scenario's reward, as a domain expert writes it (every key optional)::
     reward:
       gates: [final_state, forbidden_actions, required_actions, no_false_claims]
       components: {final_state: 0.6, required_statements: 0.2, argument_checks: 0.2}
-      metrics: [containment, resolution, customer_effort]
-      custom: {tone: "acme_rewards.retail:tone"}   # only if acme_rewards is allowed
+      metrics: [containment, resolution, customer_effort, tone]
+      custom: {tone: "acme_rewards.retail:tone"}   # only if acme_rewards is allowed; needs a role above
       success_threshold: 0.9
 
 Example:
