@@ -15,14 +15,16 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import envsim.plugins
 from envsim import toolkits
+from envsim.agents.scripted import ScriptedAgent
 from envsim.errors import ScenarioError
 from envsim.loader import load_scenario_text
 from envsim.plugins import PERSONAS_GROUP, SCENARIOS_GROUP, TOOLKITS_GROUP, plugin_folders
-from envsim.registration import scenario_dirs
+from envsim.registration import load_registered, scenario_dirs
 from envsim.toolkits import ToolkitLoadError, get_toolkit, register_toolkit, toolkit_names
 from envsim.user.persona import persona_library
 from tests.conftest import TINY_SCENARIO
@@ -216,3 +218,14 @@ def test_personas_of_packages_join_the_library_without_replacing_a_shipped_one(
     messages = [r.getMessage() for r in caplog.records]
     assert any("'calm'" in m and "a.yaml" in m and "taken" in m for m in messages), messages
     assert any("b.yaml" in m for m in messages), messages
+
+
+def test_a_broken_package_toolkit_never_breaks_scenarios_that_do_not_use_it(declare: Callable[..., None]) -> None:
+    declare(TOOLKITS_GROUP, "aaa = no_such_module:Kit")  # first by name
+    scenario = load_registered("RetailCancelPendingOrder")  # its forbidden refunds: the agent's third kind of mistake
+    agent = ScriptedAgent(error_rate=1.0)
+    plans = []
+    for seed in range(12):
+        agent.reset(scenario, np.random.default_rng(seed))
+        plans.append(json.dumps(agent._plan))
+    assert any("refund_order" in plan for plan in plans)

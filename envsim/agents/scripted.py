@@ -34,12 +34,13 @@ from envsim.prompts import render
 from envsim.scenario import Scenario, ToolCallSpec
 
 
-def _complete(tool_name: str, replaced: ToolCallSpec, arguments: dict[str, Any]) -> dict[str, Any]:
+def _complete(tool_name: str, replaced: ToolCallSpec, arguments: dict[str, Any], toolkits: list[str]) -> dict[str, Any]:
     """Arguments for a forbidden call that would actually run: the pattern's own, then those of the
-    replaced action where the parameter names match, then a plausible value for any other required one."""
-    from envsim.toolkits import get_toolkit, toolkit_names
+    replaced action where the parameter names match, then a plausible value for any other required one.
+    The tool is looked up in the scenario's ``toolkits`` only."""
+    from envsim.toolkits import get_toolkit
 
-    spec = next((k.tool_specs[tool_name] for k in map(get_toolkit, toolkit_names()) if tool_name in k.tool_specs), None)
+    spec = next((k.tool_specs[tool_name] for k in map(get_toolkit, toolkits) if tool_name in k.tool_specs), None)
     if spec is None:
         return dict(arguments)
     out: dict[str, Any] = {}
@@ -142,7 +143,12 @@ class ScriptedAgent(Policy):
         if forbidden:  # a forbidden action instead
             pattern = forbidden[int(rng.integers(len(forbidden)))]
             return [
-                _call(ToolCallSpec(name=pattern.name, arguments=_complete(pattern.name, action, pattern.arguments)))
+                _call(
+                    ToolCallSpec(
+                        name=pattern.name,
+                        arguments=_complete(pattern.name, action, pattern.arguments, scenario.toolkits),
+                    )
+                )
             ]
         return []
 
