@@ -265,9 +265,10 @@ def play(
         obs, reward, terminated, truncated, info = env.step(line)
         out.print(Text.assemble(("tool:" if obs.startswith("{") else "user:", "cyan"), " ", obs))
         if terminated or truncated:
+            out.print(Text(f"episode ended: {info['end_reason']} after {info['turn']} turns", style="dim"))
             break
     breakdown = env.score()
-    out.print(Text(f"reward {breakdown.total:.3f}", style="bold"))
+    out.print(Text(f"reward {breakdown.total:.3f} ({breakdown.outcome})", style="bold"))
     for name, part in breakdown.components.items():
         out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}")
 

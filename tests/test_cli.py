@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,29 @@ def test_progress_counter_shows_a_file_name_verbatim(tmp_path: Path, monkeypatch
     shown = [c.id for c in transcripts._with_progress(read("plain", path), path, "reading")]
     assert shown == ["1", "2"]
     assert f"reading {path.name}: 2 conversations" in screen.getvalue()
+
+
+def test_play_ends_cleanly_at_the_turn_limit() -> None:
+    lookup = '{"name": "lookup_patient", "arguments": {"phone": "555-0142"}}'
+    result = envsim("play", "MedicalSupplyPanicCaller", stdin=f"{lookup}\n" * 20)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.count("tool: ") == 12  # max_turns: the rest of the input is never read
+    assert "episode ended: max_turns after 12 turns" in result.stdout and "(truncated)" in result.stdout
+
+
+def test_run_survives_a_custom_reward_that_raises(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yaml"
+    reward = 'reward:\n  custom: {tone: "tests.reward.custom_rewards:raises"}\n  metrics: [tone]\n'
+    path.write_text(TINY_SCENARIO.replace("max_turns: 8\n", f"{reward}max_turns: 8\n"), encoding="utf-8")
+    env = {**os.environ, "ENVSIM_REWARD_MODULES": "tests.reward.custom_rewards"}
+    out = tmp_path / "episodes.jsonl"
+    result = subprocess.run(
+        [*CLI, "run", str(path), "--episodes", "2", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["episodes"] == 2 and len(out.read_text().splitlines()) == 2
