@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from envsim.batch.plan import ScenarioSource
 from envsim.batch.store import EpisodeRecord, RunStore
 from envsim.errors import EnvsimError
+from envsim.fileio import naming
 from envsim.reward.outcome import REWARD_CARRYING, Outcome
 from envsim.trajectory import Trajectory
 
@@ -596,14 +597,15 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        with naming(path):  # a full disk names the dataset
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-            pq.write_table(_arrow_table(rows), tmp)
-        else:
-            with tmp.open("w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+                pq.write_table(_arrow_table(rows), tmp)
+            else:
+                with tmp.open("w", encoding="utf-8") as f:
+                    for row in rows:
+                        f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

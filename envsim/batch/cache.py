@@ -66,6 +66,7 @@ from typing import IO, Any
 from envsim.batch.plan import CacheMode, sha256_hex
 from envsim.batch.retry import ReplayedFailure, backoff_delay, describe, is_retryable, retry_after
 from envsim.errors import EnvsimError
+from envsim.fileio import naming
 from envsim.llm import Completion, ModelCallError
 from envsim.trajectory import Usage
 
@@ -220,6 +221,7 @@ class CallLog:
         self.entries: dict[str, CallEntry] = {}
         self.skipped_lines = 0
         self._out: IO[bytes] | None = None
+        self._path = self.directory
         self._dirty = False
         self._load()
 
@@ -266,7 +268,8 @@ class CallLog:
             self.directory.mkdir(parents=True, exist_ok=True)
             files = self._files()
             number = int(files[-1].stem.removeprefix("calls-")) + 1 if files else 0
-            self._out = (self.directory / f"calls-{number:04d}.jsonl").open("xb")
+            self._path = self.directory / f"calls-{number:04d}.jsonl"
+            self._out = self._path.open("xb")
         line = {
             "key": key,
             **about,
@@ -274,14 +277,16 @@ class CallLog:
             "error": entry.error,
             "completion": _completion_dict(entry.completion) if entry.completion is not None else None,
         }
-        self._out.write((json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode())
+        with naming(self._path):
+            self._out.write((json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode())
         self._dirty = True
 
     def sync(self) -> None:
         """Flush and fsync what was recorded since the last sync."""
         if self._out is not None and self._dirty:
-            self._out.flush()
-            os.fsync(self._out.fileno())
+            with naming(self._path):
+                self._out.flush()
+                os.fsync(self._out.fileno())
             self._dirty = False
 
     def close(self) -> None:

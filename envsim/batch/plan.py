@@ -216,10 +216,17 @@ def make_plan(
 
 
 def _expand(pattern: str) -> list[Path]:
-    from envsim.registration import discover, resolve_scenario_path, scenario_files
+    from envsim.registration import SCENARIOS_ENV, discover, resolve_scenario_path, scenario_dirs, scenario_files
 
     if pattern == "all":
-        return [path for path, _ in discover().values()]
+        found = [path for path, _ in discover().values()]
+        if not found:
+            folders = ", ".join(str(d) for d in scenario_dirs()) or "none"
+            raise UnknownNameError(
+                f"'all' found no scenarios: no registrable scenario file in the scenario folders ({folders});"
+                f" add folders with {SCENARIOS_ENV}, or name scenario files, folders or globs"
+            )
+        return found
     if any(ch in pattern for ch in "*?["):
         matches = sorted(glob.glob(pattern, recursive=True))
         if not matches:

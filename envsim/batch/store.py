@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envsim.batch.plan import SCHEMA_VERSION, EpisodeSpec, GenerateConfig, RunOptions, ScenarioSource, sha256_hex
 from envsim.errors import EnvsimError
 from envsim.fileio import fsync_dir as _fsync_dir
-from envsim.fileio import write_atomic
+from envsim.fileio import naming, write_atomic
 from envsim.reward.base import RewardBreakdown
 from envsim.reward.outcome import Outcome, carries_reward
 from envsim.trajectory import Trajectory, Usage
@@ -433,10 +433,11 @@ class RunStore:
             return 0
         if self._shard is None or self._shard.tell() >= self.max_shard_bytes:
             self._open_new_shard()
-        assert self._shard is not None
-        self._shard.write(data)
-        self._shard.flush()
-        os.fsync(self._shard.fileno())
+        assert self._shard is not None and self._shard_path is not None
+        with naming(self._shard_path):  # a full disk names the shard
+            self._shard.write(data)
+            self._shard.flush()
+            os.fsync(self._shard.fileno())
         count = data.count(b"\n")
         self._shard_lines += count
         return count
@@ -480,7 +481,7 @@ class RunStore:
         cut: list[BadLine] = []
         for bad in self.scan().torn:
             path = self.episodes_dir / bad.shard
-            with path.open("r+b") as f:
+            with naming(path), path.open("r+b") as f:
                 f.truncate(bad.offset)
                 f.flush()
                 os.fsync(f.fileno())
@@ -511,10 +512,15 @@ class RunStore:
         rows = [record_row(r, *scan.locations.get(i, ("", 0))) for i, r in scan.records.items()]
         frame = pd.DataFrame(rows, columns=_columns(rows))
         tmp = self.parquet_path.with_name(f".{PARQUET}.{os.getpid()}.tmp")
-        frame.to_parquet(tmp, index=False)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.parquet_path)
+        try:
+            with naming(self.parquet_path):
+                frame.to_parquet(tmp, index=False)
+                with tmp.open("rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, self.parquet_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return self.parquet_path
 
 

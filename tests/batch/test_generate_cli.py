@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from envsim.batch.plan import GenerateConfig, RunOptions
 from envsim.batch.session import execute, open_run, start_run
@@ -185,3 +186,46 @@ def test_kill_9_of_an_offline_run_loses_at_most_one_group(tmp_path: Path) -> Non
     assert summary.stored_this_session == episodes - stored and summary.stored == summary.complete == episodes
     after = RunStore.open(run, lock=False).scan()
     assert after.superseded == 0 and after.bad == []
+
+
+def test_generate_all_that_finds_no_scenario_exits_2_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envsim.cli import main
+
+    monkeypatch.setattr("envsim.registration.discover", dict)  # no registrable scenario anywhere
+    monkeypatch.setattr(sys, "argv", ["envsim", "generate", "all", "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    message = capsys.readouterr().err
+    assert "'all' found no scenarios" in message and "ENVSIM_SCENARIOS" in message and "Traceback" not in message
+    assert not (tmp_path / "run").exists()  # before: an empty run, "0/0 episodes stored", exit 0
+
+
+def test_a_full_disk_stops_the_run_with_a_message_naming_the_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+    import types
+
+    import envsim.batch.store
+    from envsim.cli import main
+
+    failures: list[int] = []
+
+    def fsync(fd: int) -> None:  # the first append's fsync meets a full disk
+        if not failures:
+            failures.append(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(fd)
+
+    monkeypatch.setattr(envsim.batch.store, "os", types.SimpleNamespace(**{**vars(os), "fsync": fsync}))
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["envsim", "generate", str(scenario_file(tmp_path)), "--out", str(run)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2 and failures
+    message = "".join(capsys.readouterr().err.split())  # the console wraps long lines
+    shard = run / "episodes" / "shard-0000.jsonl"
+    assert f"error:Nospaceleftondevice:{shard}" in message and "Traceback" not in message  # before: no file named

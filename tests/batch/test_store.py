@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -199,3 +201,34 @@ def test_parquet_has_one_flat_row_per_episode(tmp_path: Path) -> None:
     missing = frame.set_index("episode_id")["reward"].isna().to_dict()
     assert missing == {"ep0000": False, "ep0001": False, "ep0002": True}
     store.close()
+
+
+def full_disk(fd: int) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what fsync (or a flush) says, naming no file
+
+
+@pytest.mark.parametrize("write", ["append", "manifest", "parquet", "calls"])
+def test_a_full_disk_names_the_file_it_could_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    from envsim.batch.cache import CallEntry, CallLog
+
+    store = new_store(tmp_path / "run")
+    store.append([record(0)])
+    log = CallLog(tmp_path / "run" / "calls")
+    log.put("k", CallEntry(completion=None, failed_attempts=1, error="timeout"))
+    monkeypatch.setattr(os, "fsync", full_disk)
+    actions = {
+        "append": (lambda: store.append([record(1)]), tmp_path / "run" / "episodes" / "shard-0000.jsonl"),
+        "manifest": (lambda: store.write_manifest(store.read_manifest()), store.manifest_path),
+        "parquet": (store.write_parquet, store.parquet_path),
+        "calls": (log.sync, tmp_path / "run" / "calls" / "calls-0000.jsonl"),
+    }
+    action, path = actions[write]
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        action()
+    assert raised.value.filename == str(path) and str(path) in str(raised.value)
+    monkeypatch.undo()
+    store.close()
+    log.close()
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []  # no temporary file left
