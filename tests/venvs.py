@@ -25,6 +25,13 @@ ENVSIM_SOURCES = ("envsim", "tools_mock", "scenarios", "pyproject.toml", "README
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info")
 
 
+def _check(args: list[str], cwd: Path | None = None) -> str:
+    """Run ``args``; its stdout, or an AssertionError carrying its output when it fails."""
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
 def build_wheel(tmp: Path, project: Path = REPO, sources: tuple[str, ...] | None = None) -> Path:
     """A wheel of ``project`` (only ``sources`` of it, default all), built from a copy under ``tmp``."""
     copy = tmp / f"src-{project.name}"
@@ -38,12 +45,8 @@ def build_wheel(tmp: Path, project: Path = REPO, sources: tuple[str, ...] | None
             else:
                 shutil.copy2(project / name, copy / name)
     out = tmp / f"wheels-{project.name}"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(copy)],
-        check=True,
-        capture_output=True,
-        cwd=tmp,
-    )
+    offline = ["--no-deps", "--no-index", "--no-build-isolation"]
+    _check([sys.executable, "-m", "pip", "wheel", "-q", *offline, "-w", str(out), str(copy)], cwd=tmp)
     (wheel,) = out.glob("*.whl")
     return wheel
 
@@ -55,18 +58,13 @@ def envsim_wheel(tmp: Path) -> Path:
 
 def make_venv(root: Path, *wheels: Path) -> Path:
     """A new virtual environment at ``root`` with ``wheels`` installed (no dependencies resolved)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, capture_output=True)
+    _check([sys.executable, "-m", "venv", "--without-pip", str(root)])
     python = root / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    site = _check([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip()
     ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
     (Path(site) / "envsim_test_dependencies.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index"]
-    subprocess.run([*pip, *map(str, wheels)], check=True, capture_output=True)
+    _check([*pip, *map(str, wheels)])
     return root
 
 
