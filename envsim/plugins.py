@@ -14,10 +14,11 @@ installed, every envsim process sees them (the ``envsim`` command, Ray workers, 
     helpdesk = "envsim_helpdesk.personas"                  # a package whose folder holds persona files
 
 envsim's own scenarios are declared the same way (``envsim = "envsim_scenarios"``, the repository's
-``scenarios/`` folder shipped as a package). Entry points are read once per process, when a
-toolkit, scenario or persona is first looked up; a toolkit class is imported only when a
-scenario uses it. A declaration that cannot be used (a package that is not there, a value that
-is not a package) is skipped with a warning naming the entry point and its distribution.
+``scenarios/`` folder shipped as a package). Entry points are read once per process: scenario
+folders when envsim registers scenarios (``import envsim``), toolkits and personas when first
+looked up; a toolkit class is imported only when a scenario uses it. A declaration that cannot
+be used (a package that is not there, a value that is not a package) is skipped with a warning
+naming the entry point and its distribution.
 
 Example:
     >>> "envsim" in {p.name for p in declared(SCENARIOS_GROUP)}
