@@ -10,18 +10,37 @@ An action is either
 Text that starts with ``{`` is read as an attempted tool call; if it is not a valid one the
 result is :class:`Malformed` (the agent gets an error observation; the user never sees it).
 
+Whatever it is given, :func:`parse_action` returns, and what it returns can be recorded and
+written as JSON (UTF-8): an action that cannot be is :class:`Malformed` too. That is
+
+- text (a message, JSON text, or any string in a dict) with a lone surrogate (``'\\ud800'``,
+  or a JSON escape ``"\\ud800"`` without its pair): not Unicode text that UTF-8 can encode;
+- nesting deeper than JSON parsing allows (a few hundred levels), an integer of more digits than
+  Python converts to text (4,300), a cycle, or a value whose ``str()`` raises (in a dict action);
+- an object that is neither a string nor a dict (its ``repr`` is recorded, or its type's name
+  where even that raises);
+- text (or a dict's JSON text) longer than ``max_length``, the action space's bound.
+
+A malformed action's ``raw`` text is what the record keeps: surrogates are written as escapes
+(``\\ud800``) and it is cut at ``max_length``.
+
 Example:
     >>> parse_action('{"name": "get_order", "arguments": {"order_id": "#W1"}}')
     ToolCalls(calls=(ToolCall(name='get_order', arguments={'order_id': '#W1'}, id=None, error=None),), content='')
     >>> parse_action("Hello, how can I help?")
     Message(content='Hello, how can I help?')
     >>> parse_action('{"name": "x", ').reason
-    'not valid JSON: Expecting property name enclosed in double quotes: line 1 column 14 (char 13)'
+    'not valid JSON: EOF while parsing a value at line 1 column 14'
+    >>> parse_action("caf\\udce9").reason
+    'the action is not valid Unicode text: a lone surrogate (U+DCE9) at character 3'
+    >>> parse_action({"name": "f", "arguments": {"n": 10**5000}}).reason
+    'the action dict has no JSON form: an integer has more than 4300 digits'
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,13 +75,69 @@ class Message:
 
 @dataclass(frozen=True)
 class Malformed:
-    """An action that tried to be a tool call and failed; ``reason`` says why."""
+    """An action that tried to be a tool call (or could not be read at all); ``reason`` says why.
+
+    ``raw`` is the action's text as the record keeps it: valid Unicode, at most the action space's length.
+    """
 
     raw: str
     reason: str
 
 
 Action = ToolCalls | Message | Malformed
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_REASON_LENGTH = 300
+"""Longest quoted error text (an exception message of a value in a dict action) in a malformed action's reason."""
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape, so that it encodes as UTF-8.
+
+    Example:
+        >>> escape_surrogates("a\\ud800b")
+        'a\\\\ud800b'
+    """
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode text (a lone surrogate, located), or None."""
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return f"a lone surrogate (U+{ord(found.group()):04X}) at character {found.start()}"
+
+
+def _clip(text: str, limit: int | None) -> str:
+    """``text`` cut at ``limit`` characters, saying how many it had."""
+    if limit is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text):,} characters in all]"
+
+
+def _json_problem(err: ValueError) -> str:
+    """A JSON parser's or serializer's error in words a user reads (pydantic-core's words, kept where clear)."""
+    message = str(err)
+    if "recursion limit" in message or "serialization depth" in message:
+        return "nested too deeply"
+    if "number out of range" in message:
+        return "an integer has more than 4300 digits"
+    if "surrogate" in message:
+        return "a string has a lone surrogate (not valid Unicode text)"
+    return _clip(escape_surrogates(message.removeprefix("Error serializing to JSON: ")), _REASON_LENGTH)
+
+
+def _load(text: str | bytes) -> tuple[Any, str | None]:
+    """JSON ``text`` parsed (NaN and Infinity allowed, as Python's json reads them), or why it is not JSON."""
+    try:
+        return pydantic_core.from_json(text, allow_inf_nan=True), None
+    except ValueError as err:
+        return None, _json_problem(err)
 
 
 def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
@@ -71,10 +146,9 @@ def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     if isinstance(raw, str):
         if not raw.strip():
             return {}, None
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as err:
-            return {}, f"arguments are not valid JSON: {err}"
+        raw, problem = _load(raw)
+        if problem is not None:
+            return {}, f"arguments are not valid JSON: {problem}"
     if not isinstance(raw, dict):
         return {}, f"arguments must be a JSON object, got {type(raw).__name__}"
     return raw, None
@@ -121,47 +195,74 @@ def _from_dict(data: dict[str, Any], raw: str | Callable[[], str]) -> Action:
     return malformed('expected a tool call {"name": ..., "arguments": {...}} or an assistant message')
 
 
-def _plain(action: dict[str, Any]) -> dict[str, Any] | None:
-    """``action`` as JSON values only (a round trip through pydantic-core's JSON); None if it has no JSON form.
+def _plain(action: dict[str, Any], max_length: int | None) -> dict[str, Any] | str:
+    """``action`` as JSON values only (a round trip through pydantic-core's JSON), or why it has no JSON form.
 
-    Values JSON has no type for are written as ``str(value)`` (sets and tuples as lists, NaN kept);
-    a cycle or nesting past the serializer's depth limit has no JSON form.
+    Values JSON has no type for are written as ``str(value)`` (sets and tuples as lists, NaN kept).
+    A lone surrogate, a cycle, nesting past the parser's depth limit, an integer past the digit
+    limit, a ``str()`` that raises, or JSON text longer than ``max_length`` bytes: no JSON form.
     """
     try:
-        data = pydantic_core.from_json(
-            pydantic_core.to_json(action, fallback=str, inf_nan_mode="constants"), allow_inf_nan=True
-        )
-    except (TypeError, ValueError, RecursionError):  # PydanticSerializationError is a ValueError
-        return None
-    return data if isinstance(data, dict) else None
+        text = pydantic_core.to_json(action, fallback=str, inf_nan_mode="constants")
+    except Exception as err:  # a value's __str__ (the fallback) is the caller's code: it may raise anything
+        problem = _json_problem(err) if isinstance(err, ValueError) else f"{type(err).__name__} converting a value"
+        return f"the action dict has no JSON form: {problem}"
+    if max_length is not None and len(text) > max_length:
+        return f"the action dict's JSON text has {len(text):,} bytes, more than the action space's {max_length:,}"
+    data, failure = _load(text)
+    if failure is not None:
+        return f"the action dict has no JSON form: {failure}"
+    return data if isinstance(data, dict) else "the action dict has no JSON form"
 
 
-def _dict_text(action: dict[str, Any]) -> str:
-    """The text of a dict action, for the record of a malformed one."""
+def _describe(value: Any) -> str:
+    """``repr(value)`` as valid Unicode, or ``<type object>`` when the repr raises (a hostile ``__repr__``,
+    nesting past the recursion limit, an integer past the ``str()`` digit limit)."""
     try:
-        return json.dumps(action, ensure_ascii=False, default=str)
-    except (TypeError, ValueError, RecursionError):
-        return repr(action)
+        text = repr(value)
+    except Exception:  # the caller's __repr__ may raise anything
+        text = f"<{type(value).__qualname__} object>"
+    return escape_surrogates(text)
 
 
-def parse_action(action: Any) -> Action:
-    """Parse an agent action (string or dict); never raises."""
+def _dict_text(data: dict[str, Any]) -> str:
+    """The text of a dict action (JSON values only), for the record of a malformed one."""
+    return json.dumps(data, ensure_ascii=False)
+
+
+def parse_action(action: Any, *, max_length: int | None = None) -> Action:
+    """Parse an agent action (string or dict); never raises (see the module docstring).
+
+    Args:
+        action: What the agent sent.
+        max_length: The longest action text (a dict's: its JSON text, in bytes) that is read; longer is
+            :class:`Malformed`. The environment passes its action space's ``max_length``.
+    """
     if isinstance(action, dict):
-        data = _plain(action)  # only JSON values reach the tools and the record
-        if data is None:
-            return Malformed(repr(action), "the action dict is not JSON-serialisable")
-        return _from_dict(data, lambda: _dict_text(action))
+        plain = _plain(action, max_length)  # only JSON values reach the tools and the record
+        if isinstance(plain, str):
+            return Malformed(_clip(_describe(action), max_length), plain)
+        return _from_dict(plain, lambda: _dict_text(plain))
     if not isinstance(action, str):
-        return Malformed(repr(action), f"an action must be a string or a dict, got {type(action).__name__}")
+        return Malformed(
+            _clip(_describe(action), max_length), f"an action must be a string or a dict, got {type(action).__name__}"
+        )
+    if type(action) is not str:  # a str subclass may override what is called below
+        action = str.__str__(action)
+    if max_length is not None and len(action) > max_length:
+        return Malformed(
+            _clip(escape_surrogates(action), max_length),
+            f"the action has {len(action):,} characters, more than the action space's {max_length:,}",
+        )
+    problem = _surrogate(action)
+    if problem is not None:
+        return Malformed(escape_surrogates(action), f"the action is not valid Unicode text: {problem}")
     stripped = action.strip()
     if not stripped.startswith("{"):
         return Message(action)
-    try:
-        data = json.loads(stripped)
-    except json.JSONDecodeError as err:
-        return Malformed(action, f"not valid JSON: {err}")
-    except RecursionError:
-        return Malformed(action, "not valid JSON: nested too deeply")
+    data, problem = _load(stripped)
+    if problem is not None:
+        return Malformed(action, f"not valid JSON: {problem}")
     if not isinstance(data, dict):
         return Malformed(action, "expected a JSON object")
     return _from_dict(data, action)

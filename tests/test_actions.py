@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from envsim.actions import Malformed, Message, ToolCall, ToolCalls, parse_action
+import json
+from typing import Any
+
+import pytest
+
+from envsim.actions import Malformed, Message, ToolCall, ToolCalls, escape_surrogates, parse_action
 
 
 def test_plain_text_is_a_message() -> None:
@@ -61,4 +66,122 @@ def test_a_malformed_dict_action_keeps_its_json_text_and_a_cyclic_one_is_malform
     cyclic: dict[str, object] = {}
     cyclic["self"] = cyclic
     parsed = parse_action(cyclic)
-    assert isinstance(parsed, Malformed) and parsed.reason == "the action dict is not JSON-serialisable"
+    assert isinstance(parsed, Malformed) and parsed.reason.startswith("the action dict has no JSON form")
+    assert "Circular reference" in parsed.reason
+
+
+class _Hostile:
+    """A value whose ``repr`` and ``str`` raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return root
+
+
+def _recordable(parsed: Malformed) -> None:
+    """A malformed action's text and reason can be written as UTF-8 JSON."""
+    json.dumps([parsed.raw, parsed.reason], ensure_ascii=False).encode("utf-8")
+
+
+SURROGATE_ACTIONS: dict[str, Any] = {
+    "text": "hello \ud800 there",
+    "json text": '{"name": "f", "arguments": {"a": "\ud800"}}',
+    "json escape": '{"name": "f", "arguments": {"a": "\\ud800"}}',
+    "dict argument": {"name": "f", "arguments": {"a": "\udfff"}},
+    "dict key": {"name": "f", "arguments": {"\ud800": 1}},
+    "dict name": {"name": "f\ud800"},
+    "assistant content": {"role": "assistant", "content": "hi \ud800"},
+    "assistant tool call": {
+        "role": "assistant",
+        "tool_calls": [{"id": "c\ud800", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    },
+}
+
+
+@pytest.mark.parametrize("form", list(SURROGATE_ACTIONS))
+def test_a_lone_surrogate_in_any_form_is_malformed_and_recordable(form: str) -> None:
+    parsed = parse_action(SURROGATE_ACTIONS[form])
+    assert isinstance(parsed, Malformed), form
+    assert "surrogate" in parsed.reason or "hex escape" in parsed.reason, parsed.reason
+    _recordable(parsed)
+
+
+def test_a_lone_surrogate_is_located_and_kept_as_an_escape() -> None:
+    parsed = parse_action("caf\udce9!")
+    assert isinstance(parsed, Malformed)
+    assert parsed.reason == "the action is not valid Unicode text: a lone surrogate (U+DCE9) at character 3"
+    assert parsed.raw == "caf\\udce9!"
+    assert escape_surrogates("pair \U0001f600 kept") == "pair \U0001f600 kept"
+
+
+def test_a_surrogate_pair_escape_in_json_is_a_character_not_an_error() -> None:
+    assert parse_action('{"name": "f", "arguments": {"a": "\\ud83d\\ude00"}}') == ToolCalls(
+        (ToolCall("f", {"a": "\U0001f600"}),)
+    )
+
+
+def test_deep_structures_are_malformed() -> None:
+    deep = _deep(5000)
+    for action in [deep, {"name": "f", "arguments": deep}, {"role": "assistant", "content": "x", "extra": deep}]:
+        parsed = parse_action(action)
+        assert isinstance(parsed, Malformed) and parsed.reason.endswith("nested too deeply"), parsed.reason
+        _recordable(parsed)
+    nested_list: list[Any] = []
+    for _ in range(5000):
+        nested_list = [nested_list]
+    parsed = parse_action(nested_list)
+    assert isinstance(parsed, Malformed) and parsed.raw == "<list object>"
+    text = '{"name": "f", "arguments": ' + '{"a": ' * 5000 + "1" + "}" * 5001
+    assert parse_action(text) == Malformed(text, "not valid JSON: nested too deeply")
+
+
+def test_huge_integers_are_malformed() -> None:
+    parsed = parse_action({"name": "f", "arguments": {"n": 10**5000}})  # its repr raises too (str() digit limit)
+    assert parsed == Malformed(
+        "<dict object>", "the action dict has no JSON form: an integer has more than 4300 digits"
+    )
+    text = '{"name": "f", "arguments": {"n": ' + "9" * 5000 + "}}"
+    assert parse_action(text) == Malformed(text, "not valid JSON: an integer has more than 4300 digits")
+    from_openai = parse_action({"function": {"name": "f", "arguments": '{"n": ' + "9" * 5000 + "}"}})
+    assert isinstance(from_openai, ToolCalls)
+    assert from_openai.calls[0].error == "arguments are not valid JSON: an integer has more than 4300 digits"
+    assert parse_action({"name": "f", "arguments": {"n": 10**300}}) == ToolCalls((ToolCall("f", {"n": 10**300}),))
+
+
+def test_objects_whose_repr_or_str_raises_are_malformed() -> None:
+    parsed = parse_action(_Hostile())
+    assert parsed == Malformed("<_Hostile object>", "an action must be a string or a dict, got _Hostile")
+    for action in [{"name": "f", "arguments": {"x": _Hostile()}}, {"x": _Hostile()}]:
+        parsed = parse_action(action)
+        assert isinstance(parsed, Malformed) and parsed.reason.startswith("the action dict has no JSON form")
+        assert "RuntimeError: no str" in parsed.reason and parsed.raw == "<dict object>"
+        _recordable(parsed)
+
+
+def test_an_action_longer_than_the_action_space_is_malformed_and_clipped() -> None:
+    parsed = parse_action("x" * 101, max_length=100)
+    assert isinstance(parsed, Malformed)
+    assert parsed.reason == "the action has 101 characters, more than the action space's 100"
+    assert parsed.raw == "x" * 100 + "... [101 characters in all]"
+    parsed = parse_action({"name": "f", "arguments": {"a": "y" * 200}}, max_length=100)
+    assert isinstance(parsed, Malformed) and "JSON text has" in parsed.reason and len(parsed.raw) < 140
+    assert parse_action("x" * 100, max_length=100) == Message("x" * 100)
+
+
+def test_a_str_subclass_is_read_as_its_text() -> None:
+    class Sneaky(str):
+        def strip(self, chars: str | None = None) -> str:
+            raise RuntimeError("no strip")
+
+    assert parse_action(Sneaky("hi")) == Message("hi")
