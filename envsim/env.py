@@ -79,7 +79,7 @@ def time_limit_around(env: gym.Env[Any, Any], caller: FrameType | None) -> int |
     for _ in range(_CALLER_FRAMES):
         if frame is None:
             break
-        owner = frame.f_locals.get("self") if "self" in frame.f_code.co_varnames else None
+        owner = frame.f_locals.get("self")
         if isinstance(owner, TimeLimit) and owner.unwrapped is env:
             limit = getattr(owner, "_max_episode_steps", None)
             if isinstance(limit, int):
@@ -207,7 +207,8 @@ class ScenarioEnv(gym.Env[str, str]):
                 hand-off, an emergency dispatch) succeeded.
             truncated (bool): Whether the turn limit cut the episode on this step: the scenario's
                 ``max_turns``, or a shorter ``TimeLimit`` around this environment (its
-                ``max_episode_steps``, e.g. from ``gym.make``). Not set together with ``terminated``.
+                ``max_episode_steps``, e.g. from ``gym.make``). The environment never sets both
+                ``terminated`` and ``truncated`` (a ``TimeLimit`` around it may).
             info (dict): On every step:
 
                 - ``"messages"`` (list[dict]): the whole conversation so far, OpenAI format, a new list;
