@@ -37,6 +37,10 @@ ignores_emergency  in an emergency (tag ``emergency`` or persona ``panic_intensi
                    or it talks business (orders, prices, offers, ...) without help words
 ================== ==========================================================================
 
+Classification reads the first :data:`READ_LIMIT` characters of a message (a user does not read
+further), and its cost is linear in what it reads; a message's questions are compared with
+earlier ones word for word, and by word overlap for its first :data:`FUZZY_QUESTIONS`.
+
 A turn that is not help but only asks for details the user does not have (asks_unknown_info,
 without repeats_question, asks_known_info or an ignored emergency) is "neutral": the agent is
 working through its procedure, not ignoring the user, who says it does not have them and
@@ -75,6 +79,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import weakref
@@ -410,7 +415,7 @@ DETAILS: dict[str, str] = {
     "security": r"security (?:questions?|answers?)",
     "ssn": r"social security|\bssn\b",
     "zip": r"zip ?code|post ?code|postal code",
-    "card": r"card number|last (?:four|4) digits|\bcvv\b|expir\w* date",
+    "card": r"card number|last (?:four|4) digits|\bcvv\b|\bexpir\w* date",
     "code": r"password|passcode|pass code|access code|security code",
     "id": r"(?:member(?:ship)?|customer|client|employee|patient|policy|passport|licen[cs]e) (?:number|no\b|#|id\b)",
 }
@@ -422,8 +427,24 @@ lacks is not counted.)"""
 _DETAIL = {topic: re.compile(pattern) for topic, pattern in DETAILS.items()}
 _SECURITY_TOPICS = frozenset({"security", "birth", "maiden", "pet"})
 
-_QUESTION = re.compile(r"[^.?!\n]*\?")
 _WORD = re.compile(r"[a-z0-9']+")
+
+READ_LIMIT = 10_000
+"""Characters of an agent message the user reads (about 1,500 words, ten minutes of speech); the rest goes unread.
+
+A person on a call stops listening long before; the bound keeps a step's cost independent of a message's length
+(a megabyte of text classifies as fast as its first 10,000 characters)."""
+
+
+def _read(message: str) -> str:
+    """The part of an agent message the user reads (its first :data:`READ_LIMIT` characters)."""
+    return message[:READ_LIMIT]
+
+
+FUZZY_QUESTIONS = 16
+"""Questions of a message (its first distinct ones) compared by word overlap with earlier questions; beyond them a
+repeat counts only when the question is word for word one asked before. Bounds the pairwise comparison (a message of
+thousands of questions is no normal turn), so a step stays linear in the length of the conversation."""
 
 
 @lru_cache(maxsize=64)
@@ -440,12 +461,31 @@ def _tool_flags(toolkits: tuple[str, ...]) -> dict[str, tuple[bool, bool]]:
 
 @lru_cache(maxsize=4096)
 def _questions(text: str) -> tuple[frozenset[str], ...]:
-    """The word sets of the questions in lower-cased ``text`` (cached: history messages are read every turn)."""
-    return tuple(words for q in _QUESTION.findall(text) if len(words := frozenset(_WORD.findall(q))) >= 2)
+    """The distinct word sets of the questions in lower-cased ``text``, in order (cached: history is read every turn).
+
+    A question is a sentence (:data:`_SENTENCE`: a run up to ``.``, ``!``, ``?`` or a line break) ending in ``?``.
+    Splitting into sentences first keeps this linear: a search for ``[^.?!\\n]*\\?`` would rescan the rest of a
+    sentence from each of its characters.
+
+    Example:
+        >>> [sorted(q) for q in _questions("ok. what is it? what is it? so")]
+        [['is', 'it', 'what']]
+    """
+    questions = dict.fromkeys(s for s in _SENTENCE.findall(text) if s.endswith("?"))
+    return tuple(dict.fromkeys(words for q in questions if len(words := frozenset(_WORD.findall(q))) >= 2))
 
 
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return a == b or len(a & b) / len(a | b) >= 0.75
+
+
+def _repeats(now: Sequence[frozenset[str]], earlier: Sequence[Sequence[frozenset[str]]]) -> bool:
+    """Whether a question of ``now`` is one of the ``earlier`` messages' questions: word for word, or, among the
+    first :data:`FUZZY_QUESTIONS` of each message, with a word overlap (Jaccard) of at least 0.75."""
+    if not {q for questions in earlier for q in questions}.isdisjoint(now):
+        return True
+    head = now[:FUZZY_QUESTIONS]
+    return any(_similar(q, p) for questions in earlier for p in questions[:FUZZY_QUESTIONS] for q in head)
 
 
 class _FactIndex:
@@ -477,16 +517,43 @@ class _FactIndex:
         asking = asking_text(agent_message)
         if not asking:
             return frozenset()
-        spans = [(m.start(), m.end()) for pattern in self.key_patterns for m in pattern.finditer(asking)]
+        covered: _Cover | None = None  # the spans of asked_by words, found once a detail is
         found: set[str] = set()
         for topic, pattern in _DETAIL.items():
             if topic in self.topics:
                 continue
             for m in pattern.finditer(asking):
-                if not any(a < m.end() and m.start() < b for a, b in spans):
+                if covered is None:
+                    covered = _Cover((k.start(), k.end()) for key in self.key_patterns for k in key.finditer(asking))
+                if not covered.overlaps(m.start(), m.end()):
                     found.add(topic)
                     break
         return frozenset(found)
+
+
+class _Cover:
+    """A union of text spans, merged and sorted, that answers "does ``[start, end)`` overlap it?" in log time.
+
+    Example:
+        >>> cover = _Cover([(5, 8), (0, 2), (7, 10)])
+        >>> cover.overlaps(2, 5), cover.overlaps(1, 3), cover.overlaps(9, 20)
+        (False, True, True)
+    """
+
+    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        self._starts = [start for start, _ in merged]
+        self._ends = [end for _, end in merged]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` shares a character with a span."""
+        i = bisect.bisect_left(self._starts, end) - 1  # the last span starting before ``end``
+        return i >= 0 and self._ends[i] > start
 
 
 @lru_cache(maxsize=4096)
@@ -524,7 +591,7 @@ def unknown_details(agent_message: str, scenario: Scenario) -> frozenset[str]:
         >>> sorted(unknown_details("Your date of birth is on file.", scenario))
         []
     """
-    return _unknown_in(_fact_index(scenario), agent_message)
+    return _unknown_in(_fact_index(scenario), _read(agent_message))
 
 
 def _split_history(
@@ -578,8 +645,9 @@ def classify_agent_turn(
         >>> sorted(classify_agent_turn("I'm so sorry. What is your phone number?", [], scenario, set()))
         ['makes_progress', 'shows_empathy']
     """
-    text = agent_message.lower()
     history, recent = _split_history(agent_message, messages)
+    agent_message = _read(agent_message)
+    text = agent_message.lower()
     events: set[AgentEvent] = set()
     index = _fact_index(scenario)
     emergency = index.emergency
@@ -610,19 +678,18 @@ def classify_agent_turn(
             topic
             for m in history[: max(last_user, 0)]
             if m.get("role") == "assistant" and isinstance(m.get("content"), str)
-            for topic in _unknown_in(index, str(m["content"]))
+            for topic in _unknown_in(index, _read(str(m["content"])))
         }
         events.add("repeats_question" if unknown <= asked_before else "asks_unknown_info")
 
     now = _questions(text)
     if now:
-        before = [
-            q
+        earlier = [
+            _questions(_read(str(m["content"])).lower())
             for m in history
             if m.get("role") == "assistant" and isinstance(m.get("content"), str)
-            for q in _questions(str(m["content"]).lower())
         ]
-        if any(_similar(q, p) for q in now for p in before):
+        if _repeats(now, earlier):
             events.add("repeats_question")
 
     if emergency and not events & {"resolves_issue", "escalates"}:

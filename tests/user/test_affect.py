@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -12,12 +13,16 @@ from envsim.agents import ScriptedAgent
 from envsim.env import ScenarioEnv
 from envsim.registration import discover, load_registered
 from envsim.scenario import Fact, Scenario
+from envsim.user import affect
 from envsim.user.affect import (
     AGENT_EVENTS,
+    FUZZY_QUESTIONS,
+    READ_LIMIT,
     AffectMachine,
     AffectState,
     AgentEvent,
     anger_threshold,
+    asking_text,
     classify_agent_turn,
     emergency_threshold,
     is_emergency,
@@ -429,3 +434,52 @@ def test_unknown_events_are_rejected() -> None:
         "asks_unknown_info",
         "ignores_emergency",
     }
+
+
+SLOW_S = 2.0
+"""A generous guard against a super-linear classifier (each call takes milliseconds); bench/long_message.py times it."""
+
+LONG_MESSAGES = {
+    "no delimiter": "a" * 1_000_000,  # the question regex rescanned the whole text from each character: 22 s at 100 kB
+    "one long word": "Please " + "expir" * 200_000,  # 'expir\\w* date' rescanned the word from each 'expir'
+    "questions": "Could you confirm your order number please? " * 23_000,
+    "detail requests": "Please give me your account number and your order number. " * 17_000,
+    "statements": "Your order was refunded. " * 40_000,
+}
+
+
+@pytest.mark.parametrize("shape", list(LONG_MESSAGES))
+def test_classifying_a_megabyte_message_takes_milliseconds(shape: str) -> None:
+    message = LONG_MESSAGES[shape]
+    history = [*OPENING, {"role": "assistant", "content": message}, {"role": "user", "content": "What?"}]
+    start = time.perf_counter()
+    classify_agent_turn(message + " ", history, _scenario(CALM), set())
+    unknown_details(message + "  ", _scenario(CALM))
+    asking_text(message[:200_000])  # the unbounded helper is linear too
+    assert time.perf_counter() - start < SLOW_S
+
+
+@pytest.mark.parametrize("shape", list(LONG_MESSAGES))
+def test_classification_is_linear_in_what_it_reads(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the read limit, 60,000 characters of each shape classify in milliseconds (a quadratic pass: seconds)."""
+    monkeypatch.setattr(affect, "READ_LIMIT", 10**9)
+    message = LONG_MESSAGES[shape][:60_000]
+    history = [*OPENING, {"role": "assistant", "content": message[::-1]}, {"role": "user", "content": "What?"}]
+    start = time.perf_counter()
+    classify_agent_turn(message, history, _scenario(CALM), set())
+    assert time.perf_counter() - start < SLOW_S
+
+
+def test_a_user_reads_the_first_read_limit_characters_of_a_message() -> None:
+    padding = "x" * READ_LIMIT
+    assert "resolves_issue" in _classify("Is there anything else? " + padding)
+    assert "resolves_issue" not in _classify(padding + " Is there anything else?")
+    assert unknown_details(padding + " What is your PIN?", _scenario(CALM)) == frozenset()
+
+
+def test_word_for_word_repeats_count_among_many_questions_and_near_repeats_among_the_first() -> None:
+    many = " ".join(f"Is item {i} the mug?" for i in range(3 * FUZZY_QUESTIONS))
+    history = [*OPENING, {"role": "assistant", "content": many}, {"role": "user", "content": "I do not know."}]
+    assert "repeats_question" in _classify(f"Is item {3 * FUZZY_QUESTIONS - 1} the mug?", history=history)
+    assert "repeats_question" in _classify("So is item 0 the mug?", history=history)  # near repeat of the first
+    assert "repeats_question" not in _classify(f"So is item {3 * FUZZY_QUESTIONS - 1} the mug?", history=history)
