@@ -464,10 +464,11 @@ def sft_rows(episodes: Sequence[Episode], catalog: ToolCatalog) -> list[dict[str
 
 @dataclass
 class PairStats:
-    """Why groups gave no pair."""
+    """How the (scenario, seed) groups paired up: each group is counted once, as a pair or as why not."""
 
     groups: int = 0
     pairs: int = 0
+    single: int = 0
     no_worse: int = 0
     no_shared_prompt: int = 0
 
@@ -498,6 +499,9 @@ def dpo_rows(
     rows: list[dict[str, Any]] = []
     for group, chosen in sorted(best.items(), key=lambda item: item[1].order):
         stats.groups += 1
+        if all(e.record.episode_id == chosen.record.episode_id for e in by_group[group]):
+            stats.single += 1
+            continue
         worse = [e for e in by_group[group] if e.reward < chosen.reward - min_margin]
         if not worse:
             stats.no_worse += 1
@@ -622,8 +626,40 @@ class PairCounts(BaseModel):
 
     groups: int = Field(description="Groups with a selected episode.")
     pairs: int
-    no_worse: int = Field(description="Groups with no episode enough worse than the chosen one.")
+    single: int = Field(0, description="Groups with one reward-carrying episode: nothing to pair it with.")
+    no_worse: int = Field(description="Groups with other episodes, none enough worse than the chosen one.")
     no_shared_prompt: int = Field(description="Groups whose worse episodes start differently.")
+
+
+PAIRS_HOWTO = (
+    "pairs come from runs of the same scenarios and --seed with different agents (within one run each episode"
+    " has its own seed: episode i of --seed s runs with seed s + i): envsim generate SCENARIOS --out RUN_A;"
+    " envsim generate SCENARIOS --error-rate 0.3 --out RUN_B; envsim dataset RUN_A RUN_B --format dpo"
+)
+"""How to get DPO pairs (said when an export made none)."""
+
+
+def why_no_pairs(counts: PairCounts, min_margin: float) -> str:
+    """Why a DPO export made no pair from ``counts``, and how to get pairs.
+
+    Example:
+        >>> print(why_no_pairs(PairCounts(groups=2, pairs=0, single=2, no_worse=0, no_shared_prompt=0), 0.0))
+        ... # doctest: +ELLIPSIS
+        no DPO pair: a pair is two reward-carrying episodes of one scenario and environment seed, ...
+    """
+    rule = (
+        "no DPO pair: a pair is two reward-carrying episodes of one scenario and environment seed, whose rewards"
+        f" differ by more than --min-margin ({min_margin:g}) and whose conversations start alike"
+    )
+    found = [
+        f"{counts.single} of {counts.groups} (scenario, seed) groups have one episode" if counts.single else "",
+        f"{counts.no_worse} have no episode worse by more than --min-margin" if counts.no_worse else "",
+        f"{counts.no_shared_prompt} have worse episodes that start differently" if counts.no_shared_prompt else "",
+    ]
+    advice = [PAIRS_HOWTO] if counts.single else []
+    if counts.no_worse:
+        advice.append("lower --min-margin, or add a run of a weaker agent (e.g. --error-rate 0.3)")
+    return "; ".join([rule, ", ".join(f for f in found if f), *advice])
 
 
 class DatasetSummary(BaseModel):
@@ -647,6 +683,7 @@ class DatasetSummary(BaseModel):
     selected: int
     pairs: PairCounts | None = None
     scenarios: dict[str, int] = Field(description="Rows per scenario.")
+    empty_reason: str | None = Field(None, description="Why no row was made, and how to get some (when none was).")
 
 
 def build_dataset(
@@ -680,8 +717,15 @@ def build_dataset(
         stats = PairStats()
         rows = dpo_rows(result.episodes, result.pool, catalog, min_margin=min_margin, stats=stats)
         pairs = PairCounts(
-            groups=stats.groups, pairs=stats.pairs, no_worse=stats.no_worse, no_shared_prompt=stats.no_shared_prompt
+            groups=stats.groups,
+            pairs=stats.pairs,
+            single=stats.single,
+            no_worse=stats.no_worse,
+            no_shared_prompt=stats.no_shared_prompt,
         )
+    reason = None
+    if not rows:
+        reason = why_no_pairs(pairs, min_margin) if pairs and pairs.groups else "the selection kept no rows"
     summary = DatasetSummary(
         format=fmt,
         out=str(out),
@@ -699,6 +743,7 @@ def build_dataset(
         selected=len(result.episodes),
         pairs=pairs,
         scenarios=dict(sorted(Counter(str(r["scenario_id"]) for r in rows).items())),
+        empty_reason=reason,
     )
     if rows:
         write_rows(rows, out)

@@ -204,6 +204,21 @@ def test_dpo_pairs_share_the_prompt_and_prefer_the_higher_reward(runs: dict[str,
         assert row["chosen_reward"] == chosen.reward and row["rejected_model"] == "scripted"
 
 
+def test_dpo_without_pairs_says_why_and_how_to_get_them(runs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "dpo.jsonl"
+    alone = envsim("dataset", str(runs["careful"]), "--format", "dpo", "--out", str(out), "--json")
+    assert alone.returncode == 1 and not out.exists()  # nothing to write, as for an empty selection
+    summary = json.loads(alone.stdout.splitlines()[-1])
+    assert summary["rows"] == 0 and summary["pairs"]["single"] == summary["pairs"]["groups"] == 2 * EPISODES
+    message = " ".join(alone.stderr.split())  # the console wraps long lines
+    assert "two reward-carrying episodes of one scenario and environment seed" in message  # why
+    assert "--error-rate 0.3 --out RUN_B; envsim dataset RUN_A RUN_B --format dpo" in message  # how
+    assert "kept no rows" not in message and summary["empty_reason"] in message
+    strict = build_dataset([runs["careful"], runs["sloppy"]], "dpo", out, min_margin=1.0)
+    assert strict.rows == 0 and strict.pairs is not None and strict.pairs.no_worse == strict.pairs.groups > 0
+    assert "lower --min-margin" in (strict.empty_reason or "") and not out.exists()
+
+
 def test_grpo_prompts_rebuild_the_environment(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "grpo.jsonl"
     summary = build_dataset([runs["careful"], runs["sloppy"]], "grpo", out)

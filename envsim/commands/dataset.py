@@ -9,8 +9,12 @@
   seed) group), ``--top-k K`` (the K best of each scenario). ``--format sft`` keeps successes
   only unless ``--select outcome=...`` or ``--min-reward`` says otherwise.
 
-Exit status: 0 with rows written, 1 when the selection kept nothing (no file is written), 2 for
-invalid input. ``--json`` ends with one JSON object (:class:`envsim.datasets.DatasetSummary`).
+Exit status: 0 with rows written; 1 when there is nothing to write (the selection kept nothing, or
+``--format dpo`` found no pair: two episodes of one scenario and seed, which come from two runs; the
+message says why and how to get some), and no file is written; 2 for invalid input. Like ``grep``
+finding nothing, an empty result is not an error of the command, but a script must not take it for
+a dataset. ``--json`` ends with one JSON object (:class:`envsim.datasets.DatasetSummary`, with
+``empty_reason`` when nothing was written).
 """
 
 from __future__ import annotations
@@ -65,14 +69,14 @@ def register(app: typer.Typer) -> None:
         if summary.pairs is not None:
             p = summary.pairs
             out.print(
-                f"pairs: {p.pairs} of {p.groups} (scenario, seed) groups; no worse episode {p.no_worse},"
-                f" no shared prompt {p.no_shared_prompt}",
+                f"pairs: {p.pairs} of {p.groups} (scenario, seed) groups; one episode only {p.single},"
+                f" no worse episode {p.no_worse}, no shared prompt {p.no_shared_prompt}",
                 markup=False,
             )
         if summary.rows:
             out.print(f"wrote {summary.rows} {summary.format} rows to {summary.out}", markup=False)
         else:
-            err.print("nothing to write: the selection kept no rows; no file written", markup=False)
+            err.print(f"nothing to write: {summary.empty_reason}; no file written", markup=False)
         if as_json:
             emit_json(summary.model_dump())
         if not summary.rows:
