@@ -30,7 +30,7 @@ Example:
     >>> parse_action("Hello, how can I help?")
     Message(content='Hello, how can I help?')
     >>> parse_action('{"name": "x", ').reason
-    'not valid JSON: EOF while parsing a value at line 1 column 14'
+    'not valid JSON: EOF while parsing a value at line 1 column 13'
     >>> parse_action("caf\\udce9").reason
     'the action is not valid Unicode text: a lone surrogate (U+DCE9) at character 3'
     >>> parse_action({"name": "f", "arguments": {"n": 10**5000}}).reason
