@@ -100,22 +100,20 @@ def episode_requests(url: str) -> list[tuple[list[dict[str, Any]], dict[str, Any
     from envsim.batch.session import model_calls
     from envsim.env import ScenarioEnv
     from envsim.llm import set_call_cache
+    from envsim.rollout import EpisodeDriver
 
     options = RunOptions(timeout=600, max_retries=0, api_base=url)
     calls = model_calls(options, "off", None)
-    env = ScenarioEnv(SCENARIO)
     agent = LLMAgent(MODEL, seed=0, timeout=options.timeout, api_base=url)
-    observation, info = env.reset(seed=0)
-    agent.reset(env.scenario, env.np_random)
+    episode = EpisodeDriver(ScenarioEnv(SCENARIO), agent)
+    episode.reset(seed=0)
     requests = []
     previous = set_call_cache(calls)
     try:
-        for _ in range(env.scenario.max_turns):
-            messages, kwargs = agent.request(info)
+        while not episode.done:
+            messages, kwargs = agent.request(episode.info)
             requests.append((messages, {**calls.defaults, **kwargs}))
-            observation, _, _, _, info = env.step(agent.act(observation, info))
-            if "end_reason" in info:
-                break
+            episode.turn()
     finally:
         set_call_cache(previous)
     return requests

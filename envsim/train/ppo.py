@@ -91,6 +91,7 @@ from envsim.agents.hf import parse_generation
 from envsim.env import ScenarioEnv
 from envsim.llm import ModelCallError
 from envsim.reward.outcome import carries_reward
+from envsim.rollout import EpisodeDriver
 from envsim.scenario import Scenario
 from envsim.train.chat import encode, end_of_turn, render
 from envsim.train.config import checkpointing_field
@@ -290,14 +291,12 @@ class EnvScorer:
         """Play ``text`` as the agent's first turn of episode ``key``; record and return the result."""
         env = self.env(key.scenario_id)
         try:
-            observation, info = env.reset(seed=key.seed)
-            policy = None
-            if self.continuation is not None:
-                policy = self.continuation()
-                policy.reset(env.scenario, env.np_random)
-            observation, _, _, _, info = env.step(parse_generation(text, id_prefix="call_1_"))
-            while policy is not None and "end_reason" not in info:
-                observation, _, _, _, info = env.step(policy.act(observation, info))
+            policy = self.continuation() if self.continuation is not None else None
+            episode = EpisodeDriver(env, policy)
+            episode.reset(seed=key.seed)
+            episode.step(parse_generation(text, id_prefix="call_1_"))
+            while policy is not None and not episode.done:
+                episode.turn()
             breakdown = env.score()
         except ModelCallError as error:
             scored = self._failed(key, text, "infra_error", error)
@@ -310,7 +309,7 @@ class EnvScorer:
                 text=text,
                 reward=self.dropped_reward if dropped else float(breakdown.total),
                 outcome=breakdown.outcome,
-                end_reason=str(info.get("end_reason", env.trajectory().end_reason)),
+                end_reason=str(episode.info.get("end_reason", env.trajectory().end_reason)),
                 components={name: c.score for name, c in breakdown.components.items()},
                 dropped=dropped,
             )
