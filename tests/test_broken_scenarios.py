@@ -58,6 +58,22 @@ EXPECTED: dict[str, list[str]] = {
         "tests/data/broken_scenarios/non_utf8.yaml:13:26: "
         "cannot read file: byte 0xe9 is not valid UTF-8 (save the file as UTF-8)",
     ],
+    # -- hostile YAML: bounded, located, never a traceback or a hang ----------------------------
+    "yaml_alias_bomb.yaml": [
+        "tests/data/broken_scenarios/yaml_alias_bomb.yaml:44:49: invalid YAML: aliases expand to more than "
+        '100,000 values beyond those written out (a "billion laughs" document?)',
+    ],
+    "yaml_deep_nesting.yaml": [
+        "tests/data/broken_scenarios/yaml_deep_nesting.yaml:34:206: "
+        "invalid YAML: lists and mappings nest more than 100 levels deep",
+    ],
+    "yaml_huge_integer.yaml": [
+        "tests/data/broken_scenarios/yaml_huge_integer.yaml:39:12: "
+        "invalid YAML: an integer of 5,000 digits is too long (at most 4,300)",
+    ],
+    "merge_key_unknown_field.yaml": [  # merge keys work; what they bring in is located where it is written
+        "tests/data/broken_scenarios/merge_key_unknown_field.yaml:19:3: user.guidelines: unknown field",
+    ],
     # -- schema: keys, types, ranges, patterns, literal values ----------------------------------
     "misspelt_top_level_key.yaml": [
         "tests/data/broken_scenarios/misspelt_top_level_key.yaml:4:1: "
