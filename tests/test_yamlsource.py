@@ -8,6 +8,8 @@ document hung with unbounded memory.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -181,3 +183,16 @@ def test_a_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     path.write_text("a: 1\n", encoding="utf-8")
     assert load_yaml(path).data == {"a": 1}
     assert len(composed) == 1
+
+
+def test_envsim_judge_with_a_bomb_rubric_exits_2_with_the_located_error(tmp_path: Path) -> None:
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(billion_laughs(), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", "from envsim.cli import main; main()", "judge", "calibrate", str(rubric), "x.jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,  # before the fix: unbounded memory, never returned
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{rubric}:6:8: invalid YAML: aliases expand to more than 100,000 values" in result.stderr
