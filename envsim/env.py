@@ -94,6 +94,15 @@ def time_limit_around(env: gym.Env[Any, Any], caller: FrameType | None) -> int |
     return min(limits, default=None)
 
 
+def _fit(observation: str, limit: int | None) -> str:
+    """``observation`` cut to ``limit`` characters (the observation space's bound), ending with a note that says so
+    (when the note takes at most half the space)."""
+    if limit is None or len(observation) <= limit:
+        return observation
+    note = f"\n[truncated: {len(observation):,} characters, more than the observation space's {limit:,}]"
+    return observation[:limit] if len(note) > limit // 2 else observation[: limit - len(note)] + note
+
+
 @dataclass(frozen=True)
 class _AwaitingUser:
     """A message to the user whose reply is still to come."""
@@ -338,7 +347,7 @@ class ScenarioEnv(gym.Env[str, str]):
         if self._end != "running":
             raise RuntimeError("the episode has ended: call reset() before step()")
         self._turn += 1
-        parsed = parse_action(action)
+        parsed = parse_action(action, max_length=getattr(self.action_space, "max_length", None))
         if isinstance(parsed, ToolCalls):
             observation, terminated = self._run_tools(parsed)
             if terminated:
@@ -362,6 +371,7 @@ class ScenarioEnv(gym.Env[str, str]):
         return turn.text, turn.done
 
     def _finish(self, observation: str, terminated: bool) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation = _fit(observation, getattr(self.observation_space, "max_length", None))
         reward = 0.0
         info: dict[str, Any] = {"messages": list(self._messages), "tools": self._tools, "turn": self._turn}
         truncated = not terminated and self._turn >= self._limit
