@@ -196,3 +196,24 @@ def test_envsim_judge_with_a_bomb_rubric_exits_2_with_the_located_error(tmp_path
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{rubric}:6:8: invalid YAML: aliases expand to more than 100,000 values" in result.stderr
+
+
+def test_a_packages_persona_file_is_read_with_the_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persona files of installed packages are untrusted too: hostile ones are skipped, fast.
+
+    Before, 10,000 nested brackets raised RecursionError out of ``persona_library`` (and so out of
+    every scenario load).
+    """
+    from envsim.user import persona
+
+    (tmp_path / "bomb.yaml").write_text(billion_laughs(), encoding="utf-8")
+    (tmp_path / "deep.yaml").write_text("- name: deep\n  nudges: " + "[" * 10_000 + "\n", encoding="utf-8")
+    monkeypatch.setattr(persona, "plugin_folders", lambda group: [tmp_path])
+    persona.persona_library.cache_clear()
+    try:
+        start = time.perf_counter()
+        library = persona.persona_library()
+        assert time.perf_counter() - start < FAST_S
+        assert "panicked_caller" in library
+    finally:
+        persona.persona_library.cache_clear()

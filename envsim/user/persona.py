@@ -25,15 +25,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from envsim.errors import UnknownNameError
+from envsim.errors import ScenarioError, UnknownNameError
 from envsim.plugins import PERSONAS_GROUP, plugin_folders
 from envsim.suggest import did_you_mean
+from envsim.yamlsource import load_yaml, load_yaml_text
 
 _log = logging.getLogger(__name__)
 
@@ -216,16 +217,14 @@ def persona_library() -> dict[str, Persona]:
     library: dict[str, Persona] = {}
     for entry in sorted(resources.files("envsim.personas").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
-            for raw in yaml.safe_load(entry.read_text(encoding="utf-8")) or []:
+            for raw in load_yaml_text(entry.read_text(encoding="utf-8"), Path(entry.name)).data or []:
                 persona = Persona.model_validate(raw)
                 library[persona.name] = persona
     for folder in plugin_folders(PERSONAS_GROUP):
         for path in sorted(folder.glob("*.yaml")):
             try:
-                personas = [
-                    Persona.model_validate(raw) for raw in yaml.safe_load(path.read_text(encoding="utf-8")) or []
-                ]
-            except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, ValueError) as err:
+                personas = [Persona.model_validate(raw) for raw in load_yaml(path).data or []]
+            except (ScenarioError, TypeError, ValueError) as err:  # a package's file is untrusted: bounded reader
                 _log.warning("skipping persona file %s: %s", path, err)
                 continue
             for persona in personas:
