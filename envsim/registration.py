@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import gymnasium as gym
+import yaml
 from gymnasium.envs.registration import EnvSpec
 
 from envsim.errors import Problem, ScenarioError, UnknownNameError
@@ -61,6 +62,9 @@ _MAX_TURNS = next(int(m.le) for m in _TURNS_FIELD.metadata if hasattr(m, "le"))
 _DEFAULT_TURNS = int(_TURNS_FIELD.default)
 _HEADER_LINE = re.compile(r"^(id|max_turns)[ \t]*:[ \t]*(.*?)[ \t]*\r?$", re.MULTILINE)
 _QUOTED = re.compile(r"""^(?:"([^"\\]*)"|'([^']*)')$""")
+_DECIMAL = re.compile(r"[1-9][0-9]{0,5}")  # YAML 1.1 reads 010 as octal and 1_0 as 10: those take the full parser
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class ScenarioWarning(UserWarning):
@@ -127,13 +131,25 @@ def scenario_files(paths: list[Path] | None = None) -> list[Path]:
     return sorted(found.values())
 
 
+def _plain_tag(value: str) -> str:
+    """The tag YAML's safe loader gives ``value`` written plainly (``str``, ``bool``, ``null``, ``int``...)."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return tag
+
+
 def _plain(raw: str) -> str | None:
-    """A header line's value when it is a plain or simply quoted scalar (no anchor, tag, escape, flow or comment)."""
+    """A header line's value when YAML reads it as a string written plainly or simply quoted, else None.
+
+    None (no anchor, tag, escape, flow collection, or a plain word that YAML reads as another type,
+    such as ``Yes`` or ``Null``) sends the file to the full parser.
+    """
     value = raw.split(" #", 1)[0].rstrip() if " #" in raw else raw
     quoted = _QUOTED.match(value)
     if quoted:
         return quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
-    return None if value[:1] in "&*!\"'[{|>%@`#" else value
+    if value[:1] in "&*!\"'[{|>%@`#" or _plain_tag(value) != _STR_TAG:
+        return None
+    return value
 
 
 def _located(text: str, offset: int) -> tuple[int, int]:
@@ -189,7 +205,7 @@ def read_header(path: Path) -> Header:
         scenario_id is None
         or not _ID_PATTERN.fullmatch(scenario_id)
         or turns_text is None
-        or not (turns_text.isdigit() and len(turns_text) <= 6 and _MIN_TURNS <= int(turns_text) <= _MAX_TURNS)
+        or not (_DECIMAL.fullmatch(turns_text) and _MIN_TURNS <= int(turns_text) <= _MAX_TURNS)
     ):
         return _header_from_yaml(path, text)  # the parser gives the located, exact reason
     line, column = _located(text, found["id"][0].start(2))

@@ -246,3 +246,33 @@ def test_five_thousand_files_are_all_registered(tmp_path: Path) -> None:
 
 def test_scenario_warning_is_exported() -> None:
     assert envsim.ScenarioWarning is ScenarioWarning and issubclass(ScenarioWarning, UserWarning)
+
+
+@pytest.mark.parametrize(
+    ("id_line", "turns_line", "expected"),
+    [
+        (
+            "id: Yes",
+            "max_turns: 8",
+            "id: not a scenario id: True (CamelCase: a capital letter, then letters and digits only)",
+        ),
+        (
+            "id: Null",
+            "max_turns: 8",
+            "id: not a scenario id: None (CamelCase: a capital letter, then letters and digits only)",
+        ),
+        ("id: Octal", "max_turns: 010", 8),  # YAML 1.1 octal
+        ("id: Underscored", "max_turns: 1_2", 12),
+        ("id: ArabicDigit", "max_turns: \u0663", "max_turns: must be an integer from 1 to 500, got '\u0663'"),
+    ],
+)
+def test_the_header_agrees_with_yaml_on_plain_words(
+    tmp_path: Path, id_line: str, turns_line: str, expected: object
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario("X").replace("id: X", id_line).replace("max_turns: 8", turns_line), encoding="utf-8")
+    found = scan([path])
+    if isinstance(expected, int):
+        assert found.scenarios == {id_line.removeprefix("id: "): (path, expected)}
+    else:
+        assert [str(s.problem).split(": ", 1)[1] for s in found.skipped] == [expected]
