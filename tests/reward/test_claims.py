@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from envsim.agents import ScriptedAgent
@@ -90,3 +92,19 @@ def test_an_agent_that_skips_steps_is_caught_making_claims() -> None:
         assert not (cancelled and problems), problems  # a true claim is never flagged
         caught += bool(problems)
     assert caught > 0
+
+
+@pytest.mark.parametrize("unit", ["if we refunded ", "we have not refunded, ", "did we refund it? we refunded "])
+def test_a_sentence_of_thousands_of_phrases_is_read_in_linear_time(unit: str) -> None:
+    """Each phrase once rescanned the sentence up to it (41 s at 100 kB); the bound only guards against a hang."""
+    text = unit * (60_000 // len(unit))
+    start = time.perf_counter()
+    claimed(text)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_phrases_in_one_sentence_are_read_each_in_its_own_clause() -> None:
+    assert claimed("If we refunded, then no; we refunded it.") == ["refund"]
+    assert claimed("Once we refunded it we refunded the rest, as we never refunded more") == []
+    assert claimed("Can we refunded you? we refunded, anything else?") == ["refund"]
+    assert claimed("Did we refunded it?") == []
