@@ -137,13 +137,18 @@ def _plain_tag(value: str) -> str:
     return tag
 
 
+def _uncommented(raw: str) -> str:
+    """A header line's value without its trailing comment."""
+    return raw.split(" #", 1)[0].rstrip() if " #" in raw else raw
+
+
 def _plain(raw: str) -> str | None:
     """A header line's value when YAML reads it as a string written plainly or simply quoted, else None.
 
     None (no anchor, tag, escape, flow collection, or a plain word that YAML reads as another type,
     such as ``Yes`` or ``Null``) sends the file to the full parser.
     """
-    value = raw.split(" #", 1)[0].rstrip() if " #" in raw else raw
+    value = _uncommented(raw)
     quoted = _QUOTED.match(value)
     if quoted:
         return quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
@@ -200,11 +205,10 @@ def read_header(path: Path) -> Header:
     if len(found["id"]) != 1 or len(found["max_turns"]) > 1:
         return _header_from_yaml(path, text)
     scenario_id = _plain(found["id"][0].group(2))
-    turns_text = _plain(found["max_turns"][0].group(2)) if found["max_turns"] else str(_DEFAULT_TURNS)
+    turns_text = _uncommented(found["max_turns"][0].group(2)) if found["max_turns"] else str(_DEFAULT_TURNS)
     if (
         scenario_id is None
         or not _ID_PATTERN.fullmatch(scenario_id)
-        or turns_text is None
         or not (_DECIMAL.fullmatch(turns_text) and _MIN_TURNS <= int(turns_text) <= _MAX_TURNS)
     ):
         return _header_from_yaml(path, text)  # the parser gives the located, exact reason

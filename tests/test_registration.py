@@ -276,3 +276,16 @@ def test_the_header_agrees_with_yaml_on_plain_words(
         assert found.scenarios == {id_line.removeprefix("id: "): (path, expected)}
     else:
         assert [str(s.problem).split(": ", 1)[1] for s in found.skipped] == [expected]
+
+
+def test_a_plain_header_is_read_without_parsing_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registration stays cheap: plain ``id:``/``max_turns:`` lines never send a file to the YAML parser."""
+    from envsim import registration
+
+    def no_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole file was parsed")
+
+    monkeypatch.setattr(registration, "load_yaml_text", no_parse)
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario("Cheap", 12).replace("max_turns: 12", "max_turns: 12  # a comment"), encoding="utf-8")
+    assert read_header(path) == registration.Header(path, "Cheap", 12, 1, 5)
