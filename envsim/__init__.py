@@ -9,8 +9,8 @@ Importing envsim registers every scenario as a Gymnasium environment ``envsim/<I
     >>> sorted(info)[:3]
     ['messages', 'scenario_id', 'tools']
 
-Scenarios come from the shipped ``scenarios/`` and every folder named by ``ENVSIM_SCENARIOS``
-(which adds to them). A scenario file that cannot be registered (unreadable, no valid id, an
+Scenarios come from the shipped ``scenarios/``, installed plug-in packages and every folder
+named by ``ENVSIM_SCENARIOS`` (which adds to them). A scenario file that cannot be registered (unreadable, no valid id, an
 id used twice) is left out with a :class:`ScenarioWarning` naming it; the others are registered.
 
 It imports neither litellm nor torch.
