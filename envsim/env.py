@@ -39,7 +39,7 @@ import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 from pydantic_core import to_json
 
-from envsim.actions import Malformed, Message, ToolCalls, parse_action
+from envsim.actions import Malformed, Message, ToolCalls, escape_surrogates, parse_action
 from envsim.prompts import render
 from envsim.reward import RewardBreakdown, RewardContext, Rubric
 from envsim.runtime import ScenarioRuntime
@@ -359,16 +359,17 @@ class ScenarioEnv(gym.Env[str, str]):
         return self._malformed(parsed), False
 
     def _hear(self, turn: UserTurn) -> tuple[str, bool]:
-        self._messages.append({"role": "user", "content": turn.text})
+        text = escape_surrogates(turn.text)  # a model's reply may hold a lone surrogate: kept as its escape
+        self._messages.append({"role": "user", "content": text})
         if turn.affect is not None:
             self._affects.append(turn.affect)
         if turn.fault is not None:  # the simulator failed: the episode says nothing about the agent
-            self._fault = turn.fault
+            self._fault = escape_surrogates(turn.fault)
             self._end = "sim_fault"
-            return turn.text, True
+            return text, True
         if turn.done:
             self._end = "user_done"
-        return turn.text, turn.done
+        return text, turn.done
 
     def _finish(self, observation: str, terminated: bool) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         observation = _fit(observation, getattr(self.observation_space, "max_length", None))

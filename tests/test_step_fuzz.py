@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic_core
@@ -26,6 +27,8 @@ from envsim.env import ScenarioEnv
 from envsim.scenario import Scenario
 from envsim.spaces import ChatText
 from envsim.transcript_text import format_messages
+from envsim.user.base import UserTurn
+from envsim.user.scripted import ScriptedUser
 from tests.conftest import DISPATCH, LOOKUP
 
 SLOW_S = 2.0
@@ -233,3 +236,19 @@ def test_an_observation_longer_than_the_space_is_cut_to_it(tiny_scenario: Scenar
     small.reset(seed=0)
     observation, _ = step_checked(small, LOOKUP)
     assert len(observation) == 40 and observation.startswith('{"')
+
+
+class SurrogateUser(ScriptedUser):
+    """A user simulator whose replies (like a model's, decoded from JSON) hold a lone surrogate."""
+
+    def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
+        turn = super().reply(agent_message, messages)
+        return UserTurn(turn.text + " \ud83d", done=turn.done, affect=turn.affect)
+
+
+def test_a_user_reply_with_a_lone_surrogate_is_recorded_as_its_escape(tiny_scenario: Scenario) -> None:
+    env = ScenarioEnv(tiny_scenario, user=SurrogateUser())
+    env.reset(seed=0)
+    observation, _ = step_checked(env, "What is your phone number?")
+    assert observation.endswith(" \\ud83d")
+    assert_recordable(env)
