@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 from envsim.env import ScenarioEnv
 from envsim.loader import load_scenario_text
 from envsim.scenario import Scenario
+from tests.llm_clients import close_litellm_clients
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,6 +67,19 @@ def tiny_scenario() -> Scenario:
 def tiny_env(tiny_scenario: Scenario) -> ScenarioEnv:
     """A fresh environment on the tiny scenario."""
     return ScenarioEnv(tiny_scenario)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_litellm_clients() -> Iterator[None]:
+    """At the end of the session, close the clients litellm cached (see :mod:`tests.llm_clients`).
+
+    The cache is emptied and collected while pytest still watches, so a client left open (a
+    regression, or a new kind of client in a litellm upgrade) fails the session with its
+    ``unclosed <socket ...>`` ResourceWarning instead of being printed after it.
+    """
+    yield
+    close_litellm_clients()
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

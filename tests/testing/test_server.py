@@ -295,3 +295,25 @@ def test_cli_prints_the_port_first() -> None:
 def test_start_server_reports_a_failed_start() -> None:
     with pytest.raises(ServerError, match="did not report its port"), start_server(scenarios=["/no/such/file.yaml"]):
         pass
+
+
+# -- no socket left open --------------------------------------------------------------------------
+
+
+def test_closing_litellm_clients_leaves_no_socket_open(url: str) -> None:
+    import gc
+    import warnings
+
+    from tests.llm_clients import close_litellm_clients
+
+    _call(url, "empty")  # the sync path caches an openai.OpenAI client holding a keep-alive connection
+    cache = litellm().in_memory_llm_clients_cache
+    assert any(type(client).__name__ == "OpenAI" for client in cache.cache_dict.values())
+    gc.collect()  # garbage of earlier tests is not this test's
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert close_litellm_clients() >= 1
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert cache.cache_dict == {}
+    assert close_litellm_clients() == 0  # idempotent: litellm builds new clients on the next call
