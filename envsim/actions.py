@@ -17,6 +17,9 @@ written as JSON (UTF-8): an action that cannot be is :class:`Malformed` too. Tha
   or a JSON escape ``"\\ud800"`` without its pair): not Unicode text that UTF-8 can encode;
 - nesting deeper than JSON parsing allows (a few hundred levels), an integer of more digits than
   Python converts to text (4,300), a cycle, or a value whose ``str()`` raises (in a dict action);
+- NaN or an infinity (``NaN``, ``Infinity``, ``1e999``; a ``float('nan')`` in a dict): JSON has
+  no such numbers, and a tool must not compute with them (tool-call arguments given as JSON text
+  that hold one are an ``invalid_arguments`` error of that call);
 - an object that is neither a string nor a dict (its ``repr`` is recorded, or its type's name
   where even that raises);
 - text (or a dict's JSON text) longer than ``max_length``, the action space's bound.
@@ -40,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,12 +136,43 @@ def _json_problem(err: ValueError) -> str:
     return _clip(escape_surrogates(message.removeprefix("Error serializing to JSON: ")), _REASON_LENGTH)
 
 
+_BIG_NUMBER = re.compile(r"[eE]\+?0*[1-9][0-9]{2,}|[0-9]{300,}")
+"""A number that may overflow a double (an exponent of 100 or more, 300 digits or more): then the parsed values are
+checked for infinities."""
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a parsed JSON value holds a float that is NaN or infinite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _load(text: str | bytes) -> tuple[Any, str | None]:
-    """JSON ``text`` parsed (NaN and Infinity allowed, as Python's json reads them), or why it is not JSON."""
+    """JSON ``text`` parsed, or why it is not JSON (NaN and the infinities are not JSON numbers)."""
     try:
-        return pydantic_core.from_json(text, allow_inf_nan=True), None
+        data = pydantic_core.from_json(text, allow_inf_nan=False)
     except ValueError as err:
-        return None, _json_problem(err)
+        try:
+            pydantic_core.from_json(text, allow_inf_nan=True)
+        except ValueError:
+            return None, _json_problem(err)
+        return None, _NOT_FINITE
+    # (bytes come from pydantic-core's to_json, which writes a non-finite float as NaN or Infinity: refused above)
+    if isinstance(text, str) and _BIG_NUMBER.search(text) and _non_finite(data):
+        return None, _NOT_FINITE
+    return data, None
+
+
+_NOT_FINITE = "NaN, Infinity and numbers past a double's range are not JSON numbers"
 
 
 def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
@@ -198,9 +233,9 @@ def _from_dict(data: dict[str, Any], raw: str | Callable[[], str]) -> Action:
 def _plain(action: dict[str, Any], max_length: int | None) -> dict[str, Any] | str:
     """``action`` as JSON values only (a round trip through pydantic-core's JSON), or why it has no JSON form.
 
-    Values JSON has no type for are written as ``str(value)`` (sets and tuples as lists, NaN kept).
-    A lone surrogate, a cycle, nesting past the parser's depth limit, an integer past the digit
-    limit, a ``str()`` that raises, or JSON text longer than ``max_length`` bytes: no JSON form.
+    Values JSON has no type for are written as ``str(value)`` (sets and tuples as lists). A lone
+    surrogate, a cycle, nesting past the parser's depth limit, an integer past the digit limit, NaN
+    or an infinity, a ``str()`` that raises, or JSON text longer than ``max_length`` bytes: no JSON form.
     """
     try:
         text = pydantic_core.to_json(action, fallback=str, inf_nan_mode="constants")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -52,12 +53,26 @@ def test_malformed_attempts() -> None:
 
 
 def test_dict_actions_reach_the_tools_as_json_values_only() -> None:
-    import math
-
-    parsed = parse_action({"name": "f", "arguments": {"ids": ("a", "b"), "when": object, "x": math.nan}})
+    parsed = parse_action({"name": "f", "arguments": {"ids": ("a", "b"), "when": object, "x": 1.5}})
     assert isinstance(parsed, ToolCalls)
     arguments = parsed.calls[0].arguments
-    assert arguments["ids"] == ["a", "b"] and arguments["when"] == str(object) and math.isnan(arguments["x"])
+    assert arguments["ids"] == ["a", "b"] and arguments["when"] == str(object) and arguments["x"] == 1.5
+
+
+def test_nan_and_infinities_are_not_json_numbers() -> None:
+    """They are refused (a tool must not compute with them, and JSON Lines exports could not hold them)."""
+    reason = "NaN, Infinity and numbers past a double's range are not JSON numbers"
+    for value in [math.nan, math.inf, -math.inf]:
+        parsed = parse_action({"name": "f", "arguments": {"x": [value]}})
+        assert isinstance(parsed, Malformed) and parsed.reason == f"the action dict has no JSON form: {reason}"
+    for number in ["NaN", "-Infinity", "1e999", "-1E+400", "1" + "0" * 400 + ".5"]:
+        text = '{"name": "f", "arguments": {"x": {"y": ' + number + "}}}"
+        assert parse_action(text) == Malformed(text, f"not valid JSON: {reason}"), number
+        call = parse_action({"name": "f", "arguments": '{"x": ' + number + "}"})
+        assert isinstance(call, ToolCalls) and call.calls[0].error == f"arguments are not valid JSON: {reason}"
+    assert parse_action('{"name": "f", "arguments": {"x": 1e308, "y": "e999"}}') == ToolCalls(
+        (ToolCall("f", {"x": 1e308, "y": "e999"}),)
+    )
 
 
 def test_a_malformed_dict_action_keeps_its_json_text_and_a_cyclic_one_is_malformed() -> None:

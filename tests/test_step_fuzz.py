@@ -5,7 +5,8 @@ text, tool-call dicts, OpenAI assistant message dicts) and in forms it does not 
 filled with text that has lone surrogates, structures nested thousands deep, integers of
 thousands of digits, NaN and infinities, and objects whose ``repr`` and ``str`` raise. For each
 step: no exception, the observation is a ``str`` inside ``env.observation_space``, and ``info``
-and the trajectory serialise (the trajectory's JSON and hash, and the run store's JSONL line).
+and the trajectory serialise (the trajectory's JSON and hash, the run store's JSONL line, its
+text, a dataset's strict JSON line; Parquet and JSON Lines datasets for the hostile forms).
 The explicit tests below pin each hostile form named in the issue, the observation bound and a
 guard against super-linear steps (a generous bound: bench/long_message.py times them).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pydantic_core
@@ -23,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envsim.batch.store import EpisodeRecord, trajectory_hash
+from envsim.datasets import chat_messages, write_rows
 from envsim.env import ScenarioEnv
 from envsim.scenario import Scenario
 from envsim.spaces import ChatText
@@ -160,6 +163,7 @@ def assert_recordable(env: ScenarioEnv) -> None:
     )
     assert EpisodeRecord.from_line(record.to_line()).trajectory_hash == record.trajectory_hash
     format_messages(trajectory.messages).encode("utf-8")  # what render() and the CLI print
+    json.dumps(chat_messages(trajectory), ensure_ascii=False, allow_nan=False).encode("utf-8")  # a dataset's line
 
 
 def step_checked(env: ScenarioEnv, action: Any) -> tuple[str, bool]:
@@ -202,17 +206,24 @@ HOSTILE: dict[str, Any] = {
     "raising repr as a value": {"name": "lookup_patient", "arguments": {"phone": Hostile()}},
     "raising repr as the action": Hostile(),
     "10 MB message": "x" * 10_000_000,
+    "NaN argument": {"name": "lookup_patient", "arguments": {"phone": float("nan")}},
+    "1e999 in JSON text": '{"name": "lookup_patient", "arguments": {"phone": 1e999}}',
 }
 
 
 @pytest.mark.parametrize("form", list(HOSTILE))
-def test_each_hostile_action_is_a_malformed_action_observation(tiny_env: ScenarioEnv, form: str) -> None:
+def test_each_hostile_action_is_a_malformed_action_observation(
+    tiny_env: ScenarioEnv, form: str, tmp_path: Path
+) -> None:
     tiny_env.reset(seed=0)
     observation, ended = step_checked(tiny_env, HOSTILE[form])
     assert json.loads(observation)["error"]["type"] == "malformed_action" and not ended
     assert_recordable(tiny_env)
     step_checked(tiny_env, LOOKUP)  # the episode goes on
     assert_recordable(tiny_env)
+    rows = [{"messages": chat_messages(tiny_env.trajectory()), "scenario_id": "TinyEmergency"}]
+    write_rows(rows, tmp_path / "sft.parquet")
+    write_rows(rows, tmp_path / "sft.jsonl")
 
 
 def test_a_megabyte_message_steps_in_milliseconds(tiny_env: ScenarioEnv) -> None:
