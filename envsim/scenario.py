@@ -425,6 +425,24 @@ class RewardSpec(StrictModel):
         )
 
 
+class SourceSpec(StrictModel):
+    """Where a generated or mined scenario came from (written by ``envsim scenarios generate`` / ``mine``).
+
+    A generated scenario names its family, the parameters drawn (world seed, bound record ids,
+    choices), the generator's seed and version; a mined draft names its corpus, conversation and turn.
+    """
+
+    family: str | None = Field(None, description="The task family this scenario is an instance of.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="The drawn parameters: world_seed, bindings (record ids), choices."
+    )
+    seed: int | None = Field(None, description="The generator's seed.")
+    generator: str | None = Field(None, description="The generator and its version, e.g. envsim-factory/1.")
+    corpus: str | None = Field(None, description="A mined draft's corpus (e.g. abcd, star, a log file).")
+    conversation_id: str | None = Field(None, description="A mined draft's conversation id in its corpus.")
+    turn: int | None = Field(None, ge=0, description="A mined draft's turn in its conversation.")
+
+
 class Scenario(StrictModel):
     """One scenario: a world, an agent policy, a user with a goal, and the expected outcome."""
 
@@ -439,6 +457,10 @@ class Scenario(StrictModel):
     reward: RewardSpec = Field(default_factory=RewardSpec)
     max_turns: int = Field(20, ge=1, le=500, description="Agent steps before the episode is truncated.")
     tags: list[str] = Field(default_factory=list, description="Free labels, e.g. emergency, escalation.")
+    source: SourceSpec | None = Field(None, description="Provenance of a generated or mined scenario.")
+    status: Literal["draft", "accepted"] | None = Field(
+        None, description="Review status of a mined scenario (draft until accepted); absent for written ones."
+    )
 
     @property
     def gym_id(self) -> str:
