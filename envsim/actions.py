@@ -136,9 +136,10 @@ def _json_problem(err: ValueError) -> str:
     return _clip(escape_surrogates(message.removeprefix("Error serializing to JSON: ")), _REASON_LENGTH)
 
 
-_BIG_NUMBER = re.compile(r"[eE]\+?0*[1-9][0-9]{2,}|[0-9]{300,}")
-"""A number that may overflow a double (an exponent of 100 or more, 300 digits or more): then the parsed values are
-checked for infinities."""
+_BIG_EXPONENT = re.compile(r"[eE]\+?\d{3}")
+_LONG_DIGITS = re.compile(r"\d{200}")
+"""A number that may overflow a double has a three-digit exponent or an integer part of 210 digits or more (with an
+exponent of two digits at most): only then are the parsed values checked for infinities."""
 
 
 def _non_finite(value: Any) -> bool:
@@ -167,7 +168,7 @@ def _load(text: str | bytes) -> tuple[Any, str | None]:
             return None, _json_problem(err)
         return None, _NOT_FINITE
     # (bytes come from pydantic-core's to_json, which writes a non-finite float as NaN or Infinity: refused above)
-    if isinstance(text, str) and _BIG_NUMBER.search(text) and _non_finite(data):
+    if isinstance(text, str) and (_BIG_EXPONENT.search(text) or _LONG_DIGITS.search(text)) and _non_finite(data):
         return None, _NOT_FINITE
     return data, None
 
