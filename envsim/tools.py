@@ -332,13 +332,14 @@ class ToolRegistry:
             )
         try:
             value = spec.method(kit, **parsed.__dict__)
+            content = pydantic_core.to_json(value).decode()  # a result JSON cannot hold is a bug of the mock too
         except ToolFailure as failure:
             return ToolResult(name, False, error_content(failure.kind, str(failure)), failure.kind, spec.flags)
         except Exception as bug:  # a bug in a mock must not crash the episode; it is flagged
             return ToolResult(
                 name, False, error_content("internal", f"{type(bug).__name__}: {bug}"), "internal", spec.flags
             )
-        return ToolResult(name, True, pydantic_core.to_json(value).decode(), None, spec.flags)
+        return ToolResult(name, True, content, None, spec.flags)
 
     def check_invariants(self) -> list[str]:
         """Violated invariants across all toolkits."""

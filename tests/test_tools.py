@@ -154,3 +154,24 @@ def test_schemas_are_built_once_and_each_caller_gets_its_own_copy(registry: Tool
     assert second is not first and second["function"] is not first["function"]
     other = ToolRegistry(registry.toolkits).schemas()  # another registry (environment): fresh dicts, same content
     assert other == registry.schemas() and other[0] is not registry.schemas()[0]
+
+
+class OddKit(Toolkit):
+    name = "odd"
+    state_model = BoxState
+
+    @tool()
+    def weird(self, kind: str) -> object:
+        """Return what JSON cannot hold.
+
+        Args:
+            kind: Which value.
+        """
+        return {"object": object(), "surrogate": "\ud800"}[kind]
+
+
+@pytest.mark.parametrize("kind", ["object", "surrogate"])
+def test_a_result_json_cannot_hold_is_an_internal_error(kind: str) -> None:
+    registry = ToolRegistry([OddKit(World(BoxState(boxes={})))])
+    result = registry.call("weird", {"kind": kind})
+    assert _error(result.content) == "internal" and not result.ok
