@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from envsim.errors import ScenarioError
@@ -36,3 +38,14 @@ def test_an_unknown_status_is_located() -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario_text(_BODY + "status: final\n", lint=False)
     assert str(caught.value.problems[0]).startswith("<string>:8:9: status: Input should be 'draft' or 'accepted'")
+
+
+def test_scenario_discovery_skips_family_folders(tmp_path: Path) -> None:
+    from envsim.registration import scenario_files
+
+    (tmp_path / "retail" / "families").mkdir(parents=True)
+    (tmp_path / "families" / "banking").mkdir(parents=True)
+    (tmp_path / "retail" / "one.yaml").write_text("id: One\n", encoding="utf-8")
+    (tmp_path / "retail" / "families" / "fam.yaml").write_text("family: Fam\n", encoding="utf-8")
+    (tmp_path / "families" / "banking" / "fam.yaml").write_text("family: Fam\n", encoding="utf-8")
+    assert scenario_files([tmp_path]) == [tmp_path / "retail" / "one.yaml"]
