@@ -70,7 +70,9 @@ SCENARIO_FILTERS: frozenset[str] = frozenset(
         "capitalize",
         "d",
         "default",
+        "dollars",
         "first",
+        "ids",
         "int",
         "join",
         "last",
@@ -95,6 +97,40 @@ MAX_RENDER_SECONDS = 0.5
 
 MAX_ARGUMENT_CHARS = 200
 """The longest string literal a filter may take as an argument (``join(", ")``, ``default("you")``)."""
+
+
+def dollars(cents: Any) -> str:
+    """An amount in cents as dollars (the ``dollars`` filter of scenario text).
+
+    Example:
+        >>> dollars(1299), dollars(-5), dollars(100000)
+        ('$12.99', '-$0.05', '$1,000.00')
+    """
+    value = int(cents)
+    sign = "-" if value < 0 else ""
+    whole, part = divmod(abs(value), 100)
+    return f"{sign}${whole:,}.{part:02d}"
+
+
+def ids(records: Any) -> list[Any]:
+    """The ``id`` of each record of a list (the ``ids`` filter of scenario text).
+
+    Example:
+        >>> ids([{"id": "TX1"}, {"id": "TX2"}])
+        ['TX1', 'TX2']
+    """
+    if not isinstance(records, list | tuple):
+        raise TypeError(f"ids takes a list of records, got {type(records).__name__}")
+    out: list[Any] = []
+    for record in records:
+        if not isinstance(record, dict) or "id" not in record:
+            raise TypeError("ids takes a list of records, each with an id")
+        out.append(record["id"])
+    return out
+
+
+_OWN_FILTERS: dict[str, Any] = {"dollars": dollars, "ids": ids}
+"""Filters of scenario text that jinja2 does not have."""
 
 
 class TemplateProblem(NamedTuple):
@@ -134,7 +170,7 @@ def scenario_environment() -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters = {name: f for name, f in env.filters.items() if name in SCENARIO_FILTERS}
+    env.filters = {name: f for name, f in {**env.filters, **_OWN_FILTERS}.items() if name in SCENARIO_FILTERS}
     env.tests = {name: t for name, t in env.tests.items() if name in SCENARIO_TESTS}
     env.globals = {}
     return env
