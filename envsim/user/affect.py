@@ -436,8 +436,13 @@ A person on a call stops listening long before; the bound keeps a step's cost in
 (a megabyte of text classifies as fast as its first 10,000 characters)."""
 
 
-def _read(message: str) -> str:
-    """The part of an agent message the user reads (its first :data:`READ_LIMIT` characters)."""
+def read_part(message: str) -> str:
+    """The part of an agent message a user reads: its first :data:`READ_LIMIT` characters.
+
+    Example:
+        >>> len(read_part("x" * 50_000)) == READ_LIMIT
+        True
+    """
     return message[:READ_LIMIT]
 
 
@@ -591,7 +596,7 @@ def unknown_details(agent_message: str, scenario: Scenario) -> frozenset[str]:
         >>> sorted(unknown_details("Your date of birth is on file.", scenario))
         []
     """
-    return _unknown_in(_fact_index(scenario), _read(agent_message))
+    return _unknown_in(_fact_index(scenario), read_part(agent_message))
 
 
 def _split_history(
@@ -646,7 +651,7 @@ def classify_agent_turn(
         ['makes_progress', 'shows_empathy']
     """
     history, recent = _split_history(agent_message, messages)
-    agent_message = _read(agent_message)
+    agent_message = read_part(agent_message)
     text = agent_message.lower()
     events: set[AgentEvent] = set()
     index = _fact_index(scenario)
@@ -678,14 +683,14 @@ def classify_agent_turn(
             topic
             for m in history[: max(last_user, 0)]
             if m.get("role") == "assistant" and isinstance(m.get("content"), str)
-            for topic in _unknown_in(index, _read(str(m["content"])))
+            for topic in _unknown_in(index, read_part(str(m["content"])))
         }
         events.add("repeats_question" if unknown <= asked_before else "asks_unknown_info")
 
     now = _questions(text)
     if now:
         earlier = [
-            _questions(_read(str(m["content"])).lower())
+            _questions(read_part(str(m["content"])).lower())
             for m in history
             if m.get("role") == "assistant" and isinstance(m.get("content"), str)
         ]

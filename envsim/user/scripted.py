@@ -38,6 +38,7 @@ from envsim.user.affect import (
     AffectState,
     classify_agent_turn,
     is_emergency,
+    read_part,
     scenario_persona,
     unknown_details,
 )
@@ -235,7 +236,7 @@ class ScriptedUser(UserSimulator):
             return UserTurn(self._ended, done=True, affect=machine.affect)
         step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed))
         state = step.after
-        text = agent_message.lower()
+        text = read_part(agent_message).lower()  # what the user reads of it
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
         if new and not state.gives_up:

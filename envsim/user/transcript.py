@@ -105,6 +105,7 @@ from envsim.user.affect import (
     asking_text,
     classify_agent_turn,
     is_emergency,
+    read_part,
     scenario_persona,
     unknown_details,
 )
@@ -1132,10 +1133,11 @@ class TranscriptUser(UserSimulator):
             return UserTurn(self._ended, done=True, affect=machine.affect)
         step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed))
         state = step.after
-        low = agent_message.lower()
-        act = agent_act(agent_message)
-        cues = cue_mask(agent_message)
-        asking = asking_text(agent_message)
+        heard = read_part(agent_message)  # what the user reads of it
+        low = heard.lower()
+        act = agent_act(heard)
+        cues = cue_mask(heard)
+        asking = asking_text(heard)
         asked = [(fact, kind) for fact, keys, kind in self._facts if any(k in asking for k in keys)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
         if new and not state.gives_up:

@@ -475,6 +475,10 @@ def test_a_user_reads_the_first_read_limit_characters_of_a_message() -> None:
     assert "resolves_issue" in _classify("Is there anything else? " + padding)
     assert "resolves_issue" not in _classify(padding + " Is there anything else?")
     assert unknown_details(padding + " What is your PIN?", _scenario(CALM)) == frozenset()
+    user = ScriptedUser(typos=False)
+    user.reset(_scenario(CALM), np.random.default_rng(0))
+    assert "555" not in user.reply(padding + " What is your phone number?", []).text  # not read: not answered
+    assert "555" in user.reply("What is your phone number? " + padding, []).text
 
 
 def test_word_for_word_repeats_count_among_many_questions_and_near_repeats_among_the_first() -> None:
