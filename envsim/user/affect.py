@@ -37,8 +37,9 @@ ignores_emergency  in an emergency (tag ``emergency`` or persona ``panic_intensi
                    or it talks business (orders, prices, offers, ...) without help words
 ================== ==========================================================================
 
-Classification reads the first :data:`READ_LIMIT` characters of a message (a user does not read
-further), and its cost is linear in what it reads; a message's questions are compared with
+Classification reads the first :data:`READ_LIMIT` characters of a message (:func:`read_part`: a
+user does not read further, and the scripted and transcript users read the same part), and its
+cost is linear in what it reads; a message's questions are compared with
 earlier ones word for word, and by word overlap for its first :data:`FUZZY_QUESTIONS`.
 
 A turn that is not help but only asks for details the user does not have (asks_unknown_info,
