@@ -51,6 +51,8 @@ SCENARIOS_ENV = "ENVSIM_SCENARIOS"
 NAMESPACE = "envsim"
 SUFFIXES = (".yaml", ".yml")
 ENTRY_POINT = "envsim.env:ScenarioEnv"
+SUITE_ENV_ID = f"{NAMESPACE}/Suite-v0"
+SUITE_ENTRY_POINT = "envsim.suite:SuiteEnv"
 
 
 _ID_PATTERN = re.compile(
@@ -302,6 +304,8 @@ def register_scenarios() -> list[str]:
                 id=gym_id, entry_point=ENTRY_POINT, kwargs={"scenario": str(path)}, max_episode_steps=max_turns
             )
         ids.append(gym_id)
+    if SUITE_ENV_ID not in gym.registry:  # one environment over a suite's split (envsim.suite.SuiteEnv)
+        gym.registry[SUITE_ENV_ID] = EnvSpec(id=SUITE_ENV_ID, entry_point=SUITE_ENTRY_POINT)
     return ids
 
 
@@ -315,6 +319,9 @@ def resolve_scenario_path(name: str | Path) -> Path:
     key = str(name).removeprefix(f"{NAMESPACE}/").removesuffix("-v0")
     found = discovery()
     if key not in found.scenarios:
+        spec = gym.registry.get(f"{NAMESPACE}/{key}-v0")  # a suite's scenario (envsim.suite.Suite.register)
+        if spec is not None and spec.entry_point == ENTRY_POINT and isinstance(spec.kwargs.get("scenario"), str):
+            return Path(spec.kwargs["scenario"])
         reasons = [str(s.problem) for s in found.skipped if s.scenario_id == key]
         if reasons:
             raise UnknownNameError(f"scenario {key!r} is not registered: {'; '.join(reasons)}")

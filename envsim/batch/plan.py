@@ -217,6 +217,7 @@ def make_plan(
 
 def _expand(pattern: str) -> list[Path]:
     from envsim.registration import SCENARIOS_ENV, discover, resolve_scenario_path, scenario_dirs, scenario_files
+    from envsim.suite import reference_files
 
     if pattern == "all":
         found = [path for path, _ in discover().values()]
@@ -232,6 +233,9 @@ def _expand(pattern: str) -> list[Path]:
         if not matches:
             raise UnknownNameError(f"no scenario file matches {pattern!r}")
         return scenario_files([Path(m) for m in matches])
+    suite_files = reference_files(pattern) if ":" in pattern else None  # DIR:split, a split of a suite
+    if suite_files is not None:
+        return suite_files
     path = Path(pattern)
     if path.is_dir():
         files = scenario_files([path])
@@ -242,7 +246,8 @@ def _expand(pattern: str) -> list[Path]:
 
 
 def resolve_sources(patterns: Sequence[str]) -> list[ScenarioSource]:
-    """The scenarios named by files, folders, globs, ids or ``all``, validated, in the order given.
+    """The scenarios named by files, folders, globs, ids, ``all`` or a suite's split (``DIR:split``, see
+    :mod:`envsim.suite`), validated, in the order given.
 
     A file named twice counts once; two different files with the same scenario id are an error.
     """

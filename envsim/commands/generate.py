@@ -1,8 +1,9 @@
 """``envsim generate``: batch trajectory generation into a run directory that loses nothing.
 
 * ``envsim generate SCENARIOS... --episodes N --out RUN_DIR [options]`` plans scenarios (files,
-  folders, globs, ids or ``all``) × seeds × episodes and runs them with ``--concurrency`` episodes
-  in flight (asyncio), storing every finished episode durably (see :mod:`envsim.batch.store`).
+  folders, globs, ids, a suite's split ``DIR:split``, or ``all``) × seeds × episodes and runs them
+  with ``--concurrency`` episodes in flight (asyncio), storing every finished episode durably (see
+  :mod:`envsim.batch.store`).
 * ``envsim generate --resume RUN_DIR`` finishes a run after a crash, ``kill -9`` or Ctrl-C: exactly
   the episodes without a final outcome (infra errors included) are played; operational options
   (``--concurrency``, ``--timeout``, ``--max-retries``, ``--api-base``...) may change, what the
@@ -88,7 +89,10 @@ def register(app: typer.Typer) -> None:
     def generate(
         scenarios: Annotated[
             list[str] | None,
-            typer.Argument(help="Scenario files, folders, globs, ids, or 'all' (not with --resume/--replay)."),
+            typer.Argument(
+                help="Scenario files, folders, globs, ids, suites (DIR or DIR:split), or 'all' (not with"
+                " --resume/--replay)."
+            ),
         ] = None,
         episodes: Annotated[int | None, typer.Option(min=1, help="Episodes per scenario and seed.")] = None,
         seed: Annotated[

@@ -29,12 +29,17 @@ KEY_FIELD = "envsim"
 
 
 def prompt_rows(scenario_ids: Sequence[str], seeds: Iterable[int]) -> list[dict[str, Any]]:
-    """One row per scenario and seed (scenario-major): ``prompt``, ``scenario_id``, ``seed``."""
+    """One row per scenario and seed (scenario-major): ``prompt``, ``scenario_id``, ``seed``.
+
+    ``scenario_ids`` may name suites (``DIR`` or ``DIR:split``): each stands for the ids of its
+    scenarios, which are registered in this process so the rollouts find them (:func:`envsim.suite.resolve_ids`).
+    """
     from envsim.env import ScenarioEnv
+    from envsim.suite import resolve_ids
 
     seed_list = [int(s) for s in seeds]
     rows: list[dict[str, Any]] = []
-    for scenario_id in scenario_ids:
+    for scenario_id in resolve_ids(scenario_ids):
         env = ScenarioEnv(scenario_id)
         for seed in seed_list:
             _, info = env.reset(seed=seed)
