@@ -1,0 +1,151 @@
+"""Rendering a family's ``scenario:`` body for one instance: every string is scenario text.
+
+A string that is exactly one ``{{ expr }}`` renders to the expression's native value (a number,
+a list, a mapping: ``transaction_ids: "{{ fraud_txs | ids }}"``); any other string with a
+``{{`` or ``{%`` renders to text with :func:`envsim.prompts.render_scenario_text`; the rest is
+kept as written. Both go through the same sandbox and the same allowlist of constructs
+(:func:`envsim.prompts.check_scenario_template`): a native expression is checked as the template
+``{{ expr }}`` is, then compiled with the scenario environment's ``compile_expression``.
+
+Example:
+    >>> render_value("{{ order.items | length }}", as_context({"order": {"items": [1, 2]}}))
+    2
+    >>> render_value("Order {{ order.id }}", {"order": {"id": "#W1"}})
+    'Order #W1'
+    >>> render_body({"a": ["{{ n }}", "x"]}, {"n": [1]})
+    {'a': [[1], 'x']}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from jinja2.runtime import Undefined
+
+from envsim.errors import TemplateError
+from envsim.prompts import check_scenario_template, render_scenario_text, scenario_environment
+
+_SINGLE = re.compile(r"^\{\{((?:(?!\{\{|\}\}|\{%|%\}).)*)\}\}$", re.DOTALL)
+"""A string that is exactly one output expression (nothing before or after it)."""
+
+
+class Record(dict[str, Any]):
+    """A record as templates see it: ``order.items`` is the record's ``items`` field, not ``dict.items``.
+
+    Jinja2 reads ``x.name`` as an attribute first; a plain dict's methods (``items``, ``keys``,
+    ``values``, ``get``...) would hide the fields of the same name.
+
+    Example:
+        >>> Record({"items": [1, 2]}).items
+        [1, 2]
+    """
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        return object.__getattribute__(self, name)
+
+
+def as_context(value: Any) -> Any:
+    """``value`` with every mapping made a :class:`Record` (for rendering)."""
+    if isinstance(value, dict):
+        return Record({str(k): as_context(v) for k, v in dict.items(value)})
+    if isinstance(value, list | tuple):
+        return [as_context(v) for v in value]
+    return value
+
+
+def is_template(text: str) -> bool:
+    """Whether ``text`` holds template syntax (else it is kept as written)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def native_expression(text: str) -> str | None:
+    """The expression of a string that is exactly one ``{{ expr }}``, else None."""
+    match = _SINGLE.match(text)
+    return match.group(1) if match else None
+
+
+@lru_cache(maxsize=4096)
+def _expression(text: str) -> Callable[..., Any]:
+    problems = check_scenario_template(text)
+    if problems:
+        first = problems[0]
+        raise TemplateError(first.message, line=first.line, column=first.column)
+    source = native_expression(text)
+    assert source is not None
+    return scenario_environment().compile_expression(source, undefined_to_none=False)
+
+
+def _plain(value: Any) -> Any:
+    """A copy of ``value`` made of plain YAML data (tuples become lists); other objects are refused."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in dict.items(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TemplateError(f"the expression gives a {type(value).__name__}, which is not data")
+
+
+def render_value(text: str, context: dict[str, Any]) -> Any:
+    """One string of a family body rendered over ``context`` (see the module docstring)."""
+    if not is_template(text):
+        return text
+    if native_expression(text) is None:
+        return render_scenario_text(text, **context)
+    expression = _expression(text)
+    try:
+        value = expression(**context)
+    except TemplateError:
+        raise
+    except Exception as err:  # an undefined attribute, a filter's TypeError: all typed
+        message = getattr(err, "message", None) or str(err) or type(err).__name__
+        raise TemplateError(message) from None
+    if isinstance(value, Undefined):
+        try:
+            str(value)
+        except Exception as err:
+            raise TemplateError(getattr(err, "message", None) or str(err)) from None
+        raise TemplateError("the expression is undefined")  # pragma: no cover - StrictUndefined raises above
+    return _plain(value)
+
+
+class RenderError(TemplateError):
+    """A template of a family body that failed to render; ``loc`` is its path inside the body."""
+
+    def __init__(self, loc: tuple[str | int, ...], error: TemplateError) -> None:
+        super().__init__(error.message, line=error.line, column=error.column)
+        self.loc = loc
+
+
+def render_body(body: Any, context: dict[str, Any], loc: tuple[str | int, ...] = ()) -> Any:
+    """A copy of ``body`` with every string rendered over ``context``; raises :class:`RenderError`."""
+    if isinstance(body, dict):
+        return {key: render_body(value, context, (*loc, key)) for key, value in body.items()}
+    if isinstance(body, list):
+        return [render_body(value, context, (*loc, i)) for i, value in enumerate(body)]
+    if isinstance(body, str):
+        try:
+            return render_value(body, context)
+        except RenderError:
+            raise
+        except TemplateError as err:
+            raise RenderError(loc, err) from None
+    return body
+
+
+def template_strings(body: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every templated string of ``body`` with its path (for static checks)."""
+    if isinstance(body, dict):
+        return [found for key, value in body.items() for found in template_strings(value, (*loc, key))]
+    if isinstance(body, list):
+        return [found for i, value in enumerate(body) for found in template_strings(value, (*loc, i))]
+    if isinstance(body, str) and is_template(body):
+        return [(loc, body)]
+    return []
