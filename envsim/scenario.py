@@ -441,6 +441,14 @@ class SourceSpec(StrictModel):
     corpus: str | None = Field(None, description="A mined draft's corpus (e.g. abcd, star, a log file).")
     conversation_id: str | None = Field(None, description="A mined draft's conversation id in its corpus.")
     turn: int | None = Field(None, ge=0, description="A mined draft's turn in its conversation.")
+    format: str | None = Field(None, description="A mined draft's transcript format (abcd, star, openai, plain...).")
+    file: str | None = Field(None, description="A mined draft's log file (relative to the corpus folder when in it).")
+    affect: dict[str, float] = Field(
+        default_factory=dict, description="A mined draft's customer affect per kind (the most over their turns, 0-1)."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What the reviewer of a mined draft must check or complete."
+    )
 
 
 class Scenario(StrictModel):
