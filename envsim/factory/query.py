@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 OPERATORS: tuple[str, ...] = (
     "eq",
@@ -137,13 +137,20 @@ class Condition(BaseModel):
     def _operands(cls, value: Any) -> Any:
         return _operand(value)
 
+    _operator: str = PrivateAttr("eq")
+    _operand: Any = PrivateAttr(None)
+    _refs: list[Ref] = PrivateAttr(default_factory=list)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
         given = [name for name in type(self).model_fields if name in self.model_fields_set]
         if len(given) != 1:
             raise ValueError(f"give exactly one operator ({', '.join(OPERATORS)})")
-        op = self.operator
-        operand = self.operand
+        op = "in" if given[0] == "in_" else given[0]
+        operand = getattr(self, given[0])
+        self._operator, self._operand = op, operand
+        items = operand if isinstance(operand, list) else [operand]
+        self._refs = [item for item in items if isinstance(item, Ref)]
         if op in ("in", "not_in") and not isinstance(operand, list | Ref):
             raise ValueError(f"{op} takes a list")
         if op in ("min_len", "max_len") and not (
@@ -155,24 +162,40 @@ class Condition(BaseModel):
     @property
     def operator(self) -> str:
         """The operator's name as written (``in``, not ``in_``)."""
-        name = next(n for n in type(self).model_fields if n in self.model_fields_set)
-        return "in" if name == "in_" else name
+        return self._operator
 
     @property
     def operand(self) -> Any:
         """The operand as given (references unresolved)."""
-        return getattr(self, "in_" if self.operator == "in" else self.operator)
+        return self._operand
 
     def refs(self) -> list[Ref]:
         """The references of the operand."""
-        operand = self.operand
-        items = operand if isinstance(operand, list) else [operand]
-        return [item for item in items if isinstance(item, Ref)]
+        return list(self._refs)
+
+    def test(self) -> CompiledCondition:
+        """The condition as a plain object, quick to apply many times."""
+        return CompiledCondition(self._operator, self._operand, bool(self._refs))
 
     def holds(self, value: Any, bound: dict[str, Any]) -> bool:
         """Whether a field's ``value`` satisfies this condition, references read from ``bound``."""
-        op = self.operator
-        want = _resolve(self.operand, bound)
+        return self.test().holds(value, bound)
+
+
+class CompiledCondition:
+    """A compiled :class:`Condition`: its operator, operand and whether the operand reads bindings."""
+
+    __slots__ = ("op", "operand", "reads")
+
+    def __init__(self, op: str, operand: Any, reads: bool) -> None:
+        self.op = op
+        self.operand = operand
+        self.reads = reads
+
+    def holds(self, value: Any, bound: dict[str, Any]) -> bool:
+        """Whether a field's ``value`` satisfies the condition, references read from ``bound``."""
+        op = self.op
+        want = _resolve(self.operand, bound) if self.reads else self.operand
         try:
             if op == "eq":
                 return _same(value, want)
@@ -260,8 +283,15 @@ class Binding(BaseModel):
         return [(path, cond) for path, cond in self.where.items() if cond.refs()]
 
 
-def matches(record: Any, conditions: list[tuple[str, Condition]], bound: dict[str, Any]) -> bool:
-    """Whether ``record`` satisfies every ``(path, condition)``.
+def compile_conditions(conditions: list[tuple[str, Condition]]) -> list[tuple[str, CompiledCondition]]:
+    """``(path, condition)`` pairs compiled for :func:`matches`."""
+    return [(path, cond.test()) for path, cond in conditions]
+
+
+def matches(
+    record: Any, conditions: list[tuple[str, Condition]] | list[tuple[str, CompiledCondition]], bound: dict[str, Any]
+) -> bool:
+    """Whether ``record`` satisfies every ``(path, condition)`` (conditions or compiled tests).
 
     Example:
         >>> where = [("status", Condition.model_validate("delivered")),
@@ -269,4 +299,10 @@ def matches(record: Any, conditions: list[tuple[str, Condition]], bound: dict[st
         >>> matches({"status": "delivered", "items": [1, 2]}, where, {}), matches({"status": "pending"}, where, {})
         (True, False)
     """
-    return all(cond.holds(lookup(record, path), bound) for path, cond in conditions)
+    for path, cond in conditions:
+        value = (
+            dict.get(record, path, _MISSING) if "." not in path and isinstance(record, dict) else lookup(record, path)
+        )
+        if not cond.holds(None if value is _MISSING else value, bound):
+            return False
+    return True

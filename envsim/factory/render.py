@@ -26,7 +26,7 @@ from typing import Any
 from jinja2.runtime import Undefined
 
 from envsim.errors import TemplateError
-from envsim.prompts import check_scenario_template, render_scenario_text, scenario_environment
+from envsim.prompts import MAX_OUTPUT_CHARS, check_scenario_template, render_scenario_text, scenario_environment
 
 _SINGLE = re.compile(r"^\{\{((?:(?!\{\{|\}\}|\{%|%\}).)*)\}\}$", re.DOTALL)
 """A string that is exactly one output expression (nothing before or after it)."""
@@ -93,11 +93,62 @@ def _plain(value: Any) -> Any:
     raise TemplateError(f"the expression gives a {type(value).__name__}, which is not data")
 
 
+_DOTTED = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*\}\}")
+"""An output expression that is a plain dotted name (``{{ order.id }}``): no filters, indexes or ``_`` names."""
+
+_Plan = tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] | None
+
+
+@lru_cache(maxsize=4096)
+def _dotted_plan(text: str) -> _Plan:
+    """For a template made only of text and plain dotted names: its text parts and name paths, else None.
+
+    Such a template renders as Jinja2 renders it (each value's ``str``) without the sandbox's
+    machinery; it is a subset of what :func:`~envsim.prompts.check_scenario_template` allows.
+    """
+    parts = _DOTTED.split(text)
+    texts, paths = parts[0::2], parts[1::2]
+    if any(is_template(t) or "}}" in t or "%}" in t or "#}" in t for t in texts):
+        return None
+    return tuple(texts), tuple(tuple(p.split(".")) for p in paths)
+
+
+_ABSENT: Any = object()
+
+
+def _follow(context: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = context.get(path[0], _ABSENT)
+    for name in path[1:]:
+        if not isinstance(value, dict):
+            return _ABSENT
+        value = dict.get(value, name, _ABSENT)
+    return value
+
+
+def _fast(text: str, context: dict[str, Any], native: bool) -> Any:
+    """``text`` rendered by the dotted-name fast path, or ``_ABSENT`` when it does not apply."""
+    plan = _dotted_plan(text)
+    if plan is None:
+        return _ABSENT
+    texts, paths = plan
+    values = [_follow(context, path) for path in paths]
+    if any(v is _ABSENT for v in values):
+        return _ABSENT  # the sandbox says what is undefined
+    if native and len(paths) == 1 and texts == ("", ""):
+        return _plain(values[0])
+    out = texts[0] + "".join(str(v) + t for v, t in zip(values, texts[1:], strict=True))
+    return out if len(out) <= MAX_OUTPUT_CHARS else _ABSENT
+
+
 def render_value(text: str, context: dict[str, Any]) -> Any:
     """One string of a family body rendered over ``context`` (see the module docstring)."""
     if not is_template(text):
         return text
-    if native_expression(text) is None:
+    native = native_expression(text) is not None
+    fast = _fast(text, context, native)
+    if fast is not _ABSENT:
+        return fast
+    if not native:
         return render_scenario_text(text, **context)
     expression = _expression(text)
     try:

@@ -1,0 +1,298 @@
+"""Drawing family instances: parameters from a seeded generator, then a candidate scenario.
+
+Draw ``k`` of a family under seed ``S`` uses ``random.Random(f"{S}:{family}:{k}")`` (string seeds
+are hashed deterministically): it draws a world seed, then each binding in order among the records
+that match its ``where`` given the earlier bindings (table records sorted by id, list elements in
+order), then each choice. A draw whose required binding matches nothing tries again (a new world
+seed) a few times before it gives up. The parameters are ``{world_seed, bindings: {name: record id,
+list index, a list of them, or null}, choices}``; the instance id is the family name, ``X``, and ten
+base32 characters of the SHA-256 of the parameters' canonical JSON.
+
+The records a query reads are each table of the toolkit's fixture world, dumped once per process
+(``model_dump(mode="json")``, sorted by id); a binding's conditions that read no other binding are
+applied once per world seed, and an equality with a reference is answered from an index.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from collections.abc import Hashable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from envsim.errors import Problem
+from envsim.factory.family import LoadedFamily
+from envsim.factory.query import Binding, CompiledCondition, Ref, compile_conditions, lookup, matches
+from envsim.factory.render import RenderError, as_context, render_body
+from envsim.scenario import Scenario
+
+GENERATOR = "envsim-factory/1"
+"""The generator's name and version, recorded in every generated scenario's ``source``."""
+
+ATTEMPTS = 8
+"""Tries of one draw (each with a new world seed) before a binding that matches nothing fails it."""
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON (sorted keys, no spaces): the input of ids and split buckets."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def instance_id(family: str, parameters: dict[str, Any]) -> str:
+    """The id of the instance of ``family`` with ``parameters``.
+
+    Example:
+        >>> instance_id("RetailProbe", {"world_seed": 1, "bindings": {}, "choices": {}})
+        'RetailProbeX3J4UZYUWFO'
+    """
+    digest = hashlib.sha256(canonical_json(parameters).encode()).digest()
+    return f"{family}X{base64.b32encode(digest).decode()[:10]}"
+
+
+def split_key(family: str, parameters: dict[str, Any]) -> str:
+    """What decides an instance's split: its family, world seed and bound records (not its choices).
+
+    Two instances that share their records share their split, whatever persona or reason they drew.
+    """
+    return hashlib.sha256(
+        f"{family}\x00{parameters['world_seed']}\x00{canonical_json(parameters['bindings'])}".encode()
+    ).hexdigest()
+
+
+@lru_cache(maxsize=1024)
+def table_records(toolkit: str, fixture: str, seed: int, table: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The records of a fixture world's table as JSON data, sorted by id (shared: never modify them)."""
+    from envsim.toolkits import fixture_world, get_toolkit, table_record_types
+
+    record_type = table_record_types(get_toolkit(toolkit).state_model)[table]
+    rows = fixture_world(toolkit, fixture, seed).table(table, record_type)
+    return tuple((key, record.model_dump(mode="json")) for key, record in sorted(rows.items()))
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, Hashable) and not isinstance(value, float | tuple)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """One draw's parameters and the values the family's templates are rendered over."""
+
+    values: dict[str, Any]
+    context: dict[str, Any]
+
+
+@dataclass
+class Candidate:
+    """A drawn instance: its parameters and the scenario rendered from them (or why it could not be).
+
+    ``data`` is the scenario as plain data (written to the file); ``scenario`` its validated model;
+    ``problem`` the located reason it is invalid (a template that failed to render, a schema error).
+    """
+
+    family: LoadedFamily
+    index: int
+    seed: int
+    parameters: dict[str, Any]
+    id: str
+    data: dict[str, Any]
+    scenario: Scenario | None
+    problem: Problem | None
+
+    @property
+    def split_key(self) -> str:
+        """See :func:`split_key`."""
+        return split_key(self.family.name, self.parameters)
+
+
+class NoMatch(Exception):
+    """A draw in which a required binding matched nothing (``binding`` names it)."""
+
+    def __init__(self, binding: str) -> None:
+        super().__init__(binding)
+        self.binding = binding
+
+
+class Drawer:
+    """Draws the instances of one family (caches its queries' answers per world seed)."""
+
+    def __init__(self, loaded: LoadedFamily) -> None:
+        self.loaded = loaded
+        self.family = loaded.family
+        self._static: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        self._index: dict[tuple[str, int, str], dict[Any, list[tuple[str, dict[str, Any]]]]] = {}
+        self._plans: dict[str, tuple[list[tuple[str, CompiledCondition]], tuple[str, Ref] | None]] = {}
+        self._static_tests = {n: compile_conditions(b.static_conditions()) for n, b in loaded.family.select.items()}
+        self._all_tests = {n: compile_conditions(list(b.where.items())) for n, b in loaded.family.select.items()}
+        for name, binding in self.family.select.items():
+            bound = binding.bound_conditions()
+            at = next(
+                (
+                    i
+                    for i, (_, cond) in enumerate(bound)
+                    if cond.operator == "eq" and isinstance(cond.operand, Ref) and binding.table is not None
+                ),
+                None,
+            )
+            if at is None:
+                self._plans[name] = (compile_conditions(bound), None)
+            else:
+                path, cond = bound[at]
+                self._plans[name] = (compile_conditions([*bound[:at], *bound[at + 1 :]]), (path, cond.operand))
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def static_matches(self, name: str, seed: int) -> list[tuple[str, dict[str, Any]]]:
+        """The records of binding ``name``'s table in world ``seed`` that meet its conditions without refs."""
+        key = (name, seed)
+        found = self._static.get(key)
+        if found is None:
+            binding = self.family.select[name]
+            assert binding.table is not None
+            rows = table_records(self.family.toolkit, self.family.world.fixture, seed, binding.table)
+            conditions = self._static_tests[name]
+            found = [row for row in rows if matches(row[1], conditions, {})] if conditions else list(rows)
+            self._static[key] = found
+        return found
+
+    def _indexed(self, name: str, seed: int, path: str) -> dict[Any, list[tuple[str, dict[str, Any]]]]:
+        key = (name, seed, path)
+        index = self._index.get(key)
+        if index is None:
+            index = {}
+            for row in self.static_matches(name, seed):
+                value = lookup(row[1], path)
+                if _hashable(value):
+                    index.setdefault((type(value), value), []).append(row)
+            self._index[key] = index
+        return index
+
+    def candidates(self, name: str, seed: int, bound: dict[str, Any]) -> list[tuple[Any, Any]]:
+        """``(parameter, value)`` of every record (or list element) binding ``name`` may take given ``bound``."""
+        binding: Binding = self.family.select[name]
+        rest, indexed = self._plans[name]
+        if binding.from_ is not None:
+            source = lookup(bound, binding.from_)
+            if not isinstance(source, list | tuple):
+                return []
+            return [(i, item) for i, item in enumerate(source) if matches(item, self._all_tests[name], bound)]
+        if indexed is not None:
+            path, ref = indexed
+            want = ref.resolve(bound)
+            if _hashable(want):
+                rows = self._indexed(name, seed, path).get((type(want), want), [])
+            else:
+                rows = [row for row in self.static_matches(name, seed) if lookup(row[1], path) == want]
+        else:
+            rows = self.static_matches(name, seed)
+        if rest:
+            rows = [row for row in rows if matches(row[1], rest, bound)]
+        return rows
+
+    # -- draws ---------------------------------------------------------------------------------
+
+    def parameters(self, seed: int, index: int) -> Parameters:
+        """The parameters of draw ``index`` under ``seed``; raises :class:`NoMatch` when it cannot be made."""
+        rng = random.Random(f"{seed}:{self.family.family}:{index}")
+        failed = ""
+        for _ in range(ATTEMPTS):
+            world_seed = rng.choice(self.family.world.seeds)
+            try:
+                bindings, values = self._bind(world_seed, rng)
+            except NoMatch as miss:
+                failed = miss.binding
+                continue
+            choices = {name: rng.choice(options) for name, options in self.family.choose.items()}
+            context = {**values, **as_context(choices), "world_seed": world_seed, "family": self.family.family}
+            return Parameters({"world_seed": world_seed, "bindings": bindings, "choices": choices}, context)
+        raise NoMatch(failed)
+
+    def _bind(self, world_seed: int, rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+        bindings: dict[str, Any] = {}
+        values: dict[str, Any] = {}
+        for name, binding in self.family.select.items():
+            found = self.candidates(name, world_seed, values)
+            if binding.count is not None:
+                if len(found) < binding.count:
+                    raise NoMatch(name)
+                picked = sorted(rng.sample(range(len(found)), binding.count))
+                bindings[name] = [found[i][0] for i in picked]
+                values[name] = [as_context(found[i][1]) for i in picked]
+            elif not found:
+                if not binding.optional:
+                    raise NoMatch(name)
+                bindings[name] = None
+                values[name] = None
+            else:
+                param, value = found[rng.randrange(len(found))]
+                bindings[name] = param
+                values[name] = as_context(value)
+        return bindings, values
+
+    def candidate(self, seed: int, index: int, parameters: Parameters) -> Candidate:
+        """The scenario of one draw, rendered and validated (``problem`` set when it is invalid)."""
+        family = self.family
+        values = parameters.values
+        ident = instance_id(family.family, values)
+        data: dict[str, Any] = {}
+        problem: Problem | None = None
+        try:
+            body = render_body(family.scenario, parameters.context)
+        except RenderError as err:
+            body = {}
+            problem = self.loaded.problem(("scenario", *err.loc), f"template line {err.line}: {err.message}")
+        merged = {
+            "id": ident,
+            "domain": family.toolkit,
+            "description": family.description,
+            "toolkits": [family.toolkit],
+            "world": {"fixture": family.world.fixture, "seed": values["world_seed"]},
+            **body,
+            "source": {"family": family.family, "parameters": values, "seed": seed, "generator": GENERATOR},
+        }
+        tags = (
+            [*merged.get("tags", []), family.kind, *family.traits] if isinstance(merged.get("tags", []), list) else []
+        )
+        merged["tags"] = list(dict.fromkeys(tags))
+        data = {name: merged[name] for name in Scenario.model_fields if name in merged}
+        scenario: Scenario | None = None
+        if problem is None:
+            try:
+                scenario = Scenario.model_validate(data)
+            except ValidationError as err:
+                first = err.errors(include_url=False)[0]
+                loc = tuple(first["loc"])
+                message = "required field is missing" if first["type"] == "missing" else first["msg"]
+                problem = self.loaded.body_problem(
+                    loc, message.removeprefix("Value error, "), key=first["type"] == "missing"
+                )
+        return Candidate(self.loaded, index, seed, values, ident, data, scenario, problem)
+
+
+def instances(loaded: LoadedFamily, count: int, seed: int) -> list[Candidate]:
+    """The first ``count`` candidates of ``loaded`` under ``seed`` with distinct parameters (ungated).
+
+    Draws that match nothing or repeat earlier parameters are skipped; at most ``4 * count + 16``
+    draws are made, so a family with fewer distinct instances gives fewer.
+    """
+    drawer = Drawer(loaded)
+    seen: set[str] = set()
+    out: list[Candidate] = []
+    for index in range(4 * count + 16):
+        if len(out) >= count:
+            break
+        try:
+            params = drawer.parameters(seed, index)
+        except NoMatch:
+            continue
+        key = canonical_json(params.values)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(drawer.candidate(seed, index, params))
+    return out
