@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -120,12 +121,23 @@ class ScenarioEnv(gym.Env[str, str]):
         scenario: A :class:`Scenario`, a scenario file path, or a registered scenario id.
         user: The mock user (default: :class:`ScriptedUser`).
         render_mode: ``"ansi"`` (``render()`` returns the transcript) or ``"human"`` (prints it).
+        judge_model: The model (a litellm model string) of the scenario's judges (``reward.judges``),
+            called once when the episode is scored; None (the default, offline): the judges are
+            recorded as not run, outside the total.
+        judge_options: Further arguments of :class:`envsim.reward.judge.Judge` for those judges
+            (``cache``, ``completion_kwargs``, ``samples``...).
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's convention
 
     def __init__(
-        self, scenario: Scenario | str | Path, *, user: UserSimulator | None = None, render_mode: str | None = None
+        self,
+        scenario: Scenario | str | Path,
+        *,
+        user: UserSimulator | None = None,
+        render_mode: str | None = None,
+        judge_model: str | None = None,
+        judge_options: Mapping[str, Any] | None = None,
     ) -> None:
         from envsim.registration import load_registered
 
@@ -138,7 +150,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self.runtime = ScenarioRuntime(self.scenario)
         self.session = self.runtime.session()
         self.user = user or ScriptedUser()
-        self.rubric = Rubric.for_scenario(self.scenario)
+        self.rubric = Rubric.for_scenario(self.scenario, judge_model=judge_model, judge_options=judge_options)
         self._reward_context = RewardContext(self.runtime)
         self._system_prompt = render(
             "agent_system.j2", domain=self.scenario.domain, guidelines=self.scenario.agent.guidelines

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from envsim.errors import TemplateError, UnknownNameError
 from envsim.prompts import check_scenario_template, render_scenario_text
-from envsim.reward.spec import custom_without_role, effective_reward_spec
+from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
 from envsim.scenario import Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
 from envsim.toolkits import OverrideError, get_toolkit
@@ -331,6 +331,10 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
     where = ("reward", "components") if scenario.reward.components is not None else ("reward", "weights")
     if not counted:
         problems.append((where, "no gate and no weighted component: every reward would be 0", True))
+    elif counted <= set(spec.judges or ()):
+        problems.append(
+            (where, "every gate and weighted component is a judge: without a judge model nothing is scored", True)
+        )
     elif counted <= trivial:
         problems.append((where, "no gate or weighted component has criteria: every reward would be 1", True))
     for i, statement in enumerate(expected.required_statements):
@@ -366,6 +370,7 @@ def _lint_reward(scenario: Scenario, *, criteria: bool = True) -> list[LintProbl
     ``expected`` that no component reads."""
     from envsim.reward import COMPONENTS
     from envsim.reward.custom import RewardModuleError, load_reward_function
+    from envsim.reward.judges import RUN_JUDGE
 
     own = scenario.reward
     problems: list[LintProblem] = []
@@ -386,7 +391,18 @@ def _lint_reward(scenario: Scenario, *, criteria: bool = True) -> list[LintProbl
             if name in idle:
                 message = "is never called: name it in reward.gates, reward.components or reward.metrics"
                 problems.append((loc, f"custom component {name!r} {message}", True))
-    known = [*COMPONENTS, *custom]
+    judges = spec.judges or {}
+    idle_judges = set(judges_without_role(spec))
+    for name in own.judges or {}:
+        loc = ("reward", "judges", name)
+        if not _SNAKE.match(name):
+            problems.append((loc, f"judge name {name!r} must be snake_case", True))
+        elif name in COMPONENTS or name in custom or name == RUN_JUDGE:
+            problems.append((loc, f"judge {name!r} has the name of another reward component", True))
+        elif name in idle_judges:
+            message = "is never run: name it in reward.gates, reward.components or reward.metrics"
+            problems.append((loc, f"judge {name!r} {message}", True))
+    known = [*COMPONENTS, *custom, *judges]
     for section in ("gates", "metrics"):
         seen: set[str] = set()
         for i, name in enumerate(getattr(own, section) or []):

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from envsim.errors import Problem, ScenarioError
-from envsim.scenario import Scenario
+from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario
 from envsim.suggest import closest, did_you_mean
 from envsim.yamlsource import Loc, YamlDocument, load_yaml, load_yaml_text
 
@@ -164,7 +164,14 @@ def _section_model(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def salvage(data: dict[str, Any], err: ValidationError) -> tuple[Scenario | None, frozenset[str]]:
+def validation_context(doc: YamlDocument) -> dict[str, Any]:
+    """Pydantic's validation context for a scenario document: the folder its relative paths start from."""
+    return {SCENARIO_DIR_CONTEXT: doc.path.parent} if doc.path is not None else {}
+
+
+def salvage(
+    data: dict[str, Any], err: ValidationError, context: dict[str, Any] | None = None
+) -> tuple[Scenario | None, frozenset[str]]:
     """A scenario made of the parts of ``data`` that validate, and the sections that did not.
 
     Each section (a top-level field, or a field of ``world``, ``agent``, ``user``, ``expected``
@@ -204,7 +211,7 @@ def salvage(data: dict[str, Any], err: ValidationError) -> tuple[Scenario | None
             else:
                 data.pop(top, None)
         try:
-            return Scenario.model_validate(data), frozenset(broken)
+            return Scenario.model_validate(data, context=context), frozenset(broken)
         except ValidationError as again:
             err = again
     return None, frozenset()
@@ -222,10 +229,10 @@ def validate_document(doc: YamlDocument, *, lint: bool = True) -> Scenario:
     problems: list[Problem] = []
     broken: frozenset[str] = frozenset()
     try:
-        scenario: Scenario | None = Scenario.model_validate(doc.data)
+        scenario: Scenario | None = Scenario.model_validate(doc.data, context=validation_context(doc))
     except ValidationError as err:
         problems = problems_from_validation(doc, err, Scenario)
-        scenario, broken = salvage(doc.data, err) if lint else (None, frozenset())
+        scenario, broken = salvage(doc.data, err, validation_context(doc)) if lint else (None, frozenset())
     if lint and scenario is not None:
         from envsim.lint import lint_scenario
 

@@ -29,7 +29,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from envsim.user.persona import Persona
 
@@ -347,6 +356,37 @@ class Expected(StrictModel):
     )
 
 
+SCENARIO_DIR_CONTEXT = "scenario_dir"
+"""The key of pydantic's validation context giving the folder that relative paths in a scenario start from
+(the scenario file's; :mod:`envsim.loader` passes it). Without it they start from the current folder."""
+
+
+def _judge_rubric(reference: str | dict[str, Any], info: ValidationInfo) -> str | dict[str, Any]:
+    """A ``reward.judges`` value checked: a shipped rubric's name, or a rubric (a file's read in, located)."""
+    from envsim.reward.judges import resolve_reference
+
+    base = (info.context or {}).get(SCENARIO_DIR_CONTEXT)
+    return resolve_reference(reference, base)
+
+
+def _rubric_shape(reference: Any) -> Any:
+    if not isinstance(reference, str | dict):
+        raise ValueError(f"give a rubric's name, a path to a rubric file, or a rubric (a mapping), got {reference!r}")
+    return reference
+
+
+JudgeRubricRef = Annotated[
+    str | dict[str, Any],
+    BeforeValidator(_rubric_shape),
+    AfterValidator(_judge_rubric),
+    Field(
+        description="A rubric shipped with envsim by name (e.g. empathy_panicked_caller), a path to a rubric YAML "
+        "file relative to the scenario file, or a rubric inline (see envsim.reward.judge.JudgeRubric)."
+    ),
+]
+"""A judge's rubric in ``reward.judges`` (see :mod:`envsim.reward.judges`)."""
+
+
 class RewardSpec(StrictModel):
     """How the reward is computed: gates, weighted components, recorded metrics.
 
@@ -356,6 +396,8 @@ class RewardSpec(StrictModel):
     - ``metrics``: components computed and reported with weight 0;
     - ``custom``: the scenario's own components, ``name: "module:function"``; the module must
       be allowed (``ENVSIM_REWARD_MODULES`` or :func:`envsim.reward.allow_reward_module`);
+    - ``judges``: LLM judges as components, ``name: rubric`` (see :mod:`envsim.reward.judges`);
+      like a custom component, each must be named in ``gates``, ``components`` or ``metrics``;
     - ``success_threshold``: the total at or above which an episode (whose gates held) is a
       success.
 
@@ -379,6 +421,12 @@ class RewardSpec(StrictModel):
     metrics: list[str] | None = Field(None, description="Components recorded with weight 0.")
     custom: dict[str, str] | None = Field(
         None, description="The scenario's own components: name -> 'module:function' (the module must be allowed)."
+    )
+    judges: dict[str, JudgeRubricRef] | None = Field(
+        None,
+        description="LLM judges as components: name -> rubric (a shipped rubric's name, a rubric file relative to "
+        "the scenario file, or a rubric inline); each must be a gate, weighted or a metric. Run only with a judge "
+        "model; otherwise recorded as not run (left out of the total).",
     )
     success_threshold: float = Field(
         1.0, ge=0, le=1, description="Total at or above which an episode whose gates held is a success."
@@ -419,6 +467,7 @@ class RewardSpec(StrictModel):
             components=weighted if weighted is not None else base.given_weights(),
             metrics=self.metrics if self.metrics is not None else base.metrics,
             custom=self.custom if self.custom is not None else base.custom,
+            judges=self.judges if self.judges is not None else base.judges,
             success_threshold=(
                 self.success_threshold if "success_threshold" in self.model_fields_set else base.success_threshold
             ),

@@ -3,13 +3,18 @@
 Every component has one signature, ``(trajectory, context) -> ComponentScore``: a score in
 [0, 1] and why. A component that cannot give a score (an LLM judge whose model failed)
 returns a NaN score, :meth:`ComponentScore.could_not_judge`; the rubric then reports the
-episode as ``judge_error`` instead of reading the NaN as a number.
+episode as ``judge_error`` instead of reading the NaN as a number. A component that was not
+run at all (a scenario's judge, ``reward.judges``, in a run with no judge model) returns
+:meth:`ComponentScore.not_run`: no score, left out of the total, and no error either.
 
 Example:
     >>> ComponentScore(0.5, "half the statements said").judged
     True
     >>> ComponentScore.could_not_judge("the judge model timed out").judged
     False
+    >>> skipped = ComponentScore.not_run("no judge model configured")
+    >>> skipped.ran, skipped.judged
+    (False, False)
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ class ComponentScore:
     """A component's score in [0, 1] and why; a NaN score means it could not judge.
 
     ``usage`` is the model usage spent on computing the score (an LLM judge's tokens and
-    cost); the rubric adds it to the breakdown's measures under the role ``judge``.
+    cost); the rubric adds it to the breakdown's measures under the role ``judge``. ``ran`` is
+    False for a component that was not run (:meth:`not_run`): its NaN score is no verdict at all.
     """
 
     score: float
     explanation: str
     usage: Usage | None = field(default=None, kw_only=True)
+    ran: bool = field(default=True, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         if not (math.isnan(self.score) or 0.0 <= self.score <= 1.0):
@@ -53,6 +60,11 @@ class ComponentScore:
     def could_not_judge(cls, explanation: str, *, usage: Usage | None = None) -> ComponentScore:
         """A result saying the component could not judge this trajectory (and why)."""
         return cls(math.nan, explanation, usage=usage)
+
+    @classmethod
+    def not_run(cls, explanation: str) -> ComponentScore:
+        """A result saying the component was not run (and why): not a score, not an error."""
+        return cls(math.nan, explanation, ran=False)
 
 
 @dataclass
@@ -102,8 +114,9 @@ RewardFn = Callable[[Trajectory, RewardContext], ComponentScore]
 class ComponentResult(BaseModel):
     """One component in a breakdown: its score, its weight, and whether it is a gate.
 
-    ``score`` is NaN (and ``judged`` False) when the component could not judge; in JSON the
-    NaN is written as the string ``"NaN"``, which reads back as NaN.
+    ``score`` is NaN (and ``judged`` False) when the component could not judge, or was not run
+    (``ran`` False: a scenario's judge without a judge model; left out of the total and the gates);
+    in JSON the NaN is written as the string ``"NaN"``, which reads back as NaN.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
@@ -113,6 +126,11 @@ class ComponentResult(BaseModel):
     explanation: str
     gate: bool = False
     judged: bool = True
+    ran: bool = Field(
+        True,
+        exclude_if=lambda ran: ran is True,  # written only when False: records of components that ran are unchanged
+        description="False when the component was not run (a judge without a judge model): no verdict at all.",
+    )
 
 
 class RewardBreakdown(BaseModel):

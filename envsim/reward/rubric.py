@@ -8,6 +8,10 @@
 - **metrics** are reported with weight 0;
 - a **custom** component (user code, see :mod:`envsim.reward.custom`) that fails is recorded
   with a NaN score and why, and makes the outcome ``reward_error``, whatever its role;
+- a **judge** (``reward.judges``, :mod:`envsim.reward.judges`) is scored once, when the episode is
+  scored; without a judge model it is recorded as **not run** (``ran`` False): left out of the
+  total (the other weights are renormalised over the components that ran) and of the gates, and
+  neither a score nor a ``judge_error``;
 - the **outcome** (:mod:`envsim.reward.outcome`) and the **measures**
   (:func:`envsim.reward.kpis.measures`) come with every breakdown.
 
@@ -21,12 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from envsim.reward import components, kpis
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
 from envsim.reward.custom import GuardedReward, RewardFunctionError, load_reward_function
+from envsim.reward.judges import RUN_JUDGE, scenario_judges
 from envsim.reward.outcome import decide_outcome
-from envsim.reward.spec import custom_without_role, effective_reward_spec
+from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
 from envsim.scenario import RewardSpec, Scenario
 from envsim.trajectory import Trajectory, Usage
 
@@ -47,6 +53,16 @@ COMPONENTS: dict[str, RewardFn] = {
 
 GATE_TOLERANCE = 1e-9
 """A gate holds when its score is at least ``1 - GATE_TOLERANCE``."""
+
+
+class _Given:
+    """A reward component whose result is already known (:meth:`Rubric.with_scores`)."""
+
+    def __init__(self, score: ComponentScore) -> None:
+        self.score = score
+
+    def __call__(self, trajectory: Trajectory | None, context: RewardContext | None) -> ComponentScore:
+        return self.score
 
 
 class Rubric:
@@ -78,11 +94,16 @@ class Rubric:
         self.gates = tuple(dict.fromkeys(gates))
         self.functions = {name: table[name] for name in names}
         self.success_threshold = success_threshold
-        self._norm = sum(self.weights.values())
 
     @classmethod
-    def from_spec(cls, spec: RewardSpec) -> Rubric:
-        """The rubric a (merged) reward spec describes; its custom components are loaded (if allowed) and guarded."""
+    def from_spec(
+        cls, spec: RewardSpec, *, judge_model: str | None = None, judge_options: Mapping[str, Any] | None = None
+    ) -> Rubric:
+        """The rubric a (merged) reward spec describes; its custom components are loaded (if allowed) and guarded.
+
+        Its judges (``reward.judges``) call ``judge_model`` with ``judge_options`` (arguments of
+        :class:`~envsim.reward.judge.Judge`); with ``judge_model`` None they are recorded as not run.
+        """
         functions = dict(COMPONENTS)
         for name, reference in (spec.custom or {}).items():
             if name in COMPONENTS:
@@ -94,6 +115,16 @@ class Rubric:
                 f"reward.custom.{idle[0]}: custom reward component {idle[0]!r} is never called: "
                 "name it in reward.gates, reward.components or reward.metrics"
             )
+        for name, judge in scenario_judges(spec.judges, model=judge_model, **dict(judge_options or {})).items():
+            if name in functions or name == RUN_JUDGE:
+                raise ValueError(f"reward.judges.{name}: judge {name!r} has the name of another reward component")
+            functions[name] = judge
+        idle = judges_without_role(spec)
+        if idle:
+            raise ValueError(
+                f"reward.judges.{idle[0]}: judge {idle[0]!r} is never run: "
+                "name it in reward.gates, reward.components or reward.metrics"
+            )
         return cls(
             spec.weighted(),
             functions,
@@ -103,15 +134,35 @@ class Rubric:
         )
 
     @classmethod
-    def for_scenario(cls, scenario: Scenario) -> Rubric:
-        """The rubric of a scenario: its ``reward`` section over its domain's defaults."""
-        return cls.from_spec(effective_reward_spec(scenario))
+    def for_scenario(
+        cls, scenario: Scenario, *, judge_model: str | None = None, judge_options: Mapping[str, Any] | None = None
+    ) -> Rubric:
+        """The rubric of a scenario: its ``reward`` section over its domain's defaults (judges: :meth:`from_spec`)."""
+        return cls.from_spec(effective_reward_spec(scenario), judge_model=judge_model, judge_options=judge_options)
+
+    def with_scores(self, scores: Mapping[str, ComponentScore]) -> Rubric:
+        """This rubric with the named components' results given (e.g. judges scored elsewhere, asynchronously).
+
+        Example:
+            >>> rubric = Rubric({"final_state": 1.0}, metrics=["containment"])
+            >>> fixed = rubric.with_scores({"containment": ComponentScore(0.5, "given")})
+            >>> fixed.weights == rubric.weights, fixed.functions["containment"](None, None).score
+            (True, 0.5)
+        """
+        unknown = [name for name in scores if name not in self.functions]
+        if unknown:
+            raise ValueError(f"unknown reward components: {', '.join(unknown)}")
+        given = {name: _Given(score) for name, score in scores.items()}
+        return Rubric(
+            self.weights, {**self.functions, **given}, gates=self.gates, success_threshold=self.success_threshold
+        )
 
     def evaluate(self, trajectory: Trajectory, context: RewardContext) -> RewardBreakdown:
         """Score every component, apply the gates, and decide the outcome."""
         parts: dict[str, ComponentResult] = {}
         gates: dict[str, bool] = {}
         weighted = 0.0
+        norm = 0.0
         unjudged = False
         failed = False
         judge_usage: Usage | None = None
@@ -122,6 +173,7 @@ class Rubric:
                 result = fn(trajectory, context)
             except RewardFunctionError as err:
                 failed = True
+                norm += weight
                 if is_gate:
                     gates[name] = False
                 parts[name] = ComponentResult(
@@ -132,6 +184,12 @@ class Rubric:
                 raise TypeError(f"reward component {name!r} returned {type(result).__name__}, not a ComponentScore")
             if result.usage is not None:
                 judge_usage = result.usage if judge_usage is None else judge_usage + result.usage
+            if not result.ran:  # no verdict at all: out of the total and the gates, and no error
+                parts[name] = ComponentResult(
+                    score=math.nan, weight=weight, explanation=result.explanation, gate=is_gate, judged=False, ran=False
+                )
+                continue
+            norm += weight
             if is_gate:
                 gates[name] = result.judged and result.score >= 1.0 - GATE_TOLERANCE
             if not result.judged and (is_gate or weight > 0):
@@ -144,8 +202,8 @@ class Rubric:
         held = all(gates.values())
         if not held:
             total = 0.0
-        elif self._norm:
-            total = weighted / self._norm
+        elif norm:
+            total = weighted / norm
         else:
             total = 1.0 if gates else 0.0
         outcome = decide_outcome(

@@ -75,3 +75,14 @@ def custom_without_role(spec: RewardSpec) -> list[str]:
     """
     used = set(spec.weighted()) | set(spec.gates or ()) | set(spec.metrics or ())
     return [name for name in spec.custom or {} if name not in used]
+
+
+def judges_without_role(spec: RewardSpec) -> list[str]:
+    """The judges (``reward.judges``) of a (merged) spec that no gate, weight or metric names: they would never run.
+
+    Example:
+        >>> judges_without_role(RewardSpec(judges={"empathy": "empathy_panicked_caller"}, metrics=["containment"]))
+        ['empathy']
+    """
+    used = set(spec.weighted()) | set(spec.gates or ()) | set(spec.metrics or ())
+    return [name for name in spec.judges or {} if name not in used]
