@@ -170,23 +170,23 @@ class Suite:
         found = scan(self.files(split))
         if found.skipped:
             raise ScenarioError([s.problem for s in found.skipped])
-        ids: list[str] = []
+        new: dict[str, EnvSpec] = {}
         for scenario_id, (path, max_turns) in found.scenarios.items():
             gym_id = f"{NAMESPACE}/{scenario_id}-v0"
             spec = gym.registry.get(gym_id)
-            if spec is not None:
-                other = spec.kwargs.get("scenario")
-                if other is None or os.path.abspath(str(other)) != os.path.abspath(path):
-                    raise SuiteError(
-                        f"{path}: scenario id {scenario_id!r} is already registered"
-                        + (f" for {other}" if other is not None else "")
-                    )
-            else:
-                gym.registry[gym_id] = EnvSpec(
+            if spec is None:
+                new[gym_id] = EnvSpec(
                     id=gym_id, entry_point=ENTRY_POINT, kwargs={"scenario": str(path)}, max_episode_steps=max_turns
                 )
-            ids.append(scenario_id)
-        return ids
+                continue
+            other = spec.kwargs.get("scenario")
+            if other is None or os.path.abspath(str(other)) != os.path.abspath(path):
+                raise SuiteError(  # checked for every file before any is registered
+                    f"{path}: scenario id {scenario_id!r} is already registered"
+                    + (f" for {other}" if other is not None else " (not for a scenario file)")
+                )
+        gym.registry.update(new)
+        return list(found.scenarios)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
