@@ -160,6 +160,10 @@ def run(
     error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Scripted agent's mistake rate.")] = 0.0,
     output: Annotated[Path | None, typer.Option("--out", help="Append trajectories to this JSONL file.")] = None,
     show: Annotated[bool, typer.Option(help="Print each transcript.")] = False,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(help="Model of the scenarios' judges (reward.judges); without one they are recorded as not run."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run episodes offline with the scripted user and agent; print rewards."""
@@ -174,7 +178,8 @@ def run(
     names = sorted(discover()) if scenarios == ["all"] else scenarios
     from envsim.user.registry import make_user
 
-    envs = [ScenarioEnv(name, user=make_user(user)) for name in names]  # validate all before running any
+    # validate all before running any
+    envs = [ScenarioEnv(name, user=make_user(user), judge_model=judge_model) for name in names]
     started = time.perf_counter()
     rewards: list[float] = []
     ends: Counter[str] = Counter()
@@ -197,7 +202,7 @@ def run(
                     out.print(Text.assemble((env.scenario.id, "bold"), f" seed={seed + i}"))
                     out.print(format_messages(trajectory.messages))
                     for name, part in breakdown.components.items():
-                        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}")
+                        out.print(f"  {name}: {part.shown()} (w={part.weight}) {part.explanation}")
             per_scenario[env.scenario.id] = sum(scores) / len(scores)
             out.print(f"{env.scenario.id}: mean reward {per_scenario[env.scenario.id]:.3f} over {episodes} episodes")
     finally:
@@ -270,7 +275,7 @@ def play(
     breakdown = env.score()
     out.print(Text(f"reward {breakdown.total:.3f} ({breakdown.outcome})", style="bold"))
     for name, part in breakdown.components.items():
-        out.print(f"  {name}: {part.score:.2f} (w={part.weight}) {part.explanation}")
+        out.print(f"  {name}: {part.shown()} (w={part.weight}) {part.explanation}")
 
 
 def _register_commands() -> None:

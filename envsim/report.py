@@ -430,10 +430,10 @@ def episode_view(record: EpisodeRecord, persona: str) -> dict[str, Any]:
             components.append(
                 {
                     "name": name,
-                    "score": _fmt(part.score) if part.judged else "could not judge",
+                    "score": _fmt(part.score) if part.judged else part.shown(),
                     "weight": _fmt(part.weight),
                     "gate": "gate" if part.gate else "",
-                    "held": "held" if breakdown.gates.get(name, True) else "failed",
+                    "held": ("held" if breakdown.gates.get(name, True) else "failed") if part.ran else "not applied",
                     "explanation": part.explanation,
                 }
             )

@@ -110,7 +110,11 @@ def play_shard(
     lines: queue.Queue[str | None] = queue.Queue()
     calls = worker_calls(options)
     runner = BatchRunner(cast(RunStore, _Sink(lines)), specs, dict(scenarios), config, options, calls)
-    if specs and options.cache != "replay" and (config.agent == "llm" or config.user == "llm" or config.judge_rubric):
+    if (
+        specs
+        and options.cache != "replay"
+        and (config.agent == "llm" or config.user == "llm" or config.judge_rubric or config.judge_model)
+    ):
         litellm()  # imported before the loop starts, as the local backend does
 
     async def run() -> None:

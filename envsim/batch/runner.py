@@ -40,6 +40,9 @@ What can go wrong in an episode, and what is stored:
   in a way not worth retrying, the episode is stored as ``infra_error`` (with the partial
   trajectory and the error) and resumed runs play it again; it never counts as reward 0;
 - the judge fails on the provider's side (timeout, provider error): the same, ``infra_error``;
+  this holds for the run-wide judge (``--judge-rubric``) and for the scenario's own judges
+  (``reward.judges``), which run, after the episode and awaited, only with ``--judge-model``
+  (without it they are recorded as not run, outside the total);
 - the simulation raises (a bug in a tool, a user simulator, an agent): ``sim_fault``, with the
   exception in ``error``; it does not stop the other episodes;
 - ``--replay`` meets an unrecorded call (:class:`~envsim.batch.cache.CallCacheMiss`): the run
@@ -139,6 +142,7 @@ class Participants:
         self.config = config
         self.options = options
         self._judge: Any = None
+        self._scenario_judges: dict[str, dict[str, Any]] = {}
         self._prototype: Policy | None = None
         if config.judge_rubric is not None:
             from envsim.reward.judge import Judge, JudgeCache
@@ -153,12 +157,36 @@ class Participants:
     @property
     def calls_models(self) -> bool:
         """Whether an episode calls models through litellm (an LLM agent, an LLM user or a judge)."""
-        return self.config.agent == "llm" or self.config.user == "llm" or self._judge is not None
+        config = self.config
+        return (
+            config.agent == "llm" or config.user == "llm" or self._judge is not None or config.judge_model is not None
+        )
 
     def models(self) -> dict[str, str | None]:
         """The model of each role (``None`` for scripted participants)."""
-        judge = self._judge.model if self._judge is not None else None
+        judge = self._judge.model if self._judge is not None else self.config.judge_model
         return {"agent": self.config.agent_model, "user": self.config.user_model, "judge": judge}
+
+    def scenario_judges(self, scenario: Scenario) -> dict[str, Any]:
+        """The judges the scenario names (``reward.judges``) calling ``--judge-model``, by component name
+        (:class:`envsim.reward.judges.ScenarioJudge`); none without a judge model (they are then not run)."""
+        if self.config.judge_model is None:
+            return {}
+        judges = self._scenario_judges.get(scenario.id)
+        if judges is None:
+            from envsim.reward.judge import JudgeCache
+            from envsim.reward.judges import scenario_judges
+            from envsim.reward.spec import effective_reward_spec
+
+            # no verdict cache and no backoff of their own: as the run-wide judge (see __init__)
+            judges = scenario_judges(
+                effective_reward_spec(scenario).judges,
+                model=self.config.judge_model,
+                cache=JudgeCache(None, memory=False),
+                backoff=0.0,
+            )
+            self._scenario_judges[scenario.id] = judges
+        return judges
 
     def agent(self) -> Policy:
         """A new agent (``hf``: a copy sharing the one loaded model, with its own per-episode state)."""
@@ -234,6 +262,24 @@ class EnvPool:
             self._idle.setdefault(scenario_id, []).append(slot)
         else:
             self._idle.pop(scenario_id, None)
+
+
+async def _verdict(judge: Any, trajectory: Trajectory) -> ComponentScore:
+    """A judge's (:class:`envsim.reward.judge.Judge`) score of ``trajectory``, its calls counted under role ``judge``.
+
+    A provider error or timeout raises :class:`ModelCallError` (the episode is an ``infra_error``);
+    any other failure is the component's ``judge_error`` (a NaN score).
+    """
+    from envsim.reward.judge import JudgeError
+
+    with role("judge"):
+        try:
+            result = await judge.ajudge(trajectory)
+        except JudgeError as error:
+            if error.reason in ("timeout", "provider_error"):
+                raise ModelCallError(error.model, error) from error
+            return error.as_score()
+    return ComponentScore(result.score, result.explanation(), usage=result.usage)
 
 
 def _with_judge(rubric: Rubric, score: ComponentScore, weight: float) -> Rubric:
@@ -356,18 +402,15 @@ class BatchRunner:
         if played and trajectory.usage != played:  # an LLM user's calls, counted by the run's call layer
             trajectory = trajectory.model_copy(update={"usage": played})
             breakdown = self._context_rubric(slot, env.rubric, trajectory)
+        verdicts = {
+            name: await _verdict(scenario_judge.judge, trajectory)
+            for name, scenario_judge in self.participants.scenario_judges(env.scenario).items()
+        }
+        rubric = env.rubric.with_scores(verdicts) if verdicts else env.rubric
         if judge is not None:
-            from envsim.reward.judge import JudgeError
-
-            with role("judge"):
-                try:
-                    result = await judge.ajudge(trajectory)
-                    score = ComponentScore(result.score, result.explanation(), usage=result.usage)
-                except JudgeError as error:
-                    if error.reason in ("timeout", "provider_error"):
-                        raise ModelCallError(error.model, error) from error
-                    score = error.as_score()
-            breakdown = self._context_rubric(slot, _with_judge(env.rubric, score, self.config.judge_weight), trajectory)
+            rubric = _with_judge(rubric, await _verdict(judge, trajectory), self.config.judge_weight)
+        if rubric is not env.rubric:
+            breakdown = self._context_rubric(slot, rubric, trajectory)
         return trajectory, breakdown
 
     @staticmethod

@@ -110,6 +110,8 @@ def start_run(
         config = config.model_copy(update={"judge_rubric": str(rubric), "judge_rubric_hash": file_hash(rubric)})
     check_participants(config)
     sources = resolve_sources(scenarios)
+    if config.judge_rubric is None and config.judge_model is not None:
+        check_scenario_judges(sources)
     plan = make_plan(sources, config, episodes=episodes, seeds=seeds)
     options = _options_for(options, out)
     manifest = Manifest.new(config, options, sources, seeds=seeds, episodes=episodes)
@@ -132,8 +134,21 @@ def check_participants(config: GenerateConfig) -> None:
         )
     if config.agent in ("llm", "hf") and not config.agent_model:
         raise EnvsimError(f"--agent {config.agent} needs --agent-model")
-    if config.judge_rubric is None and (config.judge_model is not None or config.judge_weight):
-        raise EnvsimError("--judge-model and --judge-weight need --judge-rubric (the criteria the judge scores)")
+    if config.judge_rubric is None and config.judge_weight:
+        raise EnvsimError("--judge-weight needs --judge-rubric (the criteria the judge scores)")
+
+
+def check_scenario_judges(sources: Sequence[ScenarioSource]) -> None:
+    """Raise :class:`EnvsimError` when none of the run's scenarios names a judge (``reward.judges``):
+    ``--judge-model`` without ``--judge-rubric`` would have nothing to judge."""
+    from envsim.reward.spec import effective_reward_spec
+
+    scenarios = load_scenarios(sources, {source.id for source in sources})
+    if not any(effective_reward_spec(scenario).judges for scenario in scenarios.values()):
+        raise EnvsimError(
+            "--judge-model: no scenario of the run names a judge (reward.judges); without one, judges need "
+            "--judge-rubric (the criteria the judge scores)"
+        )
 
 
 def open_run(run_dir: Path) -> RunStore:
@@ -175,7 +190,7 @@ def load_scenarios(sources: Sequence[ScenarioSource], needed: set[str]) -> dict[
 
 
 def _uses_models(config: GenerateConfig) -> bool:
-    return config.agent == "llm" or config.user == "llm" or config.judge_rubric is not None
+    return config.agent == "llm" or config.user == "llm" or config.judge_rubric is not None or bool(config.judge_model)
 
 
 def _call_defaults(options: RunOptions) -> dict[str, Any]:

@@ -107,7 +107,13 @@ def register(app: typer.Typer) -> None:
         judge_rubric: Annotated[
             Path | None, typer.Option(help="Judge rubric YAML: adds an LLM-judge component named 'judge'.")
         ] = None,
-        judge_model: Annotated[str | None, typer.Option(help="The judge's model (overrides the rubric's).")] = None,
+        judge_model: Annotated[
+            str | None,
+            typer.Option(
+                help="The model of every judge: --judge-rubric's (overrides the rubric's) and the scenarios' own"
+                " (reward.judges; without a judge model they are recorded as not run)."
+            ),
+        ] = None,
         judge_weight: Annotated[
             float | None, typer.Option(min=0.0, help="Weight of the judge in the total (0: reported only). [0]")
         ] = None,

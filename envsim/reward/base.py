@@ -132,6 +132,17 @@ class ComponentResult(BaseModel):
         description="False when the component was not run (a judge without a judge model): no verdict at all.",
     )
 
+    def shown(self, digits: int = 2) -> str:
+        """The score for people: ``0.50``, ``could not judge`` or ``not run``.
+
+        Example:
+            >>> ComponentResult(score=float("nan"), weight=0.0, explanation="", judged=False, ran=False).shown()
+            'not run'
+        """
+        if not self.ran:
+            return "not run"
+        return f"{self.score:.{digits}f}" if self.judged else "could not judge"
+
 
 class RewardBreakdown(BaseModel):
     """The total reward, every component that went into it, which gates held, and the outcome.

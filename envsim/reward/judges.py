@@ -188,7 +188,7 @@ class ScenarioJudge:
         """The result of this judge when no judge model is configured."""
         return ComponentScore.not_run(
             f"judge {self.name!r} (rubric {self.rubric.name}) not run: no judge model configured "
-            "(envsim generate --judge-model, or judge_model= for the environment)"
+            "(--judge-model of envsim run or generate, or judge_model= for the environment)"
         )
 
     def __call__(self, trajectory: Trajectory, context: RewardContext | None) -> ComponentScore:
