@@ -14,7 +14,7 @@ import pytest
 from envsim.env import ScenarioEnv
 from envsim.loader import load_scenario_text
 from envsim.scenario import Scenario
-from tests.llm_clients import close_litellm_clients
+from tests.llm_clients import close_litellm_clients, closing_event_loops
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,13 +71,15 @@ def tiny_env(tiny_scenario: Scenario) -> ScenarioEnv:
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_litellm_clients() -> Iterator[None]:
-    """At the end of the session, close the clients litellm cached (see :mod:`tests.llm_clients`).
+    """Every event loop closes litellm's async sessions bound to it; the session's end closes its sync clients.
 
-    The cache is emptied and collected while pytest still watches, so a client left open (a
-    regression, or a new kind of client in a litellm upgrade) fails the session with its
-    ``unclosed <socket ...>`` ResourceWarning instead of being printed after it.
+    See :mod:`tests.llm_clients`. The client cache is emptied and collected while pytest still
+    watches, so a client left open (a regression, or a new kind of client in a litellm upgrade)
+    fails the session with its ``unclosed <socket ...>`` ResourceWarning instead of being printed
+    after it.
     """
-    yield
+    with closing_event_loops():
+        yield
     close_litellm_clients()
     gc.collect()
 

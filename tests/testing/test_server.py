@@ -317,3 +317,24 @@ def test_closing_litellm_clients_leaves_no_socket_open(url: str) -> None:
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert cache.cache_dict == {}
     assert close_litellm_clients() == 0  # idempotent: litellm builds new clients on the next call
+
+
+def test_an_event_loop_closes_the_litellm_sessions_it_opened(url: str) -> None:
+    import gc
+    import warnings
+
+    from envsim.llm import acomplete
+    from tests.llm_clients import litellm_sessions
+
+    body = _agent_request()
+    asyncio.run(acomplete("openai/gpt-4o", body["messages"], api_base=url, api_key="test", num_retries=0))
+    sessions = list(litellm_sessions())
+    assert sessions and all(session.closed for session in sessions)  # closed with the loop that opened them
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        litellm().in_memory_llm_clients_cache.flush_cache()  # the clients become garbage
+        del sessions
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    asyncio.run(acomplete("openai/gpt-4o", body["messages"], api_base=url, api_key="test", num_retries=0))  # again
