@@ -1,0 +1,110 @@
+"""The verification gate: a generated candidate is written only if it passes every rule.
+
+In order (the first rule a candidate fails is its drop reason):
+
+- ``invalid``: it renders and validates, and the lint passes (the expected actions replay on the
+  initial world, each succeeding or failing as it declares with ``expect_error``; ``no_change``
+  holds; the reference solution passes its own reward checks);
+- ``trap_missing``: a refusal family's instance (``kind: refusal`` or the ``policy_trap`` trait)
+  names a forbidden action and expects no change to the world;
+- ``unsolvable``: the scripted reference agent with the scripted user ends in ``success``;
+- ``near_duplicate``: no kept instance of the same family has the same expected final state
+  (the reference episode's state hash) and the same opening;
+- ``do_nothing_passes``: an agent that only sends non-committal text does not succeed;
+- ``trap_passes``: an agent that plays the reference plan plus any one forbidden action does not
+  succeed.
+
+``duplicate_parameters`` (a draw that repeats an earlier one) and ``no_match`` (a draw whose
+query matched nothing) are counted by the generator before the gate. Every episode runs in the
+real environment (:class:`~envsim.env.ScenarioEnv`) with the offline scripted user, seed 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from envsim.agents.base import Policy
+from envsim.agents.probes import DoNothingAgent, TrapAgent
+from envsim.agents.scripted import ScriptedAgent
+from envsim.env import ScenarioEnv
+from envsim.factory.draw import Candidate
+from envsim.lint import lint_scenario
+from envsim.reward import RewardBreakdown
+from envsim.rollout import run_episode
+from envsim.trajectory import Trajectory
+
+DROP_REASONS: tuple[str, ...] = (
+    "invalid",
+    "trap_missing",
+    "unsolvable",
+    "near_duplicate",
+    "do_nothing_passes",
+    "trap_passes",
+    "duplicate_parameters",
+    "no_match",
+)
+"""Every reason a candidate (or a draw) is dropped."""
+
+EPISODE_SEED = 0
+"""The seed of every gate episode."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's answer for one candidate: kept (``ok``), or dropped with a ``reason`` and its ``detail``."""
+
+    ok: bool
+    reason: str | None = None
+    detail: str = ""
+
+
+def _failing(breakdown: RewardBreakdown) -> str:
+    parts = [
+        f"{name} {part.score:.2f} ({part.explanation})"
+        for name, part in breakdown.components.items()
+        if part.ran and part.weight > 0 and part.score < 1
+    ]
+    return "; ".join(parts) or f"total {breakdown.total:.2f}"
+
+
+@dataclass
+class Gate:
+    """Verifies candidates; remembers the kept ones (per family) to find near-duplicates."""
+
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def play(self, env: ScenarioEnv, agent: Policy) -> tuple[Trajectory, RewardBreakdown]:
+        """One gate episode of ``agent`` in ``env``."""
+        return run_episode(env, agent, seed=EPISODE_SEED)
+
+    def verify(self, candidate: Candidate) -> Verdict:
+        """Apply every rule to ``candidate`` (see the module docstring); a kept one is remembered."""
+        if candidate.problem is not None or candidate.scenario is None:
+            return Verdict(False, "invalid", str(candidate.problem))
+        scenario = candidate.scenario
+        family = candidate.family
+        problems = lint_scenario(scenario)
+        if problems:
+            loc, message, key = problems[0]
+            return Verdict(False, "invalid", str(family.body_problem(loc, message, key=key)))
+        expected = scenario.expected
+        refusal = family.family.kind == "refusal" or "policy_trap" in family.family.traits
+        if refusal and (not expected.forbidden_actions or not expected.no_change):
+            missing = "a forbidden action" if not expected.forbidden_actions else "expected.no_change: true"
+            return Verdict(False, "trap_missing", f"a refusal instance needs {missing}")
+        env = ScenarioEnv(scenario)
+        trajectory, breakdown = self.play(env, ScriptedAgent())
+        if breakdown.outcome != "success":
+            return Verdict(False, "unsolvable", f"reference agent: {breakdown.outcome}: {_failing(breakdown)}")
+        key3 = (family.name, trajectory.final_state_hash, scenario.user.opening)
+        if key3 in self.seen:
+            return Verdict(False, "near_duplicate", "same family, expected final state and opening as a kept instance")
+        _, breakdown = self.play(env, DoNothingAgent())
+        if breakdown.outcome == "success":
+            return Verdict(False, "do_nothing_passes", "an agent that only sends non-committal text succeeds")
+        for i, pattern in enumerate(expected.forbidden_actions):
+            _, breakdown = self.play(env, TrapAgent(i))
+            if breakdown.outcome == "success":
+                return Verdict(False, "trap_passes", f"the reference plan plus forbidden {pattern.name} succeeds")
+        self.seen.add(key3)
+        return Verdict(True)

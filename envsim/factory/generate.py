@@ -1,0 +1,418 @@
+"""``envsim scenarios generate``: verified scenario suites from task families, deterministic and atomic.
+
+For each family (in the order given), draws are made until ``count`` candidates pass the gate
+(:mod:`envsim.factory.gate`) or ``10 * count + 50`` draws are spent. Each kept instance is an
+ordinary scenario file with a ``source:`` block, written to ``OUT/<split>/<toolkit>/<Id>.yaml``:
+
+- the split is a bucket of the SHA-256 of the family, world seed and bound record ids
+  (:func:`~envsim.factory.draw.split_key`), so instances sharing their records never straddle
+  splits; a family named in ``holdout`` goes whole to the split ``holdout``;
+- every file is written atomically (a temporary file, then a rename), and one already holding the
+  same bytes is left alone; ``suite.json`` (the manifest) is written last, so a killed run leaves
+  complete files only and a rerun with the same arguments completes it;
+- the same arguments give byte-identical files, whatever ``workers`` is: each family is drawn and
+  gated on its own (in a worker process when ``workers > 1``) and the results are merged in order.
+
+Example:
+    >>> parse_split("train=0.8,dev=0.1,test=0.1")
+    [('train', 0.8), ('dev', 0.1), ('test', 0.1)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envsim.errors import Problem, ScenarioError
+from envsim.factory.draw import GENERATOR, Candidate, Drawer, NoMatch, canonical_json
+from envsim.factory.draw import instances as instances
+from envsim.factory.family import LoadedFamily, is_family_file, load_family
+from envsim.factory.gate import DROP_REASONS, Gate
+from envsim.fileio import write_atomic
+
+MANIFEST = "suite.json"
+"""The manifest of a generated suite, written last."""
+
+HOLDOUT = "holdout"
+"""The split of the families kept out of training (``--holdout-families``)."""
+
+FEASIBILITY_DRAWS = 16
+"""Draws tried before generation to tell a family whose query matches nothing."""
+
+_SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def family_dirs() -> list[Path]:
+    """The family folders in use: ``families/`` of every scenario folder (shipped, plug-ins', ENVSIM_SCENARIOS)."""
+    from envsim.registration import FAMILY_DIR, scenario_dirs
+
+    return [d / FAMILY_DIR for d in scenario_dirs() if (d / FAMILY_DIR).is_dir()]
+
+
+def family_files(folder: Path) -> list[Path]:
+    """The family files under ``folder``, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file() and is_family_file(p))
+
+
+_FAMILY_LINE = re.compile(r"^family:\s*['\"]?([A-Za-z0-9]+)['\"]?\s*(?:#.*)?$", re.MULTILINE)
+
+
+def resolve_families(names: Sequence[str]) -> list[Path]:
+    """The family files ``names`` stand for, in order, each once.
+
+    A name is a family file or a folder of them, a toolkit (all its families: ``families/<toolkit>/``
+    of every family folder), or a family's name. Raises ``ValueError`` for a name that is none of these.
+    """
+    from envsim.suggest import did_you_mean
+    from envsim.toolkits import toolkit_names
+
+    found: dict[str, Path] = {}
+    by_name: dict[str, Path] | None = None
+    for name in names:
+        path = Path(name)
+        if path.is_file():
+            paths = [path]
+        elif path.is_dir():
+            paths = family_files(path)
+        elif name in toolkit_names():
+            paths = [p for d in family_dirs() if (d / name).is_dir() for p in family_files(d / name)]
+            if not paths:
+                raise ValueError(f"toolkit {name!r} has no families (looked in {', '.join(map(str, family_dirs()))})")
+        else:
+            if by_name is None:
+                by_name = {}
+                for folder in family_dirs():
+                    for file in family_files(folder):
+                        match = _FAMILY_LINE.search(file.read_text(encoding="utf-8", errors="replace"))
+                        if match:
+                            by_name.setdefault(match.group(1), file)
+            if name not in by_name:
+                choices = [*by_name, *toolkit_names()]
+                raise ValueError(
+                    f"{name!r} is no family file, folder, toolkit or family name{did_you_mean(name, choices)}"
+                )
+            paths = [by_name[name]]
+        for p in paths:
+            found.setdefault(os.path.abspath(p), p)
+    return list(found.values())
+
+
+def parse_split(text: str) -> list[tuple[str, float]]:
+    """``train=0.8,dev=0.1,test=0.1`` as ``[(name, share), ...]``; raises ``ValueError`` saying what is wrong."""
+    out: list[tuple[str, float]] = []
+    for part in (p.strip() for p in text.split(",")):
+        name, eq, share = part.partition("=")
+        name = name.strip()
+        if not eq or not _SPLIT_NAME.match(name):
+            raise ValueError(f"{part!r} is not NAME=SHARE (e.g. train=0.8)")
+        if name == HOLDOUT or name in dict(out):
+            raise ValueError(f"the split name {name!r} is {'reserved' if name == HOLDOUT else 'given twice'}")
+        try:
+            value = float(share)
+        except ValueError:
+            raise ValueError(f"{share.strip()!r} is not a number (in {part!r})") from None
+        if not 0 <= value <= 1 or value != value:
+            raise ValueError(f"the share of {name!r} must be within [0, 1], got {share.strip()}")
+        out.append((name, value))
+    if sum(v for _, v in out) <= 0:
+        raise ValueError("the shares must not all be 0")
+    return out
+
+
+def split_of(key: str, splits: Sequence[tuple[str, float]]) -> str:
+    """The split a split key (a hex SHA-256) falls in: its first 60 bits as a fraction, against the shares."""
+    point = int(key[:15], 16) / 16**15 * sum(v for _, v in splits)
+    total = 0.0
+    for name, share in splits:
+        total += share
+        if point < total:
+            return name
+    return next(name for name, share in reversed(splits) if share > 0)
+
+
+class _Dumper(yaml.CSafeDumper if hasattr(yaml, "CSafeDumper") else yaml.SafeDumper):  # type: ignore[misc]
+    """YAML out: multi-line strings as blocks (``|``), the rest as the safe dumper writes it."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def scenario_yaml(candidate: Candidate) -> str:
+    """The file text of a kept candidate: a comment naming its family, then the scenario (field order)."""
+    assert candidate.scenario is not None
+    data = candidate.scenario.model_dump(mode="json", exclude_unset=True)
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True, default_flow_style=False)
+    return f"# Generated by {GENERATOR} from the task family {candidate.family.name}; do not edit.\n{body}"
+
+
+@dataclass
+class FamilyResult:
+    """What one family gave: the kept files and the drops, by reason (with the first detail of each)."""
+
+    family: str
+    toolkit: str
+    kind: str
+    traits: list[str]
+    path: str
+    holdout: bool
+    files: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(relative path, instance id, file text)`` per kept instance, in draw order."""
+    persona: Counter[str] = field(default_factory=Counter)
+    drops: Counter[str] = field(default_factory=Counter)
+    details: dict[str, str] = field(default_factory=dict)
+    draws: int = 0
+
+
+@dataclass(frozen=True)
+class FamilyTask:
+    """One family to generate (picklable, for worker processes)."""
+
+    path: str
+    count: int
+    seed: int
+    splits: tuple[tuple[str, float], ...]
+    holdout: bool
+
+
+def generate_family(
+    task: FamilyTask, loaded: LoadedFamily | None = None, on_step: Callable[[int], None] | None = None
+) -> FamilyResult:
+    """Draw and gate one family's instances (``on_step(kept_so_far)`` after each candidate)."""
+    loaded = loaded if loaded is not None else load_family(task.path)
+    family = loaded.family
+    result = FamilyResult(family.family, family.toolkit, family.kind, list(family.traits), task.path, task.holdout)
+    drawer = Drawer(loaded)
+    gate = Gate()
+    seen: set[str] = set()
+    for index in range(10 * task.count + 50):
+        if len(result.files) >= task.count:
+            break
+        result.draws += 1
+        try:
+            params = drawer.parameters(task.seed, index)
+        except NoMatch:
+            result.drops["no_match"] += 1
+            continue
+        key = canonical_json(params.values)
+        if key in seen:
+            result.drops["duplicate_parameters"] += 1
+            continue
+        seen.add(key)
+        candidate = drawer.candidate(task.seed, index, params)
+        verdict = gate.verify(candidate)
+        if not verdict.ok:
+            reason = verdict.reason or "invalid"
+            result.drops[reason] += 1
+            result.details.setdefault(reason, verdict.detail)
+        else:
+            assert candidate.scenario is not None
+            split = HOLDOUT if task.holdout else split_of(candidate.split_key, task.splits)
+            relative = f"{split}/{family.toolkit}/{candidate.id}.yaml"
+            result.files.append((relative, candidate.id, scenario_yaml(candidate)))
+            persona = candidate.scenario.user.persona.ref or "inline"
+            result.persona[persona] += 1
+        if on_step is not None:
+            on_step(len(result.files))
+    return result
+
+
+def feasibility_problem(loaded: LoadedFamily, seed: int) -> Problem | None:
+    """A located problem when none of the first draws of ``loaded`` finds records for its query."""
+    drawer = Drawer(loaded)
+    failed: Counter[str] = Counter()
+    for index in range(FEASIBILITY_DRAWS):
+        try:
+            drawer.parameters(seed, index)
+            return None
+        except NoMatch as miss:
+            failed[miss.binding] += 1
+    binding = failed.most_common(1)[0][0] if failed else next(iter(loaded.family.select), "")
+    spec = loaded.family.select.get(binding)
+    source = f"table {spec.table}" if spec is not None and spec.table else f"list {spec.from_ if spec else '?'}"
+    seeds = loaded.family.world.seeds
+    shown = ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
+    return loaded.problem(
+        ("select", binding),
+        f"no record matches (in {source}, given the earlier bindings) in any of the world seeds [{shown}]",
+    )
+
+
+def _run(task: FamilyTask) -> FamilyResult:
+    return generate_family(task)
+
+
+@dataclass
+class SuiteResult:
+    """What a generation run did: per family results, files written and left as they were."""
+
+    families: list[FamilyResult]
+    written: int
+    unchanged: int
+    manifest: dict[str, Any]
+
+
+def _clean_temporaries(out: Path) -> None:
+    """Remove temporary files a killed run left (``.<name>.<pid>.<hex>.tmp``); never a finished file."""
+    if not out.exists():
+        return
+    for root, _, names in os.walk(out):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                Path(root, name).unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically unless it already holds exactly that; whether it wrote."""
+    data = text.encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text, durable=False)
+    return True
+
+
+def manifest(
+    results: list[FamilyResult], *, seed: int, count: int, splits: Sequence[tuple[str, float]]
+) -> dict[str, Any]:
+    """The suite's manifest (``suite.json``): deterministic, no times."""
+    per_split: Counter[str] = Counter()
+    per_toolkit: Counter[str] = Counter()
+    drops: Counter[str] = Counter()
+    files: list[str] = []
+    for r in results:
+        for relative, _, _ in r.files:
+            per_split[relative.split("/", 1)[0]] += 1
+            files.append(relative)
+        per_toolkit[r.toolkit] += len(r.files)
+        drops.update(r.drops)
+    return {
+        "generator": GENERATOR,
+        "seed": seed,
+        "count": count,
+        "splits": {name: per_split.get(name, 0) for name in sorted({*dict(splits), *per_split})},
+        "split_shares": {name: share for name, share in splits},
+        "holdout_families": [r.family for r in results if r.holdout],
+        "families": {
+            r.family: {
+                "toolkit": r.toolkit,
+                "kind": r.kind,
+                "traits": r.traits,
+                "path": r.path,
+                "kept": len(r.files),
+                "draws": r.draws,
+                "drops": dict(sorted(r.drops.items())),
+                "drop_examples": dict(sorted(r.details.items())),
+                "personas": dict(sorted(r.persona.items())),
+                "holdout": r.holdout,
+            }
+            for r in results
+        },
+        "counts": {
+            "total": len(files),
+            "per_split": dict(sorted(per_split.items())),
+            "per_toolkit": dict(sorted(per_toolkit.items())),
+            "per_family": {r.family: len(r.files) for r in results},
+        },
+        "drops": {reason: drops.get(reason, 0) for reason in DROP_REASONS},
+        "files": sorted(files),
+    }
+
+
+def generate_suite(
+    families: Sequence[Path],
+    *,
+    count: int,
+    seed: int,
+    out: Path,
+    splits: Sequence[tuple[str, float]] = (("train", 1.0),),
+    holdout: Sequence[str] = (),
+    workers: int = 1,
+    on_progress: Callable[[int], None] | None = None,
+) -> SuiteResult:
+    """Generate a suite into ``out`` (see the module docstring); ``on_progress(kept)`` as instances are kept.
+
+    Every family is loaded and checked first (schema, static checks, a query that matches nothing):
+    any problem raises :class:`ScenarioError` before anything is written.
+    """
+    loaded: list[LoadedFamily] = []
+    problems: list[Problem] = []
+    for path in families:
+        try:
+            loaded.append(load_family(path))
+        except ScenarioError as err:
+            problems.extend(err.problems)
+    names = [f.name for f in loaded]
+    clashes = {n for n in names if names.count(n) > 1}
+    for f in loaded:
+        if f.name in clashes:
+            problems.append(f.problem(("family",), f"{f.name!r} is the name of more than one family given"))
+    unknown = [h for h in holdout if h not in names]
+    if unknown:
+        raise ValueError(f"--holdout-families names no family given: {', '.join(unknown)}")
+    for f in loaded:
+        problem = feasibility_problem(f, seed)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise ScenarioError(problems)
+    tasks = [FamilyTask(str(f.path), count, seed, tuple(splits), f.name in holdout) for f in loaded]
+    _clean_temporaries(out)
+    results: list[FamilyResult] = []
+    written = unchanged = 0
+    kept_before = 0
+
+    def keep(result: FamilyResult) -> None:
+        nonlocal written, unchanged, kept_before
+        for relative, _, text in result.files:
+            if _write(out / relative, text):
+                written += 1
+            else:
+                unchanged += 1
+        results.append(result)
+        kept_before += len(result.files)
+        if on_progress is not None:
+            on_progress(kept_before)
+
+    for result in _results(tasks, loaded, workers, lambda kept: on_progress and on_progress(kept_before + kept)):
+        keep(result)
+    data = manifest(results, seed=seed, count=count, splits=splits)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / MANIFEST, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return SuiteResult(results, written, unchanged, data)
+
+
+def _results(
+    tasks: list[FamilyTask], loaded: list[LoadedFamily], workers: int, on_step: Callable[[int], Any]
+) -> Iterator[FamilyResult]:
+    if workers <= 1 or len(tasks) <= 1:
+        for task, family in zip(tasks, loaded, strict=True):
+            yield generate_family(task, family, on_step)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with context.Pool(min(workers, len(tasks))) as pool:
+        yield from pool.imap(_run, tasks)
+
+
+def suite_digest(out: Path) -> str:
+    """The SHA-256 of every file of a suite folder (paths and bytes), for comparing runs."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(out)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
