@@ -260,9 +260,15 @@ def scan(files: list[Path]) -> Discovery:
     skipped: list[Skipped] = []
     for path in files:
         try:
-            headers.append(read_header(path))
+            header = read_header(path)
         except ScenarioError as error:
             skipped.append(Skipped(path, error.problems[0]))
+            continue
+        if f"{NAMESPACE}/{header.scenario_id}-v0" == SUITE_ENV_ID:
+            message = f"{header.scenario_id!r} is reserved: {SUITE_ENV_ID} is the suite environment (envsim.suite)"
+            skipped.append(Skipped(path, Problem(path, header.line, header.column, "id", message), header.scenario_id))
+        else:
+            headers.append(header)
     clashes = duplicate_ids(headers)
     clashed = {s.path for s in clashes}
     scenarios = {h.scenario_id: (h.path, h.max_turns) for h in headers if h.path not in clashed}
@@ -286,7 +292,7 @@ def _warn(skipped: Skipped) -> None:
 
 
 def register_scenarios() -> list[str]:
-    """Register every discovered scenario with Gymnasium; returns the ids registered.
+    """Register every discovered scenario with Gymnasium, and ``envsim/Suite-v0``; returns the scenarios' gym ids.
 
     Each file left out is reported with a :class:`ScenarioWarning`.
     """

@@ -241,3 +241,14 @@ def test_a_suite_cannot_take_a_shipped_id(tmp_path: Path, clean_registry: None) 
 
 def test_import_envsim_registers_the_suite_environment() -> None:
     assert envsim.__name__ == "envsim" and gym.spec("envsim/Suite-v0").entry_point == "envsim.suite:SuiteEnv"
+
+
+def test_a_scenario_named_suite_is_left_out_naming_the_reserved_id(tmp_path: Path) -> None:
+    from envsim.registration import scan
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(instance_text("RetailCancel", "Z").replace("id: RetailCancelXZ", "id: Suite"), encoding="utf-8")
+    found = scan([path])
+    assert found.scenarios == {}
+    assert str(found.skipped[0].problem).startswith(f"{path}:")
+    assert "'Suite' is reserved: envsim/Suite-v0 is the suite environment" in str(found.skipped[0].problem)
