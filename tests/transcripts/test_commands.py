@@ -103,7 +103,8 @@ def test_missing_input_exits_2(tmp_path: Path) -> None:
 def test_formats_json() -> None:
     result = envsim("formats", "--json")
     assert result.returncode == 0, result.stderr
-    assert set(last_json(result)["formats"]) == {"star", "abcd", "banking77", "goemotions", "plain", "canonical"}
+    formats = {"star", "abcd", "banking77", "goemotions", "plain", "openai", "canonical"}
+    assert set(last_json(result)["formats"]) == formats
 
 
 def test_progress_on_a_terminal_passes_every_conversation(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ Example:
     Traceback (most recent call last):
     ...
     envsim.errors.UnknownNameError: unknown transcript format 'stra' (did you mean 'star'?); known formats: \
-abcd, banking77, canonical, goemotions, plain, star
+abcd, banking77, canonical, goemotions, openai, plain, star
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from envsim.errors import UnknownNameError
 from envsim.suggest import did_you_mean
-from envsim.transcripts.importers import abcd, banking77, goemotions, plain, star
+from envsim.transcripts.importers import abcd, banking77, goemotions, openai_chat, plain, star
 from envsim.transcripts.importers.common import TranscriptFormatError, input_files, numbered_lines, open_text
 from envsim.transcripts.schema import Conversation
 
@@ -115,6 +115,7 @@ IMPORTERS: dict[str, Importer] = {
     "banking77": Importer("banking77", banking77.read, "BANKING77 queries (text,category CSV): one-turn conversations"),
     "goemotions": Importer("goemotions", goemotions.read, "GoEmotions comments (TSV + labels.txt): one-turn"),
     "plain": Importer("plain", plain.read, "your own export: JSONL or CSV of conversation_id, role, text, timestamp"),
+    "openai": Importer("openai", openai_chat.read, "OpenAI-format chat logs: JSONL, messages with tool_calls"),
     "canonical": Importer("canonical", read_jsonl, "envsim's canonical JSONL (one Conversation per line)"),
 }
 """Every transcript format by name."""

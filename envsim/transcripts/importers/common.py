@@ -5,6 +5,8 @@ Example:
     "chats.jsonl:3: missing field 'text'"
     >>> str(TranscriptFormatError(Path("chats.jsonl"), None, "empty file"))
     'chats.jsonl: empty file'
+    >>> str(TranscriptFormatError(Path("log.jsonl"), 2, "invalid JSON: Expecting value", column=9, field="line"))
+    'log.jsonl:2:9: line: invalid JSON: Expecting value'
 """
 
 from __future__ import annotations
@@ -21,14 +23,21 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 class TranscriptFormatError(EnvsimError):
-    """An input transcript file is malformed; the message names the file and, when known, the line."""
+    """An input transcript file is malformed; the message names the file and, when known, the line
+    (and column), and the field: ``file:line:col: field: message``."""
 
-    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+    def __init__(
+        self, path: Path | str, line: int | None, message: str, *, column: int | None = None, field: str = ""
+    ) -> None:
         self.path = Path(path)
         self.line = line
+        self.column = column
+        self.field = field
         self.message = message
         where = f"{self.path}:{line}" if line is not None else str(self.path)
-        super().__init__(f"{where}: {message}")
+        if line is not None and column is not None:
+            where += f":{column}"
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
 def is_gzip(path: Path) -> bool:

@@ -28,7 +28,7 @@ CHATS = [
 
 
 def test_registry_names() -> None:
-    assert set(IMPORTERS) == {"star", "abcd", "banking77", "goemotions", "plain", "canonical"}
+    assert set(IMPORTERS) == {"star", "abcd", "banking77", "goemotions", "plain", "openai", "canonical"}
     assert all(i.name == name and i.description for name, i in IMPORTERS.items())
 
 
@@ -37,7 +37,7 @@ def test_unknown_format_suggests() -> None:
         importer("banking")
     assert str(caught.value) == (
         "unknown transcript format 'banking' (did you mean 'banking77'?); "
-        "known formats: abcd, banking77, canonical, goemotions, plain, star"
+        "known formats: abcd, banking77, canonical, goemotions, openai, plain, star"
     )
     assert isinstance(caught.value, EnvsimError)
 
