@@ -152,7 +152,9 @@ def schema(
 
 @app.command()
 def run(
-    scenarios: Annotated[list[str], typer.Argument(help="Scenario ids or files; 'all' for every registered one.")],
+    scenarios: Annotated[
+        list[str], typer.Argument(help="Scenario ids or files, suites (DIR or DIR:split); 'all': every registered one.")
+    ],
     agent: Annotated[str, typer.Option(help="The agent: 'scripted' (the offline reference agent).")] = "scripted",
     user: Annotated[str, typer.Option(help="The mock user: scripted, transcript or llm.")] = "scripted",
     episodes: Annotated[int, typer.Option(min=1, help="Episodes per scenario.")] = 1,
@@ -175,7 +177,9 @@ def run(
 
     if agent != "scripted":
         raise EnvsimError(f"unknown agent {agent!r}: the offline agent is 'scripted'")
-    names = sorted(discover()) if scenarios == ["all"] else scenarios
+    from envsim.suite import resolve_ids
+
+    names = sorted(discover()) if scenarios == ["all"] else resolve_ids(scenarios)
     from envsim.user.registry import make_user
 
     # validate all before running any

@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections import OrderedDict
@@ -180,7 +179,7 @@ class Suite:
                 )
                 continue
             other = spec.kwargs.get("scenario")
-            if other is None or os.path.abspath(str(other)) != os.path.abspath(path):
+            if other is None or Path(str(other)).resolve() != path.resolve():  # the same file is no clash
                 raise SuiteError(  # checked for every file before any is registered
                     f"{path}: scenario id {scenario_id!r} is already registered"
                     + (f" for {other}" if other is not None else " (not for a scenario file)")

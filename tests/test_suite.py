@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,3 +253,25 @@ def test_a_scenario_named_suite_is_left_out_naming_the_reserved_id(tmp_path: Pat
     assert found.scenarios == {}
     assert str(found.skipped[0].problem).startswith(f"{path}:")
     assert "'Suite' is reserved: envsim/Suite-v0 is the suite environment" in str(found.skipped[0].problem)
+
+
+def test_envsim_run_plays_a_split(suite: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    command = [sys.executable, "-c", "from envsim.cli import main; main()", "run", f"{suite}:train", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert set(summary["per_scenario"]) == ids_of("train") and summary["success_rate"] == 1.0
+
+
+def test_a_suite_may_name_the_shipped_files_by_another_path(clean_registry: None) -> None:
+    from envsim.registration import discover
+
+    shipped = discover()["RetailCancelPendingOrder"][0].parent  # registered at import by its own path
+    relative = Path(os.path.relpath(shipped))
+    assert "RetailCancelPendingOrder" in resolve_ids([str(relative)])
