@@ -365,7 +365,7 @@ def test_log_line_that_is_not_json_is_located_and_nothing_is_written(tmp_path: P
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert process.returncode == 2, process.stderr
-    assert process.stderr.strip() == f"{log}:2:26: line: invalid JSON: Expecting value"
+    assert process.stderr.strip() == f"{log}:2:26: invalid JSON: Expecting value"
     assert "Traceback" not in process.stderr and not out.exists()
 
 

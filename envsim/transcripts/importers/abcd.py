@@ -52,7 +52,7 @@ def read(path: Path) -> Iterator[Conversation]:
         try:
             data = json.load(handle)
         except json.JSONDecodeError as error:
-            raise TranscriptFormatError(file, error.lineno, f"invalid JSON: {error.msg}") from None
+            raise TranscriptFormatError(file, error.lineno, f"invalid JSON: {error.msg}", column=error.colno) from None
         except (UnicodeDecodeError, OSError) as error:
             raise TranscriptFormatError(file, None, f"unreadable: {error}") from None
     if isinstance(data, list):

@@ -5,8 +5,8 @@ Example:
     "chats.jsonl:3: missing field 'text'"
     >>> str(TranscriptFormatError(Path("chats.jsonl"), None, "empty file"))
     'chats.jsonl: empty file'
-    >>> str(TranscriptFormatError(Path("log.jsonl"), 2, "invalid JSON: Expecting value", column=9, field="line"))
-    'log.jsonl:2:9: line: invalid JSON: Expecting value'
+    >>> str(TranscriptFormatError(Path("log.jsonl"), 2, "Field required", column=1, field="messages"))
+    'log.jsonl:2:1: messages: Field required'
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ names; ``system`` / ``developer`` → a ``system`` turn. Content may be a string
 list of parts (their ``text`` joined). A message's other keys (``refusal``, ``annotations``...)
 are ignored.
 
-A bad line raises :class:`TranscriptFormatError` as ``file:line:col: field: message``: the column
-of a JSON syntax error, or the field of a message that is not what the format says.
+A bad line raises :class:`TranscriptFormatError` as ``file:line:col: message`` for a JSON syntax error
+(its column), or ``file:line:1: field: message`` for a message that is not what the format says.
 
 Example:
     >>> import tempfile
@@ -33,7 +33,7 @@ Example:
     >>> next(read(path))
     Traceback (most recent call last):
     ...
-    envsim.transcripts.importers.common.TranscriptFormatError: ...log.jsonl:1:49: line: invalid JSON: \
+    envsim.transcripts.importers.common.TranscriptFormatError: ...log.jsonl:1:49: invalid JSON: \
 Expecting ',' delimiter
 """
 
@@ -103,9 +103,7 @@ def parse_line(line: str, file: Path, number: int) -> Conversation:
     try:
         raw = json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as error:
-        raise TranscriptFormatError(
-            file, number, f"invalid JSON: {error.msg}", column=error.colno, field="line"
-        ) from None
+        raise TranscriptFormatError(file, number, f"invalid JSON: {error.msg}", column=error.colno) from None
     if not isinstance(raw, dict):
         raise TranscriptFormatError(file, number, f"expected a JSON object, got {type(raw).__name__}", column=1)
     try:

@@ -68,9 +68,9 @@ def _jsonl_records(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with open_text(file) as handle:
         for number, line in numbered_lines(handle):
             try:
-                record = json.loads(line)
+                record = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as error:
-                raise TranscriptFormatError(file, number, f"invalid JSON: {error.msg}") from None
+                raise TranscriptFormatError(file, number, f"invalid JSON: {error.msg}", column=error.colno) from None
             if not isinstance(record, dict):
                 raise TranscriptFormatError(file, number, f"expected a JSON object, got {type(record).__name__}")
             yield number, record

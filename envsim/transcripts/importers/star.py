@@ -94,7 +94,9 @@ def read(path: Path) -> Iterator[Conversation]:
             try:
                 dialogue = json.load(handle)
             except json.JSONDecodeError as error:
-                raise TranscriptFormatError(file, error.lineno, f"invalid JSON: {error.msg}") from None
+                raise TranscriptFormatError(
+                    file, error.lineno, f"invalid JSON: {error.msg}", column=error.colno
+                ) from None
         yield _convert_located(dialogue, file, None)
 
 
@@ -119,9 +121,9 @@ def _read_jsonl(file: Path) -> Iterator[Conversation]:
     with open_text(file) as handle:
         for number, line in numbered_lines(handle):
             try:
-                dialogue = json.loads(line)
+                dialogue = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as error:
-                raise TranscriptFormatError(file, number, f"invalid JSON: {error.msg}") from None
+                raise TranscriptFormatError(file, number, f"invalid JSON: {error.msg}", column=error.colno) from None
             yield _convert_located(dialogue, file, number)
 
 

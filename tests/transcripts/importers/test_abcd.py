@@ -93,7 +93,7 @@ def test_errors_are_located(tmp_path: Path) -> None:
     path.write_text("[\n{]", encoding="utf-8")
     with pytest.raises(TranscriptFormatError) as caught:
         list(read("abcd", path))
-    assert str(caught.value) == f"{path}:2: invalid JSON: Expecting property name enclosed in double quotes"
+    assert str(caught.value) == f"{path}:2:2: invalid JSON: Expecting property name enclosed in double quotes"
 
 
 def test_folder_without_abcd_file(tmp_path: Path) -> None:

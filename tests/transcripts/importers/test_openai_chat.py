@@ -78,7 +78,7 @@ def test_the_production_log_reads() -> None:
     [
         (
             '{"messages": [{"role": "user", "content": "hi"}]',
-            "log.jsonl:2:49: line: invalid JSON: Expecting ',' delimiter",
+            "log.jsonl:2:49: invalid JSON: Expecting ',' delimiter",
         ),
         ("[1, 2]", "log.jsonl:2:1: expected a JSON object, got list"),
         ({"mesages": []}, "log.jsonl:2:1: mesages: unknown field (did you mean 'messages'?)"),

@@ -72,7 +72,6 @@ def test_csv_without_timestamp_column(tmp_path: Path) -> None:
         ('{"conversation_id": "", "role": "user", "text": "hi"}', "conversation_id must be a non-empty string, got ''"),
         ('{"conversation_id": "c1", "role": "user", "text": null}', "text must be a string, got null"),
         ('["c1", "user", "hi"]', "expected a JSON object, got list"),
-        ('{"conversation_id": "c1", "role": "user", "text": "hi"', "invalid JSON: Expecting ',' delimiter"),
     ],
 )
 def test_malformed_jsonl_row(tmp_path: Path, line: str, message: str) -> None:
@@ -81,6 +80,16 @@ def test_malformed_jsonl_row(tmp_path: Path, line: str, message: str) -> None:
     with pytest.raises(TranscriptFormatError) as caught:
         list(read("plain", path))
     assert str(caught.value) == f"{path}:3: {message}"
+
+
+def test_invalid_json_row_names_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    path.write_text(
+        json.dumps(ROWS[0]) + "\n\n" + '{"conversation_id": "c1", "role": "user", "text": "hi"\n', encoding="utf-8"
+    )
+    with pytest.raises(TranscriptFormatError) as caught:
+        list(read("plain", path))
+    assert str(caught.value) == f"{path}:3:55: invalid JSON: Expecting ',' delimiter"
 
 
 def test_malformed_csv_rows(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def test_bad_lines_are_located(tmp_path: Path) -> None:
     path.write_text('{"DialogueID": 1,\n', encoding="utf-8")
     with pytest.raises(TranscriptFormatError) as caught:
         list(read("star", path))
-    assert str(caught.value) == f"{path}:1: invalid JSON: Expecting property name enclosed in double quotes"
+    assert str(caught.value) == f"{path}:1:18: invalid JSON: Expecting property name enclosed in double quotes"
 
     odd = _dialogue()
     odd["Events"].append({"Agent": "Robot", "Action": "utter", "Text": "beep"})
