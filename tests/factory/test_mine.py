@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from envsim.cli import app
+from envsim.env import ScenarioEnv
 from envsim.factory.mining import Miner
 from envsim.factory.slots import SLOTS
 from envsim.loader import load_scenario
@@ -227,6 +228,48 @@ def test_production_log_recipe(tmp_path: Path) -> None:
     again = last_json(mine_log(out))
     assert (again["kept_accepted"], again["unchanged"], again["written"]) == (1, 1, 0)
     assert load_scenario(out / "MinedOpenaiProd2291.yaml", lint=False).status == "accepted"
+
+
+CATCH_THE_REFUND_PROMISE = """\
+  required_statements:
+  - any_of: ["won't be charged", "will not be charged", "hold on your gift card has been released"]
+"""
+
+
+def test_the_regression_scenario_fails_the_production_bots_reply(tmp_path: Path) -> None:
+    out = tmp_path / "regressions"
+    mine_log(out)
+    path = out / "MinedOpenaiProd2291.yaml"  # the recipe's step 2: a criterion for what went wrong in words
+    anchor = "      reason: ordered_by_mistake\n"
+    path.write_text(path.read_text(encoding="utf-8").replace(anchor, anchor + CATCH_THE_REFUND_PROMISE), "utf-8")
+    review = envsim("scenarios", "review", str(out), "--accept-verified", "--json")
+    assert last_json(review)["ids"]["accepted"] == ["MinedOpenaiProd2291"]
+    scenario = load_scenario(path)
+    [log] = [c for c in read("openai", LOG) if c.id == "prod-2291"]
+
+    def play(last_reply: str | None = None) -> tuple[float, float]:
+        """The bot's own turns (its calls as mapped), the last reply replaced when given."""
+        env = ScenarioEnv(scenario)
+        env.reset(seed=0)
+        calls = iter(scenario.expected.actions)
+        replies = [t for t in log.turns if t.role == "agent"]
+        for turn in log.turns:
+            if turn.tool is not None and turn.tool.name != "send_survey":
+                call = next(calls)
+                action = json.dumps({"name": call.name, "arguments": call.arguments})
+            elif turn.role == "agent":
+                action = last_reply if last_reply is not None and turn is replies[-2] else turn.text
+            else:
+                continue
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+        breakdown = env.score()
+        return breakdown.total, breakdown.components["required_statements"].score
+
+    assert play() == (pytest.approx(0.8), 0.0)  # the production bot promises a refund: caught
+    fixed = "Done! Order #W0044 is cancelled; the hold on your gift card has been released, so you won't be charged."
+    assert play(fixed) == (1.0, 1.0)
 
 
 def test_review_interactive_with_piped_answers(tmp_path: Path) -> None:
