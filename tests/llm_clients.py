@@ -77,10 +77,19 @@ class ClosingEventLoop(asyncio.SelectorEventLoop):
     """An event loop that closes litellm's sessions bound to it (:func:`close_litellm_sessions`) when it closes."""
 
     def close(self) -> None:
-        """Close litellm's sessions on this loop, then the loop."""
-        if not self.is_running() and not self.is_closed() and _open_sessions(self):
+        """Close litellm's sessions on this loop (unless a loop runs in this thread), then the loop."""
+        if not self.is_closed() and not _a_loop_runs() and _open_sessions(self):
             self.run_until_complete(close_litellm_sessions())
         super().close()
+
+
+def _a_loop_runs() -> bool:
+    """Whether an event loop runs in this thread (then no other can run to close sessions)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 with warnings.catch_warnings():  # event loop policies are deprecated from Python 3.14 (removal planned in 3.16)
