@@ -24,6 +24,7 @@ from envsim.batch.store import RunStore
 from envsim.env import ScenarioEnv
 from envsim.errors import EnvsimError, ScenarioError
 from envsim.loader import load_scenario, load_scenario_text
+from envsim.report import episode_view
 from envsim.reward import Rubric
 from envsim.reward.base import RewardBreakdown
 from envsim.reward.judge import CACHE_ENV, JudgeCache
@@ -205,6 +206,8 @@ def test_batch_runs_judge_with_judge_model_and_record_not_run_without(provider: 
     records = RunStore.open(offline, lock=False).scan().records.values()
     assert all(r.breakdown is not None and not r.breakdown.components["empathy"].ran for r in records)
     assert len(judge.requests) == 2 and all(r.outcome == "success" for r in records)
+    shown = {c["name"]: c["score"] for c in episode_view(next(iter(records)), "panicked_caller")["components"]}
+    assert shown["empathy"] == "not run" and shown["final_state"] == "1.00"
 
 
 def test_judge_model_without_any_judge_to_run_is_refused(tmp_path: Path) -> None:
