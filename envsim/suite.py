@@ -21,7 +21,9 @@ Listing a suite is cheap: only each file's ``id:`` line is read (as registration
 - ``envsim scenarios stats DIR`` counts a suite's scenarios (:mod:`envsim.suite_stats`).
 
 Example:
-    >>> suite = Suite.open("scenarios")
+    >>> from envsim.registration import discover
+    >>> shipped = discover()["MedicalSupplyPanicCaller"][0].parents[1]   # envsim's scenarios/ folder
+    >>> suite = Suite.open(shipped)
     >>> suite.splits(), suite.generated
     (['all'], False)
     >>> "MedicalSupplyPanicCaller" in suite.scenarios()
@@ -207,8 +209,10 @@ def parse_reference(name: str | Path) -> tuple[Path, str | None] | None:
     existing folder (``split`` is then not checked here: :meth:`Suite.files` says when it is unknown).
 
     Example:
-        >>> parse_reference("scenarios"), parse_reference("scenarios:train")
-        ((PosixPath('scenarios'), None), (PosixPath('scenarios'), 'train'))
+        >>> from envsim.registration import discover
+        >>> shipped = discover()["MedicalSupplyPanicCaller"][0].parents[1]
+        >>> parse_reference(str(shipped)) == (shipped, None), parse_reference(f"{shipped}:train") == (shipped, "train")
+        (True, True)
         >>> parse_reference("MedicalSupplyPanicCaller") is None
         True
     """
@@ -246,7 +250,9 @@ def resolve_ids(names: Sequence[str]) -> list[str]:
     ``gym.make`` find them; other names are kept as given. Each id comes once, in the order given.
 
     Example:
-        >>> resolve_ids(["MedicalSupplyPanicCaller", "scenarios"])[:2]
+        >>> from envsim.registration import discover
+        >>> shipped = discover()["MedicalSupplyPanicCaller"][0].parents[1]
+        >>> resolve_ids(["MedicalSupplyPanicCaller", str(shipped / "banking")])[:2]
         ['MedicalSupplyPanicCaller', 'BankingDuplicateChargeDispute']
     """
     ids: list[str] = []
@@ -282,7 +288,9 @@ class SuiteEnv(gym.Env[str, str]):
 
     Example:
         >>> import envsim
-        >>> env = gym.make("envsim/Suite-v0", suite="scenarios")
+        >>> from envsim.registration import discover
+        >>> shipped = discover()["MedicalSupplyPanicCaller"][0].parents[1]
+        >>> env = gym.make("envsim/Suite-v0", suite=shipped)
         >>> obs, info = env.reset(seed=3)
         >>> info["scenario_id"] == env.reset(seed=3)[1]["scenario_id"]
         True

@@ -23,7 +23,9 @@ fast path cannot validate, so a problem is reported as ``envsim validate`` repor
 path does not refuse a key written twice or nesting past 100 levels: ``envsim validate`` does.)
 
 Example:
-    >>> counts = suite_stats(Suite.open("scenarios"))
+    >>> from envsim.registration import discover
+    >>> shipped = discover()["MedicalSupplyPanicCaller"][0].parents[1]   # envsim's scenarios/ folder
+    >>> counts = suite_stats(Suite.open(shipped))
     >>> counts["scenarios"] == sum(counts["total"]["toolkit"].values()), counts["invalid"]
     (True, 0)
 """
