@@ -8,7 +8,9 @@ An episode ends in exactly one :data:`Outcome`:
 - ``reward_error``: a custom reward function (``reward.custom``) failed: it raised, or returned
   something other than a :class:`~envsim.reward.ComponentScore` with a score in [0, 1] (a bug
   in the reward, not in the agent; the explanation is in the breakdown);
-- ``judge_error``: a reward component that counts (a gate, or weighted) could not judge;
+- ``judge_error``: a reward component that counts (a gate, or weighted) could not judge (a judge
+  that ran and failed; a scenario's judge that was not run, for want of a judge model, is no
+  error: it is left out of the total, see :mod:`envsim.reward.judges`);
 - ``truncated``: the turn limit ended the episode (``end_reason`` ``max_turns``), or it was
   scored before it ended (``running``, e.g. cut by Gymnasium's ``TimeLimit``);
 - ``success``: every gate held and the total reached the scenario's ``success_threshold``;
