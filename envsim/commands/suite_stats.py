@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
         for dimension in DIMENSIONS:
             out.print(_line(dimension, counts["total"][dimension]))
         if counts["drops"]:
-            reasons = ", ".join(f"{reason} {n}" for reason, n in counts["drops"].items())
-            out.print(f"dropped by the gate: {counts['dropped']} ({reasons})")
+            reasons = ", ".join(f"{reason} {n}" for reason, n in counts["drops"].items() if n)
+            out.print(f"dropped by the gate: {counts['dropped']}" + (f" ({reasons})" if reasons else ""))
         for problem in counts["problems"]:
             err.print(problem)
         if counts["invalid"]:

@@ -47,3 +47,13 @@ def test_stats_exits_2_naming_an_invalid_file(tmp_path: Path) -> None:
     result = envsim("scenarios", "stats", str(suite), "--json")
     assert result.returncode == 2 and str(bad) in result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["invalid"] == 1
+
+
+def test_stats_names_only_the_reasons_that_dropped_something(tmp_path: Path) -> None:
+    suite = make_suite(tmp_path / "suite")
+    manifest = json.loads((suite / "suite.json").read_text(encoding="utf-8"))
+    manifest["drops"] = {"unsolvable": 0, "trap_passes": 4, "invalid": 0}
+    (suite / "suite.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = envsim("scenarios", "stats", str(suite), "--json")
+    assert "dropped by the gate: 4 (trap_passes 4)\n" in result.stdout
+    assert json.loads(result.stdout.splitlines()[-1])["drops"] == {"trap_passes": 4, "invalid": 0, "unsolvable": 0}
