@@ -126,6 +126,11 @@ class Suite:
         if split is None or split == ALL:
             return scenario_files([self.root])
         known = self.splits()
+        declared = self.manifest.get("splits")
+        if split not in known and isinstance(declared, dict) and split in declared:
+            raise SuiteError(
+                f"split {split!r} of suite {str(self.root)!r} has no scenario files (splits: {', '.join(known)})"
+            )
         if split not in known:
             raise SuiteError(
                 f"suite {str(self.root)!r} has no split {split!r}{did_you_mean(split, known)}"

@@ -275,3 +275,15 @@ def test_a_suite_may_name_the_shipped_files_by_another_path(clean_registry: None
     shipped = discover()["RetailCancelPendingOrder"][0].parent  # registered at import by its own path
     relative = Path(os.path.relpath(shipped))
     assert "RetailCancelPendingOrder" in resolve_ids([str(relative)])
+
+
+def test_a_split_that_suite_json_names_but_that_is_empty_says_so(suite: Path) -> None:
+    import json
+
+    manifest = json.loads((suite / "suite.json").read_text(encoding="utf-8"))
+    manifest["splits"]["holdout"] = 0
+    (suite / "suite.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(
+        SuiteError, match=r"split 'holdout' of suite .* has no scenario files \(splits: train, dev, test\)"
+    ):
+        SuiteEnv(suite, "holdout")
