@@ -13,8 +13,9 @@ It also registers ``envsim/Suite-v0``, one environment over a scenario suite's s
 (``gym.make("envsim/Suite-v0", suite=DIR, split="train")``, see :mod:`envsim.suite`).
 
 Scenarios come from the shipped ``scenarios/``, installed plug-in packages and every folder
-named by ``ENVSIM_SCENARIOS`` (which adds to them). A scenario file that cannot be registered (unreadable, no valid id, an
-id used twice) is left out with a :class:`ScenarioWarning` naming it; the others are registered.
+named by ``ENVSIM_SCENARIOS`` (which adds to them). A scenario file that cannot be registered
+(unreadable, no valid id, an id used twice) is left out with a :class:`ScenarioWarning` naming it;
+the others are registered.
 
 It imports neither litellm nor torch.
 """
