@@ -51,6 +51,7 @@ def environment() -> SandboxedEnvironment:
     return SandboxedEnvironment(
         loader=PackageLoader("envsim", "templates"),
         undefined=StrictUndefined,
+        auto_reload=False,  # package data does not change under a running process: no stat per render
         autoescape=False,
         keep_trailing_newline=False,
         trim_blocks=True,
@@ -323,6 +324,8 @@ def check_scenario_template(source: str, names: Iterable[str] | None = None) -> 
         >>> check_scenario_template("{{ valeu }}", ["key", "value"])
         [TemplateProblem(line=1, column=4, message="undefined name 'valeu' (known names: key, value)")]
     """
+    if _plain_text(source):
+        return []
     tree, problems = _parse(source)
     if tree is None:
         return problems
@@ -332,6 +335,12 @@ def check_scenario_template(source: str, names: Iterable[str] | None = None) -> 
     except RecursionError:
         checker.problems.append(TemplateProblem(1, 1, "the template is nested too deeply"))
     return checker.problems
+
+
+def _plain_text(source: str) -> bool:
+    """Whether ``source`` holds no template syntax at all (no ``{``), so that it renders as itself
+    (less one trailing newline, as Jinja2 renders it; no ``\r``, which Jinja2 would normalise)."""
+    return "{" not in source and "\r" not in source and len(source) <= MAX_OUTPUT_CHARS
 
 
 @lru_cache(maxsize=4096)
@@ -382,6 +391,8 @@ def render_scenario_text(source: str, **context: Any) -> str:
         ...                      order={"id": "#W1"})
         'There, your #W1 ships.'
     """
+    if _plain_text(source):  # nothing to render (generated scenarios hold thousands of distinct plain lines)
+        return source[:-1] if source.endswith("\n") else source
     template = _compiled(source)
     try:
         return _bounded(template.generate(**context))

@@ -150,3 +150,15 @@ def test_any_text_renders_or_raises_a_typed_error_quickly(source: str) -> None:
     else:  # (an undefined name in a branch not taken renders)
         assert not forbidden and len(text) <= prompts.MAX_OUTPUT_CHARS
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a", "a\n", "a\n\n", "x}} y %} #}", "\n", "two\nlines\n", "  spaced  \n", "tab\tend"]
+)
+def test_plain_text_renders_as_jinja2_renders_it_without_a_template(text: str) -> None:
+    from envsim.prompts import _compiled, scenario_environment
+
+    before = _compiled.cache_info().currsize
+    assert render_scenario_text(text) == scenario_environment().from_string(text).render()
+    assert check_scenario_template(text) == []
+    assert _compiled.cache_info().currsize == before  # nothing compiled for plain text
