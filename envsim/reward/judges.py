@@ -192,10 +192,12 @@ class ScenarioJudge:
         )
 
     def __call__(self, trajectory: Trajectory, context: RewardContext | None) -> ComponentScore:
-        """Judge ``trajectory`` once (the episode's end), or say that the judge did not run."""
+        """Judge ``trajectory`` once it has ended, or say that the judge did not run (no model; still running)."""
         judge = self.judge
         if judge is None:
             return self.not_run()
+        if trajectory.end_reason == "running":
+            return ComponentScore.not_run(f"judge {self.name!r} not run: the episode has not ended")
         try:
             result = judge.judge(trajectory)
         except JudgeError as error:

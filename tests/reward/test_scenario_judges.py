@@ -135,6 +135,18 @@ def test_an_env_with_a_judge_model_pickles_before_and_after_judging(
 # -- with a judge model -----------------------------------------------------------------------
 
 
+def test_gym_make_takes_the_judge_model(provider: Any) -> None:
+    judge = provider(default=empathy_reply("pass", 2))
+    options = {"cache": JudgeCache(None), "backoff": 0.0}
+    env = gym.make("envsim/MedicalSupplyPanicCaller-v0", judge_model=MODEL, judge_options=options).unwrapped
+    assert isinstance(env, ScenarioEnv)
+    empathy = play(env, seed=3).components["empathy"]
+    assert empathy.ran and empathy.score == pytest.approx(0.75) and len(judge.requests) == 1
+    env.reset(seed=3)
+    mid = env.score().components["empathy"]  # scored mid-episode: the judge waits for the end
+    assert not mid.ran and "has not ended" in mid.explanation and len(judge.requests) == 1
+
+
 def test_with_a_judge_model_the_judge_scores_and_its_weight_applies(provider: Any) -> None:
     judge = provider(default=empathy_reply("fail", 1))
     env = judge_env({"judges": {"empathy": "empathy_panicked_caller"}, "components": {"final_state": 1, "empathy": 1}})
