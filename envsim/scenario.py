@@ -375,13 +375,32 @@ def _rubric_shape(reference: Any) -> Any:
     return reference
 
 
+def _rubric_json_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema of a judge's rubric: a name or a path, or a rubric (JudgeRubric's schema, inlined for editors)."""
+    from envsim.reward.judge import JudgeRubric
+
+    rubric = JudgeRubric.model_json_schema()
+    defs = rubric.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(value) for value in node] if isinstance(node, list) else node
+
+    schema["anyOf"] = [{"type": "string"}, inline(rubric)]
+
+
 JudgeRubricRef = Annotated[
     str | dict[str, Any],
     BeforeValidator(_rubric_shape),
     AfterValidator(_judge_rubric),
     Field(
         description="A rubric shipped with envsim by name (e.g. empathy_panicked_caller), a path to a rubric YAML "
-        "file relative to the scenario file, or a rubric inline (see envsim.reward.judge.JudgeRubric)."
+        "file relative to the scenario file, or a rubric inline (see envsim.reward.judge.JudgeRubric).",
+        json_schema_extra=_rubric_json_schema,
     ),
 ]
 """A judge's rubric in ``reward.judges`` (see :mod:`envsim.reward.judges`)."""
