@@ -30,7 +30,7 @@ from envsim.reward.base import RewardBreakdown
 from envsim.reward.judge import CACHE_ENV, JudgeCache
 from envsim.reward.judges import shipped_rubric, shipped_rubrics
 from envsim.rollout import run_episode
-from envsim.scenario import RewardSpec
+from envsim.scenario import RewardSpec, Scenario
 from tests.conftest import TINY_SCENARIO
 from tests.reward.test_judge import CALL_COST, ScriptedJudgeLLM, install
 
@@ -317,3 +317,11 @@ def test_shipped_rubrics_load() -> None:
     names = shipped_rubrics()
     assert {"empathy_panicked_caller", "clear_de_escalation", "policy_explanation_on_refusal"} <= set(names)
     assert all(shipped_rubric(name).name == name for name in names)
+
+
+def test_the_json_schema_shows_the_inline_rubric() -> None:
+    judges = Scenario.model_json_schema()["$defs"]["RewardSpec"]["properties"]["judges"]["anyOf"][0]
+    name_or_path, inline = judges["additionalProperties"]["anyOf"]
+    assert name_or_path == {"type": "string"} and inline["additionalProperties"] is False
+    assert "criteria" in inline["required"] and "$ref" not in json.dumps(inline)  # self-contained for editors
+    assert inline["properties"]["criteria"]["items"]["properties"]["scale"]["type"] == "string"
