@@ -517,6 +517,9 @@ class SourceSpec(StrictModel):
     notes: list[str] = Field(
         default_factory=list, description="What the reviewer of a mined draft must check or complete."
     )
+    paraphrase: str | None = Field(
+        None, description="The model that reworded the opening and goal (envsim scenarios generate --paraphrase)."
+    )
 
 
 class Scenario(StrictModel):

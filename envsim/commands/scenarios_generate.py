@@ -5,7 +5,10 @@
   verified instances per family into ``DIR`` (see :mod:`envsim.factory.generate`). A name is a
   family's name, a family file or folder, or a toolkit (all its families). A progress bar shows on
   a terminal; ``--json`` ends with one JSON object: files written and unchanged, counts per split,
-  toolkit and family, and the gate's drops by reason.
+  toolkit and family, and the gate's drops by reason. ``--paraphrase MODEL`` rewords each kept
+  instance's opening and goal with a model (through litellm, cached; a paraphrase that drops or
+  changes a fact value is rejected and counted: :mod:`envsim.factory.paraphrase`); offline, the
+  default, there is none.
 * ``envsim scenarios schema [--out FILE]`` writes the JSON Schema of family files.
 
 Exit status: 0 with a suite written; 1 when no instance passed the gate; 2 for invalid input (a
@@ -42,6 +45,10 @@ def register(main: typer.Typer) -> None:
             str, typer.Option("--holdout-families", help="Families kept whole out of train (split 'holdout').")
         ] = "",
         workers: Annotated[int, typer.Option(min=1, help="Worker processes (families are drawn in parallel).")] = 1,
+        paraphrase: Annotated[
+            str | None,
+            typer.Option(help="A model (litellm name) that rewords openings and goals; kept only if every fact stays."),
+        ] = None,
         as_json: JsonFlag = False,
     ) -> None:
         """Generate a verified scenario suite from task families (deterministic, atomic, gated)."""
@@ -77,6 +84,7 @@ def register(main: typer.Typer) -> None:
                     holdout=holdout,
                     workers=workers,
                     on_progress=lambda kept: progress.update(task, completed=kept),
+                    paraphrase=paraphrase,
                 )
             except ScenarioError as error:
                 for problem in error.problems:
@@ -99,6 +107,14 @@ def register(main: typer.Typer) -> None:
             f"{counts['total']} scenarios in {output} ({splits_text}); {result.written} written, "
             f"{result.unchanged} unchanged; drops: {drops_text}; {seconds:.1f} s"
         )
+        reworded = data.get("paraphrase")
+        if reworded is not None:
+            out.print(
+                f"paraphrases by {reworded['model']}: {reworded['accepted']} kept, {reworded['rejected']} rejected "
+                f"(a fact value dropped or changed), {reworded['failed']} failed"
+            )
+            for kind, example in reworded["examples"].items():
+                out.print(f"  {kind}: {example}")
         if as_json:
             emit_json(
                 {
@@ -110,6 +126,7 @@ def register(main: typer.Typer) -> None:
                     "per_toolkit": counts["per_toolkit"],
                     "per_family": counts["per_family"],
                     "drops": data["drops"],
+                    **({"paraphrase": reworded} if reworded is not None else {}),
                     "seconds": round(seconds, 3),
                     "workers": workers,
                     "cpus": os.cpu_count(),

@@ -11,7 +11,10 @@ ordinary scenario file with a ``source:`` block, written to ``OUT/<split>/<toolk
   same bytes is left alone; ``suite.json`` (the manifest) is written last, so a killed run leaves
   complete files only and a rerun with the same arguments completes it;
 - the same arguments give byte-identical files, whatever ``workers`` is: each family is drawn and
-  gated on its own (in a worker process when ``workers > 1``) and the results are merged in order.
+  gated on its own (in a worker process when ``workers > 1``) and the results are merged in order;
+- with ``paraphrase`` (a model), each kept instance's opening and goal are reworded where the
+  paraphrase keeps every fact value (:mod:`envsim.factory.paraphrase`; cached, so a rerun is
+  byte-identical too); the kept, rejected and failed paraphrases are counted in the manifest.
 
 Example:
     >>> parse_split("train=0.8,dev=0.1,test=0.1")
@@ -38,6 +41,7 @@ from envsim.factory.draw import GENERATOR, Candidate, Drawer, NoMatch, canonical
 from envsim.factory.draw import instances as instances
 from envsim.factory.family import LoadedFamily, is_family_file, load_family
 from envsim.factory.gate import DROP_REASONS, Gate
+from envsim.factory.paraphrase import Paraphraser
 from envsim.fileio import write_atomic
 
 MANIFEST = "suite.json"
@@ -171,6 +175,9 @@ class FamilyResult:
     holdout: bool
     files: list[tuple[str, str, str]] = field(default_factory=list)
     """``(relative path, instance id, file text)`` per kept instance, in draw order."""
+    paraphrases: Counter[str] = field(default_factory=Counter)
+    """With ``--paraphrase``: accepted, rejected, failed, cached (see :mod:`envsim.factory.paraphrase`)."""
+    paraphrase_examples: dict[str, str] = field(default_factory=dict)
     persona: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
     details: dict[str, str] = field(default_factory=dict)
@@ -186,6 +193,8 @@ class FamilyTask:
     seed: int
     splits: tuple[tuple[str, float], ...]
     holdout: bool
+    paraphrase: str | None = None
+    """The model that rewords kept instances' openings and goals (``None``: none)."""
 
 
 def generate_family(
@@ -198,6 +207,7 @@ def generate_family(
     drawer = Drawer(loaded)
     gate = Gate()
     seen: set[str] = set()
+    paraphraser = Paraphraser(task.paraphrase) if task.paraphrase is not None else None
     for index in range(10 * task.count + 50):
         if len(result.files) >= task.count:
             break
@@ -220,6 +230,8 @@ def generate_family(
             result.details.setdefault(reason, verdict.detail)
         else:
             assert candidate.scenario is not None
+            if paraphraser is not None:
+                candidate.scenario = paraphraser(candidate.scenario)
             split = HOLDOUT if task.holdout else split_of(candidate.split_key, task.splits)
             relative = f"{split}/{family.toolkit}/{candidate.id}.yaml"
             result.files.append((relative, candidate.id, scenario_yaml(candidate)))
@@ -227,6 +239,9 @@ def generate_family(
             result.persona[persona] += 1
         if on_step is not None:
             on_step(len(result.files))
+    if paraphraser is not None:
+        result.paraphrases.update(paraphraser.counts)
+        result.paraphrase_examples.update(paraphraser.examples)
     return result
 
 
@@ -289,9 +304,14 @@ def _write(path: Path, text: str) -> bool:
 
 
 def manifest(
-    results: list[FamilyResult], *, seed: int, count: int, splits: Sequence[tuple[str, float]]
+    results: list[FamilyResult],
+    *,
+    seed: int,
+    count: int,
+    splits: Sequence[tuple[str, float]],
+    paraphrase: str | None = None,
 ) -> dict[str, Any]:
-    """The suite's manifest (``suite.json``): deterministic, no times."""
+    """The suite's manifest (``suite.json``): deterministic, no times (``paraphrase`` only when one was asked)."""
     per_split: Counter[str] = Counter()
     per_toolkit: Counter[str] = Counter()
     drops: Counter[str] = Counter()
@@ -302,7 +322,7 @@ def manifest(
             files.append(relative)
         per_toolkit[r.toolkit] += len(r.files)
         drops.update(r.drops)
-    return {
+    data: dict[str, Any] = {
         "generator": GENERATOR,
         "seed": seed,
         "count": count,
@@ -333,6 +353,19 @@ def manifest(
         "drops": {reason: drops.get(reason, 0) for reason in DROP_REASONS},
         "files": sorted(files),
     }
+    if paraphrase is not None:
+        counted: Counter[str] = Counter()
+        examples: dict[str, str] = {}
+        for r in results:
+            counted.update(r.paraphrases)
+            for kind, example in r.paraphrase_examples.items():
+                examples.setdefault(kind, example)
+        data["paraphrase"] = {
+            "model": paraphrase,
+            **{kind: counted.get(kind, 0) for kind in ("accepted", "rejected", "failed")},
+            "examples": dict(sorted(examples.items())),
+        }
+    return data
 
 
 def generate_suite(
@@ -345,6 +378,7 @@ def generate_suite(
     holdout: Sequence[str] = (),
     workers: int = 1,
     on_progress: Callable[[int], None] | None = None,
+    paraphrase: str | None = None,
 ) -> SuiteResult:
     """Generate a suite into ``out`` (see the module docstring); ``on_progress(kept)`` as instances are kept.
 
@@ -372,7 +406,7 @@ def generate_suite(
             problems.append(problem)
     if problems:
         raise ScenarioError(problems)
-    tasks = [FamilyTask(str(f.path), count, seed, tuple(splits), f.name in holdout) for f in loaded]
+    tasks = [FamilyTask(str(f.path), count, seed, tuple(splits), f.name in holdout, paraphrase) for f in loaded]
     _clean_temporaries(out)
     results: list[FamilyResult] = []
     written = unchanged = 0
@@ -392,7 +426,7 @@ def generate_suite(
 
     for result in _results(tasks, loaded, workers, lambda kept: on_progress and on_progress(kept_before + kept)):
         keep(result)
-    data = manifest(results, seed=seed, count=count, splits=splits)
+    data = manifest(results, seed=seed, count=count, splits=splits, paraphrase=paraphrase)
     out.mkdir(parents=True, exist_ok=True)
     _write(out / MANIFEST, json.dumps(data, indent=2, sort_keys=False) + "\n")
     return SuiteResult(results, written, unchanged, data)
