@@ -30,7 +30,7 @@ from envsim.errors import Problem
 from envsim.factory.family import LoadedFamily
 from envsim.factory.query import Binding, CompiledCondition, Ref, compile_conditions, lookup, matches
 from envsim.factory.render import RenderError, as_context, render_body
-from envsim.scenario import Scenario
+from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario
 
 GENERATOR = "envsim-factory/1"
 """The generator's name and version, recorded in every generated scenario's ``source``."""
@@ -263,7 +263,9 @@ class Drawer:
         scenario: Scenario | None = None
         if problem is None:
             try:
-                scenario = Scenario.model_validate(data)
+                # relative paths in the body (a judge's rubric file) start from the family file's folder
+                where = {SCENARIO_DIR_CONTEXT: self.loaded.path.parent} if self.loaded.path is not None else {}
+                scenario = Scenario.model_validate(data, context=where)
             except ValidationError as err:
                 first = err.errors(include_url=False)[0]
                 loc = tuple(first["loc"])
