@@ -23,6 +23,8 @@ from envsim.batch.session import execute, start_run
 from envsim.batch.store import RunStore
 from envsim.env import ScenarioEnv
 from envsim.errors import EnvsimError, ScenarioError
+from envsim.factory.draw import instances
+from envsim.factory.family import load_family
 from envsim.loader import load_scenario, load_scenario_text
 from envsim.report import episode_view
 from envsim.reward import Rubric
@@ -31,7 +33,7 @@ from envsim.reward.judge import CACHE_ENV, JudgeCache
 from envsim.reward.judges import shipped_rubric, shipped_rubrics
 from envsim.rollout import run_episode
 from envsim.scenario import RewardSpec, Scenario
-from tests.conftest import TINY_SCENARIO
+from tests.conftest import REPO, TINY_SCENARIO
 from tests.reward.test_judge import CALL_COST, ScriptedJudgeLLM, install
 
 MODEL = "judgetest/priced"
@@ -325,3 +327,20 @@ def test_the_json_schema_shows_the_inline_rubric() -> None:
     assert name_or_path == {"type": "string"} and inline["additionalProperties"] is False
     assert "criteria" in inline["required"] and "$ref" not in json.dumps(inline)  # self-contained for editors
     assert inline["properties"]["criteria"]["items"]["properties"]["scale"]["type"] == "string"
+
+
+def test_a_family_names_a_rubric_file_relative_to_the_family_file(tmp_path: Path) -> None:
+    family = REPO / "scenarios" / "families" / "medical_supply" / "panic_collapse.yaml"
+    text = family.read_text(encoding="utf-8")
+    assert "judges: {empathy: empathy_panicked_caller}" in text
+    (tmp_path / "rubrics").mkdir()
+    (tmp_path / "rubrics" / "empathy.yaml").write_text(
+        yaml.safe_dump(shipped_rubric("empathy_panicked_caller").model_dump(exclude_unset=True)), encoding="utf-8"
+    )
+    path = tmp_path / "panic_collapse.yaml"
+    named = text.replace("{empathy: empathy_panicked_caller}", "{empathy: rubrics/empathy.yaml}")
+    path.write_text(named, encoding="utf-8")
+    [candidate] = instances(load_family(path), 1, 0)
+    assert candidate.problem is None and candidate.scenario is not None
+    expected = shipped_rubric("empathy_panicked_caller").model_dump(exclude_unset=True)
+    assert candidate.scenario.reward.judges == {"empathy": expected}
