@@ -109,6 +109,15 @@ def test_mine_abcd_sample_drafts_with_provenance(corpus: Path, tmp_path: Path) -
         assert any("no mapping for the logged action" in note for note in scenario.source.notes)
     keys = {f.key for f in found["MinedAbcd3592"].user.facts}
     assert {"name", "username", "email", "order_id", "phone"} <= keys
+    # review finds each source conversation through the corpus setting (source.file is relative to it)
+    shown = envsim("scenarios", "review", str(out), "--json", input="s\ns\ns\n", env={CORPUS_ENV: str(corpus)})
+    assert shown.exit_code == 0, shown.output
+    assert "not available" not in shown.stdout and shown.stdout.count("[0] ") == 3
+    for scenario in found.values():
+        assert scenario.source is not None
+        conversation = conversations[str(scenario.source.conversation_id)]
+        last = len(conversation.turns) - 1
+        assert f"[{last}] {conversation.turns[last].role}:" in shown.stdout  # the whole conversation is shown
     # a draft without criteria is still an error for envsim validate (a draft is not a scenario yet)
     check = envsim("validate", str(out / "MinedAbcd3592.yaml"))
     assert check.exit_code == 2 and "expected: no criteria" in check.stderr
