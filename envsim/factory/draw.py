@@ -19,7 +19,6 @@ import base64
 import hashlib
 import json
 import random
-from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -28,7 +27,7 @@ from pydantic import ValidationError
 
 from envsim.errors import Problem
 from envsim.factory.family import LoadedFamily
-from envsim.factory.query import Binding, CompiledCondition, Ref, compile_conditions, lookup, matches
+from envsim.factory.query import Binding, CompiledCondition, Condition, Ref, compile_conditions, lookup, matches
 from envsim.factory.render import RenderError, as_context, render_body
 from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario
 
@@ -65,18 +64,48 @@ def split_key(family: str, parameters: dict[str, Any]) -> str:
     ).hexdigest()
 
 
+Row = tuple[str, dict[str, Any]]
+"""A table record: its id and its fields as JSON data."""
+
+
 @lru_cache(maxsize=1024)
-def table_records(toolkit: str, fixture: str, seed: int, table: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+def table_records(toolkit: str, fixture: str, seed: int, table: str) -> tuple[Row, ...]:
     """The records of a fixture world's table as JSON data, sorted by id (shared: never modify them)."""
+    from pydantic import TypeAdapter
+
     from envsim.toolkits import fixture_world, get_toolkit, table_record_types
 
     record_type = table_record_types(get_toolkit(toolkit).state_model)[table]
-    rows = fixture_world(toolkit, fixture, seed).table(table, record_type)
-    return tuple((key, record.model_dump(mode="json")) for key, record in sorted(rows.items()))
+    rows = sorted(fixture_world(toolkit, fixture, seed).table(table, record_type).items())
+    dumped = TypeAdapter(list[record_type]).dump_python([record for _, record in rows], mode="json")  # type: ignore[valid-type]
+    return tuple(zip((key for key, _ in rows), dumped, strict=True))
 
 
-def _hashable(value: Any) -> bool:
-    return isinstance(value, Hashable) and not isinstance(value, float | tuple)
+_KEYS = (str, int, bool, type(None))
+
+
+@lru_cache(maxsize=4096)
+def _static_rows(toolkit: str, fixture: str, seed: int, table: str, where: str) -> list[Row]:
+    """The rows of a table meeting conditions that read no binding (``where``: their canonical JSON);
+    shared by every family and binding that asks the same."""
+    conditions = [(path, Condition.model_validate(cond)) for path, cond in json.loads(where)]
+    rows = table_records(toolkit, fixture, seed, table)
+    if not conditions:
+        return list(rows)
+    compiled = compile_conditions(conditions)
+    return [row for row in rows if matches(row[1], compiled, {})]
+
+
+@lru_cache(maxsize=4096)
+def _row_index(toolkit: str, fixture: str, seed: int, table: str, where: str, path: str) -> dict[Any, list[Row]]:
+    """:func:`_static_rows` indexed by the value at ``path`` (typed keys: ``1`` and ``True`` differ)."""
+    index: dict[Any, list[Row]] = {}
+    simple = "." not in path
+    for row in _static_rows(toolkit, fixture, seed, table, where):
+        value = row[1].get(path) if simple else lookup(row[1], path)
+        if type(value) in _KEYS:
+            index.setdefault((type(value), value), []).append(row)
+    return index
 
 
 @dataclass(frozen=True)
@@ -124,10 +153,8 @@ class Drawer:
     def __init__(self, loaded: LoadedFamily) -> None:
         self.loaded = loaded
         self.family = loaded.family
-        self._static: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
-        self._index: dict[tuple[str, int, str], dict[Any, list[tuple[str, dict[str, Any]]]]] = {}
+        self._wheres = {name: self._where(name) for name, b in loaded.family.select.items() if b.table is not None}
         self._plans: dict[str, tuple[list[tuple[str, CompiledCondition]], tuple[str, Ref] | None]] = {}
-        self._static_tests = {n: compile_conditions(b.static_conditions()) for n, b in loaded.family.select.items()}
         self._all_tests = {n: compile_conditions(list(b.where.items())) for n, b in loaded.family.select.items()}
         for name, binding in self.family.select.items():
             bound = binding.bound_conditions()
@@ -147,30 +174,22 @@ class Drawer:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def static_matches(self, name: str, seed: int) -> list[tuple[str, dict[str, Any]]]:
-        """The records of binding ``name``'s table in world ``seed`` that meet its conditions without refs."""
-        key = (name, seed)
-        found = self._static.get(key)
-        if found is None:
-            binding = self.family.select[name]
-            assert binding.table is not None
-            rows = table_records(self.family.toolkit, self.family.world.fixture, seed, binding.table)
-            conditions = self._static_tests[name]
-            found = [row for row in rows if matches(row[1], conditions, {})] if conditions else list(rows)
-            self._static[key] = found
-        return found
+    def _where(self, name: str) -> str:
+        binding = self.family.select[name]
+        return canonical_json(
+            [[path, cond.model_dump(by_alias=True, exclude_unset=True)] for path, cond in binding.static_conditions()]
+        )
 
-    def _indexed(self, name: str, seed: int, path: str) -> dict[Any, list[tuple[str, dict[str, Any]]]]:
-        key = (name, seed, path)
-        index = self._index.get(key)
-        if index is None:
-            index = {}
-            for row in self.static_matches(name, seed):
-                value = lookup(row[1], path)
-                if _hashable(value):
-                    index.setdefault((type(value), value), []).append(row)
-            self._index[key] = index
-        return index
+    def static_matches(self, name: str, seed: int) -> list[Row]:
+        """The records of binding ``name``'s table in world ``seed`` that meet its conditions without refs."""
+        table = self.family.select[name].table
+        assert table is not None
+        return _static_rows(self.family.toolkit, self.family.world.fixture, seed, table, self._wheres[name])
+
+    def _indexed(self, name: str, seed: int, path: str) -> dict[Any, list[Row]]:
+        table = self.family.select[name].table
+        assert table is not None
+        return _row_index(self.family.toolkit, self.family.world.fixture, seed, table, self._wheres[name], path)
 
     def candidates(self, name: str, seed: int, bound: dict[str, Any]) -> list[tuple[Any, Any]]:
         """``(parameter, value)`` of every record (or list element) binding ``name`` may take given ``bound``."""
@@ -184,14 +203,15 @@ class Drawer:
         if indexed is not None:
             path, ref = indexed
             want = ref.resolve(bound)
-            if _hashable(want):
+            if type(want) in _KEYS:
                 rows = self._indexed(name, seed, path).get((type(want), want), [])
             else:
                 rows = [row for row in self.static_matches(name, seed) if lookup(row[1], path) == want]
         else:
             rows = self.static_matches(name, seed)
         if rest:
-            rows = [row for row in rows if matches(row[1], rest, bound)]
+            fixed = [(path, cond.resolved(bound)) for path, cond in rest]  # each reference read once, not per row
+            rows = [row for row in rows if matches(row[1], fixed, bound)]
         return rows
 
     # -- draws ---------------------------------------------------------------------------------

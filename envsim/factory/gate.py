@@ -16,7 +16,8 @@ In order (the first rule a candidate fails is its drop reason):
 
 ``duplicate_parameters`` (a draw that repeats an earlier one) and ``no_match`` (a draw whose
 query matched nothing) are counted by the generator before the gate. Every episode runs in the
-real environment (:class:`~envsim.env.ScenarioEnv`) with the offline scripted user, seed 0.
+real environment (:class:`~envsim.env.ScenarioEnv`) with the offline scripted user: the reference episode
+with seed 0, the probes' episodes after it in the same environment (its generator continued).
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ class Gate:
 
     seen: set[tuple[str, str, str]] = field(default_factory=set)
 
-    def play(self, env: ScenarioEnv, agent: Policy) -> tuple[Trajectory, RewardBreakdown]:
-        """One gate episode of ``agent`` in ``env``."""
-        return run_episode(env, agent, seed=EPISODE_SEED)
+    def play(self, env: ScenarioEnv, agent: Policy, *, first: bool = False) -> tuple[Trajectory, RewardBreakdown]:
+        """One gate episode of ``agent`` in ``env``: the first seeded with :data:`EPISODE_SEED`, the next ones
+        continuing its generator (deterministic all the same, without reseeding per episode)."""
+        return run_episode(env, agent, seed=EPISODE_SEED if first else None)
 
     def verify(self, candidate: Candidate) -> Verdict:
         """Apply every rule to ``candidate`` (see the module docstring); a kept one is remembered."""
@@ -93,7 +95,7 @@ class Gate:
             missing = "a forbidden action" if not expected.forbidden_actions else "expected.no_change: true"
             return Verdict(False, "trap_missing", f"a refusal instance needs {missing}")
         env = ScenarioEnv(scenario)
-        trajectory, breakdown = self.play(env, ScriptedAgent())
+        trajectory, breakdown = self.play(env, ScriptedAgent(), first=True)
         if breakdown.outcome != "success":
             return Verdict(False, "unsolvable", f"reference agent: {breakdown.outcome}: {_failing(breakdown)}")
         key3 = (family.name, trajectory.final_state_hash, scenario.user.opening)

@@ -198,13 +198,12 @@ class FamilyTask:
 
 
 def generate_family(
-    task: FamilyTask, loaded: LoadedFamily | None = None, on_step: Callable[[int], None] | None = None
+    task: FamilyTask, drawer: Drawer | None = None, on_step: Callable[[int], None] | None = None
 ) -> FamilyResult:
     """Draw and gate one family's instances (``on_step(kept_so_far)`` after each candidate)."""
-    loaded = loaded if loaded is not None else load_family(task.path)
-    family = loaded.family
+    drawer = drawer if drawer is not None else Drawer(load_family(task.path))
+    family = drawer.family
     result = FamilyResult(family.family, family.toolkit, family.kind, list(family.traits), task.path, task.holdout)
-    drawer = Drawer(loaded)
     gate = Gate()
     seen: set[str] = set()
     paraphraser = Paraphraser(task.paraphrase) if task.paraphrase is not None else None
@@ -245,9 +244,9 @@ def generate_family(
     return result
 
 
-def feasibility_problem(loaded: LoadedFamily, seed: int) -> Problem | None:
-    """A located problem when none of the first draws of ``loaded`` finds records for its query."""
-    drawer = Drawer(loaded)
+def feasibility_problem(drawer: Drawer, seed: int) -> Problem | None:
+    """A located problem when none of the first draws of the drawer's family finds records for its query."""
+    loaded = drawer.loaded
     failed: Counter[str] = Counter()
     for index in range(FEASIBILITY_DRAWS):
         try:
@@ -264,10 +263,6 @@ def feasibility_problem(loaded: LoadedFamily, seed: int) -> Problem | None:
         ("select", binding),
         f"no record matches (in {source}, given the earlier bindings) in any of the world seeds [{shown}]",
     )
-
-
-def _run(task: FamilyTask) -> FamilyResult:
-    return generate_family(task)
 
 
 @dataclass
@@ -400,8 +395,9 @@ def generate_suite(
     unknown = [h for h in holdout if h not in names]
     if unknown:
         raise ValueError(f"--holdout-families names no family given: {', '.join(unknown)}")
-    for f in loaded:
-        problem = feasibility_problem(f, seed)
+    drawers = [Drawer(f) for f in loaded]
+    for drawer in drawers:
+        problem = feasibility_problem(drawer, seed)
         if problem is not None:
             problems.append(problem)
     if problems:
@@ -424,7 +420,7 @@ def generate_suite(
         if on_progress is not None:
             on_progress(kept_before)
 
-    for result in _results(tasks, loaded, workers, lambda kept: on_progress and on_progress(kept_before + kept)):
+    for result in _results(tasks, drawers, workers, lambda kept: on_progress and on_progress(kept_before + kept)):
         keep(result)
     data = manifest(results, seed=seed, count=count, splits=splits, paraphrase=paraphrase)
     out.mkdir(parents=True, exist_ok=True)
@@ -432,16 +428,31 @@ def generate_suite(
     return SuiteResult(results, written, unchanged, data)
 
 
+_FORKED: list[Drawer] = []
+"""The drawers of the run, inherited by forked workers (their query caches come along)."""
+
+
+def _run(index_task: tuple[int, FamilyTask]) -> FamilyResult:
+    index, task = index_task
+    drawer = _FORKED[index] if index < len(_FORKED) and _FORKED[index].loaded.path == Path(task.path) else None
+    return generate_family(task, drawer)
+
+
 def _results(
-    tasks: list[FamilyTask], loaded: list[LoadedFamily], workers: int, on_step: Callable[[int], Any]
+    tasks: list[FamilyTask], drawers: list[Drawer], workers: int, on_step: Callable[[int], Any]
 ) -> Iterator[FamilyResult]:
     if workers <= 1 or len(tasks) <= 1:
-        for task, family in zip(tasks, loaded, strict=True):
-            yield generate_family(task, family, on_step)
+        for task, drawer in zip(tasks, drawers, strict=True):
+            yield generate_family(task, drawer, on_step)
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(min(workers, len(tasks))) as pool:
-        yield from pool.imap(_run, tasks)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    _FORKED[:] = drawers
+    try:
+        with context.Pool(min(workers, len(tasks))) as pool:
+            yield from pool.imap(_run, list(enumerate(tasks)))
+    finally:
+        _FORKED.clear()
 
 
 def suite_digest(out: Path) -> str:

@@ -192,6 +192,10 @@ class CompiledCondition:
         self.operand = operand
         self.reads = reads
 
+    def resolved(self, bound: dict[str, Any]) -> CompiledCondition:
+        """This condition with its references read from ``bound`` (itself when it reads none)."""
+        return CompiledCondition(self.op, _resolve(self.operand, bound), False) if self.reads else self
+
     def holds(self, value: Any, bound: dict[str, Any]) -> bool:
         """Whether a field's ``value`` satisfies the condition, references read from ``bound``."""
         op = self.op
