@@ -25,6 +25,8 @@ A scenario's reward, as a domain expert writes it (every key optional)::
       components: {final_state: 0.6, required_statements: 0.2, argument_checks: 0.2}
       metrics: [containment, resolution, customer_effort, tone]
       custom: {tone: "acme_rewards.retail:tone"}   # only if acme_rewards is allowed; needs a role above
+      judges: {empathy: empathy_panicked_caller}   # an LLM judge (envsim.reward.judges); needs a role too,
+                                                   # and runs only with a judge model (else: "not run")
       success_threshold: 0.9
 
 Example:

@@ -203,6 +203,26 @@ def test_an_inline_rubric_and_a_rubric_file_relative_to_the_scenario(provider: A
     assert breakdown.total == 1.0 and breakdown.outcome == "success"
 
 
+def test_rubric_text_is_data_in_the_judge_prompt_never_a_template(provider: Any) -> None:
+    judge = provider(default=json.dumps({"short": {"rationale": "ok", "score": "pass"}}))
+    rubric = {
+        "name": "sneaky",
+        "description": "{{ 7 * 7 }} {% for x in range(3) %}loop{% endfor %}",
+        "criteria": [
+            {
+                "id": "short",
+                "description": "{{ ''.__class__ }}",
+                "scale": "pass_fail",
+                "levels": {"pass": "Y", "fail": "N"},
+            }
+        ],
+    }
+    assert play(judge_env({"judges": {"sneaky": rubric}, "metrics": ["sneaky"]})).components["sneaky"].score == 1.0
+    prompt = "".join(m["content"] for m in judge.requests[0]["messages"])
+    assert "{{ 7 * 7 }} {% for x in range(3) %}loop{% endfor %}" in prompt and "{{ ''.__class__ }}" in prompt
+    assert "49" not in prompt and "looploop" not in prompt
+
+
 def test_batch_runs_judge_with_judge_model_and_record_not_run_without(provider: Any, tmp_path: Path) -> None:
     path = write(tmp_path, {"judges": {"empathy": "empathy_panicked_caller"}, "metrics": ["empathy"]})
     judge = provider(default=empathy_reply("pass", 2))
