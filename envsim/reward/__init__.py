@@ -23,7 +23,7 @@ A scenario's reward, as a domain expert writes it (every key optional)::
     reward:
       gates: [final_state, forbidden_actions, required_actions, no_false_claims]
       components: {final_state: 0.6, required_statements: 0.2, argument_checks: 0.2}
-      metrics: [containment, resolution, customer_effort, tone]
+      metrics: [containment, resolution, customer_effort, tone, empathy]
       custom: {tone: "acme_rewards.retail:tone"}   # only if acme_rewards is allowed; needs a role above
       judges: {empathy: empathy_panicked_caller}   # an LLM judge (envsim.reward.judges); needs a role too,
                                                    # and runs only with a judge model (else: "not run")
