@@ -7,6 +7,11 @@
   rate and mean reward per stage, writes ``DIR/flywheel.svg``, and with ``--json`` ends with
   ``{"untrained": {"success_rate": ..., "mean_reward": ...}, "sft": {...}, "grpo": {...}, ...}``.
 
+With ``--suite DIR`` (a folder ``envsim scenarios generate ... --split train=0.8,test=0.2
+--holdout-families A,B`` wrote) it trains on the suite's ``train`` split and reports, beside the
+held-out seeds, its held-out instances of the families trained on and its held-out families
+(``--eval-scenarios N`` caps each evaluated set; see :mod:`envsim.train.flywheel`).
+
 Without ``--model`` it trains a tokenizer on the scenarios' own text and builds a tiny model from
 a config (CPU, no download, a few minutes on 2 cores). On a GPU::
 
@@ -63,6 +68,12 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path, typer.Option("--out", help="Folder for the run, datasets, models and plot.")] = Path(
             "flywheel"
         ),
+        suite: Annotated[
+            Path | None,
+            typer.Option(
+                help="A generated suite: train on its train split, evaluate on held-out instances and families."
+            ),
+        ] = None,
         scenario: Annotated[
             list[str] | None, typer.Option(help="A training scenario id (repeatable). [all but the held-out ones]")
         ] = None,
@@ -75,6 +86,10 @@ def register(app: typer.Typer) -> None:
         episodes: Annotated[int, typer.Option(min=1, help="Generated episodes per training scenario.")] = 16,
         error_rate: Annotated[float, typer.Option(min=0.01, max=1.0, help="The scripted agent's mistake rate.")] = 0.25,
         eval_seeds: Annotated[int, typer.Option(min=1, help="Held-out seeds per scenario per evaluation.")] = 2,
+        eval_scenarios: Annotated[
+            int | None,
+            typer.Option(min=1, help="Most scenarios per evaluated set, taken in turn from each family. [all]"),
+        ] = None,
         sft_epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the SFT rows.")] = 8.0,
         sft_lr: Annotated[float, typer.Option(min=0.0, help="SFT learning rate.")] = 3e-3,
         grpo_steps: Annotated[int, typer.Option(min=0, help="GRPO optimizer steps (0 skips GRPO).")] = 20,
@@ -98,10 +113,17 @@ def register(app: typer.Typer) -> None:
         check_torch_device("--device", device)
         if model is not None and not model.is_dir():
             raise EnvsimError(f"--model {model}: no such folder")
-        from envsim.train.flywheel import DEFAULT_HOLDOUT, FlywheelConfig, run_flywheel, split_scenarios, table
+        if suite is not None and (scenario or holdout):
+            raise EnvsimError(
+                "--suite takes its scenarios from the suite (train split; held out: the other splits): "
+                "give no --scenario or --holdout with it"
+            )
+        from envsim.train.flywheel import DEFAULT_HOLDOUT, FlywheelConfig, run_flywheel, scenario_sets, table
 
         config = FlywheelConfig(
             out=output,
+            suite=suite,
+            eval_scenarios=eval_scenarios,
             scenarios=scenario or None,
             holdout=list(holdout) if holdout is not None else list(DEFAULT_HOLDOUT),
             episodes=episodes,
@@ -120,7 +142,7 @@ def register(app: typer.Typer) -> None:
             threads=threads if threads is not None else (1 if device == "cpu" else None),
             seed=seed,
         )
-        split_scenarios(config)  # unknown ids fail now, before seconds of imports
+        scenario_sets(config)  # unknown ids or a bad suite fail now, before seconds of imports
         report = run_flywheel(config, log=lambda line: out.print(line))
         for line in table(report):
             out.print(line)

@@ -15,7 +15,18 @@
 Evaluation plays greedy episodes with the same runner as the rollouts, on *held-out seeds* of the
 training scenarios (seeds from :data:`EVAL_SEED_BASE`, never generated from) and on *held-out
 scenarios* (never trained on). Success rate and mean reward are over the episodes whose outcome
-carries a reward. The result is printed per stage, plotted to ``OUT/flywheel.svg``
+carries a reward.
+
+**On a suite** (``--suite DIR``, a folder ``envsim scenarios generate`` wrote; :func:`suite_sets`),
+the training scenarios are the suite's ``train`` split, and the scenarios of its other splits are
+evaluated as two sets: *held-out instances* (their family has instances in ``train``: the same task
+with other records, names and amounts) and *held-out families* (no instance of their family is in
+``train``: the ``holdout`` split of ``--holdout-families``, or a family whose few instances all
+fell outside ``train``). ``held_out_scenarios`` is then both sets together. ``--eval-scenarios N``
+caps each evaluated set (held-out seeds included) at ``N`` scenarios, taken in turn from each family
+so that every family is represented; the report's ``evaluated`` names the scenarios of each set.
+
+The result is printed per stage, plotted to ``OUT/flywheel.svg``
 (:mod:`envsim.train.plot`) and returned as a :class:`FlywheelReport`; the models are saved in
 ``OUT/sft-model`` and ``OUT/grpo-model`` (with the tokenizer, also in ``OUT/tokenizer``), loadable
 with ``AutoModelForCausalLM``/``AutoTokenizer``.
@@ -59,8 +70,16 @@ class FlywheelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out: Path
+    suite: Path | None = Field(
+        None, description="A generated suite: train on its train split, evaluate on its other splits (no scenarios)."
+    )
     scenarios: list[str] | None = Field(None, description="Training scenarios (default: all but the held-out ones).")
-    holdout: list[str] = Field(default_factory=lambda: list(DEFAULT_HOLDOUT), description="Held-out scenarios.")
+    holdout: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_HOLDOUT), description="Held-out scenarios (not used with a suite)."
+    )
+    eval_scenarios: int | None = Field(
+        None, ge=1, description="Most scenarios per evaluated set, taken in turn from each family (None: all)."
+    )
     episodes: int = Field(16, ge=1, description="Generated episodes per training scenario.")
     error_rate: float = Field(0.25, gt=0.0, le=1.0, description="The scripted agent's mistake rate.")
     eval_seeds: int = Field(2, ge=1, description="Held-out seeds per scenario in each evaluation.")
@@ -91,6 +110,12 @@ class StageResult(BaseModel):
     episodes: int
     outcomes: dict[str, int]
     held_out_scenarios: dict[str, Any] = Field(description="The same figures on scenarios never trained on.")
+    held_out_instances: dict[str, Any] | None = Field(
+        None, description="On a suite: held-out instances of the families trained on."
+    )
+    held_out_families: dict[str, Any] | None = Field(
+        None, description="On a suite: instances of families with no instance trained on."
+    )
     seconds: float = Field(description="Seconds of the stage (training, then its evaluation).")
 
 
@@ -107,6 +132,10 @@ class FlywheelReport(BaseModel):
     grpo_rewards: list[float] = Field(description="GRPO mean episode reward per step.")
     plot: str
     wall_seconds: float
+    evaluated: dict[str, list[str]] = Field(
+        default_factory=dict, description="Evaluated set → its scenario ids (held_out_seeds: training scenarios)."
+    )
+    suite: dict[str, Any] | None = Field(None, description="On a suite: its folder and the sizes of its sets.")
 
     def summary(self) -> dict[str, Any]:
         """``{"untrained": {...}, "sft": {...}, "grpo": {...}}`` first, then the details."""
@@ -118,6 +147,8 @@ class FlywheelReport(BaseModel):
 
 def table(report: FlywheelReport) -> list[str]:
     """The per-stage table as text lines."""
+    if report.suite is not None:
+        return _suite_table(report)
     lines = [
         f"{'stage':<10} {'success':>8} {'reward':>8} {'held-out scen. success':>23} {'reward':>8} {'seconds':>8}",
     ]
@@ -131,6 +162,142 @@ def table(report: FlywheelReport) -> list[str]:
             f"{other.get('success_rate', 0.0):>23.3f} {other.get('mean_reward', 0.0):>8.3f} {stage.seconds:>8.1f}"
         )
     return lines
+
+
+def _suite_table(report: FlywheelReport) -> list[str]:
+    """The per-stage table of a run on a suite: success and mean reward on each of the three held-out sets."""
+    sets = ("held-out seeds", "held-out instances", "held-out families")
+    head = f"{'stage':<10}" + "".join(f" {name + ' success':>26} {'reward':>7}" for name in sets)
+    lines = [f"{head} {'seconds':>8}"]
+    for name in ("untrained", "sft", "grpo"):
+        stage: StageResult | None = getattr(report, name)
+        if stage is None:
+            continue
+        figures = [
+            {"success_rate": stage.success_rate, "mean_reward": stage.mean_reward},
+            stage.held_out_instances or {},
+            stage.held_out_families or {},
+        ]
+        cells = "".join(f" {f.get('success_rate', 0.0):>26.3f} {f.get('mean_reward', 0.0):>7.3f}" for f in figures)
+        lines.append(f"{name:<10}{cells} {stage.seconds:>8.1f}")
+    return lines
+
+
+class SuiteSets(BaseModel):
+    """The scenario sets of a flywheel run on a suite (:func:`suite_sets`), each a list of ids in file order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    train: list[str] = Field(description="The train split.")
+    held_out_instances: list[str] = Field(description="Other splits' scenarios of families that train has.")
+    held_out_families: list[str] = Field(description="Other splits' scenarios of families that train lacks.")
+    family: dict[str, str] = Field(description="Scenario id → its family.")
+
+    def info(self) -> dict[str, Any]:
+        """The report's ``suite`` entry: the folder, the set sizes and the families of each side."""
+        seen = sorted({self.family[i] for i in self.train})
+        unseen = sorted({self.family[i] for i in self.held_out_families})
+        return {
+            "path": self.path,
+            "train": len(self.train),
+            "held_out_instances": len(self.held_out_instances),
+            "held_out_families": len(self.held_out_families),
+            "train_families": seen,
+            "held_out_family_names": unseen,
+        }
+
+
+def family_of(scenario_id: str, families: Sequence[str]) -> str:
+    """The family of a generated scenario id (``<Family>X<hash>``): the longest of ``families`` it extends.
+
+    An id that extends none (a hand-written scenario in a suite) is a family of its own.
+
+    Example:
+        >>> family_of("RetailRefundX4KQ2M7ZP1A", ["Retail", "RetailRefund"])
+        'RetailRefund'
+        >>> family_of("RetailCancelPendingOrder", ["RetailRefund"])
+        'RetailCancelPendingOrder'
+    """
+    matches = [f for f in families if scenario_id.startswith(f + "X")]
+    return max(matches, key=len) if matches else scenario_id
+
+
+def suite_sets(suite: Path) -> SuiteSets:
+    """Split a suite's scenarios into training, held-out instances and held-out families; register them all.
+
+    The training scenarios are the ``train`` split; every scenario of another split is a held-out
+    instance when its family (``suite.json``'s ``families``, by id prefix: :func:`family_of`) has an
+    instance in ``train``, and a held-out family's otherwise.
+
+    Raises:
+        SuiteError: ``suite`` is no suite, has no ``train`` split, or no split besides it.
+        ScenarioError: A scenario file has no valid id, or two share one.
+    """
+    from envsim.suite import Suite, SuiteError
+
+    opened = Suite.open(suite)
+    splits = opened.splits()
+    if "train" not in splits:
+        raise SuiteError(
+            f"suite {str(suite)!r} has no train split (splits: {', '.join(splits)}); "
+            "write one with envsim scenarios generate ... --split train=0.8,test=0.2"
+        )
+    others = [s for s in splits if s != "train"]
+    if not others:
+        raise SuiteError(
+            f"suite {str(suite)!r} has only a train split: nothing to evaluate on "
+            "(generate with --split train=0.8,test=0.2 and --holdout-families)"
+        )
+    declared = opened.manifest.get("families")
+    names = list(declared) if isinstance(declared, dict) else []
+    train = opened.register("train")
+    held_out = [i for split in others for i in opened.register(split)]
+    family = {i: family_of(i, names) for i in [*train, *held_out]}
+    seen = {family[i] for i in train}
+    return SuiteSets(
+        path=str(suite),
+        train=train,
+        held_out_instances=[i for i in held_out if family[i] in seen],
+        held_out_families=[i for i in held_out if family[i] not in seen],
+        family=family,
+    )
+
+
+def spread(ids: Sequence[str], family: dict[str, str], limit: int | None) -> list[str]:
+    """At most ``limit`` of ``ids``, taken in turn from each family (sorted), each family's in the given order.
+
+    Example:
+        >>> spread(["A1", "A2", "A3", "B1"], {"A1": "A", "A2": "A", "A3": "A", "B1": "B"}, 3)
+        ['A1', 'B1', 'A2']
+    """
+    if limit is None or len(ids) <= limit:
+        return list(ids)
+    by_family: dict[str, list[str]] = {}
+    for i in ids:
+        by_family.setdefault(family.get(i, i), []).append(i)
+    queues = [by_family[f] for f in sorted(by_family)]
+    chosen: list[str] = []
+    for depth in range(max(len(q) for q in queues)):
+        chosen += [q[depth] for q in queues if depth < len(q)]
+    return chosen[:limit]
+
+
+def scenario_sets(config: FlywheelConfig) -> tuple[list[str], list[str], SuiteSets | None]:
+    """The training and held-out scenario ids, and on a suite its sets (:func:`suite_sets`).
+
+    Raises:
+        EnvsimError: Training scenarios are named beside a suite, or as :func:`split_scenarios`
+            and :func:`suite_sets` raise.
+    """
+    from envsim.errors import EnvsimError
+
+    if config.suite is None:
+        return (*split_scenarios(config), None)
+    if config.scenarios:
+        raise EnvsimError("a run on a suite trains on the suite's train split: name no training scenarios beside it")
+    sets = suite_sets(config.suite)
+    return sets.train, [*sets.held_out_instances, *sets.held_out_families], sets
 
 
 def split_scenarios(config: FlywheelConfig) -> tuple[list[str], list[str]]:
@@ -178,29 +345,39 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
     except ImportError:  # pragma: no cover - datasets is part of the train extra
         pass
     out = config.out
+    train_ids, holdout, sets = scenario_sets(config)
     out.mkdir(parents=True, exist_ok=True)
-    train_ids, holdout = split_scenarios(config)
 
     clock = time.perf_counter()
     model, tokenizer, model_info = _model(config, train_ids)
     log(f"model: {json.dumps(model_info)} ({time.perf_counter() - clock:.1f} s)")
 
     clock = time.perf_counter()
-    data = _generate_and_select(config, train_ids)
+    data = _generate_and_select(config, [f"{config.suite}:train"] if config.suite is not None else train_ids)
     log(
         f"generated {data['generated']} episodes ({data['outcomes']}); kept {data['sft_rows']} successes "
         f"for SFT, {data['grpo_prompts']} GRPO prompts ({time.perf_counter() - clock:.1f} s)"
     )
 
-    seen_keys = [EpisodeKey(s, EVAL_SEED_BASE + i) for s in train_ids for i in range(config.eval_seeds)]
-    unseen_keys = [EpisodeKey(s, EVAL_SEED_BASE + i) for s in holdout for i in range(config.eval_seeds)]
+    evaluated = _evaluated_sets(config, train_ids, holdout, sets)
+    keys = {
+        name: [EpisodeKey(s, EVAL_SEED_BASE + i) for s in ids for i in range(config.eval_seeds)]
+        for name, ids in evaluated.items()
+    }
 
     def evaluate(name: str, since: float) -> StageResult:
-        result = _evaluate(model, tokenizer, seen_keys, unseen_keys, config, since)
+        result = _evaluate(model, tokenizer, keys, config, since)
+        held_out = [
+            f"{label}: success {figures['success_rate']:.3f}"
+            for label, figures in (
+                ("held-out instances", result.held_out_instances),
+                ("held-out families", result.held_out_families),
+            )
+            if figures is not None
+        ] or [f"held-out scenarios: success {result.held_out_scenarios['success_rate']:.3f}"]
         log(
             f"{name}: success {result.success_rate:.3f}, mean reward {result.mean_reward:.3f} on held-out seeds; "
-            f"held-out scenarios: success {result.held_out_scenarios['success_rate']:.3f} "
-            f"({result.seconds:.1f} s)"
+            f"{'; '.join(held_out)} ({result.seconds:.1f} s)"
         )
         return result
 
@@ -232,7 +409,8 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
                 if v.held_out_scenarios["episodes"]
             },
             curve,
-            title=f"envsim flywheel: {len(train_ids)} training scenarios, {len(holdout)} held out",
+            title=f"envsim flywheel: {len(train_ids)} training scenarios, {len(holdout)} held out"
+            + (f" (suite {Path(sets.path).name})" if sets is not None else ""),
         ),
         encoding="utf-8",
     )
@@ -245,7 +423,26 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
         grpo_rewards=curve,
         plot=str(plot),
         wall_seconds=round(time.perf_counter() - started, 1),
+        evaluated=evaluated,
+        suite=sets.info() if sets is not None else None,
     )
+
+
+def _evaluated_sets(
+    config: FlywheelConfig, train_ids: list[str], holdout: list[str], sets: SuiteSets | None
+) -> dict[str, list[str]]:
+    """Evaluated set → scenario ids: held-out seeds, then held-out scenarios or (on a suite) instances and families."""
+    if sets is None:
+        family = {i: i for i in [*train_ids, *holdout]}
+        return {
+            "held_out_seeds": spread(train_ids, family, config.eval_scenarios),
+            "held_out_scenarios": spread(holdout, family, config.eval_scenarios),
+        }
+    return {
+        "held_out_seeds": spread(sets.train, sets.family, config.eval_scenarios),
+        "held_out_instances": spread(sets.held_out_instances, sets.family, config.eval_scenarios),
+        "held_out_families": spread(sets.held_out_families, sets.family, config.eval_scenarios),
+    }
 
 
 # -- stages ---------------------------------------------------------------------------------------
@@ -375,25 +572,35 @@ def _grpo(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> list
 def _evaluate(
     model: Any,
     tokenizer: Any,
-    seen: Sequence[EpisodeKey],
-    unseen: Sequence[EpisodeKey],
+    keys: dict[str, list[EpisodeKey]],
     config: FlywheelConfig,
     since: float,
 ) -> StageResult:
+    """Play every set's episodes in one batch; held-out seeds first, then the held-out sets."""
     runner = EpisodeRunner(
         tokenizer,
         max_turn_tokens=config.max_turn_tokens,
         max_context_tokens=getattr(model.config, "max_position_embeddings", None),
     )
     generator = HFGenerator(model, tokenizer, temperature=0.0)
-    rollouts: list[EpisodeRollout] = runner.run([*seen, *unseen], generator)
-    first = summarize(rollouts[: len(seen)])
-    second = summarize(rollouts[len(seen) :])
+    rollouts: list[EpisodeRollout] = runner.run([k for ks in keys.values() for k in ks], generator)
+    by_set: dict[str, list[EpisodeRollout]] = {}
+    start = 0
+    for name, ks in keys.items():
+        by_set[name] = rollouts[start : start + len(ks)]
+        start += len(ks)
+    first = summarize(by_set["held_out_seeds"])
+    on_suite = "held_out_instances" in by_set
+    held_out = (
+        [*by_set["held_out_instances"], *by_set["held_out_families"]] if on_suite else by_set["held_out_scenarios"]
+    )
     return StageResult(
         success_rate=first["success_rate"],
         mean_reward=first["mean_reward"],
         episodes=first["episodes"],
         outcomes=first["outcomes"],
-        held_out_scenarios=second,
+        held_out_scenarios=summarize(held_out),
+        held_out_instances=summarize(by_set["held_out_instances"]) if on_suite else None,
+        held_out_families=summarize(by_set["held_out_families"]) if on_suite else None,
         seconds=round(time.perf_counter() - since, 1),
     )
