@@ -12,7 +12,8 @@ In order (the first rule a candidate fails is its drop reason):
   (the reference episode's state hash) and the same opening;
 - ``do_nothing_passes``: an agent that only sends non-committal text does not succeed;
 - ``trap_passes``: an agent that plays the reference plan plus any one forbidden action does not
-  succeed.
+  succeed (one episode per forbidden pattern; one in all when the rubric fails every forbidden
+  attempt anyway, see :func:`forbidden_call_fails`).
 
 ``duplicate_parameters`` (a draw that repeats an earlier one) and ``no_match`` (a draw whose
 query matched nothing) are counted by the generator before the gate. Every episode runs in the
@@ -30,7 +31,7 @@ from envsim.agents.scripted import ScriptedAgent
 from envsim.env import ScenarioEnv
 from envsim.factory.draw import Candidate
 from envsim.lint import lint_scenario
-from envsim.reward import RewardBreakdown
+from envsim.reward import RewardBreakdown, Rubric
 from envsim.rollout import run_episode
 from envsim.trajectory import Trajectory
 
@@ -66,6 +67,27 @@ def _failing(breakdown: RewardBreakdown) -> str:
         if part.ran and part.weight > 0 and part.score < 1
     ]
     return "; ".join(parts) or f"total {breakdown.total:.2f}"
+
+
+def forbidden_call_fails(rubric: Rubric) -> bool:
+    """Whether any attempt of a forbidden call makes an episode fail, whatever else it does.
+
+    So when ``forbidden_actions`` is a gate, or its weight alone takes the best possible total below
+    the success threshold (counting every weight, judges' too: a judge not run only raises the share).
+    The trap agent's calls match their pattern by construction (its arguments come first), so then
+    one trap episode stands for all: every other forbidden pattern's episode fails as surely.
+
+    Example:
+        >>> forbidden_call_fails(Rubric({"final_state": 0.5, "forbidden_actions": 0.15}))
+        True
+        >>> forbidden_call_fails(Rubric({"final_state": 0.5, "forbidden_actions": 0.15}, success_threshold=0.7))
+        False
+    """
+    if "forbidden_actions" in rubric.gates:
+        return True
+    total = sum(rubric.weights.values())
+    share = rubric.weights.get("forbidden_actions", 0.0) / total if total > 0 else 0.0
+    return share > 0 and 1 - share < rubric.success_threshold - 1e-9
 
 
 @dataclass
@@ -104,9 +126,10 @@ class Gate:
         _, breakdown = self.play(env, DoNothingAgent())
         if breakdown.outcome == "success":
             return Verdict(False, "do_nothing_passes", "an agent that only sends non-committal text succeeds")
-        for i, pattern in enumerate(expected.forbidden_actions):
+        patterns = expected.forbidden_actions
+        for i in range(1 if patterns and forbidden_call_fails(env.rubric) else len(patterns)):
             _, breakdown = self.play(env, TrapAgent(i))
             if breakdown.outcome == "success":
-                return Verdict(False, "trap_passes", f"the reference plan plus forbidden {pattern.name} succeeds")
+                return Verdict(False, "trap_passes", f"the reference plan plus forbidden {patterns[i].name} succeeds")
         self.seen.add(key3)
         return Verdict(True)
