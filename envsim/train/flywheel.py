@@ -224,7 +224,7 @@ def family_of(scenario_id: str, families: Sequence[str]) -> str:
 
 
 def suite_sets(suite: Path) -> SuiteSets:
-    """Split a suite's scenarios into training, held-out instances and held-out families; register them all.
+    """Split a suite's scenarios into training, held-out instances and held-out families (registers nothing).
 
     The training scenarios are the ``train`` split; every scenario of another split is a held-out
     instance when its family (``suite.json``'s ``families``, by id prefix: :func:`family_of`) has an
@@ -251,8 +251,8 @@ def suite_sets(suite: Path) -> SuiteSets:
         )
     declared = opened.manifest.get("families")
     names = list(declared) if isinstance(declared, dict) else []
-    train = opened.register("train")
-    held_out = [i for split in others for i in opened.register(split)]
+    train = list(opened.scenarios("train"))
+    held_out = [i for split in others for i in opened.scenarios(split)]
     family = {i: family_of(i, names) for i in [*train, *held_out]}
     seen = {family[i] for i in train}
     return SuiteSets(
@@ -346,6 +346,10 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
         pass
     out = config.out
     train_ids, holdout, sets = scenario_sets(config)
+    if sets is not None:
+        from envsim.suite import Suite
+
+        Suite.open(sets.path).register()  # every split: ScenarioEnv(id) finds them (rollouts, evaluations)
     out.mkdir(parents=True, exist_ok=True)
 
     clock = time.perf_counter()
