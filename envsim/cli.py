@@ -33,21 +33,24 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders (searched recursively).")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Validate and lint scenario files; exit 2 if any is invalid."""
+    """Validate and lint scenario files and task family files (found in families/ folders); exit 2 if any is invalid."""
+    from envsim.factory.family import is_family_file
+    from envsim.factory.generate import check_family
     from envsim.loader import load_scenario
     from envsim.registration import id_clashes, scenario_files
 
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         err.print(f"{p}: no such file or folder")
-    files = scenario_files(paths)
-    clashes = id_clashes(files)  # two files with one id: an error in each, naming the other
+    files = scenario_files(paths, families=True)
+    families = {f for f in files if is_family_file(f)}
+    clashes = id_clashes([f for f in files if f not in families])  # two files with one id: an error in each
     problems: list[str] = []
     invalid = 0
     for path in files:
         found = [clashes[path]] if path in clashes else []
         try:
-            load_scenario(path)
+            check_family(path) if path in families else load_scenario(path)
         except ScenarioError as error:
             found = [*error.problems, *found]
         if found:

@@ -121,17 +121,17 @@ FAMILY_DIR = "families"
 """The folder name of task family files inside a scenario folder; scenario discovery skips it."""
 
 
-def scenario_files(paths: list[Path] | None = None) -> list[Path]:
+def scenario_files(paths: list[Path] | None = None, *, families: bool = False) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` file under ``paths`` (files are kept as given), sorted, each once.
 
     A folder named ``families`` inside a searched folder holds task families (:mod:`envsim.factory`),
-    not scenarios: it is skipped.
+    not scenarios: it is skipped, unless ``families`` (``envsim validate`` checks both).
     """
     found: dict[str, Path] = {}
     for path in paths if paths is not None else scenario_dirs():
         if path.is_dir():
             for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d != FAMILY_DIR)
+                dirs[:] = sorted(d for d in dirs if families or d != FAMILY_DIR)
                 for name in names:
                     if name.endswith(SUFFIXES):
                         file = Path(root, name)

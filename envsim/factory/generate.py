@@ -43,6 +43,7 @@ from envsim.factory.family import LoadedFamily, is_family_file, load_family
 from envsim.factory.gate import DROP_REASONS, Gate
 from envsim.factory.paraphrase import Paraphraser
 from envsim.fileio import write_atomic
+from envsim.lint import lint_scenario
 
 MANIFEST = "suite.json"
 """The manifest of a generated suite, written last."""
@@ -273,6 +274,41 @@ class SuiteResult:
     written: int
     unchanged: int
     manifest: dict[str, Any]
+
+
+def check_family(path: Path, *, instances: int = 3, seed: int = 0) -> LoadedFamily:
+    """Validate a family file as ``envsim validate`` does: its schema and static checks, that its query
+    matches records, and a dry instantiation of its first ``instances`` distinct draws (each renders,
+    validates and passes the lint, its expected actions replaying). Raises :class:`ScenarioError`."""
+    loaded = load_family(path)
+    drawer = Drawer(loaded)
+    problem = feasibility_problem(drawer, seed)
+    if problem is not None:
+        raise ScenarioError([problem])
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index in range(4 * instances + 16):
+        if len(seen) >= instances:
+            break
+        try:
+            params = drawer.parameters(seed, index)
+        except NoMatch:
+            continue
+        key = canonical_json(params.values)
+        if key in seen:
+            continue
+        seen.add(key)
+        candidate = drawer.candidate(seed, index, params)
+        if candidate.problem is not None:
+            problems.append(candidate.problem)
+        elif candidate.scenario is not None:
+            found = lint_scenario(candidate.scenario)
+            problems.extend(loaded.body_problem(loc, message, key=key) for loc, message, key in found)
+    unique = list(dict.fromkeys(problems))
+    if unique:
+        unique.sort(key=lambda p: (p.line, p.column))
+        raise ScenarioError(unique)
+    return loaded
 
 
 def _clean_temporaries(out: Path) -> None:
