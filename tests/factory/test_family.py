@@ -177,7 +177,8 @@ def test_static_checks_name_tables_fields_references_and_derived_keys(tmp_path: 
         "exchanges, handoffs",
         f"{path}:{_at(text, 'buyer')[0]}:{_at(text, '{ref: buyer')[1]}: select.customer.where.id: 'buyer.id' refers "
         "to 'buyer', which is not an earlier binding",
-        f"{path}:{_at(text, 'id: Fixed')[0]}:3: scenario.id: 'id' is derived by the generator; a family body may not give it",
+        f"{path}:{_at(text, 'id: Fixed')[0]}:3: scenario.id: 'id' is derived by the generator; a family body may not "
+        "give it",
     ]
 
 

@@ -104,7 +104,8 @@ def test_bindings_follow_references_and_list_elements() -> None:
         "  order: {table: orders, where: {status: delivered, items: {min_len: 2}}}\n"
         "  customer: {table: customers, where: {id: {ref: order.customer_id}}}\n"
         "  item: {from: order.items, where: {quantity: {gte: 1}}}\n"
-        "  others: {table: orders, where: {customer_id: {ref: customer.id}, id: {ne: {ref: order.id}}}, optional: true}\n"
+        "  others: {table: orders, optional: true,\n"
+        "           where: {customer_id: {ref: customer.id}, id: {ne: {ref: order.id}}}}\n"
     )
     for index in range(20):
         params = drawer.parameters(5, index)
