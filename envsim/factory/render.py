@@ -171,7 +171,8 @@ class RenderError(TemplateError):
     """A template of a family body that failed to render; ``loc`` is its path inside the body."""
 
     def __init__(self, loc: tuple[str | int, ...], error: TemplateError) -> None:
-        super().__init__(error.message, line=error.line, column=error.column)
+        message = error.message.replace(f"'{Record.__module__}.{Record.__name__} object'", "the record")
+        super().__init__(message, line=error.line, column=error.column)
         self.loc = loc
 
 
