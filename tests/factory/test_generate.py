@@ -176,3 +176,23 @@ def test_bad_input_exits_2_with_located_problems_and_writes_nothing(tmp_path: Pa
     unknown = CliRunner().invoke(app, ["scenarios", "generate", "TestRetailRefundDamagedUnt", "--out", str(out)])
     assert unknown.exit_code == 2
     assert "is no family file, folder, toolkit or family name" in unknown.output
+
+
+def test_yaml_out_is_what_the_safe_dumper_writes_and_reads_back() -> None:
+    from envsim.factory.generate import dump_yaml
+
+    class Reference(yaml.SafeDumper):
+        pass
+
+    Reference.add_representer(
+        str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None)
+    )
+    data = {
+        "floats": [1.5, 1e20, float("inf"), -0.0],
+        "empty": [[], {}],
+        "words": ["é ü 中", "yes", "null", "a: b", "#W0001", "0042", "  lead\ntrail  \n", "", "~", "- x"],
+        "nested": {"n": None, "b": False, "i": -7},
+    }
+    text = dump_yaml(data)
+    assert text == yaml.dump(data, Dumper=Reference, sort_keys=False, width=100, allow_unicode=True)
+    assert yaml.safe_load(text) == data
