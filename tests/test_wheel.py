@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from envsim.registration import scenario_files
 from envsim.transcripts.corpus import corpus_dir
 from tests.venvs import REPO, envsim_wheel, make_venv, run_in
 
@@ -58,7 +59,7 @@ def test_a_wheel_install_registers_the_shipped_scenarios_and_runs_the_main_job(v
     listed = run_in(venv, ["envsim", "list", "--json"], tmp_path)
     assert listed.returncode == 0, listed.stderr
     scenarios = json.loads(listed.stdout.splitlines()[-1])["scenarios"]
-    shipped = sorted(p.name for p in (REPO / "scenarios").rglob("*.yaml"))
+    shipped = sorted(p.name for p in scenario_files([REPO / "scenarios"]))
     assert sorted(Path(s["file"]).name for s in scenarios) == shipped
     assert all(Path(s["file"]).is_relative_to(venv) and "error" not in s for s in scenarios)
 

@@ -97,10 +97,13 @@ class EpisodeRollout:
 
     @property
     def components(self) -> dict[str, float]:
-        """Each reward component's score (NaN where it could not judge); empty without a breakdown."""
+        """Each reward component's score (NaN where it could not judge); empty without a breakdown.
+
+        A component that was not run (a scenario's judge without a judge model) has no score and is left out.
+        """
         if self.breakdown is None:
             return {}
-        return {name: c.score for name, c in self.breakdown.components.items()}
+        return {name: c.score for name, c in self.breakdown.components.items() if c.ran}
 
     @property
     def success(self) -> bool:

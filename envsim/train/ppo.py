@@ -310,7 +310,7 @@ class EnvScorer:
                 reward=self.dropped_reward if dropped else float(breakdown.total),
                 outcome=breakdown.outcome,
                 end_reason=str(episode.info.get("end_reason", env.trajectory().end_reason)),
-                components={name: c.score for name, c in breakdown.components.items()},
+                components={name: c.score for name, c in breakdown.components.items() if c.ran},
                 dropped=dropped,
             )
         self.history.append(scored)

@@ -10,6 +10,7 @@ import pytest
 from envsim.agents import ScriptedAgent
 from envsim.env import ScenarioEnv
 from envsim.loader import load_scenario
+from envsim.registration import scenario_files
 from envsim.rollout import run_episode
 from envsim.scenario import PersonaSpec, Scenario
 from envsim.user.faults import (
@@ -222,7 +223,7 @@ def test_several_faults_in_one_turn(tiny_scenario: Scenario) -> None:
 # -- no false alarms on the scripted user ---------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "scenarios").rglob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", scenario_files([REPO / "scenarios"]), ids=lambda p: p.stem)
 def test_the_scripted_user_never_faults(path: Path) -> None:
     scenario = load_scenario(path)
     for error_rate, seed in ((0.0, 0), (0.5, 1)):
