@@ -379,15 +379,21 @@ def _clean_temporaries(out: Path) -> None:
                 Path(root, name).unlink(missing_ok=True)
 
 
-def _write(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically unless it already holds exactly that; whether it wrote."""
+def _write(path: Path, text: str, folders: set[Path] | None = None) -> bool:
+    """Write ``text`` to ``path`` atomically unless it already holds exactly that; whether it wrote.
+
+    ``folders``: the folders already made (each is made once).
+    """
     data = text.encode("utf-8")
     try:
         if path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if folders is None or path.parent not in folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if folders is not None:
+            folders.add(path.parent)
     write_atomic(path, text, durable=False)
     return True
 
@@ -501,11 +507,12 @@ def generate_suite(
     results: list[FamilyResult] = []
     written = unchanged = 0
     kept_before = 0
+    folders: set[Path] = set()
 
     def keep(result: FamilyResult) -> None:
         nonlocal written, unchanged, kept_before
         for relative, _, text in result.files:
-            if _write(out / relative, text):
+            if _write(out / relative, text, folders):
                 written += 1
             else:
                 unchanged += 1
