@@ -257,9 +257,13 @@ class FamilyTask:
 
 
 def generate_family(
-    task: FamilyTask, drawer: Drawer | None = None, on_step: Callable[[int], None] | None = None
+    task: FamilyTask,
+    drawer: Drawer | None = None,
+    on_step: Callable[[int], None] | None = None,
+    on_keep: Callable[[str, str], None] | None = None,
 ) -> FamilyResult:
-    """Draw and gate one family's instances (``on_step(kept_so_far)`` after each candidate)."""
+    """Draw and gate one family's instances (``on_step(kept_so_far)`` after each candidate,
+    ``on_keep(relative_path, text)`` as each is kept, so that a caller can write it at once)."""
     drawer = drawer if drawer is not None else Drawer(load_family(task.path))
     family = drawer.family
     result = FamilyResult(family.family, family.toolkit, family.kind, list(family.traits), task.path, task.holdout)
@@ -292,7 +296,10 @@ def generate_family(
                 candidate.scenario = paraphraser(candidate.scenario)
             split = HOLDOUT if task.holdout else split_of(candidate.split_key, task.splits)
             relative = f"{split}/{family.toolkit}/{candidate.id}.yaml"
-            result.files.append((relative, candidate.id, scenario_yaml(candidate)))
+            text = scenario_yaml(candidate)
+            result.files.append((relative, candidate.id, text))
+            if on_keep is not None:
+                on_keep(relative, text)
             persona = candidate.scenario.user.persona.ref or "inline"
             result.persona[persona] += 1
         if on_step is not None:
@@ -509,20 +516,24 @@ def generate_suite(
     kept_before = 0
     folders: set[Path] = set()
 
-    def keep(result: FamilyResult) -> None:
-        nonlocal written, unchanged, kept_before
-        for relative, _, text in result.files:
-            if _write(out / relative, text, folders):
-                written += 1
-            else:
-                unchanged += 1
+    def write(relative: str, text: str) -> None:
+        nonlocal written, unchanged
+        if _write(out / relative, text, folders):
+            written += 1
+        else:
+            unchanged += 1
+
+    def step(kept: int) -> None:
+        if on_progress is not None:
+            on_progress(kept_before + kept)
+
+    for result, streamed in _results(tasks, drawers, workers, step, write):
+        if not streamed:  # from a worker process: its files are written here, in order
+            for relative, _, text in result.files:
+                write(relative, text)
         results.append(result)
         kept_before += len(result.files)
-        if on_progress is not None:
-            on_progress(kept_before)
-
-    for result in _results(tasks, drawers, workers, lambda kept: on_progress and on_progress(kept_before + kept)):
-        keep(result)
+        step(0)
     data = manifest(results, seed=seed, count=count, splits=splits, paraphrase=paraphrase)
     out.mkdir(parents=True, exist_ok=True)
     _write(out / MANIFEST, json.dumps(data, indent=2, sort_keys=False) + "\n")
@@ -540,18 +551,25 @@ def _run(index_task: tuple[int, FamilyTask]) -> FamilyResult:
 
 
 def _results(
-    tasks: list[FamilyTask], drawers: list[Drawer], workers: int, on_step: Callable[[int], Any]
-) -> Iterator[FamilyResult]:
+    tasks: list[FamilyTask],
+    drawers: list[Drawer],
+    workers: int,
+    on_step: Callable[[int], Any],
+    on_keep: Callable[[str, str], None],
+) -> Iterator[tuple[FamilyResult, bool]]:
+    """Each family's result in order, and whether its files were already handed to ``on_keep`` one by one
+    (in this process) or are still to be written (from a worker process)."""
     if workers <= 1 or len(tasks) <= 1:
         for task, drawer in zip(tasks, drawers, strict=True):
-            yield generate_family(task, drawer, on_step)
+            yield generate_family(task, drawer, on_step, on_keep), True
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     _FORKED[:] = drawers
     try:
         with context.Pool(min(workers, len(tasks))) as pool:
-            yield from pool.imap(_run, list(enumerate(tasks)))
+            for result in pool.imap(_run, list(enumerate(tasks))):
+                yield result, False
     finally:
         _FORKED.clear()
 
