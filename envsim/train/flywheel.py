@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -265,18 +266,24 @@ def suite_sets(suite: Path) -> SuiteSets:
 
 
 def spread(ids: Sequence[str], family: dict[str, str], limit: int | None) -> list[str]:
-    """At most ``limit`` of ``ids``, taken in turn from each family (sorted), each family's in the given order.
+    """At most ``limit`` of ``ids``, taken in turn from each family, each family's in the given order.
+
+    The families take turns in a fixed shuffled order (not alphabetical: with fewer places than
+    families, the alphabet would keep whole toolkits out), the same on every call.
 
     Example:
-        >>> spread(["A1", "A2", "A3", "B1"], {"A1": "A", "A2": "A", "A3": "A", "B1": "B"}, 3)
-        ['A1', 'B1', 'A2']
+        >>> chosen = spread(["A1", "A2", "A3", "B1"], {"A1": "A", "A2": "A", "A3": "A", "B1": "B"}, 3)
+        >>> sorted(chosen), chosen == spread(["A1", "A2", "A3", "B1"], {"A1": "A", "A2": "A", "A3": "A", "B1": "B"}, 3)
+        (['A1', 'A2', 'B1'], True)
     """
     if limit is None or len(ids) <= limit:
         return list(ids)
     by_family: dict[str, list[str]] = {}
     for i in ids:
         by_family.setdefault(family.get(i, i), []).append(i)
-    queues = [by_family[f] for f in sorted(by_family)]
+    order = sorted(by_family)
+    random.Random(EVAL_SEED_BASE).shuffle(order)
+    queues = [by_family[f] for f in order]
     chosen: list[str] = []
     for depth in range(max(len(q) for q in queues)):
         chosen += [q[depth] for q in queues if depth < len(q)]
