@@ -28,8 +28,10 @@ from pydantic import ValidationError
 from envsim.errors import Problem
 from envsim.factory.family import LoadedFamily
 from envsim.factory.query import Binding, CompiledCondition, Condition, Ref, compile_conditions, lookup, matches
-from envsim.factory.render import RenderError, as_context, render_body
-from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario
+from envsim.factory.render import RenderError, as_context, live_containers, render_body
+from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario, WorldSpec
+from envsim.toolkits import get_toolkit, initial_world, table_record_types
+from envsim.world import World
 
 GENERATOR = "envsim-factory/1"
 """The generator's name and version, recorded in every generated scenario's ``source``."""
@@ -73,12 +75,16 @@ def table_records(toolkit: str, fixture: str, seed: int, table: str) -> tuple[Ro
     """The records of a fixture world's table as JSON data, sorted by id (shared: never modify them)."""
     from pydantic import TypeAdapter
 
-    from envsim.toolkits import fixture_world, get_toolkit, table_record_types
-
     record_type = table_record_types(get_toolkit(toolkit).state_model)[table]
-    rows = sorted(fixture_world(toolkit, fixture, seed).table(table, record_type).items())
+    rows = sorted(family_world(toolkit, fixture, seed).table(table, record_type).items())
     dumped = TypeAdapter(list[record_type]).dump_python([record for _, record in rows], mode="json")  # type: ignore[valid-type]
     return tuple(zip((key for key, _ in rows), dumped, strict=True))
+
+
+def family_world(toolkit: str, fixture: str, seed: int) -> World:
+    """The initial world of an instance drawn with world ``seed``: the one its scenario's environments use
+    (:func:`envsim.toolkits.initial_world`, built once per process; shared, never modify it)."""
+    return initial_world((toolkit,), WorldSpec(fixture=fixture, seed=seed))
 
 
 _KEYS = (str, int, bool, type(None))
@@ -153,6 +159,7 @@ class Drawer:
     def __init__(self, loaded: LoadedFamily) -> None:
         self.loaded = loaded
         self.family = loaded.family
+        self._live = live_containers(loaded.family.scenario)
         self._wheres = {name: self._where(name) for name, b in loaded.family.select.items() if b.table is not None}
         self._plans: dict[str, tuple[list[tuple[str, CompiledCondition]], tuple[str, Ref] | None]] = {}
         self._all_tests = {n: compile_conditions(list(b.where.items())) for n, b in loaded.family.select.items()}
@@ -171,6 +178,17 @@ class Drawer:
             else:
                 path, cond = bound[at]
                 self._plans[name] = (compile_conditions([*bound[:at], *bound[at + 1 :]]), (path, cond.operand))
+
+    def warm(self, seed: int, draws: int) -> None:
+        """Build now what the family's first ``draws`` draws under ``seed`` and their episodes read: the
+        worlds of the seeds they draw first (and their state hashes), each binding's query answers on them."""
+        family = self.family
+        seeds = {random.Random(f"{seed}:{family.family}:{k}").choice(family.world.seeds) for k in range(draws)}
+        for world_seed in sorted(seeds):
+            family_world(family.toolkit, family.world.fixture, world_seed).state_hash()
+            for name, binding in family.select.items():
+                if binding.table is not None:
+                    self.static_matches(name, world_seed)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -262,7 +280,7 @@ class Drawer:
         data: dict[str, Any] = {}
         problem: Problem | None = None
         try:
-            body = render_body(family.scenario, parameters.context)
+            body = render_body(family.scenario, parameters.context, live=self._live)
         except RenderError as err:
             body = {}
             problem = self.loaded.problem(("scenario", *err.loc), f"template line {err.line}: {err.message}")

@@ -93,10 +93,24 @@ def _plain(value: Any) -> Any:
     raise TemplateError(f"the expression gives a {type(value).__name__}, which is not data")
 
 
-_DOTTED = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*\}\}")
-"""An output expression that is a plain dotted name (``{{ order.id }}``): no filters, indexes or ``_`` names."""
+_DOTTED = re.compile(r"\{\{\s*((?:[A-Za-z][A-Za-z0-9_]*)(?:\.[A-Za-z][A-Za-z0-9_]*)*(?:\s*\|\s*[a-z]+)*)\s*\}\}")
+"""An output expression that is a plain dotted name (``{{ order.id }}``), perhaps through filters without
+arguments (``{{ item.unit_price_cents | dollars }}``): no indexes, calls, operators or ``_`` names."""
 
-_Plan = tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] | None
+_FAST_FILTERS = frozenset(
+    {"capitalize", "dollars", "first", "ids", "last", "length", "lower", "title", "trim", "upper"}
+)
+"""The filters the fast path applies (each as the sandbox does: :meth:`~jinja2.Environment.call_filter`)."""
+
+_Step = tuple[tuple[str, ...], tuple[str, ...]]
+_Plan = tuple[tuple[str, ...], tuple[_Step, ...]] | None
+
+
+def _step(expression: str) -> _Step | None:
+    path, *filters = (part.strip() for part in expression.split("|"))
+    if any(f not in _FAST_FILTERS for f in filters):
+        return None
+    return tuple(path.split(".")), tuple(filters)
 
 
 @lru_cache(maxsize=4096)
@@ -107,10 +121,13 @@ def _dotted_plan(text: str) -> _Plan:
     machinery; it is a subset of what :func:`~envsim.prompts.check_scenario_template` allows.
     """
     parts = _DOTTED.split(text)
-    texts, paths = parts[0::2], parts[1::2]
+    texts, expressions = parts[0::2], parts[1::2]
     if any(is_template(t) or "}}" in t or "%}" in t or "#}" in t for t in texts):
         return None
-    return tuple(texts), tuple(tuple(p.split(".")) for p in paths)
+    steps = [_step(e) for e in expressions]
+    if any(step is None for step in steps):
+        return None
+    return tuple(texts), tuple(step for step in steps if step is not None)
 
 
 _ABSENT: Any = object()
@@ -130,11 +147,19 @@ def _fast(text: str, context: dict[str, Any], native: bool) -> Any:
     plan = _dotted_plan(text)
     if plan is None:
         return _ABSENT
-    texts, paths = plan
-    values = [_follow(context, path) for path in paths]
+    texts, steps = plan
+    values = [_follow(context, path) for path, _ in steps]
     if any(v is _ABSENT for v in values):
         return _ABSENT  # the sandbox says what is undefined
-    if native and len(paths) == 1 and texts == ("", ""):
+    if any(filters for _, filters in steps):
+        environment = scenario_environment()
+        try:
+            for i, (_, filters) in enumerate(steps):
+                for name in filters:
+                    values[i] = environment.call_filter(name, values[i], (), {})
+        except Exception:
+            return _ABSENT  # the sandbox says what went wrong
+    if native and len(steps) == 1 and texts == ("", ""):
         return _plain(values[0])
     out = texts[0] + "".join(str(v) + t for v, t in zip(values, texts[1:], strict=True))
     return out if len(out) <= MAX_OUTPUT_CHARS else _ABSENT
@@ -176,12 +201,40 @@ class RenderError(TemplateError):
         self.loc = loc
 
 
-def render_body(body: Any, context: dict[str, Any], loc: tuple[str | int, ...] = ()) -> Any:
-    """A copy of ``body`` with every string rendered over ``context``; raises :class:`RenderError`."""
+def live_containers(body: Any) -> frozenset[int]:
+    """The ids of the mappings and lists of ``body`` that hold a template somewhere inside (for
+    :func:`render_body`, which shares every other part of ``body`` as it is)."""
+    found: set[int] = set()
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict | list):
+            inner = [walk(v) for v in (node.values() if isinstance(node, dict) else node)]
+            if any(inner):
+                found.add(id(node))
+                return True
+            return False
+        return isinstance(node, str) and is_template(node)
+
+    walk(body)
+    return frozenset(found)
+
+
+def render_body(
+    body: Any, context: dict[str, Any], loc: tuple[str | int, ...] = (), live: frozenset[int] | None = None
+) -> Any:
+    """``body`` with every string rendered over ``context``; raises :class:`RenderError`.
+
+    With ``live`` (:func:`live_containers` of the body), a mapping or list that holds no template is
+    returned as it is, not copied (never modify the result's parts, then).
+    """
     if isinstance(body, dict):
-        return {key: render_body(value, context, (*loc, key)) for key, value in body.items()}
+        if live is not None and id(body) not in live:
+            return body
+        return {key: render_body(value, context, (*loc, key), live) for key, value in body.items()}
     if isinstance(body, list):
-        return [render_body(value, context, (*loc, i)) for i, value in enumerate(body)]
+        if live is not None and id(body) not in live:
+            return body
+        return [render_body(value, context, (*loc, i), live) for i, value in enumerate(body)]
     if isinstance(body, str):
         try:
             return render_value(body, context)
