@@ -377,27 +377,33 @@ def check_family(path: Path, *, instances: int = 3, seed: int = 0) -> LoadedFami
     return loaded
 
 
-def _clean_temporaries(out: Path) -> None:
-    """Remove temporary files a killed run left (``.<name>.<pid>.<hex>.tmp``); never a finished file."""
+def _clean_temporaries(out: Path) -> set[Path]:
+    """Remove temporary files a killed run left (``.<name>.<pid>.<hex>.tmp``; never a finished file);
+    return the files there are."""
+    found: set[Path] = set()
     if not out.exists():
-        return
+        return found
     for root, _, names in os.walk(out):
         for name in names:
             if name.startswith(".") and name.endswith(".tmp"):
                 Path(root, name).unlink(missing_ok=True)
+            else:
+                found.add(Path(root, name))
+    return found
 
 
-def _write(path: Path, text: str, folders: set[Path] | None = None) -> bool:
+def _write(path: Path, text: str, folders: set[Path] | None = None, present: set[Path] | None = None) -> bool:
     """Write ``text`` to ``path`` atomically unless it already holds exactly that; whether it wrote.
 
-    ``folders``: the folders already made (each is made once).
+    ``folders``: the folders already made (each is made once); ``present``: the files there were
+    before the run (only those are read and compared; None: any may exist).
     """
-    data = text.encode("utf-8")
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+    if present is None or path in present:
+        try:
+            if path.read_bytes() == text.encode("utf-8"):
+                return False
+        except FileNotFoundError:
+            pass
     if folders is None or path.parent not in folders:
         path.parent.mkdir(parents=True, exist_ok=True)
         if folders is not None:
@@ -539,7 +545,7 @@ def _generate(
         FamilyTask(str(d.loaded.path), count, seed, tuple(splits), d.loaded.name in holdout, paraphrase)
         for d in drawers
     ]
-    _clean_temporaries(out)
+    present = _clean_temporaries(out)
     results: list[FamilyResult] = []
     written = unchanged = 0
     kept_before = 0
@@ -547,7 +553,7 @@ def _generate(
 
     def write(relative: str, text: str) -> None:
         nonlocal written, unchanged
-        if _write(out / relative, text, folders):
+        if _write(out / relative, text, folders, present):
             written += 1
         else:
             unchanged += 1
@@ -583,8 +589,7 @@ def _warm(drawers: list[Drawer], seed: int, count: int) -> bool:
             gc.enable()
     if gc.get_freeze_count() > 0:
         return False
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # garbage frozen with them is collected after the run's unfreeze
     return True
 
 
