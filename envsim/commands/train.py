@@ -101,6 +101,8 @@ def register(app: typer.Typer) -> None:
         model: Annotated[
             Path | None, typer.Option(help="A pretrained model folder. [a tiny model built from a config]")
         ] = None,
+        hidden_size: Annotated[int, typer.Option(min=16, help="The tiny model's width (without --model).")] = 128,
+        layers: Annotated[int, typer.Option(min=1, help="The tiny model's blocks (without --model).")] = 2,
         device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
         threads: Annotated[
             int | None, typer.Option(min=1, help="torch CPU threads. [1 on cpu: tiny matrices, busy machines]")
@@ -138,6 +140,8 @@ def register(app: typer.Typer) -> None:
             temperature=temperature,
             max_turn_tokens=max_turn_tokens,
             model=model,
+            hidden_size=hidden_size,
+            layers=layers,
             device=device,
             threads=threads if threads is not None else (1 if device == "cpu" else None),
             seed=seed,

@@ -178,6 +178,10 @@ def test_a_small_suite_flywheel_reports_the_three_held_out_sets(suite: Path, tmp
                 "1",
                 "--max-turn-tokens",
                 "32",
+                "--hidden-size",
+                "64",
+                "--layers",
+                "1",
                 "--json",
             ],
         )
@@ -210,3 +214,5 @@ def test_a_small_suite_flywheel_reports_the_three_held_out_sets(suite: Path, tmp
     assert "held-out instances success" in result.output and "held-out families success" in result.output
     for name in ("flywheel.svg", "sft-model", "grpo-model"):
         assert (out / name).exists(), name
+    config = json.loads((out / "sft-model" / "config.json").read_text(encoding="utf-8"))
+    assert (config["hidden_size"], config["num_hidden_layers"]) == (64, 1)  # --hidden-size, --layers
