@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import yaml
 
 from envsim.errors import Problem, ScenarioError
-from envsim.factory.draw import GENERATOR, Candidate, Drawer, NoMatch, canonical_json
+from envsim.factory.draw import ATTEMPTS, GENERATOR, Candidate, Drawer, NoMatch, canonical_json
 from envsim.factory.draw import instances as instances
 from envsim.factory.family import LoadedFamily, is_family_file, load_family
 from envsim.factory.gate import DROP_REASONS, Gate
@@ -328,7 +328,8 @@ def feasibility_problem(drawer: Drawer, seed: int) -> Problem | None:
     shown = ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
     return loaded.problem(
         ("select", binding),
-        f"no record matches (in {source}, given the earlier bindings) in any of the world seeds [{shown}]",
+        f"no record matches (in {source}, given the earlier bindings) in {FEASIBILITY_DRAWS * ATTEMPTS} tries over "
+        f"the world seeds [{shown}]",
     )
 
 
