@@ -196,3 +196,21 @@ def test_yaml_out_is_what_the_safe_dumper_writes_and_reads_back() -> None:
     text = dump_yaml(data)
     assert text == yaml.dump(data, Dumper=Reference, sort_keys=False, width=100, allow_unicode=True)
     assert yaml.safe_load(text) == data
+
+
+def test_names_resolve_to_family_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envsim.factory.generate import resolve_families
+
+    extra = tmp_path / "scenarios"
+    (extra / "families" / "retail").mkdir(parents=True)
+    mine = extra / "families" / "retail" / "mine.yaml"
+    mine.write_text(REFUND.read_text(encoding="utf-8").replace("TestRetailRefundDamagedUnit", "MineRefund"), "utf-8")
+    monkeypatch.setenv("ENVSIM_SCENARIOS", str(extra))
+    assert resolve_families(["MineRefund"]) == [mine]
+    assert mine in resolve_families(["retail"])  # a toolkit: every family folder's families/retail/
+    assert resolve_families([str(FAMILIES), str(REFUND)]) == [REFUSAL, REFUND]  # a folder, then a file (once)
+    with pytest.raises(
+        ValueError,
+        match=r"'MineRefnd' is no family file, folder, toolkit or family name \(did you mean 'MineRefund'\?\)",
+    ):
+        resolve_families(["MineRefnd"])
