@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
@@ -147,59 +147,63 @@ def split_of(key: str, splits: Sequence[tuple[str, float]]) -> str:
     return next(name for name, share in reversed(splits) if share > 0)
 
 
-_BASE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(_BASE_DUMPER):  # type: ignore[valid-type,misc]
-    """The safe dumper (libyaml's when there is one) whose implicit-tag resolution is remembered per value.
-
-    The emitter asks the resolver, for every scalar, whether its plain form reads back as a string;
-    a suite repeats the same keys and values thousands of times.
-    """
-
-    _resolved: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}
-
-    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
-        """The tag of ``value`` (remembered for scalars)."""
-        if kind is not yaml.ScalarNode or not isinstance(value, str):
-            return super().resolve(kind, value, implicit)
-        key = (value, tuple(implicit))
-        tag = self._resolved.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._resolved) < 100_000:
-                self._resolved[key] = tag
-        return tag
-
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""The safe dumper (libyaml's when there is one): its emitter writes the events :func:`dump_yaml` makes."""
 
 _STR = "tag:yaml.org,2002:str"
+_RESOLVER = yaml.resolver.Resolver()
+_PLAIN: dict[str, bool] = {}
+"""Per string: whether it reads back as a string when written plainly (remembered: a suite repeats them)."""
 
 
-def yaml_node(value: Any) -> yaml.Node:
-    """The YAML node of JSON data, as the safe representer makes it with ``default_flow_style=False``,
-    except that a multi-line string is a literal block (``|``). (The representer's type dispatch and
-    alias bookkeeping cost more than the emitting, and JSON data has no aliases.)"""
+def _plain_is_str(value: str) -> bool:
+    known = _PLAIN.get(value)
+    if known is None:
+        known = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR  # type: ignore[no-untyped-call]
+        if len(_PLAIN) < 100_000:
+            _PLAIN[value] = known
+    return known
+
+
+def _float(value: float) -> str:
+    node = yaml.SafeDumper(io.StringIO()).represent_float(value)
+    assert isinstance(node.value, str)
+    return node.value
+
+
+def _events(value: Any, out: list[yaml.Event]) -> None:
+    """The YAML events of JSON data, as the safe dumper makes them with ``default_flow_style=False`` (a
+    multi-line string as a literal block, ``|``). Made here rather than by the representer and serializer,
+    whose type dispatch, alias bookkeeping and calls back into the resolver cost more than the emitting."""
     if isinstance(value, str):
-        return yaml.ScalarNode(_STR, value, style="|" if "\n" in value else None)
-    if isinstance(value, dict):
-        return yaml.MappingNode(
-            "tag:yaml.org,2002:map", [(yaml_node(k), yaml_node(v)) for k, v in value.items()], flow_style=False
-        )
-    if isinstance(value, list):
-        return yaml.SequenceNode("tag:yaml.org,2002:seq", [yaml_node(v) for v in value], flow_style=False)
-    if value is None:
-        return yaml.ScalarNode("tag:yaml.org,2002:null", "null")
-    if isinstance(value, bool):
-        return yaml.ScalarNode("tag:yaml.org,2002:bool", "true" if value else "false")
-    if isinstance(value, int):
-        return yaml.ScalarNode("tag:yaml.org,2002:int", str(value))
-    if isinstance(value, float):
-        return yaml.SafeDumper(io.StringIO()).represent_float(value)
-    raise TypeError(f"not JSON data: {type(value).__name__}")
+        style = "|" if "\n" in value else None
+        out.append(yaml.ScalarEvent(None, _STR, (_plain_is_str(value), True), value, style=style))
+    elif isinstance(value, dict):
+        out.append(yaml.MappingStartEvent(None, None, True, flow_style=False))
+        for key, item in value.items():
+            _events(key, out)
+            _events(item, out)
+        out.append(yaml.MappingEndEvent())
+    elif isinstance(value, list):
+        out.append(yaml.SequenceStartEvent(None, None, True, flow_style=False))
+        for item in value:
+            _events(item, out)
+        out.append(yaml.SequenceEndEvent())
+    elif value is None:
+        out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:null", (True, False), "null"))
+    elif isinstance(value, bool):
+        out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:bool", (True, False), "true" if value else "false"))
+    elif isinstance(value, int):
+        out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:int", (True, False), str(value)))
+    elif isinstance(value, float):
+        out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:float", (True, False), _float(value)))
+    else:
+        raise TypeError(f"not JSON data: {type(value).__name__}")
 
 
 def dump_yaml(data: Any) -> str:
-    """``data`` (JSON data) as YAML: mappings in their order, block style, 100 columns, Unicode as is.
+    """``data`` (JSON data) as YAML: mappings in their order, block style, 100 columns, Unicode as is;
+    the bytes :func:`yaml.safe_dump` writes (with multi-line strings as ``|`` blocks).
 
     Example:
         >>> print(dump_yaml({"b": [1, None, True], "a": "two\\nlines"}), end="")
@@ -211,7 +215,10 @@ def dump_yaml(data: Any) -> str:
           two
           lines
     """
-    text = yaml.serialize(yaml_node(data), Dumper=_Dumper, width=100, allow_unicode=True)
+    events: list[yaml.Event] = [yaml.StreamStartEvent(), yaml.DocumentStartEvent(explicit=False)]
+    _events(data, events)
+    events += [yaml.DocumentEndEvent(explicit=False), yaml.StreamEndEvent()]
+    text = yaml.emit(events, Dumper=_DUMPER, width=100, allow_unicode=True)
     assert isinstance(text, str)
     return text
 
