@@ -10,7 +10,8 @@ In order (the first rule a candidate fails is its drop reason):
 - ``unsolvable``: the scripted reference agent with the scripted user ends in ``success``;
 - ``near_duplicate``: no kept instance of the same family has the same expected final state
   (the reference episode's state hash) and the same opening;
-- ``do_nothing_passes``: an agent that only sends non-committal text does not succeed;
+- ``do_nothing_passes``: an agent that only sends non-committal text does not succeed (not played when
+  the rubric fails any agent that leaves the world as it was, see :func:`idle_fails`);
 - ``trap_passes``: an agent that plays the reference plan plus any one forbidden action does not
   succeed (one episode per forbidden pattern; one in all when the rubric fails every forbidden
   attempt anyway, see :func:`forbidden_call_fails`).
@@ -69,32 +70,54 @@ def _failing(breakdown: RewardBreakdown) -> str:
     return "; ".join(parts) or f"total {breakdown.total:.2f}"
 
 
-def forbidden_call_fails(rubric: Rubric) -> bool:
-    """Whether any attempt of a forbidden call makes an episode fail, whatever else it does.
+def decides(rubric: Rubric, component: str) -> bool:
+    """Whether a 0 in ``component`` alone makes an episode fail, whatever the other components score.
 
-    So when ``forbidden_actions`` is a gate, or its weight alone takes the best possible total below
-    the success threshold (counting every weight, judges' too: a judge not run only raises the share).
-    The trap agent's calls match their pattern by construction (its arguments come first), so then
-    one trap episode stands for all: every other forbidden pattern's episode fails as surely.
+    So when the component is a gate, or its weight alone takes the best possible total below the success
+    threshold (counting every weight, judges' too: a judge not run only raises the component's share).
 
     Example:
-        >>> forbidden_call_fails(Rubric({"final_state": 0.5, "forbidden_actions": 0.15}))
+        >>> decides(Rubric({"final_state": 0.5, "forbidden_actions": 0.15}), "forbidden_actions")
         True
-        >>> forbidden_call_fails(Rubric({"final_state": 0.5, "forbidden_actions": 0.15}, success_threshold=0.7))
+        >>> decides(Rubric({"final_state": 0.5, "forbidden_actions": 0.15}, success_threshold=0.7), "forbidden_actions")
         False
+        >>> decides(Rubric({"required_statements": 1.0}, gates=["final_state"]), "final_state")
+        True
     """
-    if "forbidden_actions" in rubric.gates:
+    if component in rubric.gates:
         return True
     total = sum(rubric.weights.values())
-    share = rubric.weights.get("forbidden_actions", 0.0) / total if total > 0 else 0.0
+    share = rubric.weights.get(component, 0.0) / total if total > 0 else 0.0
     return share > 0 and 1 - share < rubric.success_threshold - 1e-9
+
+
+def forbidden_call_fails(rubric: Rubric) -> bool:
+    """Whether any attempt of a forbidden call makes an episode fail (``forbidden_actions`` scores 0 for it).
+
+    The trap agent's calls match their pattern by construction (its arguments come first), so then one
+    trap episode stands for all: every other forbidden pattern's episode fails as surely.
+    """
+    return decides(rubric, "forbidden_actions")
+
+
+def idle_fails(rubric: Rubric, expected_hash: str, initial_hash: str) -> bool:
+    """Whether an agent that changes nothing fails for certain: ``final_state`` decides (see :func:`decides`) and
+    the expected final state is not the initial one (``final_state`` compares the world's hash with it)."""
+    return expected_hash != initial_hash and decides(rubric, "final_state")
 
 
 @dataclass
 class Gate:
-    """Verifies candidates; remembers the kept ones (per family) to find near-duplicates."""
+    """Verifies candidates; remembers the kept ones (per family) to find near-duplicates.
+
+    A probe episode whose failure the rubric decides beforehand is not played: the do-nothing episode when
+    the expected final state differs from the initial one and ``final_state`` decides (:func:`idle_fails`),
+    the traps of further forbidden patterns when a forbidden attempt fails anyway
+    (:func:`forbidden_call_fails`). ``thorough`` plays every probe episode all the same.
+    """
 
     seen: set[tuple[str, str, str]] = field(default_factory=set)
+    thorough: bool = False
 
     def play(self, env: ScenarioEnv, agent: Policy, *, first: bool = False) -> tuple[Trajectory, RewardBreakdown]:
         """One gate episode of ``agent`` in ``env``: the first seeded with :data:`EPISODE_SEED`, the next ones
@@ -123,11 +146,14 @@ class Gate:
         key3 = (family.name, trajectory.final_state_hash, scenario.user.opening)
         if key3 in self.seen:
             return Verdict(False, "near_duplicate", "same family, expected final state and opening as a kept instance")
-        _, breakdown = self.play(env, DoNothingAgent())
-        if breakdown.outcome == "success":
-            return Verdict(False, "do_nothing_passes", "an agent that only sends non-committal text succeeds")
+        initial = env.runtime.initial_world.state_hash()
+        if self.thorough or not idle_fails(env.rubric, trajectory.final_state_hash, initial):
+            _, breakdown = self.play(env, DoNothingAgent())
+            if breakdown.outcome == "success":
+                return Verdict(False, "do_nothing_passes", "an agent that only sends non-committal text succeeds")
         patterns = expected.forbidden_actions
-        for i in range(1 if patterns and forbidden_call_fails(env.rubric) else len(patterns)):
+        one = patterns and not self.thorough and forbidden_call_fails(env.rubric)
+        for i in range(1 if one else len(patterns)):
             _, breakdown = self.play(env, TrapAgent(i))
             if breakdown.outcome == "success":
                 return Verdict(False, "trap_passes", f"the reference plan plus forbidden {patterns[i].name} succeeds")

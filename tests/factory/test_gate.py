@@ -102,9 +102,7 @@ def test_one_trap_episode_stands_for_all_only_when_any_forbidden_attempt_fails(
     assert forbidden_call_fails(Rubric(weights, gates=list(gates), success_threshold=threshold)) is fails
 
 
-def test_every_forbidden_pattern_gets_its_trap_episode_when_the_rubric_does_not_fail_each(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_probe_episodes_the_rubric_decides_are_not_played_unless_thorough(monkeypatch: pytest.MonkeyPatch) -> None:
     import envsim.factory.gate as gate_module
 
     played: list[str] = []
@@ -116,9 +114,47 @@ def test_every_forbidden_pattern_gets_its_trap_episode_when_the_rubric_does_not_
 
     monkeypatch.setattr(Gate, "play", spy)
     two = _edit(REFUND, "      - {name: refund_order}", "      - {name: refund_order}\n      - {name: cancel_order}")
-    assert _verdicts(two, 1)[0].ok
-    assert played == ["ScriptedAgent", "DoNothingAgent", "TrapAgent0"]  # retail gates forbidden_actions
+    loaded = load_family_text(two, Path("planted.yaml"))
+    [candidate] = instances(loaded, 1, 0)
+    assert Gate().verify(candidate).ok
+    # the refund changes the world and retail gates final_state and forbidden_actions: one trap, no idle episode
+    assert played == ["ScriptedAgent", "TrapAgent0"]
+    played.clear()
+    assert Gate(thorough=True).verify(candidate).ok
+    assert played == ["ScriptedAgent", "DoNothingAgent", "TrapAgent0", "TrapAgent1"]
     played.clear()
     monkeypatch.setattr(gate_module, "forbidden_call_fails", lambda rubric: False)
-    assert _verdicts(two, 1)[0].ok
+    monkeypatch.setattr(gate_module, "idle_fails", lambda rubric, expected, initial: False)
+    assert Gate().verify(candidate).ok
     assert played == ["ScriptedAgent", "DoNothingAgent", "TrapAgent0", "TrapAgent1"]
+    played.clear()
+    [refusal] = instances(load_family_text(REFUSAL, Path("planted.yaml")), 1, 0)
+    monkeypatch.undo()
+    monkeypatch.setattr(Gate, "play", spy)
+    assert Gate().verify(refusal).ok  # a refusal leaves the world as it was: the idle episode is played
+    assert played == ["ScriptedAgent", "DoNothingAgent", "TrapAgent0"]
+
+
+def test_the_episodes_left_out_would_have_failed(tmp_path: Path) -> None:
+    """The gate's verdicts are the same with every probe episode played, on the test families, planted
+    bad candidates and a sample of every shipped family."""
+    from envsim.factory.family import load_family
+    from envsim.factory.generate import family_dirs, family_files
+
+    texts = [
+        REFUND,
+        REFUSAL,
+        _edit(REFUSAL, '    required_statements: ["already shipped"]\n', ""),
+        _edit(REFUND, "      - {name: refund_order}", "      - {name: get_customer}").replace(
+            "  max_turns: 12", "  max_turns: 12\n  reward: {gates: [final_state], components: {final_state: 1.0}}"
+        ),
+    ]
+    renamed = [text.replace("family: TestRetail", f"family: Planted{i}TestRetail") for i, text in enumerate(texts)]
+    loaded = [load_family_text(text, Path("planted.yaml")) for text in renamed]
+
+    loaded += [load_family(path) for folder in family_dirs() for path in family_files(folder)]
+    quick, thorough = Gate(), Gate(thorough=True)
+    verdicts = [(quick.verify(c), thorough.verify(c)) for family in loaded for c in instances(family, 2, 3)]
+    assert len(verdicts) >= 2 * len(loaded)
+    assert [q for q, _ in verdicts] == [t for _, t in verdicts]
+    assert {q.reason for q, _ in verdicts} >= {None, "do_nothing_passes", "trap_passes"}
