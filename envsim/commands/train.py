@@ -92,6 +92,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         sft_epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the SFT rows.")] = 8.0,
         sft_lr: Annotated[float, typer.Option(min=0.0, help="SFT learning rate.")] = 3e-3,
+        sft_whole: Annotated[
+            bool, typer.Option(help="SFT on every token of a conversation (tool results too), not only the agent's.")
+        ] = False,
         grpo_steps: Annotated[int, typer.Option(min=0, help="GRPO optimizer steps (0 skips GRPO).")] = 20,
         grpo_lr: Annotated[float, typer.Option(min=0.0, help="GRPO learning rate.")] = 2e-4,
         num_generations: Annotated[int, typer.Option(min=2, help="Episodes per GRPO group.")] = 4,
@@ -133,6 +136,7 @@ def register(app: typer.Typer) -> None:
             eval_seeds=eval_seeds,
             sft_epochs=sft_epochs,
             sft_lr=sft_lr,
+            sft_whole=sft_whole,
             grpo_steps=grpo_steps,
             grpo_lr=grpo_lr,
             num_generations=num_generations,

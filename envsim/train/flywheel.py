@@ -86,6 +86,7 @@ class FlywheelConfig(BaseModel):
     eval_seeds: int = Field(2, ge=1, description="Held-out seeds per scenario in each evaluation.")
     sft_epochs: float = Field(8.0, gt=0, description="Passes over the SFT rows.")
     sft_lr: float = Field(3e-3, gt=0)
+    sft_whole: bool = Field(False, description="SFT on every token of a conversation, not only the assistant's.")
     grpo_steps: int = Field(20, ge=0, description="GRPO optimizer steps (0 skips GRPO).")
     grpo_lr: float = Field(2e-4, gt=0)
     num_generations: int = Field(4, ge=2, description="Episodes per GRPO group (same scenario and seed).")
@@ -96,7 +97,7 @@ class FlywheelConfig(BaseModel):
     device: str = Field("cpu", description="cpu or cuda.")
     threads: int | None = Field(1, ge=1, description="torch CPU threads (None: torch's default).")
     seed: int = 0
-    vocab_size: int = Field(8192, ge=512, description="Tiny tokenizer's vocabulary.")
+    vocab_size: int = Field(4096, ge=512, description="Tiny tokenizer's vocabulary.")
     hidden_size: int = Field(128, ge=16, description="Tiny model's width.")
     layers: int = Field(2, ge=1, description="Tiny model's blocks.")
 
@@ -534,7 +535,9 @@ def _sft(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> None:
     from envsim.train.sft import sft_config, sft_rows, sft_train
 
     rows = _read_jsonl(out / "sft.jsonl")
-    examples = sft_rows(tokenizer, ((row["messages"], json.loads(row["tools"])) for row in rows))
+    examples = sft_rows(
+        tokenizer, ((row["messages"], json.loads(row["tools"])) for row in rows), whole=config.sft_whole
+    )
     args = sft_config(
         str(out / "sft"),
         device=config.device,

@@ -23,13 +23,27 @@ Conversation = tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]] | 
 """One training conversation: its messages and the tool schemas."""
 
 
-def sft_rows(tokenizer: Any, conversations: Iterable[Conversation]) -> list[dict[str, list[int]]]:
-    """Pre-tokenized SFT rows (``input_ids``, ``assistant_masks``), one per conversation with an assistant turn."""
+def sft_rows(
+    tokenizer: Any, conversations: Iterable[Conversation], *, whole: bool = False
+) -> list[dict[str, list[int]]]:
+    """Pre-tokenized SFT rows (``input_ids``, ``assistant_masks``), one per conversation with an assistant turn.
+
+    Args:
+        tokenizer: Tokenizes the conversations (its chat template renders them).
+        conversations: Messages and tool schemas.
+        whole: Learn every token of the conversation (the user's and the tools' too), not only the
+            assistant's: for a model trained from scratch, whose only text these conversations are. A
+            tool result repeats the values of the call before it and of the caller's words (the
+            order id, the email), so the whole conversation gives the model many more copies to learn
+            copying from than the assistant's tool calls alone.
+    """
     rows = []
     for messages, tools in conversations:
         if not any(m.get("role") == "assistant" for m in messages):
             continue
         ids, mask = encode_conversation(tokenizer, messages, tools)
+        if whole:
+            mask = [1] * len(ids)
         rows.append({"input_ids": ids, "assistant_masks": mask})
     return rows
 

@@ -1,0 +1,60 @@
+"""The tiny tokenizer splits values the same way wherever they appear, so a tool call can copy them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from envsim.train.tiny import build_tokenizer, value_pre_tokenizer
+
+pytest.importorskip("tokenizers", reason="the train extra is not installed")
+
+
+def _pieces(tokenizer: Any, text: str) -> list[str]:
+    return [tokenizer.decode([i]) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+NAMES = ("yusuf", "raj", "olivia", "mei", "carlos", "amara", "liam", "sofia")
+SURNAMES = ("smith", "jones", "martinez", "chen", "okafor", "novak")
+
+
+@pytest.fixture(scope="module")
+def value_corpus() -> list[str]:
+    """Conversations of many instances (the values vary), each instance's values recurring in it."""
+    texts = []
+    for i in range(48):
+        email = f"{NAMES[i % 8]}.{SURNAMES[i % 6]}{100 + 7 * i}@{('example.com', 'mail.test')[i % 2]}"
+        order = f"#W{1000 + 37 * i:04d}"
+        texts.append(
+            f"<|im_start|>user\nMy email is {email}. Order {order}.<|im_end|>\n"
+            '<|im_start|>assistant\n<tool_call>\n{"name": "find_customer_by_email", '
+            f'"arguments": {{"email": "{email}"}}}}\n</tool_call><|im_end|>\n'
+            f'<|im_start|>user\n<tool_response>\n{{"email":"{email}","order":"{order}"}}\n</tool_response><|im_end|>\n'
+        )
+    return texts
+
+
+def test_a_value_repeated_in_training_is_no_single_token(value_corpus: list[str]) -> None:
+    tokenizer = build_tokenizer(value_corpus, vocab_size=4096)
+    pieces = _pieces(tokenizer, "yusuf.smith100@example.com")
+    assert pieces == ["yusuf", ".", "smith", "1", "0", "0", "@", "example", ".", "com"]
+
+
+def test_a_value_splits_into_the_same_tokens_in_a_sentence_and_in_a_tool_call(value_corpus: list[str]) -> None:
+    tokenizer = build_tokenizer(value_corpus, vocab_size=4096)
+    for value in ("mei.okafor994@mail.test", "#W4321", "raj.jones351@example.com", "#W0301", "555-0473"):
+        said = _pieces(tokenizer, f"My email is {value}. Thanks")
+        called = _pieces(tokenizer, f'{{"email": "{value}"}}')
+        value_tokens = _pieces(tokenizer, value)
+        assert _contains(said, value_tokens), (value, said)
+        assert _contains(called, value_tokens), (value, called)
+
+
+def _contains(tokens: list[str], part: list[str]) -> bool:
+    return any(tokens[i : i + len(part)] == part for i in range(len(tokens) - len(part) + 1))
+
+
+def test_the_pre_split_isolates_digits_and_value_punctuation_only() -> None:
+    pieces = [p for p, _ in value_pre_tokenizer().pre_tokenize_str('{"id": "#W12", "x": 1}')]
+    assert pieces == ['{"id":Ġ"', "#", "W", "1", "2", '",Ġ"x":Ġ', "1", "}"]
