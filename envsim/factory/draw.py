@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -314,18 +315,16 @@ class Drawer:
         return Candidate(self.loaded, index, seed, values, ident, data, scenario, problem)
 
 
-def instances(loaded: LoadedFamily, count: int, seed: int) -> list[Candidate]:
-    """The first ``count`` candidates of ``loaded`` under ``seed`` with distinct parameters (ungated).
+def distinct_candidates(drawer: Drawer, count: int, seed: int) -> Iterator[Candidate]:
+    """The first ``count`` candidates of ``drawer``'s family under ``seed`` with distinct parameters (ungated).
 
     Draws that match nothing or repeat earlier parameters are skipped; at most ``4 * count + 16``
     draws are made, so a family with fewer distinct instances gives fewer.
     """
-    drawer = Drawer(loaded)
     seen: set[str] = set()
-    out: list[Candidate] = []
     for index in range(4 * count + 16):
-        if len(out) >= count:
-            break
+        if len(seen) >= count:
+            return
         try:
             params = drawer.parameters(seed, index)
         except NoMatch:
@@ -334,5 +333,10 @@ def instances(loaded: LoadedFamily, count: int, seed: int) -> list[Candidate]:
         if key in seen:
             continue
         seen.add(key)
-        out.append(drawer.candidate(seed, index, params))
-    return out
+        yield drawer.candidate(seed, index, params)
+
+
+def instances(loaded: LoadedFamily, count: int, seed: int) -> list[Candidate]:
+    """The first ``count`` candidates of ``loaded`` under ``seed`` with distinct parameters (ungated):
+    :func:`distinct_candidates` of a new :class:`Drawer`."""
+    return list(distinct_candidates(Drawer(loaded), count, seed))

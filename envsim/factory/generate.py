@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from envsim.errors import Problem, ScenarioError
-from envsim.factory.draw import ATTEMPTS, GENERATOR, Candidate, Drawer, NoMatch, canonical_json
+from envsim.factory.draw import ATTEMPTS, GENERATOR, Candidate, Drawer, NoMatch, canonical_json, distinct_candidates
 from envsim.factory.draw import instances as instances
 from envsim.factory.family import LoadedFamily, is_family_file, load_family
 from envsim.factory.gate import DROP_REASONS, Gate
@@ -360,19 +360,7 @@ def check_family(path: Path, *, instances: int = 3, seed: int = 0) -> LoadedFami
     if problem is not None:
         raise ScenarioError([problem])
     problems: list[Problem] = []
-    seen: set[str] = set()
-    for index in range(4 * instances + 16):
-        if len(seen) >= instances:
-            break
-        try:
-            params = drawer.parameters(seed, index)
-        except NoMatch:
-            continue
-        key = canonical_json(params.values)
-        if key in seen:
-            continue
-        seen.add(key)
-        candidate = drawer.candidate(seed, index, params)
+    for candidate in distinct_candidates(drawer, instances, seed):
         if candidate.problem is not None:
             problems.append(candidate.problem)
         elif candidate.scenario is not None:
