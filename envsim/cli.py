@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from envsim.cli_common import JsonFlag, emit_json, err, out
+from envsim.cli_common import JsonFlag, emit_json, err, out, write_schema
 from envsim.errors import EnvsimError, ScenarioError
 
 app = typer.Typer(
@@ -145,12 +145,7 @@ def schema(
     """Write the scenario JSON Schema (point your editor's YAML plugin at it)."""
     from envsim.scenario import Scenario
 
-    text = json.dumps(Scenario.model_json_schema(), indent=2)
-    if output is None:
-        sys.stdout.write(text + "\n")
-    else:
-        output.write_text(text + "\n", encoding="utf-8")
-        out.print(f"wrote {output}")
+    write_schema(Scenario, output)
 
 
 @app.command()

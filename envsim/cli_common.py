@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
 
@@ -37,3 +39,14 @@ def emit_json(payload: dict[str, Any]) -> None:
     """Write ``payload`` as one JSON line (sorted keys) on stdout and flush."""
     sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def write_schema(model: type[BaseModel], output: Path | None) -> None:
+    """Write ``model``'s JSON Schema to ``output``, or to stdout when None (``envsim schema``, ``envsim
+    scenarios schema``)."""
+    text = json.dumps(model.model_json_schema(), indent=2)
+    if output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"wrote {output}")

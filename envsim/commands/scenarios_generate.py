@@ -17,9 +17,7 @@ family's located problems, ``file:line:col: field: message``), before anything i
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +25,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from envsim.cli_common import JsonFlag, emit_json, err, out
+from envsim.cli_common import JsonFlag, emit_json, err, out, write_schema
 
 
 def register(main: typer.Typer) -> None:
@@ -144,9 +142,4 @@ def register(main: typer.Typer) -> None:
         """Write the JSON Schema of task family files."""
         from envsim.factory.family import Family
 
-        text = json.dumps(Family.model_json_schema(), indent=2)
-        if output is None:
-            sys.stdout.write(text + "\n")
-        else:
-            output.write_text(text + "\n", encoding="utf-8")
-            out.print(f"wrote {output}")
+        write_schema(Family, output)
