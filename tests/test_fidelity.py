@@ -164,7 +164,8 @@ def test_persona_figures_in_range() -> None:
 
 def test_fidelity_command_json(corpus: Path, tmp_path: Path) -> None:
     plots = tmp_path / "plots"
-    args = ["fidelity", "--json", "--dialogues", "6", "--personas", "star_annoyed,star_calm", "--personas", "annoyed"]
+    args = ["fidelity", "--json", "--dialogues", "6", "--personas", "star_annoyed,star_calm", "--personas", "annoyed",
+            "--outcome-episodes", "0"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--plot-dir", str(plots)])  # in process: the index is built once
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.splitlines()[-1])
