@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.errors import EnvsimError
+from envsim.user.base import UserSimulator
 
 ERROR_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.6)
 """The error rates of the graded scripted agents, best first."""
@@ -109,13 +110,13 @@ def shipped_scenarios() -> list[Path]:
 
 def _make_users(
     users: Sequence[str], corpus: str | Path | None, model: str | None, api_base: str | None
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, UserSimulator], dict[str, str]]:
     """The mock users by name, and a note for each that does not run as its name says."""
     from envsim.transcripts.corpus import corpus_dir
     from envsim.user.registry import make_user
     from envsim.user.transcript import load_index
 
-    made: dict[str, Any] = {}
+    made: dict[str, UserSimulator] = {}
     notes: dict[str, str] = {}
     for name in users:
         options: dict[str, Any] = {}
@@ -136,7 +137,7 @@ def _make_users(
 
 
 def calibrate_outcomes(
-    users: Sequence[str] | None = None,
+    users: Sequence[str] | Mapping[str, UserSimulator] | None = None,
     *,
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
@@ -150,7 +151,7 @@ def calibrate_outcomes(
 
     Args:
         users: Mock users by registry name (default ``scripted`` and ``transcript``, plus ``llm``
-            when ``model`` is given).
+            when ``model`` is given), or ready-made users by name.
         episodes: Seeds per scenario, agent and user (``seed`` .. ``seed + episodes - 1``).
         seed: The first episode seed; the same seed gives the same figures.
         scenarios: Scenario files (default :func:`shipped_scenarios`).
@@ -176,7 +177,11 @@ def calibrate_outcomes(
     if not files:
         raise EnvsimError("no scenarios to play for the outcome calibration")
     loaded = [load_scenario(f) for f in files]
-    made, notes = _make_users(names, corpus, model, api_base)
+    if isinstance(users, Mapping):
+        made: dict[str, UserSimulator] = dict(users)
+        notes: dict[str, str] = {}
+    else:
+        made, notes = _make_users(names, corpus, model, api_base)
     success: dict[str, dict[str, float]] = {}
     for name in names:
         rates: dict[str, float] = {}

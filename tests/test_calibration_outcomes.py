@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -19,7 +22,10 @@ from envsim.calibration_outcomes import (
 )
 from envsim.cli import app
 from envsim.errors import EnvsimError
+from envsim.scenario import Scenario
 from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
+from envsim.user.base import UserSimulator, UserTurn
+from envsim.user.scripted import ScriptedUser
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +91,23 @@ def test_a_small_run_ranks_graded_agents_and_is_reproducible_from_a_seed(corpus:
     assert first.tau == kendall_tau(first.success, ERROR_RATES)
     assert all(t is not None and t > 0 for t in first.tau.values())
     assert first.notes["transcript"] == f"corpus {corpus}"
+
+
+class HangsUpAtOnce(UserSimulator):
+    """A planted broken user: it says its opening line, then hangs up on the agent's first message."""
+
+    def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
+        return scenario.user.opening
+
+    def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
+        return UserTurn("Never mind, bye.", done=True)
+
+
+def test_a_user_that_ranks_nothing_misses_the_target() -> None:
+    users = {"scripted": ScriptedUser(), "hangs_up": HangsUpAtOnce()}
+    result = calibrate_outcomes(users, episodes=2, scenarios=_few_scenarios())
+    assert set(result.success["hangs_up"].values()) == {0.0}  # no agent gets to do anything
+    assert result.tau["hangs_up"] is None and result.tau["scripted"] is not None and result.tau["scripted"] > 0
 
 
 def test_the_transcript_user_without_a_corpus_is_noted(tmp_path: Path) -> None:
