@@ -110,6 +110,17 @@ def test_a_user_that_ranks_nothing_misses_the_target() -> None:
     assert result.tau["hangs_up"] is None and result.tau["scripted"] is not None and result.tau["scripted"] > 0
 
 
+def test_the_llm_user_is_measured_the_same_way() -> None:
+    from envsim.calibration_outcomes import _make_users
+    from envsim.user.llm import LLMUser
+
+    made, notes = _make_users(["llm"], None, "openai/gpt-4o-mini", "http://localhost:9")
+    assert isinstance(made["llm"], LLMUser) and notes["llm"] == "model openai/gpt-4o-mini at http://localhost:9"
+    offline = LLMUser("openai/gpt-4o-mini", completion_options={"mock_response": "Okay, thank you."}, max_retries=0)
+    result = calibrate_outcomes({"llm": offline}, episodes=1, scenarios=_few_scenarios()[:1])
+    assert result.users == ["llm"] and result.success["llm"]["scripted@0"] == 1.0
+
+
 def test_the_transcript_user_without_a_corpus_is_noted(tmp_path: Path) -> None:
     result = calibrate_outcomes(["transcript"], episodes=1, scenarios=_few_scenarios()[:1], corpus=tmp_path / "none")
     assert "no transcript corpus" in result.notes["transcript"]
