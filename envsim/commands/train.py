@@ -106,6 +106,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         hidden_size: Annotated[int, typer.Option(min=16, help="The tiny model's width (without --model).")] = 128,
         layers: Annotated[int, typer.Option(min=1, help="The tiny model's blocks (without --model).")] = 2,
+        vocab_size: Annotated[
+            int, typer.Option(min=512, help="The tiny tokenizer's vocabulary (without --model).")
+        ] = 8192,
+        split_values: Annotated[
+            bool, typer.Option(help="Tiny tokenizer: every digit and @ . # - a token of its own (without --model).")
+        ] = False,
         device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
         threads: Annotated[
             int | None, typer.Option(min=1, help="torch CPU threads. [1 on cpu: tiny matrices, busy machines]")
@@ -146,6 +152,8 @@ def register(app: typer.Typer) -> None:
             model=model,
             hidden_size=hidden_size,
             layers=layers,
+            vocab_size=vocab_size,
+            split_values=split_values,
             device=device,
             threads=threads if threads is not None else (1 if device == "cpu" else None),
             seed=seed,

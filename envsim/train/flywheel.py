@@ -97,7 +97,8 @@ class FlywheelConfig(BaseModel):
     device: str = Field("cpu", description="cpu or cuda.")
     threads: int | None = Field(1, ge=1, description="torch CPU threads (None: torch's default).")
     seed: int = 0
-    vocab_size: int = Field(4096, ge=512, description="Tiny tokenizer's vocabulary.")
+    vocab_size: int = Field(8192, ge=512, description="Tiny tokenizer's vocabulary.")
+    split_values: bool = Field(False, description="Tiny tokenizer: digits and value punctuation split off.")
     hidden_size: int = Field(128, ge=16, description="Tiny model's width.")
     layers: int = Field(2, ge=1, description="Tiny model's blocks.")
 
@@ -474,7 +475,9 @@ def _model(config: FlywheelConfig, train_ids: Sequence[str]) -> tuple[Any, Any, 
         model = loaded.to(config.device)
         source = str(config.model)
     else:
-        tokenizer = build_tokenizer(scenario_corpus(train_ids, seeds=[0]), vocab_size=config.vocab_size)
+        tokenizer = build_tokenizer(
+            scenario_corpus(train_ids, seeds=[0]), vocab_size=config.vocab_size, split_values=config.split_values
+        )
         model = build_model(
             tokenizer,
             hidden_size=config.hidden_size,

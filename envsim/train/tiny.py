@@ -1,7 +1,7 @@
 """A tiny tool-calling model built locally: no hub, no download.
 
-- :func:`build_tokenizer` trains a byte-level BPE tokenizer (no word pre-split; digits and the punctuation of
-  values split off: :func:`value_pre_tokenizer`) (the ``tokenizers`` library) on the
+- :func:`build_tokenizer` trains a byte-level BPE tokenizer (no word pre-split; optionally digits and the
+  punctuation of values split off: :func:`value_pre_tokenizer`) (the ``tokenizers`` library) on the
   project's own scenario text (scenario files and rendered scripted conversations) and gives it
   TRL's Qwen2.5 tool-calling chat template, byte-identical to ``trl/chat_templates/qwen2_5.jinja``,
   with that template's special tokens (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``, and
@@ -112,16 +112,23 @@ def value_pre_tokenizer() -> Any:
     )
 
 
-def build_tokenizer(corpus: Iterable[str], *, vocab_size: int = 4096) -> Any:
+def build_tokenizer(corpus: Iterable[str], *, vocab_size: int = 8192, split_values: bool = False) -> Any:
     """A byte-level BPE tokenizer trained on ``corpus``, with TRL's Qwen2.5 chat template.
 
     Bytes are not pre-split into words, so frequent phrases (the tool schemas, JSON keys) become
-    single tokens; digits and the punctuation of values are split off (:func:`value_pre_tokenizer`),
-    so a value is the same tokens wherever it appears. A retail conversation is about 800 tokens
-    (about 2,000 with a word pre-split; about 200 with nothing split off, but then values seen in
-    training, such as ``yusuf.smith224``, become single tokens a model can only recall, not copy).
-    A vocabulary that the corpus fills (4,096 for a few hundred conversations) keeps the rarest merges,
-    those inside one instance's values, out.
+    single tokens: a scenario's prompt is about 100–500 tokens instead of 2,000–3,000. Values seen
+    in training can then become tokens of their own (``yusuf.smith224`` after "My email is "), which
+    a model can recall but not copy into a new conversation.
+
+    Args:
+        corpus: The text to learn the merges from.
+        vocab_size: Most tokens (the special and tool tokens come on top).
+        split_values: Split every digit and the punctuation of values off first
+            (:func:`value_pre_tokenizer`): a value is then the same tokens wherever it appears, and
+            a retail conversation about 780 tokens instead of 185 (with ``vocab_size`` 4096, which a
+            few hundred conversations fill, so that the rarest merges, inside one instance's values,
+            are left out). Measured in ``bench/README.md`` ("Flywheel on a suite"): no gain on held-out
+            instances at CPU-demo compute, a loss on memorised held-out seeds.
 
     Returns a ``transformers.PreTrainedTokenizerFast`` (eos ``<|im_end|>``, pad ``<|endoftext|>``,
     left padding, as GRPOTrainer wants).
@@ -132,7 +139,9 @@ def build_tokenizer(corpus: Iterable[str], *, vocab_size: int = 4096) -> Any:
     backend = Tokenizer(models.BPE())
     # No regex pre-split: merges may cross word boundaries, so the long tool schemas every prompt repeats
     # become a few hundred tokens instead of a few thousand (attention on CPU is the tiny model's main cost).
-    backend.pre_tokenizer = value_pre_tokenizer()
+    backend.pre_tokenizer = (
+        value_pre_tokenizer() if split_values else pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    )
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

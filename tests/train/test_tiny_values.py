@@ -1,4 +1,4 @@
-"""The tiny tokenizer splits values the same way wherever they appear, so a tool call can copy them."""
+"""With ``split_values`` the tiny tokenizer splits a value the same way wherever it appears."""
 
 from __future__ import annotations
 
@@ -36,13 +36,18 @@ def value_corpus() -> list[str]:
 
 
 def test_a_value_repeated_in_training_is_no_single_token(value_corpus: list[str]) -> None:
-    tokenizer = build_tokenizer(value_corpus, vocab_size=4096)
+    tokenizer = build_tokenizer(value_corpus, vocab_size=4096, split_values=True)
     pieces = _pieces(tokenizer, "yusuf.smith100@example.com")
     assert pieces == ["yusuf", ".", "smith", "1", "0", "0", "@", "example", ".", "com"]
 
 
-def test_a_value_splits_into_the_same_tokens_in_a_sentence_and_in_a_tool_call(value_corpus: list[str]) -> None:
+def test_without_split_values_a_training_value_may_become_one_token(value_corpus: list[str]) -> None:
     tokenizer = build_tokenizer(value_corpus, vocab_size=4096)
+    assert len(_pieces(tokenizer, "yusuf.smith100@example.com")) < 10  # merged: what split_values prevents
+
+
+def test_a_value_splits_into_the_same_tokens_in_a_sentence_and_in_a_tool_call(value_corpus: list[str]) -> None:
+    tokenizer = build_tokenizer(value_corpus, vocab_size=4096, split_values=True)
     for value in ("mei.okafor994@mail.test", "#W4321", "raj.jones351@example.com", "#W0301", "555-0473"):
         said = _pieces(tokenizer, f"My email is {value}. Thanks")
         called = _pieces(tokenizer, f'{{"email": "{value}"}}')
@@ -58,3 +63,26 @@ def _contains(tokens: list[str], part: list[str]) -> bool:
 def test_the_pre_split_isolates_digits_and_value_punctuation_only() -> None:
     pieces = [p for p, _ in value_pre_tokenizer().pre_tokenize_str('{"id": "#W12", "x": 1}')]
     assert pieces == ['{"id":Ġ"', "#", "W", "1", "2", '",Ġ"x":Ġ', "1", "}"]
+
+
+def test_a_saved_value_splitting_tokenizer_reads_back_the_same_tokens(value_corpus: list[str], tmp_path: Any) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = build_tokenizer(value_corpus, vocab_size=4096, split_values=True)
+    tokenizer.save_pretrained(tmp_path)
+    text = 'My email is mei.okafor994@mail.test. {"order_id": "#W4321"}'
+    assert AutoTokenizer.from_pretrained(tmp_path)(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+def test_the_flywheel_builds_a_value_splitting_tokenizer_when_asked(tmp_path: Any) -> None:
+    pytest.importorskip("trl", reason="the train extra is not installed")
+    from envsim.train.flywheel import FlywheelConfig, _model
+
+    config = FlywheelConfig(out=tmp_path, split_values=True, vocab_size=1024, hidden_size=32, layers=1)
+    _, tokenizer, info = _model(config, ["RetailCancelPendingOrder"])
+    assert info["vocab"] <= 1024 + 8
+    assert _pieces(tokenizer, "#W0301") == ["#", "W", "0", "3", "0", "1"]
+    _, plain, _ = _model(
+        config.model_copy(update={"split_values": False, "out": tmp_path / "plain"}), ["RetailCancelPendingOrder"]
+    )
+    assert len(_pieces(plain, "#W0301")) < 6
