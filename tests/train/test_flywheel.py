@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from envsim.train.flywheel import FlywheelConfig, split_scenarios
 from tests.conftest import REPO
+from tests.train.conftest import run_flywheel_cli
 
 CLI = [sys.executable, "-c", "from envsim.cli import main; main()"]
 
@@ -48,46 +47,31 @@ def test_bad_input_exits_2_before_training(tmp_path: Path, args: list[str], mess
 # the flywheel filters it around GRPO, and TRL's SFT path reads it too.
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_a_small_flywheel_runs_every_stage(tmp_path: Path) -> None:
-    pytest.importorskip("trl", reason="the train extra is not installed")
-    import torch
-
-    from envsim.cli import app
-
     out = tmp_path / "fw"
-    threads = torch.get_num_threads()
-    try:
-        result = CliRunner().invoke(
-            app,
-            [
-                "train",
-                "flywheel",
-                "--out",
-                str(out),
-                "--scenario",
-                "MedicalSupplyPanicCaller",
-                "--scenario",
-                "MedicalSupplyVentilatorFailure",
-                "--holdout",
-                "MedicalSupplyOxygenRefill",
-                "--episodes",
-                "4",
-                "--eval-seeds",
-                "1",
-                "--sft-epochs",
-                "4",
-                "--grpo-steps",
-                "1",
-                "--num-generations",
-                "2",
-                "--groups-per-step",
-                "1",
-                "--json",
-            ],
-        )
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
+    report, output = run_flywheel_cli(
+        [
+            "--out",
+            str(out),
+            "--scenario",
+            "MedicalSupplyPanicCaller",
+            "--scenario",
+            "MedicalSupplyVentilatorFailure",
+            "--holdout",
+            "MedicalSupplyOxygenRefill",
+            "--episodes",
+            "4",
+            "--eval-seeds",
+            "1",
+            "--sft-epochs",
+            "4",
+            "--grpo-steps",
+            "1",
+            "--num-generations",
+            "2",
+            "--groups-per-step",
+            "1",
+        ]
+    )
     assert list(report)[:3] == ["untrained", "sft", "grpo"]
     for stage in ("untrained", "sft", "grpo"):
         assert 0.0 <= report[stage]["success_rate"] <= 1.0
@@ -97,4 +81,4 @@ def test_a_small_flywheel_runs_every_stage(tmp_path: Path) -> None:
     assert len(report["grpo_rewards"]) == 1
     for name in ("flywheel.svg", "sft.jsonl", "grpo_prompts.jsonl", "sft-model", "grpo-model", "tokenizer"):
         assert (out / name).exists(), name
-    assert "stage" in result.output and "plot:" in result.output
+    assert "stage" in output and "plot:" in output

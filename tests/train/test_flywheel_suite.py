@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from envsim.suite import SuiteError
 from envsim.train.flywheel import family_of, suite_sets
 from tests.conftest import REPO
+from tests.train.conftest import run_flywheel_cli
 
 CLI = [sys.executable, "-c", "from envsim.cli import main; main()"]
 
@@ -145,50 +146,35 @@ def test_a_folder_that_is_no_suite_exits_2(tmp_path: Path) -> None:
 # the flywheel filters it around GRPO, and TRL's SFT path reads it too.
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_a_small_suite_flywheel_reports_the_three_held_out_sets(suite: Path, tmp_path: Path) -> None:
-    pytest.importorskip("trl", reason="the train extra is not installed")
-    import torch
-
-    from envsim.cli import app
-
     out = tmp_path / "fw"
-    threads = torch.get_num_threads()
-    try:
-        result = CliRunner().invoke(
-            app,
-            [
-                "train",
-                "flywheel",
-                "--suite",
-                str(suite),
-                "--out",
-                str(out),
-                "--episodes",
-                "2",
-                "--eval-seeds",
-                "1",
-                "--eval-scenarios",
-                "2",
-                "--sft-epochs",
-                "1",
-                "--grpo-steps",
-                "1",
-                "--num-generations",
-                "2",
-                "--groups-per-step",
-                "1",
-                "--max-turn-tokens",
-                "32",
-                "--hidden-size",
-                "64",
-                "--layers",
-                "1",
-                "--json",
-            ],
-        )
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
+    report, output = run_flywheel_cli(
+        [
+            "--suite",
+            str(suite),
+            "--out",
+            str(out),
+            "--episodes",
+            "2",
+            "--eval-seeds",
+            "1",
+            "--eval-scenarios",
+            "2",
+            "--sft-epochs",
+            "1",
+            "--grpo-steps",
+            "1",
+            "--num-generations",
+            "2",
+            "--groups-per-step",
+            "1",
+            "--max-turn-tokens",
+            "32",
+            "--hidden-size",
+            "64",
+            "--layers",
+            "1",
+        ]
+    )
     train, test, holdout = _ids(suite / "train"), _ids(suite / "test"), _ids(suite / "holdout")
     evaluated = report["evaluated"]
     assert list(evaluated) == ["held_out_seeds", "held_out_instances", "held_out_families"]
@@ -211,7 +197,7 @@ def test_a_small_suite_flywheel_reports_the_three_held_out_sets(suite: Path, tmp
         )
         for figure in (figures, figures["held_out_instances"], figures["held_out_families"]):
             assert 0.0 <= figure["success_rate"] <= 1.0
-    assert "held-out instances success" in result.output and "held-out families success" in result.output
+    assert "held-out instances success" in output and "held-out families success" in output
     for name in ("flywheel.svg", "sft-model", "grpo-model"):
         assert (out / name).exists(), name
     config = json.loads((out / "sft-model" / "config.json").read_text(encoding="utf-8"))
