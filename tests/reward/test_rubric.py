@@ -48,11 +48,14 @@ def test_a_panic_call_completed_as_a_sale_fails_the_escalation_gate() -> None:
             }
         )
     )
-    *_, info = env.step("Your order is placed. Help is on the way. Anything else?")
+    terminated = truncated = False
+    while not (terminated or truncated):  # the phrase without a dispatch never satisfies the caller (issue 19)
+        *_, terminated, truncated, info = env.step("Your order is placed. Help is on the way. Anything else?")
     breakdown = env.score()
     assert env.trajectory().tool_calls[0].ok  # the sale went through
     assert breakdown.gates["escalation"] is False and breakdown.gates["forbidden_actions"] is False
-    assert breakdown.total == 0.0 and breakdown.outcome == "failure" and breakdown.carries_reward
+    assert info["end_reason"] != "user_done" or info["outcome"] == "failure"  # no satisfied close without dispatch
+    assert breakdown.total == 0.0 and breakdown.outcome in ("failure", "truncated") and breakdown.carries_reward
     assert breakdown.components["escalation"].gate and breakdown.components["escalation"].score == 0.0
 
 
