@@ -198,6 +198,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self._final = None
         self._fault = None
         self.usage = {}
+        self.user.attach_goal(self.goal_met)
         opening = self.user.reset(self.scenario, self.np_random)
         first_affect = getattr(self.user, "affect", None)
         self._affects = [first_affect] if isinstance(first_affect, str) else []
@@ -316,6 +317,20 @@ class ScenarioEnv(gym.Env[str, str]):
         if self._end != "running":
             self._breakdown = breakdown
         return breakdown
+
+    def goal_met(self) -> bool | None:
+        """The world's verdict on the scenario's goal, which the mock user reads to decide its ending.
+
+        ``True`` when the session's state hash equals the expected final state's (the expected
+        actions replayed on a fresh world, computed once, as the ``final_state`` reward does) and
+        that state differs from the initial one: the expected writes are done; ``False`` when the
+        hashes differ; ``None`` when the expected state is the initial one and the world is in it
+        (nothing to write: no evidence). See :func:`envsim.user.base.satisfied`.
+        """
+        expected = self._reward_context.expected_final_hash()
+        if self.session.world.state_hash() != expected:
+            return False
+        return None if expected == self.runtime.initial_world.state_hash() else True
 
     def set_usage(self, role: str, usage: Usage) -> None:
         """Record a role's model usage so far in this episode (runners call it before each step).

@@ -10,6 +10,13 @@ What the model is told (system prompt, template ``user_system.j2``):
   calibrated exemplar references first, then the best word-overlap matches);
 - to end the conversation by writing :data:`~envsim.user.faults.STOP_MARKER`.
 
+Endings are rules here too (:mod:`envsim.user.base`): the model's stop marker ends the
+conversation unless the attached goal check says the scenario's goal is not met in the world
+(:meth:`~envsim.user.base.UserSimulator.goal_met` is ``False``); then the turn is said without
+ending, and the user carries on until the goal is met or its persona's patience runs out (the
+affect machine's give-up always ends it). Without a goal check (outside an environment) the
+marker alone decides.
+
 The conversation follows with the roles flipped: the agent's messages are the model's
 ``user`` turns and the simulated user's own messages its ``assistant`` turns; tool results and
 system messages are not shown. The opening is the scenario's opening line, word for word.
@@ -415,7 +422,7 @@ class LLMUser(UserSimulator):
             self.usage.add(completion, retry=attempt > 0)
             draft = _unquote(completion.text)
             text, marked = split_stop(draft)
-            done = marked or state.gives_up
+            done = state.gives_up or (marked and self.goal_met() is not False)
             faults = check_user_turn(
                 draft,
                 scenario=scenario,

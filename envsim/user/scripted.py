@@ -1,11 +1,12 @@
 """The offline scripted user: driven by the scenario and its persona, no model needed.
 
 It opens with the scenario's opening line, reveals a fact only when the agent's message
-asks for it (one of the fact's ``asked_by`` words), closes when the agent says one of the
-``satisfied_by`` phrases, and otherwise nudges (persona and scenario lines, chosen with the
-environment's generator) until its persona's patience runs out and it gives up. Being asked
-again for a fact it already gave costs patience too ("I already told you. ..."). Asked for a
-detail it does not have (:func:`~envsim.user.affect.unknown_details`: a date of birth, a
+asks for it (one of the fact's ``asked_by`` words), closes when the scenario's goal is met
+(:func:`~envsim.user.base.satisfied`: the expected writes done in the world, and one of the
+``satisfied_by`` phrases said when the scenario lists any), and otherwise nudges (persona and
+scenario lines, chosen with the environment's generator) until its persona's patience runs out
+and it gives up. Being asked again for a fact it already gave costs patience too ("I already
+told you. ..."). Asked for a detail it does not have (:func:`~envsim.user.affect.unknown_details`: a date of birth, a
 maiden name, ... that no fact of the scenario is), it says so (:data:`DONT_KNOW_LINES`) and
 carries on: that costs no patience, unless the agent asks for it again.
 
@@ -42,7 +43,7 @@ from envsim.user.affect import (
     scenario_persona,
     unknown_details,
 )
-from envsim.user.base import UserSimulator, UserTurn
+from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Persona
 
 DONT_KNOW_LINES: tuple[str, ...] = (
@@ -227,7 +228,8 @@ class ScriptedUser(UserSimulator):
         return self._machine.state if self._machine is not None else None
 
     def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
-        """Reveal asked-for facts, close when satisfied, else nudge, demand a person, or give up."""
+        """Reveal asked-for facts, close when the goal is met (:func:`~envsim.user.base.satisfied`), else nudge,
+        demand a person, or give up."""
         persona, rng, machine, scenario = self._persona, self._rng, self._machine, self._scenario
         assert persona is not None and rng is not None and machine is not None and scenario is not None, (
             "call reset() first"
@@ -245,7 +247,7 @@ class ScriptedUser(UserSimulator):
             if state.wants_human:
                 parts.append(self._pick(persona.human_demands))
             return self._turn(" ".join(parts), state)
-        if any(p in text for p in self._satisfied):
+        if satisfied(self.goal_met(), self._satisfied, text):
             self._ended = self._typed(self._closing)
             return UserTurn(self._ended, done=True, affect=state.affect)
         if state.gives_up:

@@ -5,8 +5,10 @@ An offline mock user that needs no model and no API key. Its replies are user tu
 at run time from :func:`envsim.transcripts.corpus.corpus_dir`; no corpus text is in this
 repository. The conversation logic is the scripted user's (:mod:`envsim.user.scripted`): the
 scenario's opening line, a fact only when the agent asks for it (its ``asked_by`` words), the
-end on a ``satisfied_by`` phrase, affect as state (:mod:`envsim.user.affect`), a demand for a
-person and giving up after the persona's patience. What differs is the text of each reply.
+end when the scenario's goal is met (:func:`~envsim.user.base.satisfied`: the expected writes
+done, and a ``satisfied_by`` phrase said when the scenario lists any), affect as state
+(:mod:`envsim.user.affect`), a demand for a person and giving up after the persona's patience.
+What differs is the text of each reply.
 
 **The index.** On first use the process reads the corpus once (lazily; cached per corpus
 path) into a compact :class:`TurnIndex`: one row per human user turn of the *fitting* STAR
@@ -31,7 +33,7 @@ of their id. Each row holds small codes, all from simple rules:
 **A reply.** The agent's message is classified (:func:`agent_act`) and the affect state
 advanced; then the *intent* follows, as in the scripted user: ``answer`` (new facts asked:
 an ``asked_by`` word in one of the message's questions or requests, :func:`asking_text`),
-``reanswer`` (facts asked again), ``close`` (a ``satisfied_by`` phrase: the user ends),
+``reanswer`` (facts asked again), ``close`` (the goal is met: the user ends),
 ``give_up`` (patience ran out: the user ends), ``unknown`` (asked for a detail the user does
 not have, :func:`~envsim.user.affect.unknown_details`, outside an ignored emergency: it says it
 does not know or have it, preferring turns that say so, :data:`UNSURE_BOOST`, or the scripted
@@ -109,7 +111,7 @@ from envsim.user.affect import (
     scenario_persona,
     unknown_details,
 )
-from envsim.user.base import UserSimulator, UserTurn
+from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Exemplar, Persona
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 
@@ -1082,6 +1084,7 @@ class TranscriptUser(UserSimulator):
                 )
         if self._index is None:
             self._fallback = self._fallback or ScriptedUser(typos=False)
+            self._fallback.attach_goal(self._world_goal)
             return self._fallback.reset(scenario, rng)
         if self._scenario is not scenario:
             self._prepare(scenario, self._index)
@@ -1124,7 +1127,7 @@ class TranscriptUser(UserSimulator):
         return self._machine.state if self._machine is not None else None
 
     def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
-        """Reveal asked-for facts, close when satisfied, else a retrieved human turn that fits (see the module)."""
+        """Reveal asked-for facts, close when the goal is met, else a retrieved human turn that fits (see module)."""
         if self._fallback is not None:
             return self._fallback.reply(agent_message, messages)
         persona, machine, scenario = self._persona, self._machine, self._scenario
@@ -1146,7 +1149,7 @@ class TranscriptUser(UserSimulator):
             if state.wants_human:
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
-        if any(p in low for p in self._satisfied):
+        if satisfied(self.goal_met(), self._satisfied, low):
             self._ended = self._retrieve_text("close", "close", cues, state)
             return UserTurn(self._ended, done=True, affect=state.affect)
         if state.gives_up:
