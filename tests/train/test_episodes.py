@@ -25,7 +25,8 @@ from tests.train.conftest import SCENARIOS
 
 
 class ReplayGenerator:
-    """Writes, for each context, the next assistant turn of a recorded conversation with the same prompt."""
+    """Writes, for each context, the next assistant turn of a recorded conversation with the same prompt (its last
+    turn again once the episode outlasts the recording)."""
 
     def __init__(self, tokenizer: Any, keys: Sequence[EpisodeKey], *, cap_first_turn: int | None = None) -> None:
         self.tokenizer = tokenizer
@@ -49,7 +50,8 @@ class ReplayGenerator:
         for context in contexts:
             prompt = next(p for p in self.turns if tuple(context[: len(p)]) == p)
             done = self.tokenizer.decode(context[len(prompt) :]).count("<|im_start|>assistant")
-            ids = self.turns[prompt][done][:max_new_tokens]
+            recorded = self.turns[prompt]  # past the recording (an episode that went another way): its last turn again
+            ids = recorded[min(done, len(recorded) - 1)][:max_new_tokens]
             out.append(Generation(ids, [-0.5] * len(ids)))
         return out
 
