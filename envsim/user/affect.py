@@ -19,9 +19,11 @@ makes_progress     the agent asks for a detail the user has not given yet, or a 
                    succeeded since the last user turn
 resolves_issue     the agent says one of the scenario's ``satisfied_by`` phrases, or a
                    successful escalation tool call (or, outside emergencies, a successful
-                   write) happened since the last user turn
+                   write) happened since the last user turn; while the world says the goal
+                   is unmet (``goal_met=False``), only the escalation call
 escalates          a successful escalation tool call (hand-off, dispatch) since the last user
-                   turn, or the agent says it is transferring / dispatching
+                   turn, or the agent says it is transferring / dispatching (words that count
+                   only while the world does not say the goal is unmet)
 shows_empathy      sorry, I understand, I'm here to help, that must be ..., don't worry, ...
 repeats_question   a question in the message was already asked in an earlier agent message, or
                    it asks again for a detail the user does not have (asked before the user's
@@ -36,6 +38,13 @@ ignores_emergency  in an emergency (tag ``emergency`` or persona ``panic_intensi
                    agent neither helps nor escalates: no help/escalation words and no progress,
                    or it talks business (orders, prices, offers, ...) without help words
 ================== ==========================================================================
+
+**Claims are checked against the world.** A user inside an environment knows whether the scenario's
+goal is met (:meth:`envsim.user.base.UserSimulator.goal_met`, passed as ``goal_met``): while it is not
+(``False``), a ``satisfied_by`` phrase, "help is on the way" or a successful write that is not the goal
+are claims, not a resolution or an escalation, so a turn made only of them is unhelpful and the user's
+patience runs down (a panicked caller told help is coming without a dispatch demands help, then hangs
+up). Without a verdict (``None``: no environment, or a scenario with nothing to write) the words count.
 
 Classification reads the first :data:`READ_LIMIT` characters of a message (:func:`read_part`: a
 user does not read further, and the scripted and transcript users read the same part), and its
@@ -634,6 +643,8 @@ def classify_agent_turn(
     messages: Sequence[Mapping[str, Any]],
     scenario: Scenario,
     revealed_facts: Collection[str],
+    *,
+    goal_met: bool | None = None,
 ) -> frozenset[AgentEvent]:
     """What one agent message does, as far as the user's affect is concerned (pure; see the table above).
 
@@ -642,6 +653,8 @@ def classify_agent_turn(
         messages: The OpenAI-format conversation so far (it may end with ``agent_message``).
         scenario: The scenario (facts, ``satisfied_by`` phrases, tags, persona, toolkits).
         revealed_facts: Keys of the facts the user has already given.
+        goal_met: The world's verdict on the scenario's goal (:data:`~envsim.user.base.GoalCheck`);
+            ``False`` makes phrases, escalation words and writes claims, not resolutions.
 
     Example:
         >>> from envsim.registration import load_registered
@@ -650,6 +663,10 @@ def classify_agent_turn(
         ['ignores_emergency']
         >>> sorted(classify_agent_turn("I'm so sorry. What is your phone number?", [], scenario, set()))
         ['makes_progress', 'shows_empathy']
+        >>> sorted(classify_agent_turn("Help is on the way.", [], scenario, set()))
+        ['escalates', 'resolves_issue']
+        >>> sorted(classify_agent_turn("Help is on the way.", [], scenario, set(), goal_met=False))
+        []
     """
     history, recent = _split_history(agent_message, messages)
     agent_message = read_part(agent_message)
@@ -670,9 +687,10 @@ def classify_agent_turn(
         events.add("makes_progress")
     escalated = any(flags.get(name, (False, False))[1] for name in calls)
     wrote = any(flags.get(name, (False, False))[0] for name in calls)
-    if escalated or _ESCALATION_WORDS.search(text):
+    claims = goal_met is not False  # words and writes count unless the world says the goal is unmet
+    if escalated or (claims and _ESCALATION_WORDS.search(text)):
         events.add("escalates")
-    if escalated or (wrote and not emergency) or any(p in text for p in index.satisfied_by):
+    if escalated or (claims and ((wrote and not emergency) or any(p in text for p in index.satisfied_by))):
         events.add("resolves_issue")
     if _EMPATHY.search(text):
         events.add("shows_empathy")

@@ -409,7 +409,9 @@ class LLMUser(UserSimulator):
     def _steps(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> Generator[_Call, Completion, UserTurn]:
         scenario, persona, machine = self._ready()
         history: list[dict[str, Any]] = [dict(m) for m in (messages or self._history)]
-        state = machine.observe(classify_agent_turn(agent_message, history, scenario, self._revealed)).after
+        world = self.goal_met()  # claims without the goal met are no resolution (affect) and no ending
+        events = classify_agent_turn(agent_message, history, scenario, self._revealed, goal_met=world)
+        state = machine.observe(events).after
         system = self.system_prompt(state)
         conversation = self.conversation(agent_message, history)
         draft, text, done = "", "", False
@@ -422,7 +424,7 @@ class LLMUser(UserSimulator):
             self.usage.add(completion, retry=attempt > 0)
             draft = _unquote(completion.text)
             text, marked = split_stop(draft)
-            done = state.gives_up or (marked and self.goal_met() is not False)
+            done = state.gives_up or (marked and world is not False)
             faults = check_user_turn(
                 draft,
                 scenario=scenario,

@@ -236,7 +236,8 @@ class ScriptedUser(UserSimulator):
         )
         if self._ended is not None:
             return UserTurn(self._ended, done=True, affect=machine.affect)
-        step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed))
+        world = self.goal_met()  # claims without the goal met are no resolution (affect) and no ending
+        step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed, goal_met=world))
         state = step.after
         text = read_part(agent_message).lower()  # what the user reads of it
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
@@ -247,7 +248,7 @@ class ScriptedUser(UserSimulator):
             if state.wants_human:
                 parts.append(self._pick(persona.human_demands))
             return self._turn(" ".join(parts), state)
-        if satisfied(self.goal_met(), self._satisfied, text):
+        if satisfied(world, self._satisfied, text):
             self._ended = self._typed(self._closing)
             return UserTurn(self._ended, done=True, affect=state.affect)
         if state.gives_up:

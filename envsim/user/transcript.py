@@ -1134,7 +1134,8 @@ class TranscriptUser(UserSimulator):
         assert persona is not None and machine is not None and scenario is not None, "call reset() first"
         if self._ended is not None:
             return UserTurn(self._ended, done=True, affect=machine.affect)
-        step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed))
+        world = self.goal_met()  # claims without the goal met are no resolution (affect) and no ending
+        step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed, goal_met=world))
         state = step.after
         heard = read_part(agent_message)  # what the user reads of it
         low = heard.lower()
@@ -1149,7 +1150,7 @@ class TranscriptUser(UserSimulator):
             if state.wants_human:
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
-        if satisfied(self.goal_met(), self._satisfied, low):
+        if satisfied(world, self._satisfied, low):
             self._ended = self._retrieve_text("close", "close", cues, state)
             return UserTurn(self._ended, done=True, affect=state.affect)
         if state.gives_up:

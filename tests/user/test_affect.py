@@ -26,6 +26,7 @@ from envsim.user.affect import (
     classify_agent_turn,
     emergency_threshold,
     is_emergency,
+    scenario_persona,
     transition,
     unknown_details,
 )
@@ -244,6 +245,44 @@ def test_escalates_by_words_or_by_a_successful_escalation_tool() -> None:
     transfer = _tool_turn("transfer_to_human", {"reason": "complaint"}, '{"ticket":"T-1"}')
     assert {"escalates", "resolves_issue"} <= _classify("Thanks.", history=[*OPENING, *transfer])
     assert "escalates" not in _classify("Let me look into it.")
+
+
+def test_claims_are_no_resolution_while_the_world_says_the_goal_is_unmet() -> None:
+    panic, calm = _scenario(PANIC), _scenario(CALM)
+    claim = "Help is on the way."  # a satisfied_by phrase and escalation words
+    assert {"escalates", "resolves_issue"} <= classify_agent_turn(claim, [], panic, set())  # no verdict: words count
+    assert {"escalates", "resolves_issue"} <= classify_agent_turn(claim, [], panic, set(), goal_met=True)
+    unmet = classify_agent_turn(claim, [], panic, set(), goal_met=False)
+    assert not unmet & {"escalates", "resolves_issue"} and "ignores_emergency" not in unmet  # help words, no help
+    refund = _tool_turn("refund_items", {"order_id": "#W0004"}, '{"refund_cents":1299}')
+    phrase = "The refund takes 5-7 business days."
+    assert "resolves_issue" in classify_agent_turn(phrase, [*OPENING, *refund], calm, set(), goal_met=True)
+    wrong = classify_agent_turn(phrase, [*OPENING, *refund], calm, set(), goal_met=False)  # a write, not the goal
+    assert wrong == {"makes_progress"}
+    dispatch = _tool_turn("dispatch_emergency_services", {"patient_id": "PT-9001"}, '{"id":"D-1"}')
+    done = classify_agent_turn("Stay on the line.", [*OPENING, *dispatch], panic, set(), goal_met=False)
+    assert {"escalates", "resolves_issue"} <= done  # an escalation call is an act, not a claim
+
+
+@pytest.mark.parametrize("scenario_id", [PANIC, "MedicalSupplyVentilatorFailure"])
+def test_a_panicked_caller_told_help_is_coming_without_a_dispatch_demands_help_then_hangs_up(scenario_id: str) -> None:
+    scenario = _scenario(scenario_id)
+    user = ScriptedUser(typos=False)
+    env = ScenarioEnv(scenario, user=user)
+    env.reset(seed=0)
+    demanded, info = False, {}
+    for _ in range(scenario.max_turns):
+        _, _, terminated, truncated, info = env.step("Help is on the way, an ambulance is on its way. Stay calm.")
+        state = user.affect_state
+        assert state is not None and state.affect == "panicked" and not state.resolved
+        demanded = demanded or state.wants_human
+        if terminated or truncated:
+            break
+    persona = scenario_persona(scenario)
+    assert demanded and user.affect_state is not None and user.affect_state.gives_up
+    assert info["end_reason"] == "user_done" and info["outcome"] == "failure"
+    assert env.trajectory().messages[-1]["content"] == persona.give_up
+    assert len(env.trajectory().affects) <= persona.patience + 2  # the opening, then within its patience
 
 
 def test_ignores_emergency_only_in_emergencies() -> None:

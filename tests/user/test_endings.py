@@ -72,19 +72,28 @@ def test_panicked_caller_does_not_hang_up_on_the_phrase_without_dispatch(
     assert terminated and info["end_reason"] == "agent_ended" and info["outcome"] == "success"
 
 
-def test_registered_panic_caller_keeps_calling_until_patience_runs_out() -> None:
+def test_registered_panic_caller_does_not_end_the_call_on_the_phrase_alone_without_dispatch(
+    make_user: Callable[[], UserSimulator],
+) -> None:
+    """The issue's acceptance test, on the shipped medical-supply panic scenario: told "help is on the way" without
+    a dispatch, the caller neither closes satisfied nor is calmed; it demands help, then hangs up within its
+    patience, and the episode is a failure."""
     scenario = load_registered("MedicalSupplyPanicCaller")
-    env = ScenarioEnv(scenario, user=ScriptedUser())
+    user = make_user()
+    env = ScenarioEnv(scenario, user=user)
     env.reset(seed=0)
-    ends = []
+    info: dict[str, object] = {}
     for _ in range(scenario.max_turns):
         _, _, terminated, truncated, info = env.step("Help is on the way, stay calm.")
         if terminated or truncated:
-            ends.append(info["end_reason"])
             break
-    closing = scenario.user.closing
-    assert env.trajectory().messages[-1]["content"] != closing
-    assert ends and ends[0] in ("user_done", "max_turns") and info["outcome"] != "success"
+    assert isinstance(user, ScriptedUser | TranscriptUser)
+    state = user.affect_state
+    assert state is not None and state.gives_up and state.demanded_human and not state.resolved
+    assert env.trajectory().affects[1:] == ["panicked"] * (len(env.trajectory().affects) - 1)
+    assert env.trajectory().messages[-1]["content"] != scenario.user.closing
+    assert info["end_reason"] == "user_done" and info["outcome"] == "failure"
+    assert env.goal_met() is False
 
 
 def test_refund_user_does_not_close_before_the_refund_and_closes_after(
