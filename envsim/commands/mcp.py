@@ -1,0 +1,54 @@
+"""``envsim mcp``: a scenario's mocked tools as an MCP server.
+
+* ``envsim mcp SCENARIO [--transport stdio|http] [--host 127.0.0.1] [--port 8000]`` serves the
+  scenario's tools over stdio (the default: an MCP client launches the command) or streamable HTTP
+  (at ``http://HOST:PORT/mcp``; ``--port 0`` picks a free port, and the URL is printed on stderr).
+  Each MCP session has its own world; the resource ``envsim://episode/reward`` holds the reward so
+  far. See :mod:`envsim.serve.mcp_server`.
+
+Needs the ``serve`` extra (``pip install 'envsim[serve]'``). An unknown scenario exits with status 2.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from envsim.errors import EnvsimError
+
+
+class McpTransport(StrEnum):
+    """How the MCP server is reached."""
+
+    stdio = "stdio"
+    http = "http"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mcp`` to the main CLI."""
+
+    @app.command()
+    def mcp(
+        scenario: Annotated[str, typer.Argument(help="Scenario id or file.")],
+        transport: Annotated[McpTransport, typer.Option(help="stdio (launched by the client) or http.")] = (
+            McpTransport.stdio
+        ),
+        host: Annotated[str, typer.Option(help="Address to bind (http).")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=0, max=65535, help="Port (http); 0 picks a free one.")] = 8000,
+    ) -> None:
+        """Serve a scenario's mocked tools over MCP: one world per session, the reward as a resource."""
+        try:
+            import anyio
+
+            from envsim.serve.mcp_server import announce, serve_http, serve_stdio
+        except ImportError as error:
+            raise EnvsimError(f"envsim mcp needs the serve extra (pip install 'envsim[serve]'): {error}") from None
+        from envsim.serve.mcp_episode import McpScenario
+
+        shared = McpScenario.load(scenario)
+        if transport is McpTransport.stdio:
+            anyio.run(serve_stdio, shared)
+        else:
+            anyio.run(lambda: serve_http(shared, host, port, ready=announce))
