@@ -191,8 +191,8 @@ def test_grpo_trains_through_whole_episodes(warm: tuple[Any, Any], tmp_path: Pat
             assert len(logps) == len(r.completion_ids)
             assert all(lp == 0.0 for lp, bit in zip(logps, mask, strict=True) if bit == 0)
             assert all(lp <= 0.0 for lp in logps)
-            if r.success:  # the scenario cannot be solved without both
-                assert _has_tool_call_and_user_reply(r)
+            if r.success:  # ended by the dispatch (the SFT'd model may know the patient id and skip the lookup)
+                assert r.end_reason == "agent_ended" and '"dispatch"' in r.messages[-1]["content"]
         assert sum(map(_has_tool_call_and_user_reply, rollouts)) >= len(rollouts) // 2
         # TRL used the env_mask: it counts completion length over mask-1 tokens only.
         assert logged["completions/mean_length"] == pytest.approx(sum(map(sum, output["env_mask"])) / 8)
