@@ -6,6 +6,9 @@ connection itself: when no frame arrives for ``idle_timeout`` seconds, the appli
 ``websocket.disconnect`` (code 1001, "going away"), so OpenEnv's handler destroys the session and the
 server closes the socket. Time spent inside a step does not count: only waiting for the client does.
 
+OpenEnv's handler reads text frames only: a binary frame would end the session with an obscure error
+(``'text'``). The guard answers it with an ``INVALID_JSON`` error frame instead, and the session goes on.
+
 OpenEnv's handler also closes the socket when a session ends, after the client has gone; with
 Starlette 1.x that close raises (OpenEnv expects a ``RuntimeError``, Starlette raises
 ``WebSocketDisconnect``) and the server logs a traceback for every ordinary disconnect. The guard
@@ -15,6 +18,7 @@ lets closing an already closed connection succeed quietly: there is nothing left
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,10 +31,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 IDLE_CLOSE_CODE = 1001
 """The WebSocket close code an idle session gets ("going away")."""
 
+BINARY_FRAME_ERROR = json.dumps(
+    {"type": "error", "data": {"message": "a binary frame: send JSON text frames", "code": "INVALID_JSON"}}
+)
+"""The error frame (OpenEnv's ``WSErrorResponse`` shape) that answers a binary frame; the session goes on."""
+
 
 class WebSocketGuard:
-    """Wrap ``app``: a WebSocket idle for ``idle_timeout`` seconds is disconnected (None: never), and closing a
-    connection the client already closed is no error.
+    """Wrap ``app``: a WebSocket idle for ``idle_timeout`` seconds is disconnected (None: never), a binary frame is
+    answered with an error frame, and closing a connection the client already closed is no error.
 
     Example:
         >>> async def app(scope, receive, send):
@@ -61,13 +70,15 @@ class WebSocketGuard:
         seconds = self.idle_timeout
 
         async def bounded() -> Message:
-            if seconds is None:
-                return await receive()
-            try:
-                async with asyncio.timeout(seconds):
-                    return await receive()
-            except TimeoutError:
-                return {"type": "websocket.disconnect", "code": IDLE_CLOSE_CODE, "reason": "idle timeout"}
+            while True:
+                try:
+                    async with asyncio.timeout(seconds):
+                        message = await receive()
+                except TimeoutError:
+                    return {"type": "websocket.disconnect", "code": IDLE_CLOSE_CODE, "reason": "idle timeout"}
+                if message["type"] != "websocket.receive" or message.get("text") is not None:
+                    return message
+                await send({"type": "websocket.send", "text": BINARY_FRAME_ERROR})  # and wait for the next frame
 
         async def quiet_close(message: Message) -> None:
             try:

@@ -8,8 +8,8 @@ and read them unchanged.
 An action is envsim's action (:mod:`envsim.actions`) in one of its forms:
 
 - a tool call ``{"name": ..., "arguments": {...}}`` (``arguments`` may be JSON text, as OpenAI sends it);
-- an OpenAI assistant message ``{"content": ..., "tool_calls": [...]}``, or ``{"content": ...}`` alone: a
-  message to the user;
+- an OpenAI assistant message ``{"role": "assistant", "content": ..., "tool_calls": [...]}``, or
+  ``{"content": ...}`` alone: a message to the user;
 - ``{"text": ...}``: the agent's raw text, read exactly as ``env.step(text)`` reads a string (JSON text that
   starts with ``{`` is a tool call, anything else a message).
 
@@ -30,13 +30,14 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 _CALL_FIELDS = ("name", "arguments", "id")
-_MESSAGE_FIELDS = ("content", "tool_calls")
+_MESSAGE_FIELDS = ("role", "content", "tool_calls")
 
 
 class EnvsimAction(Action):  # type: ignore[misc]  # openenv ships no type information
@@ -48,6 +49,7 @@ class EnvsimAction(Action):  # type: ignore[misc]  # openenv ships no type infor
         default=None, description="A tool call: its arguments, an object or JSON text."
     )
     id: str | None = Field(default=None, description="A tool call: its id (recorded in the conversation).")
+    role: Literal["assistant"] | None = Field(default=None, description="An assistant message: its role, if sent.")
     content: str | None = Field(default=None, description="An assistant message: its text (alone: to the user).")
     tool_calls: list[dict[str, Any]] | None = Field(
         default=None, description="An assistant message: its tool calls, OpenAI format."
@@ -58,9 +60,12 @@ class EnvsimAction(Action):  # type: ignore[misc]  # openenv ships no type infor
         given = [name for name in ("text", *_CALL_FIELDS, *_MESSAGE_FIELDS) if getattr(self, name) is not None]
         forms = {"text" if name == "text" else "call" if name in _CALL_FIELDS else "message" for name in given}
         if len(forms) != 1 or ("call" in forms and self.name is None):
-            raise ValueError(
+            # a PydanticCustomError, not a ValueError: OpenEnv's error frame carries ``errors()``, which must be JSON
+            # (a ValueError's ``ctx`` holds the exception object, and the frame would fail to serialize)
+            raise PydanticCustomError(
+                "action_form",
                 "an action is either 'text', or a tool call ('name', 'arguments', 'id'), or an assistant message "
-                f"('content', 'tool_calls'); got {', '.join(given) or 'no field'}"
+                f"('role', 'content', 'tool_calls'); got {', '.join(given) or 'no field'}",
             )
         return self
 
