@@ -6,28 +6,36 @@ server on 127.0.0.1 with a free port for the module, stopped at its end).
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from envsim.registration import load_registered
 from envsim.runtime import ScenarioRuntime
+from envsim.serve.mcp_episode import McpEpisode, McpScenario
+from envsim.serve.mcp_server import ScenarioMcpServer
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = "RetailCancelPendingOrder"
 CLI = [sys.executable, "-c", "from envsim.cli import main; main()"]
 REWARD = "envsim://episode/reward"
+CANCEL = {"order_id": "#W0001", "reason": "no_longer_needed"}
 STARTUP_SECONDS = 60.0
+SESSIONS = 10
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +202,49 @@ def test_http_binds_loopback_and_refuses_sessionless_requests(http_url: str) -> 
                 await sessionless.call_tool("get_order", {"order_id": "#W0001"})
 
     anyio.run(main)
+
+
+def test_closed_http_sessions_leave_no_world_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10 HTTP sessions opened, each writing to its world, and closed: every session's episode is freed."""
+    shared = McpScenario.load(SCENARIO)
+    made: list[weakref.ref[McpEpisode]] = []
+    new_episode = shared.episode
+
+    def recorded() -> McpEpisode:
+        episode = new_episode()
+        made.append(weakref.ref(episode))
+        return episode
+
+    monkeypatch.setattr(shared, "episode", recorded)
+    app = ScenarioMcpServer(shared, "http").http_app()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/mcp"
+
+        async def main() -> None:
+            for _ in range(SESSIONS):
+                async with Client(url) as client:
+                    result = await client.call_tool(
+                        "cancel_order", {"order_id": "#W0001", "reason": "no_longer_needed"}
+                    )
+                    assert not result.is_error, result.content
+
+        anyio.run(main)
+        assert len(made) == SESSIONS
+        deadline = time.monotonic() + 10
+        while any(ref() is not None for ref in made) and time.monotonic() < deadline:
+            gc.collect()
+            time.sleep(0.05)
+        assert [ref() for ref in made] == [None] * SESSIONS
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_unknown_scenario_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
