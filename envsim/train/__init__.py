@@ -4,6 +4,7 @@ Nothing here is imported by ``import envsim``, and the modules of this package i
 transformers and TRL only inside the functions that need them.
 
 - :mod:`envsim.train.grpo`: the GRPOTrainer adapter (whole episodes as rollouts through ``rollout_func``);
+- :mod:`envsim.train.environment_factory`: scenarios as TRL ``environment_factory`` environments (TRL's tool loop);
 - :mod:`envsim.train.ppo`: PPO with TRL 1.12 (one response per episode);
 - :mod:`envsim.train.episodes`: the batched multi-turn episode runner the adapter and evaluation share;
 - :mod:`envsim.train.chat`: chat-template tokenization shared by SFT and rollouts;
