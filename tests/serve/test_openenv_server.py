@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -385,15 +386,69 @@ def test_many_sessions_opened_and_closed_leave_nothing_behind(catalog: Catalog) 
 # -- the command line --------------------------------------------------------------------------------
 
 
-def test_the_command_says_which_openenv_it_serves_and_refuses_an_unknown_scenario() -> None:
-    cli = [sys.executable, "-c", "from envsim.cli import main; main()", "serve"]
-    shown = subprocess.run([*cli, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0 and "openenv-core 0.3.0" in shown.stdout and "127.0.0.1" in shown.stdout
-    refused = subprocess.run(
-        [*cli, "NoSuchScenario", "--port", "0"], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    assert refused.returncode == 2
-    assert "unknown scenario 'NoSuchScenario'" in refused.stderr and "Traceback" not in refused.stderr
+def envsim_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run the ``envsim`` entry point in this process; its exit status."""
+    from envsim.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["envsim", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return int(exited.value.code or 0)
+
+
+def test_the_help_says_which_openenv_is_served(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert envsim_main(monkeypatch, "serve", "--help") == 0
+    shown = capsys.readouterr().out
+    assert "openenv-core 0.3.0" in shown and "127.0.0.1" in shown and "--max-sessions" in shown
+
+
+def test_an_unknown_scenario_exits_2_before_serving(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert envsim_main(monkeypatch, "serve", "NoSuchScenario", "--port", "0") == 2
+    shown = capsys.readouterr().err
+    assert "unknown scenario 'NoSuchScenario'" in shown and "Traceback" not in shown
+
+
+def test_envsim_serve_as_a_user_runs_it(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from envsim.cli import main; main()", "serve", PANIC, "--port", str(port)],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                if http_json(f"{url}/health")["status"] == "healthy":
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        with GenericEnvClient(base_url=url).sync() as env:
+            result = env.reset(seed=7)
+            result = env.step({"name": "lookup_patient", "arguments": {"phone": "555-0142"}})
+        assert '"id":"PT-9001"' in result.observation["text"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=DEADLINE)
+        finally:
+            server.kill()
+    shown = log.read_text()
+    assert f"on ws://127.0.0.1:{port}/ws (openenv-core 0.3.0 protocol" in shown
+    assert "Traceback" not in shown
 
 
 def test_catalog_refuses_an_unknown_user_before_serving() -> None:
