@@ -21,7 +21,8 @@
   not offered its own score.
 
 HTTP binds 127.0.0.1 unless told otherwise, and then also checks the ``Host`` and ``Origin`` headers
-(the ``mcp`` package's DNS-rebinding protection).
+(the ``mcp`` package's DNS-rebinding protection); :class:`HttpLimits` bounds the open sessions, their
+idle time and the request size.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
@@ -55,6 +57,21 @@ MCP_PATH = "/mcp"
 """Where the streamable HTTP endpoint is served."""
 
 _EPISODE_KEY = "envsim.episode"
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What bounds an HTTP server's memory (enforced by the ``mcp`` package's session manager).
+
+    Args:
+        max_sessions: Most open sessions; a client opening one more gets HTTP 503.
+        idle_timeout: Seconds a session may go without a request before it is closed (its world freed).
+        max_message_bytes: Largest request body; a larger one gets HTTP 413.
+    """
+
+    max_sessions: int = 256
+    idle_timeout: float = 300.0
+    max_message_bytes: int = 1 << 20
 
 
 def mcp_tool(spec: ToolSpec) -> types.Tool:
@@ -179,9 +196,17 @@ class ScenarioMcpServer:
             instructions=self.server.instructions,
         )
 
-    def http_app(self, host: str = "127.0.0.1") -> Starlette:
-        """The streamable HTTP app (the ``mcp`` package's), its endpoint at :data:`MCP_PATH`."""
-        return self.server.streamable_http_app(streamable_http_path=MCP_PATH, json_response=True, host=host)
+    def http_app(self, host: str = "127.0.0.1", limits: HttpLimits | None = None) -> Starlette:
+        """The streamable HTTP app (the ``mcp`` package's), its endpoint at :data:`MCP_PATH`, within ``limits``."""
+        limits = limits or HttpLimits()
+        return self.server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            json_response=True,
+            host=host,
+            max_sessions=limits.max_sessions,
+            session_idle_timeout=limits.idle_timeout,
+            max_request_body_size=limits.max_message_bytes,
+        )
 
 
 async def serve_stdio(scenario: McpScenario) -> None:
@@ -192,7 +217,12 @@ async def serve_stdio(scenario: McpScenario) -> None:
 
 
 async def serve_http(
-    scenario: McpScenario, host: str = "127.0.0.1", port: int = 8000, *, ready: Callable[[str], None] | None = None
+    scenario: McpScenario,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    limits: HttpLimits | None = None,
+    ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``scenario`` over streamable HTTP at ``http://host:port/mcp`` until stopped.
 
@@ -200,9 +230,10 @@ async def serve_http(
         scenario: The scenario.
         host: The address to bind (loopback by default).
         port: The port; 0 picks a free one.
+        limits: Sessions, idle time and request size (:class:`HttpLimits`).
         ready: Called with the endpoint's URL once the server listens (with the port actually bound).
     """
-    app = ScenarioMcpServer(scenario, "http").http_app(host)
+    app = ScenarioMcpServer(scenario, "http").http_app(host, limits)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve)

@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from mcp.shared.exceptions import MCPError
 from envsim.registration import load_registered
 from envsim.runtime import ScenarioRuntime
 from envsim.serve.mcp_episode import McpEpisode, McpScenario
-from envsim.serve.mcp_server import ScenarioMcpServer
+from envsim.serve.mcp_server import HttpLimits, ScenarioMcpServer
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = "RetailCancelPendingOrder"
@@ -204,6 +205,24 @@ def test_http_binds_loopback_and_refuses_sessionless_requests(http_url: str) -> 
     anyio.run(main)
 
 
+@contextmanager
+def _served(shared: McpScenario, limits: HttpLimits | None = None) -> Iterator[str]:
+    """``shared`` served over HTTP by a server in this process (so the test can look inside), on a free port."""
+    app = ScenarioMcpServer(shared, "http").http_app(limits=limits)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_closed_http_sessions_leave_no_world_behind(monkeypatch: pytest.MonkeyPatch) -> None:
     """10 HTTP sessions opened, each writing to its world, and closed: every session's episode is freed."""
     shared = McpScenario.load(SCENARIO)
@@ -216,35 +235,40 @@ def test_closed_http_sessions_leave_no_world_behind(monkeypatch: pytest.MonkeyPa
         return episode
 
     monkeypatch.setattr(shared, "episode", recorded)
-    app = ScenarioMcpServer(shared, "http").http_app()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/mcp"
 
-        async def main() -> None:
-            for _ in range(SESSIONS):
-                async with Client(url) as client:
-                    result = await client.call_tool(
-                        "cancel_order", {"order_id": "#W0001", "reason": "no_longer_needed"}
-                    )
-                    assert not result.is_error, result.content
+    async def main(url: str) -> None:
+        for _ in range(SESSIONS):
+            async with Client(url) as client:
+                result = await client.call_tool("cancel_order", CANCEL)
+                assert not result.is_error, result.content
 
-        anyio.run(main)
+    with _served(shared) as url:
+        anyio.run(main, url)
         assert len(made) == SESSIONS
         deadline = time.monotonic() + 10
         while any(ref() is not None for ref in made) and time.monotonic() < deadline:
             gc.collect()
             time.sleep(0.05)
         assert [ref() for ref in made] == [None] * SESSIONS
-    finally:
-        server.should_exit = True
-        thread.join(10)
+
+
+def test_http_limits_refuse_one_session_too_many_and_an_oversized_request() -> None:
+    """--max-sessions: one more session is refused; --max-message-bytes: a larger request is refused; the open
+    session goes on."""
+    limits = HttpLimits(max_sessions=1, max_message_bytes=4096)
+
+    async def main(url: str) -> None:
+        async with Client(url) as client:
+            with pytest.raises(ExceptionGroup) as refused:
+                async with Client(url):
+                    pass
+            assert refused.group_contains(MCPError, match="Too many open sessions", depth=None)
+            with pytest.raises(MCPError):
+                await client.call_tool("get_order", {"order_id": "#" * 5000})
+            assert await _status(client) == "pending"
+
+    with _served(McpScenario.load(SCENARIO), limits) as url:
+        anyio.run(main, url)
 
 
 def test_unknown_scenario_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
