@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from envsim.cli_common import err
 from envsim.errors import EnvsimError
 
 
@@ -25,6 +26,11 @@ class McpTransport(StrEnum):
 
     stdio = "stdio"
     http = "http"
+
+
+def _announce(url: str) -> None:
+    """Say on stderr where the HTTP server listens (stdout stays free)."""
+    err.print(f"envsim mcp: serving on {url}")
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +56,7 @@ def register(app: typer.Typer) -> None:
         try:
             import anyio
 
-            from envsim.serve.mcp_server import HttpLimits, announce, serve_http, serve_stdio
+            from envsim.serve.mcp_server import HttpLimits, serve_http, serve_stdio
         except ImportError as error:
             raise EnvsimError(f"envsim mcp needs the serve extra (pip install 'envsim[serve]'): {error}") from None
         from envsim.serve.mcp_episode import McpScenario
@@ -60,4 +66,4 @@ def register(app: typer.Typer) -> None:
             anyio.run(serve_stdio, shared)
         else:
             limits = HttpLimits(max_sessions, idle_timeout, max_message_bytes)
-            anyio.run(lambda: serve_http(shared, host, port, limits=limits, ready=announce))
+            anyio.run(lambda: serve_http(shared, host, port, limits=limits, ready=_announce))

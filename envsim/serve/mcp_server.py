@@ -28,7 +28,6 @@ idle time and the request size.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -244,8 +243,3 @@ async def serve_http(
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
         if ready is not None:
             ready(f"http://{host}:{bound}{MCP_PATH}")
-
-
-def announce(url: str) -> None:
-    """Say on stderr where the HTTP server listens (stdout stays free)."""
-    print(f"envsim mcp: serving on {url}", file=sys.stderr, flush=True)
