@@ -9,6 +9,7 @@ scenarios (ids, files, suites ``DIR`` or ``DIR:split``, or ``all``) over OpenEnv
 from __future__ import annotations
 
 import importlib.util
+import socket
 from typing import Annotated
 
 import typer
@@ -72,8 +73,31 @@ def register(app: typer.Typer) -> None:
             max_message_bytes=max_message_bytes,
         )
         server = make_server(catalog, config)
+        listening = bind(host, port)  # bound here, so that the line below names the port (--port 0 picks one)
+        bound_host, bound_port = listening.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         err.print(
-            f"envsim serve: {len(catalog.scenarios)} scenarios on ws://{host}:{port}/ws "
+            f"envsim serve: {len(catalog.scenarios)} scenarios on ws://{shown}:{bound_port}/ws "
             f"(openenv-core {version} protocol, at most {max_sessions} sessions)"
         )
-        server.run()
+        server.run(sockets=[listening])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (the first address ``host`` resolves to), not yet listening.
+
+    Raises:
+        EnvsimError: the address cannot be resolved or bound (in use, not local, not allowed).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise EnvsimError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        raise EnvsimError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return listening

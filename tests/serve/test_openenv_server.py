@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -412,30 +413,34 @@ def test_an_unknown_scenario_exits_2_before_serving(
     assert "unknown scenario 'NoSuchScenario'" in shown and "Traceback" not in shown
 
 
+def test_a_port_in_use_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert envsim_main(monkeypatch, "serve", PANIC, "--port", str(port)) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_envsim_serve_as_a_user_runs_it(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     log = tmp_path / "stderr.txt"
     with log.open("w") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from envsim.cli import main; main()", "serve", PANIC, "--port", str(port)],
+        server = subprocess.Popen(  # no --host: the default
+            [sys.executable, "-c", "from envsim.cli import main; main()", "serve", PANIC, "--port", "0"],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if http_json(f"{url}/health")["status"] == "healthy":
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+        while (
+            found := re.search(r"on ws://127\.0\.0\.1:(\d+)/ws \(openenv-core 0\.3\.0 protocol", log.read_text())
+        ) is None:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{found.group(1)}"
+        assert http_json(f"{url}/health")["status"] == "healthy"
         with GenericEnvClient(base_url=url).sync() as env:
             result = env.reset(seed=7)
             result = env.step({"name": "lookup_patient", "arguments": {"phone": "555-0142"}})
@@ -446,9 +451,7 @@ def test_envsim_serve_as_a_user_runs_it(tmp_path: Path) -> None:
             server.wait(timeout=DEADLINE)
         finally:
             server.kill()
-    shown = log.read_text()
-    assert f"on ws://127.0.0.1:{port}/ws (openenv-core 0.3.0 protocol" in shown
-    assert "Traceback" not in shown
+    assert "Traceback" not in log.read_text()
 
 
 def test_catalog_refuses_an_unknown_user_before_serving() -> None:
