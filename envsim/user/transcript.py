@@ -71,7 +71,7 @@ Where no corpus is present, the user falls back to :class:`~envsim.user.scripted
 
 Example:
     >>> agent_act("Could you tell me your date of birth?"), agent_act("Is there anything else?")
-    ('ask_info', 'close')
+    ('ask_info', 'offer')
     >>> user_act("yes please"), user_act("Why is this taking so long?!")
     ('affirm', 'complain')
     >>> text = "It's 4321, at 5 pm on Friday"
@@ -88,7 +88,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -112,8 +112,12 @@ from envsim.user.affect import (
     unknown_details,
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
+from envsim.user.coherence import CoherenceModel
+from envsim.user.context import ContentIndex
+from envsim.user.fill import clean_span, dangling
 from envsim.user.persona import Exemplar, Persona
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
+from envsim.user.style import Style
 
 CORPUS = "star"
 """The corpus the transcript user retrieves from (its folder under the transcripts folder)."""
@@ -162,7 +166,7 @@ APPEND_WEIGHT = 0.15
 DROP_WEIGHT = 0.1
 """Weight factor per entity span of a retrieved turn that must be dropped."""
 
-AgentAct = Literal["none", "greet", "ask_info", "ask_yesno", "inform", "apology", "close"]
+AgentAct = Literal["none", "greet", "ask_info", "ask_yesno", "inform", "apology", "offer", "close"]
 """What an agent turn does, for retrieval: the context a human user turn answers."""
 AGENT_ACTS: tuple[AgentAct, ...] = get_args(AgentAct)
 """Every :data:`AgentAct`; ``none`` is the context of a dialogue's first user turn."""
@@ -177,7 +181,9 @@ Mood = Literal["calm", "confused", "hostile", "panicky"]
 MOODS: tuple[Mood, ...] = get_args(Mood)
 """Every :data:`Mood`."""
 
-Intent = Literal["answer", "reanswer", "unknown", "question", "react", "greet", "close", "nudge", "give_up"]
+Intent = Literal[
+    "answer", "reanswer", "unknown", "question", "react", "greet", "insist", "close", "nudge", "give_up"
+]  # fmt: skip
 """What a reply has to do (decided from the agent's message and the affect state)."""
 
 SpanKind = Literal["email", "time", "date", "quantity", "number", "name"]
@@ -190,6 +196,7 @@ INTENT_ACTS: dict[Intent, dict[UserAct, float]] = {
     "question": {"greet": 0.1, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "react": {"greet": 0.2, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "greet": {"greet": 1, "thanks": 0.2, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
+    "insist": {"greet": 0, "thanks": 0, "affirm": 0.3, "deny": 1, "complain": 1, "question": 0.5, "inform": 1},
     "close": {"greet": 0, "thanks": 1, "affirm": 0.3, "deny": 1, "complain": 0, "question": 0, "inform": 0},
     "nudge": {"greet": 0.05, "thanks": 0, "affirm": 0.05, "deny": 0.3, "complain": 1, "question": 0.6, "inform": 0.15},
     "give_up": {"greet": 0, "thanks": 0, "affirm": 0, "deny": 0.3, "complain": 1, "question": 0.2, "inform": 0.1},
@@ -231,6 +238,22 @@ FACT_TOPICS: tuple[str, ...] = (
 """The :data:`CUES` that name a detail a user gives: a retrieved turn that mentions one the facts to give do
 not is avoided (it would say 'my PIN is' before a phone number)."""
 
+COHERENCE_MIN_PAIRS = 50
+"""Distinct agent turns an index needs before its coherence model is fitted (a smaller one rejects nothing)."""
+
+MAX_TRIES = 8
+"""Candidates a reply draws at most before its fallback (each rejected: unclean adaptation or a misfit)."""
+
+CONTENT_GAIN = 3.0
+"""How strongly a row whose agent turn shares words with the agent's message is preferred:
+``exp(CONTENT_GAIN * similarity)`` (cosine of idf-weighted word sets, 0..1)."""
+
+ASK_BOOST = 3.0
+"""Weight of a row whose agent turn asked for a detail the agent's message asks for."""
+
+ASK_MISMATCH_WEIGHT = 0.2
+"""Weight of a row whose agent turn asked for details the agent's message does not ask for."""
+
 OFF_TOPIC_WEIGHT = 0.1
 """Weight of a retrieved answer that mentions a detail other than the facts it gives."""
 
@@ -246,8 +269,12 @@ _warned = False
 
 # -- rules -----------------------------------------------------------------------------------
 
+_OFFER = re.compile(
+    r"anything else|(?:something|one thing) else|any(?:thing| other thing)? more|other (?:questions?|requests?)"
+    r"|(?:help|assist) (?:you )?with (?:anything|something) else"
+)
 _CLOSE = re.compile(
-    r"anything else|good ?bye|\bbye\b|have a (?:nice|good|great|wonderful|lovely|safe)"
+    r"good ?bye|\bbye\b|have a (?:nice|good|great|wonderful|lovely|safe)"
     r"|you(?:'re| are) (?:very )?welcome|thank(?:s| you) for (?:contacting|calling|using|choosing|your patience)"
 )
 _GREET = re.compile(
@@ -264,7 +291,7 @@ _APOLOGY = re.compile(
 def agent_act(text: str) -> AgentAct:
     """The act of an agent turn, by rules (the same for corpus wizard turns and live agent messages).
 
-    ``close`` (anything else, goodbye, you're welcome), ``greet`` (hello, how can I help), a
+    ``offer`` (anything else?), ``close`` (goodbye, you're welcome), ``greet`` (hello, how can I help), a
     question or request: ``ask_info`` (what/when/..., provide/tell/...) or ``ask_yesno``;
     then ``apology`` (sorry, unfortunately, not available) and otherwise ``inform``.
 
@@ -277,6 +304,8 @@ def agent_act(text: str) -> AgentAct:
     low = " ".join(text.lower().split())
     if not low:
         return "none"
+    if _OFFER.search(low):
+        return "offer"
     if _CLOSE.search(low):
         return "close"
     if _GREET.search(low):
@@ -371,7 +400,7 @@ _UNITS = (
     r"guests?|people|persons?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|nights?|credits?|dollars?"
     r"|degrees?|stars?|rooms?|adults?|kids?|children|seats?|tickets?|times?|steps?|blocks?|miles?|km|percent"
 )
-_QUANTITY = re.compile(rf"(?i)\b\d+(?:[.,]\d+)?\s+(?:{_UNITS})\b|[$£€]\s?\d[\d,]*(?:\.\d+)?")
+_QUANTITY = re.compile(rf"(?i)\b\d+(?:[.,]\d+)?(?:\s+(?:{_UNITS})\b|\s?%)|[$£€]\s?\d[\d,]*(?:\.\d+)?")
 _NUMBER = re.compile(r"#?\b[A-Za-z]{0,2}\d+(?:[-./ ]\d+)*\b")
 _WORD_AT = re.compile(r"[A-Za-z][A-Za-z'’]*")
 _NAME_JOIN = re.compile(r"^(?:\.?\s|\s?&\s|\s(?:of|de|van|von)\s)$")
@@ -739,10 +768,17 @@ def learn_names(texts: Iterable[str], min_count: int = 3, share: float = 0.8, mi
 class TurnIndex:
     """Human user turns of a corpus as compact arrays (one row per turn), for retrieval.
 
-    ``texts`` are read from the corpus at run time and kept only in memory.
+    ``texts`` are read from the corpus at run time and kept only in memory; ``contexts`` are the agent
+    (wizard) turns they answer, ``asks`` the details those turns ask for (:data:`FACT_TOPICS` bits of
+    their questions and requests), ``content`` their words (:class:`~envsim.user.context.ContentIndex`).
     """
 
+    _coherence: CoherenceModel | None = field(default=None, init=False, repr=False)
+
     texts: list[str]
+    contexts: list[str]
+    asks: np.ndarray
+    content: ContentIndex
     dialogue_ids: list[str]
     turn_index: np.ndarray
     group: np.ndarray
@@ -769,6 +805,14 @@ class TurnIndex:
     def __len__(self) -> int:
         """The number of indexed turns."""
         return len(self.texts)
+
+    def coherence(self) -> CoherenceModel | None:
+        """The coherence model fitted on this index's (agent turn, reply) pairs (fitted once; ``None``: too few)."""
+        if self._coherence is None:
+            pairs = [(c, t) for c, t in zip(self.contexts, self.texts, strict=True) if c.strip()]
+            if len({c for c, _ in pairs}) >= COHERENCE_MIN_PAIRS:
+                self._coherence = CoherenceModel.fit(pairs, seed=0)
+        return self._coherence
 
     def ref(self, row: int) -> Exemplar:
         """The corpus reference (corpus, dialogue id, turn index) of row ``row``."""
@@ -815,6 +859,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
     from envsim.user.affect_scorer import default_scorer
 
     rows: list[tuple[str, str, int, str, AgentAct, int, list[str]]] = []
+    contexts: list[str] = []  # the agent turn each row answers ("" for a dialogue's first user turns)
     all_text: list[str] = []
     dialogue_groups: dict[str, str] = {}
     for conversation in conversations:
@@ -825,14 +870,17 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         domains = [str(d) for d in conversation.labels.get("domains") or [] if d]
         context: AgentAct = "none"
         cues = 0
+        context_text = ""
         for position, turn in enumerate(conversation.turns):
             if turn.role == "agent":
                 all_text.append(turn.text)
                 context = agent_act(turn.text)
                 cues = cue_mask(turn.text)
+                context_text = turn.text
             elif turn.role == "user" and turn.text.strip():
                 all_text.append(turn.text)
                 rows.append((turn.text, conversation.id, position, group, context, cues, domains))
+                contexts.append(context_text)
     names = learn_names(all_text)
     texts = [r[0] for r in rows]
     groups = tuple(sorted({r[3] for r in rows}))
@@ -869,6 +917,9 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         mood = np.where(ratios.max(axis=1) > 1.0, ratios.argmax(axis=1) + 1, 0).astype(np.int8)
     return TurnIndex(
         texts=texts,
+        contexts=contexts,
+        asks=np.array([cue_mask(asking_text(read_part(c))) & _TOPIC_MASK for c in contexts], dtype=np.int64),
+        content=ContentIndex.build(contexts),
         dialogue_ids=[r[1] for r in rows],
         turn_index=np.array([r[2] for r in rows], dtype=np.int32),
         group=np.array([groups.index(r[3]) for r in rows], dtype=np.int16),
@@ -1008,7 +1059,8 @@ class TurnSource:
 
     ``ref`` is the human turn retrieved (``None`` for a persona line: giving up, demanding a
     person, or a fact said on its own); ``filled`` the fact keys put into its entity spans,
-    ``appended`` those said after it, ``dropped`` how many of its spans were removed.
+    ``appended`` those said after it, ``dropped`` how many of its spans were removed, ``rejected``
+    how many candidates were rejected before it (unclean adaptation or a misfit).
     """
 
     intent: Intent
@@ -1016,6 +1068,7 @@ class TurnSource:
     filled: tuple[str, ...] = ()
     appended: tuple[str, ...] = ()
     dropped: int = 0
+    rejected: int = 0
 
 
 def _warn_once(message: str) -> None:
@@ -1035,6 +1088,10 @@ class TranscriptUser(UserSimulator):
 
     Attributes:
         trace: One :class:`TurnSource` per reply of the current episode.
+        stats: Counts since the user was made: ``replies`` (retrieved or fallback), ``retrieved``,
+            ``fallback`` (no candidate accepted: the scenario's or persona's own lines),
+            ``rejected_misfit`` (candidates the coherence model called misfits) and
+            ``rejected_unclean`` (candidates whose slots could not be adapted cleanly).
 
     Example:
         >>> import numpy as np
@@ -1068,6 +1125,13 @@ class TranscriptUser(UserSimulator):
         self._revealed: set[str] = set()
         self._used: set[int] = set()
         self._ended: str | None = None
+        self._style: Style | None = None
+        self._length_factor = np.ones(len(LENGTH_BINS))
+        self._heard = ""
+        self._sim: np.ndarray | None = None
+        self._asks = 0
+        self._rejected = 0
+        self.stats: Counter[str] = Counter()
 
     # -- UserSimulator ---------------------------------------------------------------------
 
@@ -1142,6 +1206,7 @@ class TranscriptUser(UserSimulator):
         act = agent_act(heard)
         cues = cue_mask(heard)
         asking = asking_text(heard)
+        self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & _TOPIC_MASK, 0
         asked = [(fact, kind) for fact, keys, kind in self._facts if any(k in asking for k in keys)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
         if new and not state.gives_up:
@@ -1151,7 +1216,7 @@ class TranscriptUser(UserSimulator):
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
         if satisfied(world, self._satisfied, low):
-            self._ended = self._retrieve_text("close", "close", cues, state)
+            self._ended = self._retrieve_text("close", act if act in ("offer", "close") else "close", cues, state)
             return UserTurn(self._ended, done=True, affect=state.affect)
         if state.gives_up:
             self._ended = self._retrieve_text("give_up", act, cues, state)
@@ -1162,13 +1227,15 @@ class TranscriptUser(UserSimulator):
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
         if state.wants_human:
-            self.trace.append(TurnSource("nudge", None))
+            self._note(TurnSource("nudge", None))
             return UserTurn(self._pick(persona.human_demands), affect=state.affect)
         intent: Intent = "greet" if act == "greet" else "question" if act in ("ask_info", "ask_yesno") else "react"
+        if act in ("offer", "close"):  # the goal is not met: not a goodbye, the need again (or a new request)
+            intent = "insist"
         ignored = step.before.requires_emergency and "ignores_emergency" in step.events
         if not ignored and unknown_details(agent_message, scenario):  # asked for what it does not have: it says so
             intent = "unknown"
-        elif not step.helped and intent != "question":
+        elif not step.helped and intent not in ("question", "insist"):
             intent = "nudge"
         return UserTurn(self._retrieve_text(intent, act, cues, state), affect=state.affect)
 
@@ -1185,6 +1252,8 @@ class TranscriptUser(UserSimulator):
             _QUANTITY.search(t) for t in [scenario.user.goal, *(f.value for f in scenario.user.facts)]
         )
         self._rest = AffectState.start(persona, emergency=self._emergency).intensity
+        self._style = Style.for_persona(persona, self._group)
+        self._length_factor = self._style.length_factors(LENGTH_BINS)
         allowed = index.domain_mask([scenario.domain, *scenario.tags])
         same_domain = (index.domains & allowed) != 0
         eligible = index.generic | same_domain
@@ -1222,6 +1291,13 @@ class TranscriptUser(UserSimulator):
         base = w
         if cues:
             w = w * np.where((index.cues[rows] & cues) != 0, CUE_BOOST, 1.0)
+        asks = self._asks
+        row_asks = index.asks[rows]
+        if asks:  # asked for the same detail as the agent's message asks for, or for another one
+            w = w * np.where((row_asks & asks) != 0, ASK_BOOST, np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0))
+        else:
+            w = w * np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0)
+        w = w * np.exp(CONTENT_GAIN * self._similarity()[rows])
         n_text = index.n_text[rows].astype(float)
         n_digits = index.n_digits[rows].astype(float)
         spare = self._spare(facts)
@@ -1251,7 +1327,8 @@ class TranscriptUser(UserSimulator):
             w = w * np.where(index.mood[rows] == target, gain, 1.0)
         if intent == "unknown":  # asked for a detail it does not have: 'I don't know', 'I forgot'
             w = w * np.where(index.unsure[rows], UNSURE_BOOST, 1.0)
-        w = _keep_lengths(w, base, index.stratum[rows])
+        strata = index.stratum[rows]
+        w = _keep_lengths(w, base * self._length_factor[strata // 2], strata)  # the persona's verbosity
         if intent == "give_up":  # the turns that ended a dialogue
             w = w * np.where(index.last[rows], LAST_TURN_BOOST, 1.0)
         if self._used:
@@ -1259,10 +1336,19 @@ class TranscriptUser(UserSimulator):
             w = w * np.where(np.isin(rows, used), REUSE_WEIGHT, 1.0)
         return np.asarray(w, dtype=float)
 
-    def _retrieve(
+    def _similarity(self) -> np.ndarray:
+        """Per index row, how much its agent turn reads like the agent's message (computed once per reply)."""
+        index = self._index
+        assert index is not None
+        if self._sim is None:
+            self._sim = index.content.similarity(self._heard)
+        return self._sim
+
+    def _candidates(
         self, intent: Intent, act: AgentAct, cues: int, state: AffectState, facts: Sequence[tuple[Fact, SpanKind]]
-    ) -> int | None:
-        """One row drawn with the environment's generator from the first tier with enough candidates."""
+    ) -> Iterator[int]:
+        """Rows drawn with the environment's generator, without replacement, from the first tier with enough
+        candidates (at most :data:`MAX_TRIES`)."""
         rng = self._rng
         assert rng is not None
         for rows, same_context in ((rows, same) for rows in self._tiers for same in (True, False)):
@@ -1270,9 +1356,49 @@ class TranscriptUser(UserSimulator):
                 continue
             w = self._weights(rows, intent, act, cues, state, facts, same_context)
             if int((w > 0).sum()) >= MIN_CANDIDATES:
-                row = int(rows[int(rng.choice(len(rows), p=w / w.sum()))])
-                self._used.add(row)
-                return row
+                for _ in range(MAX_TRIES):
+                    total = float(w.sum())
+                    if total <= 0:
+                        return
+                    k = int(rng.choice(len(rows), p=w / total))
+                    yield int(rows[k])
+                    w[k] = 0.0
+                return
+
+    def _retrieve(
+        self,
+        intent: Intent,
+        act: AgentAct,
+        cues: int,
+        state: AffectState,
+        facts: Sequence[tuple[Fact, SpanKind]],
+        compose: Callable[[str, list[Fact]], str],
+    ) -> tuple[int, str, tuple[str, ...], tuple[str, ...], int] | None:
+        """The first candidate row that adapts cleanly and fits the agent's message, with its final text.
+
+        ``compose`` turns the adapted text and the facts left over into the reply. A candidate whose
+        adaptation is unclean (:mod:`envsim.user.fill`) or whose reply the coherence model calls a
+        misfit (:class:`~envsim.user.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
+        Returns the row, the reply, the fact keys filled and appended, and the spans dropped; ``None``
+        when every candidate was rejected or none could be drawn.
+        """
+        index = self._index
+        assert index is not None
+        model = index.coherence()
+        for row in self._candidates(intent, act, cues, state, facts):
+            adapted = self._adapt(row, facts)
+            if adapted is None:
+                self.stats["rejected_unclean"] += 1
+                self._rejected += 1
+                continue
+            text, filled, left, dropped = adapted
+            reply = compose(self._scrub(text), left)
+            if not reply or (model is not None and self._heard.strip() and model.misfit(self._heard, reply)):
+                self.stats["rejected_misfit"] += 1
+                self._rejected += 1
+                continue
+            self._used.add(row)
+            return row, reply, tuple(filled), tuple(f.key for f in left), dropped
         return None
 
     def _spare(self, facts: Sequence[tuple[Fact, SpanKind]]) -> list[tuple[Fact, SpanKind]]:
@@ -1280,11 +1406,13 @@ class TranscriptUser(UserSimulator):
         giving = {fact.key for fact, _ in facts}
         return [(f, kind) for f, _, kind in self._facts if f.key in self._revealed and f.key not in giving]
 
-    def _adapt(self, row: int, facts: Sequence[tuple[Fact, SpanKind]]) -> tuple[str, list[str], list[Fact], int]:
+    def _adapt(self, row: int, facts: Sequence[tuple[Fact, SpanKind]]) -> tuple[str, list[str], list[Fact], int] | None:
         """The row's text with its spans filled by ``facts`` (then by facts already given) or dropped.
 
         Returns the text, the keys of ``facts`` placed, the facts of ``facts`` left over and the
-        number of spans dropped.
+        number of spans dropped; ``None`` when a span to fill or drop is not a whole token run
+        (:func:`~envsim.user.fill.clean_span`) or a drop leaves a word hanging
+        (:func:`~envsim.user.fill.dangling`): the turn cannot be adapted cleanly.
         """
         index = self._index
         assert index is not None
@@ -1307,16 +1435,22 @@ class TranscriptUser(UserSimulator):
             elif fact.key in giving:
                 left.append(fact)
         dropped = 0
+        original = text
         for i in reversed(range(len(spans))):
             start, end, kind = spans[i]
+            if kind == "quantity" and self._keep_quantities and i not in fill:
+                continue
+            if not clean_span(original, start, end, kind):
+                return None
             if i in fill:
                 text = text[:start] + fill[i].value + text[end:]
-            elif kind == "quantity" and self._keep_quantities:
-                continue
             else:
                 text = _drop_span(text, start, end)
                 dropped += 1
-        return _tidy(text), [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped
+        text = _tidy(text)
+        if dropped and dangling(text) is not None and dangling(text) != dangling(_tidy(original)):
+            return None
+        return text, [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped
 
     def _scrub(self, text: str) -> str:
         """Remove any unrevealed fact value that a human turn happens to contain."""
@@ -1333,41 +1467,31 @@ class TranscriptUser(UserSimulator):
         cues: int,
         state: AffectState,
     ) -> str:
-        row = self._retrieve(intent, act, cues, state, facts)
-        if row is None:
-            self.trace.append(TurnSource(intent, None, appended=tuple(f.key for f, _ in facts)))
-            return " ".join(_say(f) for f, _ in facts)
-        text, filled, left, dropped = self._adapt(row, facts)
-        text = self._scrub(text)
-        extra = " ".join(_say(f) for f in left)
-        self.trace.append(
-            TurnSource(
-                intent,
-                self._index.ref(row) if self._index else None,
-                tuple(filled),
-                tuple(f.key for f in left),
-                dropped,
-            )
-        )
-        if not text:
-            return extra
-        if extra:
-            text = text if text[-1] in ".!?" else f"{text}."
-            return f"{text} {extra}"
-        return text
+        def compose(text: str, left: list[Fact]) -> str:
+            extra = " ".join(_say(f) for f in left)
+            if not text:
+                return extra
+            if extra:
+                return f"{text if text[-1] in '.!?' else f'{text}.'} {extra}"
+            return text
+
+        found = self._retrieve(intent, act, cues, state, facts, compose)
+        if found is None:  # the fallback: the facts said by the scenario's own lines
+            self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in facts)))
+            return self._styled(" ".join(_say(f) for f, _ in facts))
+        row, text, filled, appended, dropped = found
+        self._note(TurnSource(intent, self._index.ref(row) if self._index else None, filled, appended, dropped))
+        return self._styled(text)
 
     def _retrieve_text(self, intent: Intent, act: AgentAct, cues: int, state: AffectState) -> str:
         persona = self._persona
         assert persona is not None and self._scenario is not None
-        row = self._retrieve(intent, act, cues, state, ())
-        text, dropped = "", 0
-        if row is not None:
-            text, _, _, dropped = self._adapt(row, ())
-            text = self._scrub(text)
-        if text and row is not None:
-            self.trace.append(TurnSource(intent, self._index.ref(row) if self._index else None, dropped=dropped))
-            return text
-        self.trace.append(TurnSource(intent, None))
+        found = self._retrieve(intent, act, cues, state, (), lambda text, _: text)
+        if found is not None:
+            row, text, _, _, dropped = found
+            self._note(TurnSource(intent, self._index.ref(row) if self._index else None, dropped=dropped))
+            return self._styled(text)
+        self._note(TurnSource(intent, None))
         if intent == "close":
             return self._scenario.user.closing
         if intent == "give_up":
@@ -1375,6 +1499,19 @@ class TranscriptUser(UserSimulator):
         if intent == "unknown":
             return self._pick(DONT_KNOW_LINES)
         return self._pick([*self._scenario.user.nudges, *persona.nudges] or [self._scenario.user.opening])
+
+    def _note(self, source: TurnSource) -> None:
+        """Record where a reply came from (:attr:`trace`, :attr:`stats`), with the candidates it rejected."""
+        if self._rejected:
+            source = replace(source, rejected=self._rejected)
+        self.trace.append(source)
+        self.stats["replies"] += 1
+        self.stats["retrieved" if source.ref is not None else "fallback"] += 1
+
+    def _styled(self, text: str) -> str:
+        """A retrieved or fallback reply with the persona's traits applied (:mod:`envsim.user.style`)."""
+        assert self._rng is not None and self._style is not None
+        return self._style.apply(text, self._rng, protected=[f.value for f, _, _ in self._facts])
 
 
 def clear_cache() -> None:

@@ -90,7 +90,9 @@ def test_agent_acts() -> None:
     assert agent_act("Would you like me to book it?") == "ask_yesno"
     assert agent_act("Unfortunately that room is not available.") == "apology"
     assert agent_act("Your table is booked for 7 pm.") == "inform"
-    assert agent_act("Is there anything else I can do for you?") == "close"
+    assert agent_act("Is there anything else I can do for you?") == "offer"
+    assert agent_act("Can I help you with something else today?") == "offer"
+    assert agent_act("You're welcome, goodbye!") == "close"
 
 
 def test_user_acts() -> None:

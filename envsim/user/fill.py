@@ -1,0 +1,86 @@
+"""Clean slot filling: an entity span is replaced or dropped whole, or the retrieved turn is not used.
+
+The transcript user (:mod:`envsim.user.transcript`) puts the scenario's fact values into the
+entity spans of a retrieved human turn, and drops the spans it cannot fill. Either is *clean*
+only when the span is a whole token run (:func:`clean_span`): nothing glued to it on either side
+(a letter, a digit, ``%``, a hyphen or a slash: "Only 2% of" must not become "Only% of"), and for
+a name, no capitalised word right beside it that would leave half a name ("Ann *Lee*" detected
+as "Ann" only). After a drop, the text must not end a phrase on a word that needs what was
+dropped (:func:`dangling`: "do you like the?", "my PIN is."). A turn that cannot be adapted
+cleanly is not used: retrieval takes the next candidate.
+
+Example:
+    >>> text = "Only 2% of the crew died"
+    >>> clean_span(text, 5, 6, "number"), clean_span(text, 5, 7, "quantity")
+    (False, True)
+    >>> dangling("Yeah, do you like the?"), dangling("My PIN is."), dangling("It is 4321, I think.")
+    ('the?', 'is.', None)
+"""
+
+from __future__ import annotations
+
+import re
+
+_GLUE = "%-/@_&+=*#^~"
+"""Characters that join a span to its neighbour into one token."""
+
+_OPEN = "(\"'“‘[$£€#"
+"""Characters that may open a span (a quote, a bracket, a currency sign, a number sign)."""
+
+_CLOSE = ".,!?;:)\"'”’]…"
+"""Characters that may close a span."""
+
+_NAME_WORD = re.compile(r"[A-Z][a-z'’]+")
+
+DANGLING = re.compile(
+    r"\b(?:the|a|an|my|your|his|her|our|their|its|this|these|those|is|are|was|were|be|am|at|of|from|to|with"
+    r"|about|either|or|and|by|on|in|for|as|than|between|is like)\s*(?:[.,!?;:]|$)",
+    re.IGNORECASE,
+)
+"""A word that cannot end a phrase after a span was dropped (an article, possessive, copula, preposition or
+connector right before punctuation or the end)."""
+
+ARTICLE_END = re.compile(r"\b(?:the|a|an|my|your|our|their)\s*(?:[.,!?;:]|$)", re.IGNORECASE)
+"""A determiner right before punctuation or the end: never written by a person (what a bad drop leaves)."""
+
+
+def clean_span(text: str, start: int, end: int, kind: str) -> bool:
+    """Whether ``text[start:end]`` can be replaced or dropped whole: nothing glued to it, no half name.
+
+    Example:
+        >>> clean_span("call 555-0142 now", 5, 13, "number"), clean_span("B12-vitamin", 0, 3, "number")
+        (True, False)
+        >>> clean_span("I'm Ann Lee", 4, 7, "name"), clean_span("I'm Ann Lee", 4, 11, "name")
+        (False, True)
+    """
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    if before.isalnum() or after.isalnum() or before in _GLUE or after in _GLUE:
+        return False
+    if not (before.isspace() or before in _OPEN) or not (after.isspace() or after in _CLOSE):
+        return False
+    if kind == "name":
+        prev = re.search(r"(\S+)\s+$", text[:start])
+        nxt = re.match(r"\s+(\S+)", text[end:])
+        if prev is not None and _name_like(prev.group(1)) and not _sentence_initial(text, prev.start(1)):
+            return False
+        if nxt is not None and _name_like(nxt.group(1).rstrip(_CLOSE)):
+            return False
+    return True
+
+
+def _name_like(word: str) -> bool:
+    """A capitalised word that may be part of a name (not ``I``, ``I'm``, ...)."""
+    return _NAME_WORD.fullmatch(word) is not None and not word.startswith(("I'", "I’"))
+
+
+def _sentence_initial(text: str, position: int) -> bool:
+    """Whether the word at ``position`` starts its sentence (its capital says nothing)."""
+    before = text[:position].rstrip()
+    return not before or before[-1] in ".!?\n"
+
+
+def dangling(text: str) -> str | None:
+    """The word left hanging by a dropped span (before punctuation or the end), or ``None``."""
+    match = DANGLING.search(text)
+    return " ".join(match.group().split()) if match is not None else None
