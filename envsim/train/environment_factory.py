@@ -50,12 +50,13 @@ returns: the mock user's opening message.
 Each tool call is its own envsim step (TRL calls the tools of one assistant message one by one),
 so it counts towards the scenario's turn limit. Only tool calls reach envsim: text the model
 writes next to a tool call, or in its last turn, is never seen by the mock user or the rubric (a
-statement the scenario requires must be said with :data:`REPLY_TOOL`). The environment is envsim's ``ScenarioEnv``
-through ``gymnasium.make`` (its ``TimeLimit`` and checkers included). For the differences from
-the ``rollout_func`` adapter (:mod:`envsim.train.grpo`) and when to use which, see the README
-("Use envsim from another stack").
+statement the scenario requires must be said with :data:`REPLY_TOOL`), and a call of a tool name
+the environment lacks is answered by TRL (``{'error': 'Tool ... not found.'}``), not recorded by
+envsim. The environment is envsim's ``ScenarioEnv`` through ``gymnasium.make`` (its ``TimeLimit``
+and checkers included). For the differences from the ``rollout_func`` adapter
+(:mod:`envsim.train.grpo`) and when to use which, see the README ("Use envsim from another stack").
 
-Nothing here imports torch, transformers or TRL, except :func:`tool_schemas` and
+Nothing here imports torch, transformers, TRL or datasets, except :func:`tool_schemas` and
 :meth:`EnvironmentFactory.dataset`, inside the function.
 """
 

@@ -32,6 +32,7 @@ from envsim.train.environment_factory import (
     python_type,
     tool_function,
     tool_methods,
+    tool_schemas,
 )
 from envsim.user.base import UserTurn
 from envsim.user.scripted import ScriptedUser
@@ -93,6 +94,8 @@ def test_transformers_renders_the_envsim_schema_from_the_generated_methods() -> 
     seen = 0
     for scenario_id in SCENARIOS:
         env = environment_class(scenario_id)()
+        bound = [get_json_schema(getattr(env, fn.__name__)) for fn in tool_methods(type(env))]
+        assert tool_schemas(type(env)) == bound
         for name, function in _envsim_schemas(scenario_id).items():
             rendered = get_json_schema(getattr(env, name))["function"]  # a bound method, as TRL passes it
             assert rendered["name"] == name and rendered["description"] == function["description"]
@@ -334,10 +337,7 @@ def warm_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
     try:
         set_seed(0)
         scenario = "RetailCancelPendingOrder"
-        cls = environment_class(scenario)
-        from transformers.utils import get_json_schema
-
-        tools = [get_json_schema(fn) for fn in tool_methods(cls)]
+        tools = tool_schemas(environment_class(scenario))  # what TRL renders into the prompt
         env = ScenarioEnv(scenario)
         conversations = [_tool_protocol(run_episode(env, ScriptedAgent(), seed=s)[0].messages) for s in range(2)]
         corpus = scenario_corpus([scenario], seeds=[0])
