@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +37,14 @@ import typer
 from envsim.batch.plan import check_torch_device
 from envsim.cli_common import out
 from envsim.errors import EnvsimError
+
+
+class ValuesOption(StrEnum):
+    """``--values``: how the policy reads and writes values (:mod:`envsim.train.values`)."""
+
+    literal = "literal"
+    placeholders = "placeholders"
+
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object on the last line.")]
 
@@ -112,6 +121,15 @@ def register(app: typer.Typer) -> None:
         split_values: Annotated[
             bool, typer.Option(help="Tiny tokenizer: every digit and @ . # - a token of its own (without --model).")
         ] = False,
+        values: Annotated[
+            ValuesOption,
+            typer.Option(
+                case_sensitive=False,
+                help="How the policy reads and writes values (emails, ids, phones, amounts, dates): as they are, "
+                "or as typed placeholders (<email1>, <id2>...), mapped back to the values before the environment "
+                "sees an action. The environment, rewards and datasets keep the values.",
+            ),
+        ] = ValuesOption.literal,
         device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
         threads: Annotated[
             int | None, typer.Option(min=1, help="torch CPU threads. [1 on cpu: tiny matrices, busy machines]")
@@ -154,6 +172,7 @@ def register(app: typer.Typer) -> None:
             layers=layers,
             vocab_size=vocab_size,
             split_values=split_values,
+            values=values.value,
             device=device,
             threads=threads if threads is not None else (1 if device == "cpu" else None),
             seed=seed,

@@ -22,6 +22,11 @@ context would pass ``max_context_tokens`` or its completion ``max_episode_tokens
 
 :attr:`EpisodeRunner.timings` adds up where the time went (``envsim``: reset, step and scoring;
 ``generate``; ``tokenize``: templates and tokenization), for ``bench/train_step.py``.
+
+With a :class:`~envsim.train.values.ValueCodec` (``values=``), the policy sees every conversation with
+its values replaced by placeholders and its text's placeholders are replaced by the values before it
+is parsed into an action (:meth:`EpisodeRunner.view` and :meth:`EpisodeRunner.action`): the
+environment, its messages and the reward keep the literal values.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from envsim.reward import RewardBreakdown
 from envsim.reward.outcome import Outcome, carries_reward
 from envsim.rollout import EpisodeDriver
 from envsim.train.chat import encode, end_of_turn, environment_text, render
+from envsim.train.values import ValueCodec
 from envsim.user.base import UserSimulator
 
 _log = logging.getLogger(__name__)
@@ -119,6 +125,7 @@ class _Live:
     driver: EpisodeDriver
     tools: list[dict[str, Any]]
     messages: list[dict[str, Any]]
+    table: dict[str, str] = field(default_factory=dict)
     done: bool = False
 
     @property
@@ -245,6 +252,7 @@ class EpisodeRunner:
         max_turn_tokens: Cap on the tokens of one assistant turn.
         max_episode_tokens: Cap on an episode's completion tokens (model and environment); None: no cap.
         max_context_tokens: Cap on prompt plus completion (e.g. the model's context length); None: no cap.
+        values: The policy reads and writes values as placeholders (None: as they are).
     """
 
     def __init__(
@@ -255,6 +263,7 @@ class EpisodeRunner:
         max_turn_tokens: int = 96,
         max_episode_tokens: int | None = None,
         max_context_tokens: int | None = None,
+        values: ValueCodec | None = None,
     ) -> None:
         if max_turn_tokens < 1:
             raise ValueError(f"max_turn_tokens must be >= 1, got {max_turn_tokens}")
@@ -263,6 +272,7 @@ class EpisodeRunner:
         self.max_turn_tokens = max_turn_tokens
         self.max_episode_tokens = max_episode_tokens
         self.max_context_tokens = max_context_tokens
+        self.values = values
         self.eos = end_of_turn(tokenizer)
         self.eos_id = int(tokenizer.convert_tokens_to_ids(self.eos))
         self.timings: defaultdict[str, float] = defaultdict(float)
@@ -292,6 +302,19 @@ class EpisodeRunner:
                 self._idle[ep.rollout.key.scenario_id].append(ep.env)
         return [ep.rollout for ep in live]
 
+    def view(self, messages: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The conversation as the policy reads it, and the placeholder table to read its answer with."""
+        if self.values is None:
+            return list(messages), {}
+        view = self.values.delexicalise(messages)
+        return view.messages, view.table
+
+    def action(self, text: str, table: dict[str, str], *, id_prefix: str) -> dict[str, Any] | str:
+        """The action in the policy's text, its placeholders replaced by the values of ``table``."""
+        if self.values is not None:
+            text = self.values.lexicalise(text, table)
+        return parse_generation(text, id_prefix=id_prefix)
+
     # -- one episode ------------------------------------------------------------------------
 
     def _env(self, scenario_id: str) -> ScenarioEnv:
@@ -309,10 +332,11 @@ class EpisodeRunner:
         started = time.perf_counter()
         tools = list(info["tools"])
         messages = list(info["messages"])
-        prompt = encode(self.tokenizer, render(self.tokenizer, messages, tools, add_generation_prompt=True))
+        seen, table = self.view(messages)
+        prompt = encode(self.tokenizer, render(self.tokenizer, seen, tools, add_generation_prompt=True))
         self.timings["tokenize"] += time.perf_counter() - started
         rollout = EpisodeRollout(key=key, prompt_ids=prompt, messages=messages)
-        return _Live(rollout, driver, tools, messages)
+        return _Live(rollout, driver, tools, messages, table)
 
     async def _turn(self, ep: _Live, generation: Generation) -> None:
         rollout = ep.rollout
@@ -323,7 +347,7 @@ class EpisodeRunner:
         rollout.turns += 1
         ended = bool(ids) and ids[-1] == self.eos_id
         text = self.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=False)
-        action = parse_generation(text, id_prefix=f"call_{rollout.turns}_")
+        action = self.action(text, ep.table, id_prefix=f"call_{rollout.turns}_")
         before = len(ep.messages)
         started = time.perf_counter()
         try:
@@ -342,9 +366,10 @@ class EpisodeRunner:
             self._finish(ep)
             return
         started = time.perf_counter()
+        seen, ep.table = self.view(ep.messages)
         following = encode(
             self.tokenizer,
-            environment_text(self.tokenizer, ep.messages, ep.tools, assistant_index=before, ended=ended),
+            environment_text(self.tokenizer, seen, ep.tools, assistant_index=before, ended=ended),
         )
         self.timings["tokenize"] += time.perf_counter() - started
         total = len(rollout.completion_ids) + len(following)

@@ -54,6 +54,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.train.episodes import EpisodeKey, EpisodeRollout, EpisodeRunner, HFGenerator, summarize
+from envsim.train.values import ValueCodec, ValuesMode, make_codec
 
 EVAL_SEED_BASE = 100_000
 """Evaluation seeds start here; generation and GRPO use seeds below it."""
@@ -101,6 +102,11 @@ class FlywheelConfig(BaseModel):
     split_values: bool = Field(False, description="Tiny tokenizer: digits and value punctuation split off.")
     hidden_size: int = Field(128, ge=16, description="Tiny model's width.")
     layers: int = Field(2, ge=1, description="Tiny model's blocks.")
+    values: ValuesMode = Field(
+        "literal",
+        description="How the policy reads and writes values (emails, ids, phones, amounts): as they are, or as "
+        "typed placeholders mapped back to the values before the environment sees an action (envsim.train.values).",
+    )
 
 
 class StageResult(BaseModel):
@@ -135,6 +141,9 @@ class FlywheelReport(BaseModel):
     grpo_rewards: list[float] = Field(description="GRPO mean episode reward per step.")
     plot: str
     wall_seconds: float
+    values: ValuesMode = Field(
+        "literal", description="How the policy saw values: literal, or placeholders (envsim.train.values)."
+    )
     evaluated: dict[str, list[str]] = Field(
         default_factory=dict, description="Evaluated set → its scenario ids (held_out_seeds: training scenarios)."
     )
@@ -362,7 +371,8 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
     out.mkdir(parents=True, exist_ok=True)
 
     clock = time.perf_counter()
-    model, tokenizer, model_info = _model(config, train_ids)
+    codec = make_codec(config.values)  # the one codec of the run: tokenizer corpus, SFT rows, rollouts, evaluations
+    model, tokenizer, model_info = _model(config, train_ids, codec)
     log(f"model: {json.dumps(model_info)} ({time.perf_counter() - clock:.1f} s)")
 
     clock = time.perf_counter()
@@ -379,7 +389,7 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
     }
 
     def evaluate(name: str, since: float) -> StageResult:
-        result = _evaluate(model, tokenizer, keys, config, since)
+        result = _evaluate(model, tokenizer, keys, config, since, codec)
         held_out = [
             f"{label}: success {figures['success_rate']:.3f}"
             for label, figures in (
@@ -397,7 +407,7 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
     untrained = evaluate("untrained", time.perf_counter())
 
     clock = time.perf_counter()
-    _sft(model, tokenizer, config, out)
+    _sft(model, tokenizer, config, out, codec)
     _save(model, tokenizer, out / "sft-model")
     sft = evaluate("sft", clock)
 
@@ -405,7 +415,7 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
     curve: list[float] = []
     if config.grpo_steps > 0:
         clock = time.perf_counter()
-        curve = _grpo(model, tokenizer, config, out)
+        curve = _grpo(model, tokenizer, config, out, codec)
         _save(model, tokenizer, out / "grpo-model")
         grpo = evaluate("grpo", clock)
 
@@ -436,6 +446,7 @@ def run_flywheel(config: FlywheelConfig, log: Callable[[str], None] = _log_noop)
         grpo_rewards=curve,
         plot=str(plot),
         wall_seconds=round(time.perf_counter() - started, 1),
+        values=config.values,
         evaluated=evaluated,
         suite=sets.info() if sets is not None else None,
     )
@@ -461,7 +472,9 @@ def _evaluated_sets(
 # -- stages ---------------------------------------------------------------------------------------
 
 
-def _model(config: FlywheelConfig, train_ids: Sequence[str]) -> tuple[Any, Any, dict[str, Any]]:
+def _model(
+    config: FlywheelConfig, train_ids: Sequence[str], codec: ValueCodec | None
+) -> tuple[Any, Any, dict[str, Any]]:
     from envsim.train.tiny import build_model, build_tokenizer, parameter_count, scenario_corpus
 
     if config.model is not None:
@@ -472,11 +485,17 @@ def _model(config: FlywheelConfig, train_ids: Sequence[str]) -> tuple[Any, Any, 
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         loaded: Any = AutoModelForCausalLM.from_pretrained(config.model)
+        if codec is not None:  # the placeholders become tokens of their own, with new embeddings
+            tokenizer.add_tokens(codec.tokens())
+            loaded.resize_token_embeddings(len(tokenizer))
         model = loaded.to(config.device)
         source = str(config.model)
     else:
         tokenizer = build_tokenizer(
-            scenario_corpus(train_ids, seeds=[0]), vocab_size=config.vocab_size, split_values=config.split_values
+            scenario_corpus(train_ids, seeds=[0], values=codec),
+            vocab_size=config.vocab_size,
+            split_values=config.split_values,
+            extra_tokens=codec.tokens() if codec is not None else (),
         )
         model = build_model(
             tokenizer,
@@ -488,7 +507,12 @@ def _model(config: FlywheelConfig, train_ids: Sequence[str]) -> tuple[Any, Any, 
         ).to(config.device)
         tokenizer.save_pretrained(config.out / "tokenizer")
         source = "tiny Llama-architecture model from a config; tokenizer trained on the training scenarios' text"
-    info = {"source": source, "parameters": parameter_count(model), "vocab": len(tokenizer)}
+    info = {
+        "source": source,
+        "parameters": parameter_count(model),
+        "vocab": len(tokenizer),
+        **(codec.describe() if codec is not None else {"values": "literal"}),
+    }
     return model, tokenizer, info
 
 
@@ -534,12 +558,12 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _sft(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> None:
+def _sft(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path, codec: ValueCodec | None) -> None:
     from envsim.train.sft import sft_config, sft_rows, sft_train
 
     rows = _read_jsonl(out / "sft.jsonl")
     examples = sft_rows(
-        tokenizer, ((row["messages"], json.loads(row["tools"])) for row in rows), whole=config.sft_whole
+        tokenizer, ((row["messages"], json.loads(row["tools"])) for row in rows), whole=config.sft_whole, values=codec
     )
     args = sft_config(
         str(out / "sft"),
@@ -555,7 +579,7 @@ def _sft(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> None:
     sft_train(model, tokenizer, examples, args=args, quiet=True)
 
 
-def _grpo(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> list[float]:
+def _grpo(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path, codec: ValueCodec | None) -> list[float]:
     from datasets import Dataset
     from transformers import PrinterCallback
 
@@ -576,9 +600,8 @@ def _grpo(model: Any, tokenizer: Any, config: FlywheelConfig, out: Path) -> list
         beta=0.0,
         seed=config.seed,
     )
-    trainer = make_trainer(
-        model, tokenizer, dataset, args=args, rollout=EnvsimRollout(max_turn_tokens=config.max_turn_tokens)
-    )
+    rollout = EnvsimRollout(max_turn_tokens=config.max_turn_tokens, values=codec)
+    trainer = make_trainer(model, tokenizer, dataset, args=args, rollout=rollout)
     trainer.remove_callback(PrinterCallback)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=TRL_CHECKPOINTING_WARNING, category=FutureWarning)
@@ -592,12 +615,14 @@ def _evaluate(
     keys: dict[str, list[EpisodeKey]],
     config: FlywheelConfig,
     since: float,
+    codec: ValueCodec | None,
 ) -> StageResult:
     """Play every set's episodes in one batch; held-out seeds first, then the held-out sets."""
     runner = EpisodeRunner(
         tokenizer,
         max_turn_tokens=config.max_turn_tokens,
         max_context_tokens=getattr(model.config, "max_position_embeddings", None),
+        values=codec,
     )
     generator = HFGenerator(model, tokenizer, temperature=0.0)
     rollouts: list[EpisodeRollout] = runner.run([k for ks in keys.values() for k in ks], generator)

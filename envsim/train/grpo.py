@@ -79,6 +79,7 @@ from typing import Any
 from envsim.train.config import checkpointing_field
 from envsim.train.episodes import EpisodeRollout, EpisodeRunner, Generation, HFGenerator, TokenGenerator
 from envsim.train.prompts import episode_key
+from envsim.train.values import ValueCodec
 from envsim.user.base import UserSimulator
 
 METRIC_PREFIX = "envsim"
@@ -124,6 +125,8 @@ class EnvsimRollout:
         max_episode_tokens: Cap on an episode's completion tokens (None: the scenario's turn limit only).
         max_context_tokens: Cap on prompt plus completion (None: the model's ``max_position_embeddings``).
         generation_batch: Most episodes per ``generate`` call on the transformers path.
+        values: The policy reads and writes values as placeholders (:class:`~envsim.train.values.ValueCodec`;
+            None: as they are); the codec its SFT rows and evaluations use.
 
     Attributes:
         last: The rollouts of the last call (for inspection and tests).
@@ -139,8 +142,10 @@ class EnvsimRollout:
         max_episode_tokens: int | None = None,
         max_context_tokens: int | None = None,
         generation_batch: int = 32,
+        values: ValueCodec | None = None,
     ) -> None:
         self.user_factory = user_factory
+        self.values = values
         self.max_turn_tokens = max_turn_tokens
         self.max_episode_tokens = max_episode_tokens
         self.max_context_tokens = max_context_tokens
@@ -161,6 +166,7 @@ class EnvsimRollout:
                 max_turn_tokens=self.max_turn_tokens,
                 max_episode_tokens=self.max_episode_tokens,
                 max_context_tokens=limit,
+                values=self.values,
             )
         return self.runner
 

@@ -18,13 +18,14 @@ from typing import Any
 
 from envsim.train.chat import encode_conversation
 from envsim.train.config import checkpointing_field
+from envsim.train.values import ValueCodec
 
 Conversation = tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]] | None]
 """One training conversation: its messages and the tool schemas."""
 
 
 def sft_rows(
-    tokenizer: Any, conversations: Iterable[Conversation], *, whole: bool = False
+    tokenizer: Any, conversations: Iterable[Conversation], *, whole: bool = False, values: ValueCodec | None = None
 ) -> list[dict[str, list[int]]]:
     """Pre-tokenized SFT rows (``input_ids``, ``assistant_masks``), one per conversation with an assistant turn.
 
@@ -36,11 +37,15 @@ def sft_rows(
             tool result repeats the values of the call before it and of the caller's words (the
             order id, the email), so the whole conversation gives the model many more copies to learn
             copying from than the assistant's tool calls alone.
+        values: The policy reads and writes values as placeholders: each conversation is delexicalised
+            by this codec first (the one the rollouts and evaluations use).
     """
     rows = []
     for messages, tools in conversations:
         if not any(m.get("role") == "assistant" for m in messages):
             continue
+        if values is not None:
+            messages = values.delexicalise(messages).messages
         ids, mask = encode_conversation(tokenizer, messages, tools)
         if whole:
             mask = [1] * len(ids)

@@ -24,7 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from envsim.train.values import ValueCodec
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 """The Qwen2.5 template's special tokens: padding, start and end of a turn."""
@@ -45,7 +48,11 @@ def trl_chat_template(name: str = TEMPLATE_NAME) -> str:
 
 
 def scenario_corpus(
-    scenario_ids: Sequence[str] | None = None, *, seeds: Iterable[int] = (0, 1), error_rate: float = 0.3
+    scenario_ids: Sequence[str] | None = None,
+    *,
+    seeds: Iterable[int] = (0, 1),
+    error_rate: float = 0.3,
+    values: ValueCodec | None = None,
 ) -> list[str]:
     """Text to train a tokenizer on: every scenario file, and scripted conversations (with and
     without mistakes) rendered in the Qwen2.5 template with the scenario's tool schemas.
@@ -54,6 +61,8 @@ def scenario_corpus(
         scenario_ids: Scenarios to draw from (default: every registered one).
         seeds: Episode seeds per scenario and agent.
         error_rate: The mistaken scripted agent's error rate (a second agent plays it perfectly).
+        values: Render the conversations as the policy will read them, values as placeholders
+            (:class:`~envsim.train.values.ValueCodec`).
     """
     from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -74,9 +83,10 @@ def scenario_corpus(
         for seed in seeds:
             for agent in (ScriptedAgent(0.0), ScriptedAgent(error_rate)):
                 trajectory, _ = run_episode(env, agent, seed=seed)
+                messages = trajectory.messages if values is None else values.delexicalise(trajectory.messages).messages
                 tools: list[Any] = env.session.tools.schemas()
                 result: Any = render_jinja_template(  # returns (texts, generation indices), whatever its hint says
-                    conversations=[template_messages(trajectory.messages)], tools=tools, chat_template=template
+                    conversations=[template_messages(messages)], tools=tools, chat_template=template
                 )
                 texts.append(result[0][0])
     return texts
@@ -112,7 +122,9 @@ def value_pre_tokenizer() -> Any:
     )
 
 
-def build_tokenizer(corpus: Iterable[str], *, vocab_size: int = 8192, split_values: bool = False) -> Any:
+def build_tokenizer(
+    corpus: Iterable[str], *, vocab_size: int = 8192, split_values: bool = False, extra_tokens: Sequence[str] = ()
+) -> Any:
     """A byte-level BPE tokenizer trained on ``corpus``, with TRL's Qwen2.5 chat template.
 
     Bytes are not pre-split into words, so frequent phrases (the tool schemas, JSON keys) become
@@ -129,6 +141,8 @@ def build_tokenizer(corpus: Iterable[str], *, vocab_size: int = 8192, split_valu
             few hundred conversations fill, so that the rarest merges, inside one instance's values,
             are left out). Measured in ``bench/README.md`` ("Flywheel on a suite"): no gain on held-out
             instances at CPU-demo compute, a loss on memorised held-out seeds.
+        extra_tokens: Tokens of their own, added after training (the value placeholders
+            :meth:`envsim.train.values.ValueCodec.tokens`: each one token wherever it appears).
 
     Returns a ``transformers.PreTrainedTokenizerFast`` (eos ``<|im_end|>``, pad ``<|endoftext|>``,
     left padding, as GRPOTrainer wants).
@@ -150,7 +164,7 @@ def build_tokenizer(corpus: Iterable[str], *, vocab_size: int = 8192, split_valu
         show_progress=False,
     )
     backend.train_from_iterator(list(corpus), trainer)
-    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
+    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in (*TOOL_TOKENS, *extra_tokens)])
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         eos_token="<|im_end|>",
