@@ -198,12 +198,17 @@ class PromptTable:
 def build_prompt_table(tokenizer: Any, scenario_ids: Sequence[str], seeds: Iterable[int]) -> PromptTable:
     """Render and tokenise each scenario's opening per seed (as GRPO rollouts do) into a :class:`PromptTable`.
 
+    ``scenario_ids`` may name suites (``DIR`` or ``DIR:split``), as the GRPO adapter's prompts do: each
+    stands for the ids of its scenarios, registered in this process (:func:`envsim.suite.resolve_ids`).
+
     Raises:
         ValueError: Two scenarios open with the same tokens (the reward model could not tell them apart).
     """
+    from envsim.suite import resolve_ids
+
     seed_list = [int(s) for s in seeds]
     episodes: dict[tuple[int, ...], EpisodeKey] = {}
-    for scenario_id in scenario_ids:
+    for scenario_id in resolve_ids(scenario_ids):
         env = ScenarioEnv(scenario_id)
         for seed in seed_list:
             _, info = env.reset(seed=seed)
@@ -556,7 +561,8 @@ def run_ppo(
     device: str = "cpu",
     **config: Any,
 ) -> PPORun:
-    """Train ``model`` in place with PPO on single-response episodes of the scenarios × seeds.
+    """Train ``model`` in place with PPO on single-response episodes of the scenarios × seeds (``scenario_ids``
+    may name suites: :func:`build_prompt_table`).
 
     ``config`` goes to :func:`ppo_config` (e.g. ``max_steps``, ``per_device_train_batch_size``,
     ``response_length``, ``learning_rate``).
