@@ -99,23 +99,18 @@ def episode_requests(url: str) -> list[tuple[list[dict[str, Any]], dict[str, Any
     from envsim.batch.plan import RunOptions
     from envsim.batch.session import model_calls
     from envsim.env import ScenarioEnv
-    from envsim.llm import set_call_cache
     from envsim.rollout import EpisodeDriver
 
     options = RunOptions(timeout=600, max_retries=0, api_base=url)
     calls = model_calls(options, "off", None)
-    agent = LLMAgent(MODEL, seed=0, timeout=options.timeout, api_base=url)
+    agent = LLMAgent(MODEL, seed=0, timeout=options.timeout, api_base=url, client=calls.for_role("agent"))
     episode = EpisodeDriver(ScenarioEnv(SCENARIO), agent)
     episode.reset(seed=0)
     requests = []
-    previous = set_call_cache(calls)
-    try:
-        while not episode.done:
-            messages, kwargs = agent.request(episode.info)
-            requests.append((messages, {**calls.defaults, **kwargs}))
-            episode.turn()
-    finally:
-        set_call_cache(previous)
+    while not episode.done:
+        messages, kwargs = agent.request(episode.info)
+        requests.append((messages, {**calls.defaults, **kwargs}))
+        episode.turn()
     return requests
 
 

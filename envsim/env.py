@@ -41,6 +41,7 @@ from gymnasium.wrappers import TimeLimit
 from pydantic_core import to_json
 
 from envsim.actions import Malformed, Message, ToolCalls, escape_surrogates, parse_action
+from envsim.llm import UsageMeter
 from envsim.prompts import render
 from envsim.reward import RewardBreakdown, RewardContext, Rubric
 from envsim.runtime import ScenarioRuntime
@@ -360,14 +361,9 @@ class ScenarioEnv(gym.Env[str, str]):
 
     def _usage(self) -> dict[str, Usage]:
         usage = dict(self.usage)
-        user_usage = getattr(self.user, "usage", None)
-        if user_usage is not None and int(getattr(user_usage, "calls", 0) or 0) > 0:
-            usage["user"] = Usage(
-                prompt_tokens=user_usage.prompt_tokens,
-                completion_tokens=user_usage.completion_tokens,
-                cost=user_usage.cost,
-                calls=user_usage.calls,
-            )
+        meter = getattr(self.user, "usage", None)  # a model-backed user's (envsim.llm.UsageMeter)
+        if isinstance(meter, UsageMeter) and meter.attempts > 0:
+            usage["user"] = meter.usage()
         return usage
 
     def _act(self, action: Any) -> tuple[str, bool] | _AwaitingUser:

@@ -10,6 +10,10 @@ The tree::
     ├── ScenarioError            a scenario file is invalid (carries located issues)
     ├── UnknownNameError         an unknown scenario id, toolkit, fixture or persona
     ├── TemplateError            scenario text that is not an allowed template, or renders too much
+    ├── ModelCallError           a model call failed (bad request, authentication, unknown model...)
+    │   ├── RateLimited          the provider said slow down (429): retried, honouring Retry-After
+    │   ├── ModelTimeout         no answer in time (the client's timeout, 408): retried
+    │   └── ProviderError        the provider failed (5xx, a refused or dropped connection): retried
     └── ToolFailure              raised by a tool body; turned into an error observation
         ├── RecordNotFound       the record the agent named does not exist
         └── RuleViolation        a business rule forbids the operation
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 class EnvsimError(Exception):
@@ -80,6 +85,44 @@ class TemplateError(EnvsimError):
         self.line = line
         self.column = column
         super().__init__(f"template line {line}, column {column}: {message}")
+
+
+class ModelCallError(EnvsimError):
+    """A model call failed: ``error`` is the provider's (or the client's) exception.
+
+    The base class is a failure that would happen again (a bad request, an authentication error,
+    an unknown model); its subclasses are those worth another try (:attr:`retryable`), which the
+    retry policy of :class:`envsim.batch.cache.ModelCalls` branches on.
+
+    Example:
+        >>> str(RateLimited("openai/m", RuntimeError("slow down"))), RateLimited.retryable
+        ('openai/m: RuntimeError: slow down', True)
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, model: str, error: BaseException) -> None:
+        self.model = model
+        self.error = error
+        super().__init__(f"{model}: {type(error).__name__}: {error}")
+
+
+class RateLimited(ModelCallError):
+    """The provider refused the call for now (rate limit, 429); it may name a wait (``Retry-After``)."""
+
+    retryable = True
+
+
+class ModelTimeout(ModelCallError):
+    """No answer within the call's timeout (the client's own, or a 408)."""
+
+    retryable = True
+
+
+class ProviderError(ModelCallError):
+    """The provider failed on its side (5xx, overloaded, a refused or dropped connection)."""
+
+    retryable = True
 
 
 class ToolFailure(EnvsimError):

@@ -1,13 +1,23 @@
-"""The one place envsim calls language models: litellm, imported lazily.
+"""The one place envsim calls language models: a model client, litellm imported lazily behind it.
 
-litellm takes seconds to import and, offline, tries to download a price table unless
-``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set before the import; :func:`litellm` sets it and
-imports once. Every model call of envsim (LLM user, LLM agent, judge) goes through
-:func:`complete` / :func:`acomplete`, so a registered litellm custom provider or
-``mock_response`` drives the real client path in tests, and :func:`set_call_cache` can put a
-recorder, a replayer or a retry policy in front of every call (``envsim generate`` does).
-litellm logs every call in the background; :func:`drain_logging` waits for that before a run's
-event loop closes.
+Whatever calls a model (the LLM agent, the LLM user, the judge) takes a **model client**
+(:class:`ModelClient`: ``complete`` and ``acomplete``), as httpx takes a transport:
+
+- :class:`LiteLLMClient` (the default, :func:`default_client`) calls litellm. litellm takes
+  seconds to import and, offline, tries to download a price table unless
+  ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set before the import; :func:`litellm` sets it and
+  imports once, here and nowhere else. A registered litellm custom provider or ``mock_response``
+  drives this real client path in tests.
+- :class:`envsim.batch.cache.ModelCalls` wraps another client with what a run needs: retries
+  with backoff honouring ``Retry-After``, record/replay, and usage metering per episode and role.
+- :class:`envsim.testing.fake_client.FakeClient` answers from a script, in process, for unit tests.
+
+A failed call raises :class:`~envsim.errors.ModelCallError`, typed by what went wrong
+(:func:`model_call_error`): :class:`~envsim.errors.RateLimited`, :class:`~envsim.errors.ModelTimeout`
+and :class:`~envsim.errors.ProviderError` are worth retrying, the base class is not. Usage is
+counted by one meter, :class:`UsageMeter`, whose :meth:`~UsageMeter.usage` is the trajectory's
+:class:`~envsim.trajectory.Usage`. litellm logs every call in the background; :func:`drain_logging`
+waits for that before a run's event loop closes.
 
 A model litellm has no price for (a local server, a self-hosted model) costs 0; once a call has
 shown that, the model is registered in litellm's price map at 0 (``litellm.register_model``), so
@@ -18,6 +28,10 @@ Example (no network: litellm's own ``mock_response``):
     >>> reply = complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
     >>> reply.text
     'hello'
+    >>> meter = UsageMeter()
+    >>> meter.add(reply)
+    >>> meter.usage().calls
+    1
 """
 
 from __future__ import annotations
@@ -27,21 +41,32 @@ import contextlib
 import importlib
 import os
 import warnings
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from envsim.errors import EnvsimError
+from pydantic import BaseModel, ConfigDict, Field
 
+from envsim.errors import ModelCallError, ModelTimeout, ProviderError, RateLimited
+from envsim.trajectory import Usage
 
-class ModelCallError(EnvsimError):
-    """A model call failed after litellm's retries (provider error, timeout, bad request)."""
-
-    def __init__(self, model: str, error: BaseException) -> None:
-        self.model = model
-        self.error = error
-        super().__init__(f"{model}: {type(error).__name__}: {error}")
+__all__ = [
+    "Completion",
+    "LiteLLMClient",
+    "ModelCallError",
+    "ModelClient",
+    "ModelTimeout",
+    "ProviderError",
+    "RateLimited",
+    "UsageMeter",
+    "acomplete",
+    "complete",
+    "default_client",
+    "drain_logging",
+    "litellm",
+    "logging_backlog",
+    "model_call_error",
+]
 
 
 _litellm: ModuleType | None = None
@@ -214,71 +239,175 @@ def _to_completion(model: str, response: Any) -> Completion:
     )
 
 
-class CallCache(Protocol):
-    """What :func:`set_call_cache` installs: it gets every call with the function that would make it.
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+"""HTTP statuses below 500 worth another try (timeouts, conflicts, too early, rate limits); every 5xx is too."""
 
-    It may answer from a record, retry ``send`` or record its result; ``send(model, messages,
-    **kwargs)`` is the plain call to the provider. :class:`envsim.batch.cache.ModelCalls` is the
-    implementation (record/replay, retries with backoff, per-episode usage).
+_RATE_LIMITED = frozenset({"RateLimitError"})
+_TIMEOUTS = frozenset({"Timeout", "APITimeoutError", "ReadTimeout"})
+_PROVIDER_FAILURES = frozenset(
+    {
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+        "ConnectError",
+        "RemoteProtocolError",
+    }
+)
+
+
+def status_code(error: BaseException) -> int | None:
+    """The HTTP status of a provider error (or of the one a :class:`ModelCallError` wraps), when it has one."""
+    cause = error.error if isinstance(error, ModelCallError) else error
+    code = getattr(cause, "status_code", None)
+    try:
+        return int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def error_type(error: BaseException) -> type[ModelCallError]:
+    """Which :class:`ModelCallError` a failure is (litellm's, openai's and httpx's exceptions, by class and status).
+
+    Example:
+        >>> error_type(TimeoutError()).__name__, error_type(ValueError("bad request")).__name__
+        ('ModelTimeout', 'ModelCallError')
+    """
+    if isinstance(error, ModelCallError):
+        if type(error) is not ModelCallError:
+            return type(error)
+        error = error.error
+    name = type(error).__name__
+    code = status_code(error)
+    if name in _RATE_LIMITED or code == 429:
+        return RateLimited
+    if isinstance(error, TimeoutError) or name in _TIMEOUTS or code == 408:
+        return ModelTimeout
+    if isinstance(error, ConnectionError) or name in _PROVIDER_FAILURES:
+        return ProviderError
+    if code is not None and (code in RETRYABLE_STATUS or code >= 500):
+        return ProviderError
+    return ModelCallError
+
+
+def model_call_error(model: str, error: BaseException) -> ModelCallError:
+    """``error``, a failed call to ``model``, as the :class:`ModelCallError` subclass it is (:func:`error_type`)."""
+    return error_type(error)(model, error)
+
+
+class UsageMeter(BaseModel):
+    """Counts model calls, tokens and cost as they happen; :meth:`usage` is the record of them.
+
+    The one meter of every model caller (agent, user, judge, a run's call layer): answered calls,
+    failed ones, and what the answers asked for (tool calls) or were (checks, regenerations).
+
+    Example:
+        >>> meter = UsageMeter()
+        >>> meter.add(Completion(text="hi", prompt_tokens=12, completion_tokens=3, cost=0.5))
+        >>> meter.fail()
+        >>> meter.calls, meter.failed_calls, meter.usage().model_dump()
+        (1, 1, {'prompt_tokens': 12, 'completion_tokens': 3, 'cost': 0.5, 'calls': 2})
     """
 
-    def call(
-        self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], send: Callable[..., Completion]
-    ) -> Completion:
-        """Answer a :func:`complete` call."""
-        ...
+    model_config = ConfigDict(extra="forbid")
 
-    async def acall(
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        kwargs: dict[str, Any],
-        send: Callable[..., Awaitable[Completion]],
-    ) -> Completion:
-        """Answer an :func:`acomplete` call."""
-        ...
+    calls: int = Field(0, ge=0, description="Model calls that returned a reply.")
+    failed_calls: int = Field(0, ge=0, description="Model calls that failed (not counted in calls).")
+    tool_calls: int = Field(0, ge=0, description="Tool calls the model requested over all replies.")
+    checker_calls: int = Field(0, ge=0, description="Of the calls, checks of another reply (an LLM checker).")
+    retries: int = Field(0, ge=0, description="Of the calls, regenerations of a reply that had faults.")
+    prompt_tokens: int = Field(0, ge=0, description="Prompt tokens over all calls.")
+    completion_tokens: int = Field(0, ge=0, description="Completion tokens over all calls.")
+    cost: float = Field(0.0, ge=0, description="Cost in USD over all calls, as litellm prices them (0 if unknown).")
+
+    def add(self, completion: Completion, *, checker: bool = False, retry: bool = False) -> None:
+        """Count one answered call."""
+        self.calls += 1
+        self.tool_calls += len(completion.tool_calls)
+        self.checker_calls += int(checker)
+        self.retries += int(retry)
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.cost += completion.cost
+
+    def include(self, usage: Usage) -> None:
+        """Count a usage record made elsewhere (its calls as answered ones)."""
+        self.calls += usage.calls
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost += usage.cost
+
+    def fail(self, calls: int = 1) -> None:
+        """Count ``calls`` failed calls."""
+        self.failed_calls += calls
+
+    @property
+    def attempts(self) -> int:
+        """Every call made, answered or failed."""
+        return self.calls + self.failed_calls
+
+    def usage(self) -> Usage:
+        """What was counted, as the trajectory's usage record (calls: every call made, failed ones included)."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost=self.cost,
+            calls=self.attempts,
+        )
 
 
-_call_cache: CallCache | None = None
+@runtime_checkable
+class ModelClient(Protocol):
+    """What calls a model: :class:`LiteLLMClient`, a run's :class:`envsim.batch.cache.ModelCalls`, a fake.
 
-
-def set_call_cache(cache: CallCache | None) -> CallCache | None:
-    """Route every :func:`complete`/:func:`acomplete` through ``cache`` (``None``: call directly).
-
-    Process-wide; returns the previous one, so that a caller can restore it.
+    ``kwargs`` are litellm's (``temperature``, ``seed``, ``tools``, ``api_base``, ``mock_response``...).
+    A failure raises :class:`ModelCallError` (typed: :func:`model_call_error`).
     """
-    global _call_cache
-    previous, _call_cache = _call_cache, cache
-    return previous
+
+    def complete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """One chat completion."""
+        ...
+
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """One chat completion, awaited."""
+        ...
+
+
+class LiteLLMClient:
+    """The model client that calls litellm (``litellm.completion`` / ``acompletion``), with no retries of its own."""
+
+    def complete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """One chat completion (``kwargs`` go to ``litellm.completion``)."""
+        lib = litellm()
+        try:
+            response = lib.completion(model=model, messages=messages, **kwargs)
+        except Exception as error:
+            raise model_call_error(model, error) from error
+        return _to_completion(model, response)
+
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """The async form of :meth:`complete` (``litellm.acompletion``)."""
+        lib = litellm()
+        try:
+            response = await lib.acompletion(model=model, messages=messages, **kwargs)
+        except Exception as error:
+            raise model_call_error(model, error) from error
+        return _to_completion(model, response)
+
+
+_DEFAULT = LiteLLMClient()
+
+
+def default_client() -> ModelClient:
+    """The client of a model caller given none: litellm, called directly."""
+    return _DEFAULT
 
 
 def complete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
-    """One chat completion (``kwargs`` go to ``litellm.completion``: temperature, seed, tools...)."""
-    if _call_cache is not None:
-        return _call_cache.call(model, messages, kwargs, _complete)
-    return _complete(model, messages, **kwargs)
-
-
-def _complete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
-    lib = litellm()
-    try:
-        response = lib.completion(model=model, messages=messages, **kwargs)
-    except Exception as error:
-        raise ModelCallError(model, error) from error
-    return _to_completion(model, response)
+    """One chat completion through :func:`default_client` (``kwargs`` go to ``litellm.completion``)."""
+    return _DEFAULT.complete(model, messages, **kwargs)
 
 
 async def acomplete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     """The async form of :func:`complete` (``litellm.acompletion``)."""
-    if _call_cache is not None:
-        return await _call_cache.acall(model, messages, kwargs, _acomplete)
-    return await _acomplete(model, messages, **kwargs)
-
-
-async def _acomplete(model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
-    lib = litellm()
-    try:
-        response = await lib.acompletion(model=model, messages=messages, **kwargs)
-    except Exception as error:
-        raise ModelCallError(model, error) from error
-    return _to_completion(model, response)
+    return await _DEFAULT.acomplete(model, messages, **kwargs)

@@ -25,6 +25,10 @@ class Policy(ABC):
     def act(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
         """The next action."""
 
+    def reseed(self, seed: int | None) -> None:
+        """Take the episode seed a runner plans (reproducible sampling); agents without sampling ignore it."""
+        return None
+
     async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
         """The async form of :meth:`act`, for asyncio runners; model-backed agents override it."""
         return self.act(observation, info)

@@ -1,11 +1,11 @@
 """The LLM agent: any litellm provider/model string plays the agent, with native tool calling.
 
 Each turn sends the environment's conversation (``info["messages"]``, system prompt included)
-and its tool schemas (``info["tools"]``) through :func:`envsim.llm.complete` /
-:func:`~envsim.llm.acomplete`, and returns the model's assistant message as the action: a dict
-with ``content`` and, when the model called tools, ``tool_calls`` (their ``arguments`` as the
-model wrote them: the environment turns unreadable JSON into an error observation). An empty
-reply becomes ``{"role": "assistant", "content": ""}``.
+and its tool schemas (``info["tools"]``) through its model client (:class:`envsim.llm.ModelClient`:
+litellm by default, a run's call layer in ``envsim generate``), and returns the model's
+assistant message as the action: a dict with ``content`` and, when the model called tools,
+``tool_calls`` (their ``arguments`` as the model wrote them: the environment turns unreadable
+JSON into an error observation). An empty reply becomes ``{"role": "assistant", "content": ""}``.
 
 Works with hosted providers (``openai/gpt-4o-mini``, ``anthropic/...``) and with
 OpenAI-compatible local servers through ``api_base`` (``openai/<name>`` or
@@ -13,9 +13,9 @@ OpenAI-compatible local servers through ``api_base`` (``openai/<name>`` or
 :mod:`envsim.testing.server`.
 
 Provider errors (rate limits, timeouts, 5xx, bad requests) raise
-:class:`~envsim.llm.ModelCallError`: the agent does not retry (litellm's and the OpenAI
-client's own retries are switched off too), so that retry policy belongs to the caller, e.g. a
-batch runner. :attr:`LLMAgent.usage` counts the calls, tokens and cost of the current episode.
+:class:`~envsim.errors.ModelCallError`: the agent does not retry (litellm's and the OpenAI
+client's own retries are switched off too), so that retry policy belongs to the client, e.g. a
+batch run's. :attr:`LLMAgent.usage` meters the calls, tokens and cost of the current episode.
 
 Example (litellm's ``mock_response``, no network):
     >>> import numpy as np
@@ -36,10 +36,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.agents.base import Policy
-from envsim.llm import Completion, ModelCallError, acomplete, complete
+from envsim.llm import Completion, ModelCallError, ModelClient, UsageMeter, default_client
 from envsim.scenario import Scenario
 
 SCENARIO_HEADER = "X-Envsim-Scenario"
@@ -48,32 +47,8 @@ SCENARIO_HEADER = "X-Envsim-Scenario"
 _SEED_RANGE = 2**31 - 1
 
 
-class AgentUsage(BaseModel):
-    """The model calls of one episode of an LLM agent, with tokens and cost (for KPIs).
-
-    Example:
-        >>> usage = AgentUsage()
-        >>> usage.add(Completion(text="hi", prompt_tokens=12, completion_tokens=3, cost=0.5))
-        >>> usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.cost
-        (1, 12, 3, 0.5)
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    calls: int = Field(0, ge=0, description="Model calls that returned a reply.")
-    failed_calls: int = Field(0, ge=0, description="Model calls that raised ModelCallError (not counted in calls).")
-    tool_calls: int = Field(0, ge=0, description="Tool calls the model requested over all replies.")
-    prompt_tokens: int = Field(0, ge=0, description="Prompt tokens over all calls.")
-    completion_tokens: int = Field(0, ge=0, description="Completion tokens over all calls.")
-    cost: float = Field(0.0, ge=0, description="Cost in USD over all calls, as litellm prices them (0 if unknown).")
-
-    def add(self, completion: Completion) -> None:
-        """Count one successful call."""
-        self.calls += 1
-        self.tool_calls += len(completion.tool_calls)
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
-        self.cost += completion.cost
+AgentUsage = UsageMeter
+"""The meter of an agent's model calls (:class:`envsim.llm.UsageMeter`); the name of earlier releases."""
 
 
 class LLMAgent(Policy):
@@ -89,9 +64,10 @@ class LLMAgent(Policy):
         max_tokens: Cap on each reply's tokens (``None``: the provider's default).
         extra: Further keyword arguments of every call (``top_p``, ``extra_headers``, ``mock_response``...).
         scenario_header: Send the scenario id in an ``X-Envsim-Scenario`` header (for the envsim test server).
+        client: The model client (default: litellm, :func:`envsim.llm.default_client`).
 
     Attributes:
-        usage: The current episode's calls, tokens and cost (:class:`AgentUsage`; reset by :meth:`reset`).
+        usage: The current episode's calls, tokens and cost (:class:`~envsim.llm.UsageMeter`; reset by :meth:`reset`).
         last_completion: The last successful reply, with its usage (``None`` before the first).
     """
 
@@ -107,6 +83,7 @@ class LLMAgent(Policy):
         max_tokens: int | None = None,
         extra: Mapping[str, Any] | None = None,
         scenario_header: bool = False,
+        client: ModelClient | None = None,
     ) -> None:
         if not model:
             raise ValueError("model must be a litellm model string such as 'openai/gpt-4o-mini'")
@@ -125,13 +102,18 @@ class LLMAgent(Policy):
         self.max_tokens = max_tokens
         self.extra = dict(extra or {})
         self.scenario_header = scenario_header
-        self.usage = AgentUsage()
+        self.client = client if client is not None else default_client()
+        self.usage = UsageMeter()
         self.last_completion: Completion | None = None
         self._scenario_id: str | None = None
 
+    def reseed(self, seed: int | None) -> None:
+        """Seed the calls of the next episodes: call ``k`` of an episode sends ``seed + k``."""
+        self.seed = seed
+
     def reset(self, scenario: Scenario, rng: np.random.Generator) -> None:
         """Start an episode: fresh usage (the model needs no other state: ``info`` carries the conversation)."""
-        self.usage = AgentUsage()
+        self.usage = UsageMeter()
         self.last_completion = None
         self._scenario_id = scenario.id
 
@@ -182,18 +164,18 @@ class LLMAgent(Policy):
         """
         messages, kwargs = self.request(info)
         try:
-            completion = complete(self.model, messages, **kwargs)
+            completion = self.client.complete(self.model, messages, **kwargs)
         except ModelCallError:
-            self.usage.failed_calls += 1
+            self.usage.fail()
             raise
         return self._action(completion)
 
     async def aact(self, observation: str, info: dict[str, Any]) -> dict[str, Any]:
-        """The async form of :meth:`act` (``litellm.acompletion``)."""
+        """The async form of :meth:`act` (the client's ``acomplete``)."""
         messages, kwargs = self.request(info)
         try:
-            completion = await acomplete(self.model, messages, **kwargs)
+            completion = await self.client.acomplete(self.model, messages, **kwargs)
         except ModelCallError:
-            self.usage.failed_calls += 1
+            self.usage.fail()
             raise
         return self._action(completion)

@@ -1,7 +1,9 @@
 """Every model call of a run, in one place: record/replay, retries with backoff, usage per episode.
 
-:class:`ModelCalls` is installed with :func:`envsim.llm.set_call_cache` for the length of a run,
-so the agent, the mock user and the judge all go through it without knowing:
+:class:`ModelCalls` is the model client (:class:`envsim.llm.ModelClient`) of a run: it wraps another
+client (its ``transport``: litellm by default) and the runner gives each participant a view of it
+bound to the participant's role (:meth:`ModelCalls.for_role`), so the agent, the mock user and the
+judge all go through it without knowing:
 
 - **Record and replay.** A call's key is the SHA-256 of what determines its answer: the model, the
   messages, the tools and the other parameters (transport settings such as ``api_base``,
@@ -18,34 +20,32 @@ so the agent, the mock user and the judge all go through it without knowing:
   timeout, connection) is retried up to ``max_retries`` times with exponential backoff and full
   jitter, honouring ``Retry-After``; each call gets ``timeout`` seconds. litellm's own client
   retries are turned off (``max_retries=0``) so the policy is this one.
-- **Usage.** Tokens, cost and calls (failed tries included) are added to the current
-  :class:`CallScope` (one per episode attempt) under the current role (``agent``, ``user``,
-  ``judge``), set by the runner with :func:`role`.
+- **Usage.** Tokens, cost and calls (failed tries included) are metered
+  (:class:`envsim.llm.UsageMeter`) in the current :class:`CallScope` (one per episode attempt)
+  under the role of the view that made the call (``agent``, ``user``, ``judge``; ``other``
+  for calls made on the :class:`ModelCalls` itself).
 
 Example (litellm's ``mock_response``: no provider):
     >>> import tempfile
-    >>> from envsim.llm import complete, set_call_cache
     >>> folder = Path(tempfile.mkdtemp())
     >>> calls = ModelCalls(mode="record", log=CallLog(folder))
-    >>> previous = set_call_cache(calls)
-    >>> with episode_scope("ep-1") as scope, role("user"):
-    ...     complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello").text
+    >>> user = calls.for_role("user")
+    >>> with episode_scope("ep-1") as scope:
+    ...     user.complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello").text
     'hello'
     >>> scope.usage["user"].calls
     1
     >>> calls.close()
     >>> replay = ModelCalls(mode="replay", log=CallLog(folder))
-    >>> _ = set_call_cache(replay)
     >>> with episode_scope("ep-1"):
-    ...     complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello").text
+    ...     replay.complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello").text
     'hello'
     >>> try:
     ...     with episode_scope("ep-2"):
-    ...         complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
+    ...         replay.complete("openai/gpt-4o-mini", [{"role": "user", "content": "hi"}], mock_response="hello")
     ... except CallCacheMiss as miss:
     ...     print(str(miss)[:67])
     replay: no recorded answer for a call to openai/gpt-4o-mini (role o
-    >>> _ = set_call_cache(previous)
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +66,7 @@ from envsim.batch.plan import CacheMode, sha256_hex
 from envsim.batch.retry import ReplayedFailure, backoff_delay, describe, is_retryable, retry_after
 from envsim.errors import EnvsimError
 from envsim.fileio import naming
-from envsim.llm import Completion, ModelCallError
+from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, UsageMeter, default_client
 from envsim.trajectory import Usage
 
 TRANSPORT_PARAMS = frozenset(
@@ -100,29 +99,30 @@ class CallCacheMiss(EnvsimError):
 
 @dataclass
 class CallScope:
-    """The model calls of one episode attempt: usage per role, retries, and the request counter of replay keys."""
+    """The model calls of one episode attempt: a meter per role, retries, and the request counter of replay keys."""
 
     episode_id: str | None
-    usage: dict[str, Usage] = field(default_factory=dict)
+    usage: dict[str, UsageMeter] = field(default_factory=dict)
     retries: int = 0
     occurrences: Counter[str] = field(default_factory=Counter)
 
     def add(self, role_name: str, completion: Completion | None, calls: int) -> None:
-        """Count ``calls`` calls of ``role_name`` and, when there is one, the answer's tokens and cost."""
-        prompt, generated, cost = 0, 0, 0.0
+        """Count ``calls`` calls of ``role_name``: with ``completion``, the last answered it, the others failed."""
+        meter = self.usage.get(role_name)
+        if meter is None:
+            meter = self.usage[role_name] = UsageMeter()
         if completion is not None:
-            prompt, generated, cost = completion.prompt_tokens, completion.completion_tokens, completion.cost
-        before = self.usage.get(role_name)
-        if before is not None:
-            prompt += before.prompt_tokens
-            generated += before.completion_tokens
-            cost += before.cost
-            calls += before.calls
-        self.usage[role_name] = Usage(prompt_tokens=prompt, completion_tokens=generated, cost=cost, calls=calls)
+            meter.add(completion)
+            calls -= 1
+        if calls:
+            meter.fail(calls)
+
+    def usages(self, *roles: str) -> dict[str, Usage]:
+        """The usage record of each role (of ``roles`` only, when given), by role name."""
+        return {name: meter.usage() for name, meter in sorted(self.usage.items()) if not roles or name in roles}
 
 
 _scope: ContextVar[CallScope | None] = ContextVar("envsim_call_scope", default=None)
-_role: ContextVar[str] = ContextVar("envsim_call_role", default="other")
 
 
 class episode_scope:
@@ -150,36 +150,6 @@ class episode_scope:
     def __exit__(self, *exc: object) -> None:
         assert self._token is not None
         _scope.reset(self._token)
-
-
-class role:
-    """Calls made inside are counted under role ``name`` (agent, user, judge).
-
-    A plain context manager class: the runner enters one around every step.
-
-    Example:
-        >>> with role("judge"):
-        ...     current_role()
-        'judge'
-    """
-
-    __slots__ = ("_name", "_token")
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._token: Token[str] | None = None
-
-    def __enter__(self) -> None:
-        self._token = _role.set(self._name)
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._token is not None
-        _role.reset(self._token)
-
-
-def current_role() -> str:
-    """The role model calls made now are counted under (``other`` outside :class:`role`)."""
-    return _role.get()
 
 
 def current_scope() -> CallScope | None:
@@ -347,20 +317,18 @@ def _tools_json(tools: Any) -> str:
 
 @dataclass
 class CallStats:
-    """Totals over the whole run, for the progress bar and the summary."""
+    """Totals over the whole run, for the progress bar and the summary (tokens and cost: ``usage``)."""
 
     calls: int = 0
     answered: int = 0
     replayed: int = 0
     retries: int = 0
     failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
+    usage: UsageMeter = field(default_factory=UsageMeter)
 
 
 class ModelCalls:
-    """The :class:`envsim.llm.CallCache` of a run (see the module docstring).
+    """The model client of a run (see the module docstring); a :class:`envsim.llm.ModelClient`.
 
     Args:
         mode: ``off`` (calls go to the provider, nothing recorded), ``record`` or ``replay``.
@@ -371,6 +339,7 @@ class ModelCalls:
         max_backoff: Ceiling of one backoff (a ``Retry-After`` may exceed it).
         defaults: Parameters every call gets unless it sets them (``api_base``, ``api_key``).
         seed: Seed of the jitter.
+        transport: The client that makes the calls (default: litellm, :func:`envsim.llm.default_client`).
     """
 
     def __init__(
@@ -384,6 +353,7 @@ class ModelCalls:
         max_backoff: float = 30.0,
         defaults: dict[str, Any] | None = None,
         seed: int | None = None,
+        transport: ModelClient | None = None,
     ) -> None:
         if mode != "off" and log is None:
             raise ValueError(f"mode {mode!r} needs a CallLog")
@@ -395,7 +365,12 @@ class ModelCalls:
         self.max_backoff = max_backoff
         self.defaults = dict(defaults or {})
         self.stats = CallStats()
+        self.transport = transport if transport is not None else default_client()
         self._rng = random.Random(seed)
+
+    def for_role(self, name: str) -> ModelClient:
+        """A view of this client whose calls are metered under role ``name`` (agent, user, judge)."""
+        return RoleClient(self, name)
 
     # -- shared steps -------------------------------------------------------------------------
 
@@ -411,24 +386,24 @@ class ModelCalls:
         scope.occurrences[first] += 1
         return (first if n == 0 else call_key(model, messages, kwargs, episode, n)), scope
 
-    def _lookup(self, model: str, key: str, scope: CallScope | None) -> Completion | None:
+    def _lookup(self, model: str, key: str, scope: CallScope | None, role_name: str) -> Completion | None:
         if self.mode == "off":
             return None
         assert self.log is not None
         entry = self.log.get(key)
         if entry is not None and entry.completion is not None:
             self.stats.replayed += 1
-            self._count(scope, entry.completion, entry.failed_attempts + 1)
+            self._count(scope, role_name, entry.completion, entry.failed_attempts + 1)
             return entry.completion
         if entry is not None and self.mode == "replay":  # the recorded failure, again
             self.stats.replayed += 1
             self.stats.failures += 1
-            self._count(scope, None, entry.failed_attempts)
+            self._count(scope, role_name, None, entry.failed_attempts)
             raise ModelCallError(model, ReplayedFailure(entry.error or "recorded failure"))
         if self.mode == "replay":
             episode = scope.episode_id if scope is not None else None
             raise CallCacheMiss(
-                f"replay: no recorded answer for a call to {model} (role {_role.get()}) in episode {episode}"
+                f"replay: no recorded answer for a call to {model} (role {role_name}) in episode {episode}"
                 f" (key {key[:16]});"
                 " the run was not recorded with --record, or its configuration changed"
             )
@@ -440,14 +415,15 @@ class ModelCalls:
         request.setdefault("max_retries", 0)
         return request
 
-    def _count(self, scope: CallScope | None, completion: Completion | None, calls: int) -> None:
+    def _count(self, scope: CallScope | None, role_name: str, completion: Completion | None, calls: int) -> None:
         self.stats.calls += calls
         if completion is not None:
-            self.stats.prompt_tokens += completion.prompt_tokens
-            self.stats.completion_tokens += completion.completion_tokens
-            self.stats.cost += completion.cost
+            self.stats.usage.add(completion)
+            calls -= 1
+        if calls:
+            self.stats.usage.fail(calls)
         if scope is not None:
-            scope.add(_role.get(), completion, calls)
+            scope.add(role_name, completion, calls + (completion is not None))
 
     def _give_up(self, error: ModelCallError, tries: int) -> bool:
         return not is_retryable(error) or tries > self.max_retries
@@ -457,21 +433,27 @@ class ModelCalls:
             tries - 1, base=self.backoff, cap=self.max_backoff, retry_after_s=retry_after(error), rng=self._rng
         )
 
-    def _done(self, key: str, model: str, scope: CallScope | None, completion: Completion, tries: int) -> Completion:
+    def _done(
+        self, key: str, model: str, scope: CallScope | None, role_name: str, completion: Completion, tries: int
+    ) -> Completion:
         self.stats.answered += 1
-        self._count(scope, completion, tries)
+        self._count(scope, role_name, completion, tries)
         if self.mode == "record":
             assert self.log is not None
             episode = scope.episode_id if scope is not None else None
-            self.log.put(key, CallEntry(completion, tries - 1), model=model, role=_role.get(), episode=episode)
+            self.log.put(key, CallEntry(completion, tries - 1), model=model, role=role_name, episode=episode)
         return completion
 
-    def _record_failure(self, key: str, model: str, scope: CallScope | None, error: ModelCallError, tries: int) -> None:
+    def _give_up_on(
+        self, key: str, model: str, scope: CallScope | None, role_name: str, error: ModelCallError, tries: int
+    ) -> None:
+        self._failed(scope, retry=False)
+        self._count(scope, role_name, None, tries)
         if self.mode == "record":
             assert self.log is not None
             episode = scope.episode_id if scope is not None else None
             entry = CallEntry(None, tries, describe(error))
-            self.log.put(key, entry, model=model, role=_role.get(), episode=episode)
+            self.log.put(key, entry, model=model, role=role_name, episode=episode)
 
     def _failed(self, scope: CallScope | None, retry: bool) -> None:
         if retry:
@@ -481,14 +463,20 @@ class ModelCalls:
         else:
             self.stats.failures += 1
 
-    # -- the CallCache protocol ---------------------------------------------------------------
+    # -- the ModelClient protocol ---------------------------------------------------------------
 
-    def call(
-        self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], send: Callable[..., Completion]
-    ) -> Completion:
-        """A synchronous call (blocking sleeps between retries)."""
+    def complete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """A synchronous call, metered under role ``other`` (blocking sleeps between retries)."""
+        return self.call(model, messages, kwargs, "other")
+
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """An asynchronous call, metered under role ``other`` (see :meth:`acall`)."""
+        return await self.acall(model, messages, kwargs, "other")
+
+    def call(self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], role_name: str) -> Completion:
+        """A synchronous call of role ``role_name`` (blocking sleeps between retries)."""
         key, scope = self._key(model, messages, kwargs)
-        hit = self._lookup(model, key, scope)
+        hit = self._lookup(model, key, scope, role_name)
         if hit is not None:
             return hit
         request = self._request(kwargs)
@@ -496,28 +484,22 @@ class ModelCalls:
         while True:
             tries += 1
             try:
-                completion = send(model, messages, **request)
+                completion = self.transport.complete(model, messages, **request)
             except ModelCallError as error:
                 if self._give_up(error, tries):
-                    self._failed(scope, retry=False)
-                    self._count(scope, None, tries)
-                    self._record_failure(key, model, scope, error, tries)
+                    self._give_up_on(key, model, scope, role_name, error, tries)
                     raise
                 self._failed(scope, retry=True)
                 time.sleep(self._delay(error, tries))
                 continue
-            return self._done(key, model, scope, completion, tries)
+            return self._done(key, model, scope, role_name, completion, tries)
 
     async def acall(
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        kwargs: dict[str, Any],
-        send: Callable[..., Awaitable[Completion]],
+        self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], role_name: str
     ) -> Completion:
-        """An asynchronous call: each try bounded by ``timeout`` (plus a grace second), sleeps awaited."""
+        """An asynchronous call of role ``role_name``: each try bounded by ``timeout`` (plus a grace second)."""
         key, scope = self._key(model, messages, kwargs)
-        hit = self._lookup(model, key, scope)
+        hit = self._lookup(model, key, scope, role_name)
         if hit is not None:
             return hit
         request = self._request(kwargs)
@@ -527,23 +509,21 @@ class ModelCalls:
             tries += 1
             try:
                 async with asyncio.timeout(limit):  # in this task: no task of its own per call, as wait_for makes
-                    completion = await send(model, messages, **request)
+                    completion = await self.transport.acomplete(model, messages, **request)
             except (ModelCallError, TimeoutError) as raised:
                 if isinstance(raised, ModelCallError):
                     error = raised
                 else:
-                    error = ModelCallError(model, TimeoutError(f"no answer within {limit:g}s"))
+                    error = ModelTimeout(model, TimeoutError(f"no answer within {limit:g}s"))
                 if self._give_up(error, tries):
-                    self._failed(scope, retry=False)
-                    self._count(scope, None, tries)
-                    self._record_failure(key, model, scope, error, tries)
+                    self._give_up_on(key, model, scope, role_name, error, tries)
                     if error is raised:
                         raise
                     raise error from raised
                 self._failed(scope, retry=True)
                 await asyncio.sleep(self._delay(error, tries))
                 continue
-            return self._done(key, model, scope, completion, tries)
+            return self._done(key, model, scope, role_name, completion, tries)
 
     def sync(self) -> None:
         """Make every recorded answer durable."""
@@ -554,3 +534,21 @@ class ModelCalls:
         """Sync and close the records."""
         if self.log is not None:
             self.log.close()
+
+
+class RoleClient:
+    """A view of a run's :class:`ModelCalls` whose calls are metered under one role (:meth:`ModelCalls.for_role`)."""
+
+    __slots__ = ("calls", "role")
+
+    def __init__(self, calls: ModelCalls, role: str) -> None:
+        self.calls = calls
+        self.role = role
+
+    def complete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """A call of this role (see :meth:`ModelCalls.call`)."""
+        return self.calls.call(model, messages, kwargs, self.role)
+
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """A call of this role, awaited (see :meth:`ModelCalls.acall`)."""
+        return await self.calls.acall(model, messages, kwargs, self.role)

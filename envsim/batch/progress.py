@@ -6,10 +6,11 @@ its cost does not grow with the number of episodes. It is shown on a terminal on
 
 Example:
     >>> from envsim.batch.cache import CallStats
+    >>> from envsim.llm import UsageMeter
     >>> from envsim.batch.runner import RunStats
     >>> stats = RunStats(planned=10, todo=10, stored=4, in_flight=2)
     >>> stats.outcomes.update({"success": 3, "failure": 1}); stats.reward_sum, stats.reward_count = 3.5, 4
-    >>> status_line(stats, CallStats(prompt_tokens=1200, completion_tokens=300, cost=0.0123))
+    >>> status_line(stats, CallStats(usage=UsageMeter(prompt_tokens=1200, completion_tokens=300, cost=0.0123)))
     'in flight 2 · success 75.0% · reward 0.875 · tokens 1.5k · $0.0123'
 """
 
@@ -46,8 +47,9 @@ def status_line(stats: RunStats, calls: CallStats) -> str:
     """The figures after the bar: in flight, success rate, mean reward, tokens and cost so far."""
     success = "-" if stats.success_rate is None else f"{stats.success_rate:.1%}"
     reward = "-" if stats.mean_reward is None else f"{stats.mean_reward:.3f}"
-    tokens = _human(calls.prompt_tokens + calls.completion_tokens)
-    return f"in flight {stats.in_flight} · success {success} · reward {reward} · tokens {tokens} · ${calls.cost:.4f}"
+    tokens = _human(calls.usage.prompt_tokens + calls.usage.completion_tokens)
+    cost = calls.usage.cost
+    return f"in flight {stats.in_flight} · success {success} · reward {reward} · tokens {tokens} · ${cost:.4f}"
 
 
 @contextlib.asynccontextmanager

@@ -225,9 +225,7 @@ class RayRunner:
             self.stats.finished += 1
             self.stats.add(record)
             for usage in record.usage.values():
-                self.calls.stats.prompt_tokens += usage.prompt_tokens
-                self.calls.stats.completion_tokens += usage.completion_tokens
-                self.calls.stats.cost += usage.cost
+                self.calls.stats.usage.include(usage)
                 self.calls.stats.calls += usage.calls
         if self.on_stored is not None:
             self.on_stored(records)

@@ -1,9 +1,10 @@
 """Which model-call failures are worth retrying, and how long to wait before the next try.
 
 A failure is **retryable** when it is a rate limit (429), a server error (5xx), a timeout
-(408, or the client's own) or a failed connection; anything else (a bad request, an
-authentication error, an unknown model) would fail the same way again. litellm's exception
-is read from :attr:`envsim.llm.ModelCallError.error`.
+(408, or the client's own) or a failed connection: the typed subclasses of
+:class:`~envsim.errors.ModelCallError` the model client raises (:func:`envsim.llm.error_type`);
+anything else (a bad request, an authentication error, an unknown model) would fail the same way
+again.
 
 The wait is exponential backoff with full jitter (``uniform(0, min(cap, base * 2**attempt))``),
 except that a ``Retry-After`` (or ``retry-after-ms``) header the provider sent is honoured:
@@ -24,33 +25,15 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import random
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from envsim.llm import ModelCallError
+from envsim.llm import ModelCallError, error_type, status_code
 
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-"""HTTP statuses below 500 that are retried (timeouts, conflicts, too early, rate limits); every 5xx is too."""
-
-RETRYABLE_NAMES = frozenset(
-    {
-        "RateLimitError",
-        "Timeout",
-        "APITimeoutError",
-        "APIConnectionError",
-        "InternalServerError",
-        "ServiceUnavailableError",
-        "BadGatewayError",
-        "ConnectError",
-        "ReadTimeout",
-        "RemoteProtocolError",
-    }
-)
-"""Exception class names (litellm, openai, httpx) that are retried whatever their status."""
+__all__ = ["ReplayedFailure", "backoff_delay", "describe", "is_retryable", "retry_after", "status_code"]
 
 
 class ReplayedFailure(Exception):
@@ -61,24 +44,10 @@ def _cause(error: BaseException) -> BaseException:
     return error.error if isinstance(error, ModelCallError) else error
 
 
-def status_code(error: BaseException) -> int | None:
-    """The HTTP status of a provider error, when it has one."""
-    code = getattr(_cause(error), "status_code", None)
-    try:
-        return int(code) if code is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 def is_retryable(error: BaseException) -> bool:
-    """Whether a failed call may succeed if tried again (rate limit, 5xx, timeout, connection)."""
-    cause = _cause(error)
-    if isinstance(cause, TimeoutError | asyncio.TimeoutError | ConnectionError):
-        return True
-    if type(cause).__name__ in RETRYABLE_NAMES:
-        return True
-    code = status_code(cause)
-    return code is not None and (code in RETRYABLE_STATUS or code >= 500)
+    """Whether a failed call may succeed if tried again: a :class:`~envsim.errors.RateLimited`,
+    :class:`~envsim.errors.ModelTimeout` or :class:`~envsim.errors.ProviderError` (:func:`envsim.llm.error_type`)."""
+    return error_type(error).retryable
 
 
 def _headers(error: BaseException) -> list[Mapping[str, Any]]:

@@ -68,14 +68,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envsim.agents.base import Policy
-from envsim.agents.llm import LLMAgent
-from envsim.batch.cache import CallCacheMiss, ModelCalls, current_scope, episode_scope, role
+from envsim.batch.cache import CallCacheMiss, ModelCalls, current_scope, episode_scope
 from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
 from envsim.batch.retry import describe
 from envsim.batch.store import EpisodeRecord, RunStore, trajectory_hash
 from envsim.batch.writer import GroupWriter
 from envsim.env import ScenarioEnv
-from envsim.llm import ModelCallError, drain_logging, set_call_cache
+from envsim.llm import ModelCallError, ModelClient, default_client, drain_logging
 from envsim.reward.base import ComponentScore, RewardBreakdown, RewardContext
 from envsim.reward.outcome import REWARD_CARRYING, Outcome
 from envsim.reward.rubric import Rubric
@@ -136,35 +135,52 @@ class RunStats:
 
 
 class Participants:
-    """Makes the agent, the mock user and the judge of a run from its configuration."""
+    """Makes the agent, the mock user and the judge of a run from its configuration.
 
-    def __init__(self, config: GenerateConfig, options: RunOptions) -> None:
+    Every model-backed participant is given a view of the run's model client bound to its role
+    (:meth:`client`; :meth:`bind` sets the client, the runner does it before the first episode).
+    """
+
+    def __init__(self, config: GenerateConfig, options: RunOptions, calls: ModelCalls | None = None) -> None:
         self.config = config
         self.options = options
+        self.calls = calls
         self._judge: Any = None
         self._scenario_judges: dict[str, dict[str, Any]] = {}
         self._prototype: Policy | None = None
-        if config.judge_rubric is not None:
-            from envsim.reward.judge import Judge, JudgeCache
 
-            # no verdict cache of the judge's own: record/replay is the run's call cache, and a cache
-            # shared across episodes would make which episode pays for a verdict depend on timing
-            # backoff 0: the judge's own retries go through the run's call layer, which already backs off
-            self._judge = Judge(
-                config.judge_rubric, model=config.judge_model, cache=JudgeCache(None, memory=False), backoff=0.0
-            )
+    def bind(self, calls: ModelCalls) -> None:
+        """Make every later participant call models through ``calls``."""
+        self.calls = calls
+        self._judge = None
+        self._scenario_judges.clear()
+
+    def client(self, role: str) -> ModelClient:
+        """The model client of role ``role`` (agent, user, judge): the run's, metered under the role."""
+        return self.calls.for_role(role) if self.calls is not None else default_client()
+
+    def _judge_options(self) -> dict[str, Any]:
+        from envsim.reward.judge import JudgeCache
+
+        # no verdict cache of the judge's own: record/replay is the run's call cache, and a cache
+        # shared across episodes would make which episode pays for a verdict depend on timing
+        # backoff 0: the judge's own retries go through the run's call layer, which already backs off
+        return {"cache": JudgeCache(None, memory=False), "backoff": 0.0, "client": self.client("judge")}
 
     @property
     def calls_models(self) -> bool:
         """Whether an episode calls models through litellm (an LLM agent, an LLM user or a judge)."""
         config = self.config
         return (
-            config.agent == "llm" or config.user == "llm" or self._judge is not None or config.judge_model is not None
+            config.agent == "llm"
+            or config.user == "llm"
+            or config.judge_rubric is not None
+            or config.judge_model is not None
         )
 
     def models(self) -> dict[str, str | None]:
         """The model of each role (``None`` for scripted participants)."""
-        judge = self._judge.model if self._judge is not None else self.config.judge_model
+        judge = self.judge.model if self.judge is not None else self.config.judge_model
         return {"agent": self.config.agent_model, "user": self.config.user_model, "judge": judge}
 
     def scenario_judges(self, scenario: Scenario) -> dict[str, Any]:
@@ -174,16 +190,11 @@ class Participants:
             return {}
         judges = self._scenario_judges.get(scenario.id)
         if judges is None:
-            from envsim.reward.judge import JudgeCache
             from envsim.reward.judges import scenario_judges
             from envsim.reward.spec import effective_reward_spec
 
-            # no verdict cache and no backoff of their own: as the run-wide judge (see __init__)
             judges = scenario_judges(
-                effective_reward_spec(scenario).judges,
-                model=self.config.judge_model,
-                cache=JudgeCache(None, memory=False),
-                backoff=0.0,
+                effective_reward_spec(scenario).judges, model=self.config.judge_model, **self._judge_options()
             )
             self._scenario_judges[scenario.id] = judges
         return judges
@@ -197,7 +208,11 @@ class Participants:
             return make_agent("scripted", error_rate=config.error_rate)
         if config.agent == "llm":
             return make_agent(
-                "llm", model=config.agent_model, timeout=self.options.timeout, api_base=self.options.api_base
+                "llm",
+                model=config.agent_model,
+                timeout=self.options.timeout,
+                api_base=self.options.api_base,
+                client=self.client("agent"),
             )
         if config.agent == "hf":
             if self._prototype is None:
@@ -211,6 +226,7 @@ class Participants:
 
         kwargs: dict[str, Any] = {}
         if self.config.user == "llm":
+            kwargs["client"] = self.client("user")
             if self.config.user_model:
                 kwargs["model"] = self.config.user_model
             if self.options.api_base:
@@ -219,7 +235,11 @@ class Participants:
 
     @property
     def judge(self) -> Any:
-        """The judge (:class:`envsim.reward.judge.Judge`), or None."""
+        """The run-wide judge (:class:`envsim.reward.judge.Judge`, ``--judge-rubric``), or None."""
+        if self._judge is None and self.config.judge_rubric is not None:
+            from envsim.reward.judge import Judge
+
+            self._judge = Judge(self.config.judge_rubric, model=self.config.judge_model, **self._judge_options())
         return self._judge
 
 
@@ -272,13 +292,12 @@ async def _verdict(judge: Any, trajectory: Trajectory) -> ComponentScore:
     """
     from envsim.reward.judge import JudgeError
 
-    with role("judge"):
-        try:
-            result = await judge.ajudge(trajectory)
-        except JudgeError as error:
-            if error.reason in ("timeout", "provider_error"):
-                raise ModelCallError(error.model, error) from error
-            return error.as_score()
+    try:
+        result = await judge.ajudge(trajectory)
+    except JudgeError as error:
+        if error.reason in ("timeout", "provider_error"):
+            raise ModelCallError(error.model, error) from error
+        return error.as_score()
     return ComponentScore(result.score, result.explanation(), usage=result.usage)
 
 
@@ -331,7 +350,7 @@ class BatchRunner:
         scenarios: The loaded scenarios by id.
         config: What the episodes are (agent, user, judge...).
         options: How to run them (concurrency, retries...).
-        calls: The model-call layer (installed with :func:`envsim.llm.set_call_cache` while running).
+        calls: The run's model client (each participant gets a view bound to its role: :meth:`Participants.bind`).
         stats: Figures to update (the progress bar reads them).
         on_stored: Called after each group of records is on disk.
         participants: Makes agents, users and the judge (default: from ``config``).
@@ -358,6 +377,7 @@ class BatchRunner:
         self.options = options
         self.calls = calls
         self.participants = participants or Participants(config, options)
+        self.participants.bind(calls)
         self.attempts_before = dict(attempts_before or {})
         self.pool = EnvPool(scenarios, self.participants, self.todo)
         self.stats = stats or RunStats()
@@ -375,10 +395,8 @@ class BatchRunner:
 
     async def _play(self, slot: Slot, spec: EpisodeSpec) -> tuple[Trajectory, RewardBreakdown]:
         env, agent, episode = slot.env, slot.agent, slot.episode
-        if isinstance(agent, LLMAgent):
-            agent.seed = spec.seed  # its k-th call of the episode carries seed + k: reproducible sampling
-        with role("user"):
-            episode.reset(seed=spec.seed)
+        agent.reseed(spec.seed)  # a sampling agent's k-th call of the episode carries seed + k: reproducible
+        episode.reset(seed=spec.seed)
         scope = current_scope()
         phased = self._over_network
         while not episode.done:
@@ -386,18 +404,16 @@ class BatchRunner:
                 await asyncio.sleep(self.options.step_delay)
             if phased:  # the request phase (see the module docstring)
                 await asyncio.sleep(0)
-            with role("agent"):
-                action = await episode.aact()
+            action = await episode.aact()
             if phased:  # the environment's phase
                 await asyncio.sleep(0)
             if scope is not None and "agent" in scope.usage:
                 # the agent's usage so far (its calls precede the step), so that the score the env
                 # computes when the episode ends already counts it
-                env.set_usage("agent", scope.usage["agent"])
-            with role("user"):
-                await episode.astep(action)
+                env.set_usage("agent", scope.usage["agent"].usage())
+            await episode.astep(action)
         trajectory, breakdown = episode.result()
-        played = {r: u for r, u in (scope.usage if scope else {}).items() if r in ("agent", "user")}
+        played = scope.usages("agent", "user") if scope is not None else {}
         judge = self.participants.judge
         if played and trajectory.usage != played:  # an LLM user's calls, counted by the run's call layer
             trajectory = trajectory.model_copy(update={"usage": played})
@@ -443,7 +459,7 @@ class BatchRunner:
                         trajectory = Trajectory(scenario_id=spec.scenario_id, seed=spec.seed, messages=[])
                     trajectory = trajectory.model_copy(update={"fault": f"exception: {error}"})
                     outcome = "sim_fault"
-                usage: dict[str, Usage] = dict(sorted(scope.usage.items()))
+                usage: dict[str, Usage] = scope.usages()
         finally:
             self.pool.give(spec.scenario_id, slot)
         return EpisodeRecord(
@@ -536,7 +552,6 @@ class BatchRunner:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._interrupt)
                 handled.append(sig)
-        previous = set_call_cache(self.calls)
         collector = _RunCollector()
         wall, cpu = time.perf_counter(), time.process_time()
         # finished episodes are stored even after another fatal error, until a write fails
@@ -557,7 +572,6 @@ class BatchRunner:
             self.stats.cpu_seconds = time.process_time() - cpu
             if not self.interrupted:
                 await drain_logging()  # litellm's logging of this loop's calls, finished on this loop
-            set_call_cache(previous)
             collector.close()
             for sig in handled:
                 loop.remove_signal_handler(sig)

@@ -54,7 +54,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -72,7 +72,7 @@ from pydantic import (
 
 from envsim.errors import EnvsimError, ScenarioError
 from envsim.fileio import write_atomic
-from envsim.llm import Completion, ModelCallError, acomplete, complete, litellm
+from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, UsageMeter, default_client, litellm
 from envsim.prompts import render
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
 from envsim.trajectory import Trajectory, Usage
@@ -294,6 +294,16 @@ class JudgeSample(_Strict):
     completion_tokens: int = 0
     cached: bool = Field(False, description="Read from the cache: nothing was paid for it this time.")
 
+    @property
+    def usage(self) -> Usage:
+        """What producing it cost, as a usage record."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost=self.cost,
+            calls=self.attempts,
+        )
+
 
 class CriterionResult(_Strict):
     """A criterion's aggregated verdict."""
@@ -474,21 +484,21 @@ class JudgeCache:
 
 @dataclass
 class JudgeTotals:
-    """Running totals of one :class:`Judge`: what it paid and how often the cache saved a call."""
+    """Running totals of one :class:`Judge`: judgements, cache hits and errors; what it paid in ``usage``."""
 
     judgements: int = 0
-    calls: int = 0
     cache_hits: int = 0
     judge_errors: int = 0
-    cost: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: UsageMeter = field(default_factory=UsageMeter)
+
+    @property
+    def calls(self) -> int:
+        """Model calls made (failed ones included)."""
+        return self.usage.attempts
 
     def as_usage(self) -> Usage:
         """The totals as a usage record (role ``judge``)."""
-        return Usage(
-            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, cost=self.cost, calls=self.calls
-        )
+        return self.usage.usage()
 
     def as_dict(self) -> dict[str, float]:
         """The totals as a plain dict (for KPIs and ``--json``)."""
@@ -497,23 +507,10 @@ class JudgeTotals:
             "calls": self.calls,
             "cache_hits": self.cache_hits,
             "judge_errors": self.judge_errors,
-            "cost": self.cost,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
+            "cost": self.usage.cost,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
         }
-
-
-@dataclass
-class _Tally:
-    attempts: int = 0
-    cost: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def add(self, completion: Completion) -> None:
-        self.cost += completion.cost
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
 
 
 @dataclass(frozen=True)
@@ -601,6 +598,7 @@ class Judge:
         completion_kwargs: Extra arguments for ``litellm.completion`` (``api_base``, ``mock_response``...);
             they are not part of the cache key.
         backoff: Seconds before the first retry after a provider error or timeout (doubling after each).
+        client: The model client (default: litellm, :func:`envsim.llm.default_client`).
     """
 
     def __init__(
@@ -612,6 +610,7 @@ class Judge:
         cache: JudgeCache | None = None,
         completion_kwargs: Mapping[str, Any] | None = None,
         backoff: float = 0.5,
+        client: ModelClient | None = None,
     ) -> None:
         self.rubric = rubric if isinstance(rubric, JudgeRubric) else load_rubric(rubric)
         self.model = model or self.rubric.model
@@ -621,6 +620,7 @@ class Judge:
         self.cache = cache if cache is not None else JudgeCache.shared()
         self.completion_kwargs = dict(completion_kwargs or {})
         self.backoff = backoff
+        self.client = client if client is not None else default_client()
         self.totals = JudgeTotals()
         self._totals_lock = threading.Lock()
         self._reply_model = reply_model(self.rubric)
@@ -728,11 +728,10 @@ class Judge:
 
     @staticmethod
     def _call_failure(error: ModelCallError) -> _Failure:
-        lib = litellm()
-        reason: JudgeErrorReason = "timeout" if isinstance(error.error, lib.Timeout) else "provider_error"
+        reason: JudgeErrorReason = "timeout" if isinstance(error, ModelTimeout) else "provider_error"
         return _Failure(reason, f"{type(error.error).__name__}: {error.error}")
 
-    def _error(self, failure: _Failure, tally: _Tally) -> JudgeError:
+    def _error(self, failure: _Failure, tally: UsageMeter) -> JudgeError:
         return JudgeError(
             failure.reason,
             failure.message,
@@ -744,11 +743,11 @@ class Judge:
         )
 
     def _step(
-        self, messages: list[dict[str, Any]], outcome: Completion | ModelCallError, tally: _Tally
+        self, messages: list[dict[str, Any]], outcome: Completion | ModelCallError, tally: UsageMeter
     ) -> tuple[dict[str, CriterionVerdict] | None, _Failure | None, list[dict[str, Any]]]:
         """Digest one attempt: the verdicts, or the failure and the messages of the next attempt."""
-        tally.attempts += 1
         if isinstance(outcome, ModelCallError):
+            tally.fail()
             return None, self._call_failure(outcome), messages
         tally.add(outcome)
         verdicts = self._interpret(outcome)
@@ -758,7 +757,7 @@ class Judge:
             return None, verdicts, messages
         return verdicts, None, messages
 
-    def _sample(self, index: int, verdicts: dict[str, CriterionVerdict], tally: _Tally) -> JudgeSample:
+    def _sample(self, index: int, verdicts: dict[str, CriterionVerdict], tally: UsageMeter) -> JudgeSample:
         return JudgeSample(
             index=index,
             verdicts=verdicts,
@@ -768,13 +767,13 @@ class Judge:
             completion_tokens=tally.completion_tokens,
         )
 
-    def _delay(self, failure: _Failure, tally: _Tally) -> float:
+    def _delay(self, failure: _Failure, tally: UsageMeter) -> float:
         if failure.reason in ("timeout", "provider_error"):
             return self.backoff * 2.0 ** (tally.attempts - 1)
         return 0.0
 
     def _attempts(
-        self, prompt: list[dict[str, Any]], index: int, tally: _Tally
+        self, prompt: list[dict[str, Any]], index: int, tally: UsageMeter
     ) -> Generator[_Attempt, Completion | ModelCallError, JudgeSample]:
         """The retry policy of one sample, without I/O (the sync and async samplers make the calls).
 
@@ -801,7 +800,7 @@ class Judge:
         if attempt.pause:
             time.sleep(attempt.pause)
         try:
-            return complete(self.model, attempt.messages, **attempt.kwargs)
+            return self.client.complete(self.model, attempt.messages, **attempt.kwargs)
         except ModelCallError as error:
             return error
 
@@ -811,11 +810,11 @@ class Judge:
         if attempt.pause:
             await asyncio.sleep(attempt.pause)
         try:
-            return await acomplete(self.model, attempt.messages, **attempt.kwargs)
+            return await self.client.acomplete(self.model, attempt.messages, **attempt.kwargs)
         except ModelCallError as error:
             return error
 
-    def _sample_sync(self, prompt: list[dict[str, Any]], index: int, tally: _Tally) -> JudgeSample:
+    def _sample_sync(self, prompt: list[dict[str, Any]], index: int, tally: UsageMeter) -> JudgeSample:
         attempts = self._attempts(prompt, index, tally)
         try:
             attempt = next(attempts)
@@ -825,7 +824,7 @@ class Judge:
             sample: JudgeSample = stop.value
             return sample
 
-    async def _sample_async(self, prompt: list[dict[str, Any]], index: int, tally: _Tally) -> JudgeSample:
+    async def _sample_async(self, prompt: list[dict[str, Any]], index: int, tally: UsageMeter) -> JudgeSample:
         attempts = self._attempts(prompt, index, tally)
         try:
             attempt = next(attempts)
@@ -851,16 +850,8 @@ class Judge:
             self.totals.judgements += 1
             self.totals.cache_hits += hits
             self.totals.judge_errors += 1 if errors else 0
-            for s in paid:
-                self.totals.calls += s.attempts
-                self.totals.cost += s.cost
-                self.totals.prompt_tokens += s.prompt_tokens
-                self.totals.completion_tokens += s.completion_tokens
-            for e in errors:
-                self.totals.calls += e.attempts
-                self.totals.cost += e.cost
-                self.totals.prompt_tokens += e.prompt_tokens
-                self.totals.completion_tokens += e.completion_tokens
+            for spent in (*(s.usage for s in paid), *(e.usage for e in errors)):
+                self.totals.usage.include(spent)
 
     def _finish(
         self, keys: list[str], hits: dict[int, JudgeSample], fresh: dict[int, JudgeSample | JudgeError]
@@ -934,7 +925,7 @@ class Judge:
             if i in hits:
                 continue
             try:
-                fresh[i] = self._sample_sync(prompt, i, _Tally())
+                fresh[i] = self._sample_sync(prompt, i, UsageMeter())
             except JudgeError as error:
                 fresh[i] = error
         return self._finish(keys, hits, fresh)
@@ -949,7 +940,7 @@ class Judge:
 
         async def one(i: int) -> JudgeSample | JudgeError:
             try:
-                return await self._sample_async(prompt, i, _Tally())
+                return await self._sample_async(prompt, i, UsageMeter())
             except JudgeError as error:
                 return error
 

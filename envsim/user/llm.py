@@ -54,9 +54,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from envsim.llm import Completion, acomplete, complete
+from envsim.llm import Completion, ModelClient, UsageMeter, default_client
 from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.schema import Conversation
@@ -82,36 +81,9 @@ DEFAULT_MODEL = "openai/gpt-4o-mini"
 _SEED_RANGE = 2**31 - 1
 
 
-class UserUsage(BaseModel):
-    """The model calls one episode of an LLM user made, with tokens and cost (for KPIs).
-
-    ``calls`` counts every call (user turns, regenerations and checks); ``checker_calls`` and
-    ``retries`` say how many of them were checks and regenerations.
-
-    Example:
-        >>> usage = UserUsage()
-        >>> usage.add(Completion(text="hi", prompt_tokens=12, completion_tokens=3, cost=0.5))
-        >>> usage.calls, usage.prompt_tokens, usage.cost
-        (1, 12, 0.5)
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    calls: int = Field(0, ge=0, description="Model calls made (user turns, regenerations and checks).")
-    checker_calls: int = Field(0, ge=0, description="Of which LLM-checker calls.")
-    retries: int = Field(0, ge=0, description="Of which regenerations of a turn that had faults.")
-    prompt_tokens: int = Field(0, ge=0, description="Prompt tokens over all calls.")
-    completion_tokens: int = Field(0, ge=0, description="Completion tokens over all calls.")
-    cost: float = Field(0.0, ge=0, description="Cost in USD over all calls, as litellm prices them (0 if unknown).")
-
-    def add(self, completion: Completion, *, checker: bool = False, retry: bool = False) -> None:
-        """Count one call."""
-        self.calls += 1
-        self.checker_calls += int(checker)
-        self.retries += int(retry)
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
-        self.cost += completion.cost
+UserUsage = UsageMeter
+"""The meter of an LLM user's model calls (:class:`envsim.llm.UsageMeter`: ``calls`` counts user turns,
+regenerations and checks; ``checker_calls`` and ``retries`` say how many were checks and regenerations)."""
 
 
 @dataclass(frozen=True)
@@ -240,9 +212,10 @@ class LLMUser(UserSimulator):
         max_tokens: Cap on each user turn's tokens (``None``: the provider's default).
         checker_api_base: Endpoint of the checker model.
         completion_options: Further keyword arguments of every user-model call (e.g. ``mock_response``).
+        client: The model client of the user and checker calls (default: litellm, :func:`envsim.llm.default_client`).
 
     Attributes:
-        usage: The current episode's calls, tokens and cost (:class:`UserUsage`).
+        usage: The current episode's calls, tokens and cost (:class:`~envsim.llm.UsageMeter`).
         fault_log: Every fault found in the current episode, including those a regeneration fixed.
     """
 
@@ -260,6 +233,7 @@ class LLMUser(UserSimulator):
         max_tokens: int | None = None,
         checker_api_base: str | None = None,
         completion_options: Mapping[str, Any] | None = None,
+        client: ModelClient | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
@@ -275,8 +249,9 @@ class LLMUser(UserSimulator):
         self.max_tokens = max_tokens
         self.checker_api_base = checker_api_base
         self.completion_options = dict(completion_options or {})
+        self.client = client if client is not None else default_client()
         self._corpus: list[Conversation] = self._read_exemplars(exemplars)
-        self.usage = UserUsage()
+        self.usage = UsageMeter()
         self.fault_log: list[Fault] = []
         self._scenario: Scenario | None = None
         self._persona: Persona | None = None
@@ -314,7 +289,7 @@ class LLMUser(UserSimulator):
             except (AttributeError, TypeError):  # numpy < 1.25, or a generator without a seed sequence
                 child = rng
             self._episode_seed = int(child.integers(_SEED_RANGE))
-        self.usage = UserUsage()
+        self.usage = UsageMeter()
         self.fault_log = []
         self._revealed = set()
         opening = scenario.user.opening
@@ -327,18 +302,18 @@ class LLMUser(UserSimulator):
         try:
             call = next(steps)
             while True:
-                call = steps.send(complete(call.model, call.messages, **call.kwargs))
+                call = steps.send(self.client.complete(call.model, call.messages, **call.kwargs))
         except StopIteration as stop:
             turn: UserTurn = stop.value
             return turn
 
     async def areply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
-        """The async form of :meth:`reply` (``litellm.acompletion``)."""
+        """The async form of :meth:`reply` (the client's ``acomplete``)."""
         steps = self._steps(agent_message, messages)
         try:
             call = next(steps)
             while True:
-                call = steps.send(await acomplete(call.model, call.messages, **call.kwargs))
+                call = steps.send(await self.client.acomplete(call.model, call.messages, **call.kwargs))
         except StopIteration as stop:
             turn: UserTurn = stop.value
             return turn

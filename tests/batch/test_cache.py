@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from envsim.batch.cache import CallCacheMiss, CallLog, ModelCalls, call_key, episode_scope, role
-from envsim.llm import Completion, ModelCallError, acomplete, complete, set_call_cache
+from envsim.batch.cache import CallCacheMiss, CallLog, ModelCalls, call_key, episode_scope
+from envsim.llm import Completion, ModelCallError
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -29,7 +29,7 @@ class BadRequest(Exception):
 
 
 class Provider:
-    """A fake provider: fails the first ``failures`` calls with ``error``, then answers with a counter."""
+    """A fake provider (a model client): fails the first ``failures`` calls with ``error``, then answers."""
 
     def __init__(self, failures: int = 0, error: Exception | None = None, sleep: float = 0.0) -> None:
         self.failures = failures
@@ -44,13 +44,29 @@ class Provider:
         n = len(self.requests)
         return Completion(text=f"answer {n}", prompt_tokens=10, completion_tokens=n, cost=0.01, model=model)
 
-    def send(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+    def complete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
         return self._answer(model, kwargs)
 
-    async def asend(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
         if self.sleep:
             await asyncio.sleep(self.sleep)
         return self._answer(model, kwargs)
+
+
+def via(calls: ModelCalls, provider: Any) -> ModelCalls:
+    """``calls`` with ``provider`` as its transport."""
+    calls.transport = provider
+    return calls
+
+
+class NoProvider:
+    """A transport that must not be called (a replay)."""
+
+    def complete(self, *args: Any, **kwargs: Any) -> Completion:
+        raise AssertionError("replay called the provider")
+
+    async def acomplete(self, *args: Any, **kwargs: Any) -> Completion:
+        raise AssertionError("replay called the provider")
 
 
 class NoWait(ModelCalls):
@@ -80,79 +96,75 @@ def test_key_ignores_transport_and_tells_episodes_and_repeats_apart() -> None:
 def test_retries_rate_limits_with_retry_after_then_succeeds() -> None:
     provider = Provider(failures=2, error=Limited("3"))
     calls = NoWait(max_retries=5, backoff=0.5, defaults={"api_base": "http://local"}, seed=0)
-    with episode_scope("ep") as scope, role("agent"):
-        completion = asyncio.run(calls.acall("m", MESSAGES, {"temperature": 0}, provider.asend))
+    with episode_scope("ep") as scope:
+        completion = asyncio.run(via(calls, provider).acall("m", MESSAGES, {"temperature": 0}, "agent"))
     assert completion.text == "answer 3"
     assert len(calls.delays) == 2 and all(3.0 <= d <= 3.5 for d in calls.delays)
     assert provider.requests[0] == {"temperature": 0, "api_base": "http://local", "timeout": 60.0, "max_retries": 0}
     assert scope.retries == 2 and calls.stats.retries == 2
-    assert scope.usage["agent"].calls == 3 and scope.usage["agent"].completion_tokens == 3
+    assert scope.usages()["agent"].calls == 3 and scope.usage["agent"].completion_tokens == 3
 
 
 def test_gives_up_after_max_retries_and_at_once_on_a_bad_request() -> None:
     calls = NoWait(max_retries=3, seed=0)
     with pytest.raises(ModelCallError, match="rate limited"):
-        calls.call("m", MESSAGES, {}, Provider(failures=99).send)
+        via(calls, Provider(failures=99)).call("m", MESSAGES, {}, "other")
     assert len(calls.delays) == 3 and calls.stats.failures == 1
     assert [d <= 0.5 * 2**i for i, d in enumerate(calls.delays)] == [True] * 3  # exponential window, jittered
     bad = Provider(failures=99, error=BadRequest("no"))
     with pytest.raises(ModelCallError):
-        calls.call("m", MESSAGES, {}, bad.send)
+        via(calls, bad).call("m", MESSAGES, {}, "other")
     assert len(bad.requests) == 1
 
 
 def test_each_try_is_bounded_by_the_timeout() -> None:
     calls = NoWait(timeout=0.05, max_retries=1, seed=0)
     provider = Provider(sleep=5.0)
-    with episode_scope("ep") as scope, role("user"), pytest.raises(ModelCallError, match="TimeoutError"):
-        asyncio.run(calls.acall("m", MESSAGES, {}, provider.asend))
-    assert len(calls.delays) == 1 and scope.usage["user"].calls == 2
+    with episode_scope("ep") as scope, pytest.raises(ModelCallError, match="TimeoutError"):
+        asyncio.run(via(calls, provider).acall("m", MESSAGES, {}, "user"))
+    assert len(calls.delays) == 1 and scope.usages()["user"].calls == 2
 
 
 def test_record_then_replay_without_the_provider(tmp_path: Path) -> None:
     provider = Provider(failures=1)
-    recorder = NoWait(mode="record", log=CallLog(tmp_path), seed=0)
+    recorder = NoWait(mode="record", log=CallLog(tmp_path), seed=0, transport=provider)
     with episode_scope("ep-1") as recorded:
-        first = asyncio.run(recorder.acall("m", MESSAGES, {"seed": 1}, provider.asend))
-        again = asyncio.run(recorder.acall("m", MESSAGES, {"seed": 1}, provider.asend))  # same request, next answer
+        first = asyncio.run(recorder.acomplete("m", MESSAGES, seed=1))
+        again = asyncio.run(recorder.acomplete("m", MESSAGES, seed=1))  # same request, next answer
     assert (first.text, again.text) == ("answer 2", "answer 3")
     recorder.close()
 
-    def no_provider(*args: Any, **kwargs: Any) -> Completion:
-        raise AssertionError("replay called the provider")
-
-    replayer = ModelCalls(mode="replay", log=CallLog(tmp_path))
+    replayer = ModelCalls(mode="replay", log=CallLog(tmp_path), transport=NoProvider())
     with episode_scope("ep-1") as replayed:
-        assert replayer.call("m", MESSAGES, {"seed": 1}, no_provider) == first
-        assert replayer.call("m", MESSAGES, {"seed": 1}, no_provider) == again
+        assert replayer.complete("m", MESSAGES, seed=1) == first
+        assert replayer.complete("m", MESSAGES, seed=1) == again
     assert replayed.usage == recorded.usage  # the failed try is replayed in the usage too
     with episode_scope("ep-2"), pytest.raises(CallCacheMiss, match="episode ep-2"):
-        replayer.call("m", MESSAGES, {"seed": 1}, no_provider)
+        replayer.complete("m", MESSAGES, seed=1)
 
 
 def test_record_answers_from_its_records_and_keeps_failures_for_replay(tmp_path: Path) -> None:
     recorder = NoWait(mode="record", log=CallLog(tmp_path), max_retries=0)
     with episode_scope("ep"), pytest.raises(ModelCallError):
-        recorder.call("m", MESSAGES, {}, Provider(failures=1).send)
+        via(recorder, Provider(failures=1)).complete("m", MESSAGES)
     recorder.close()
     # replay gives the recorded failure back, as a ModelCallError (the episode is an infra error again)
     with episode_scope("ep"), pytest.raises(ModelCallError, match="ReplayedFailure"):
-        ModelCalls(mode="replay", log=CallLog(tmp_path)).call("m", MESSAGES, {}, Provider().send)
+        ModelCalls(mode="replay", log=CallLog(tmp_path), transport=Provider()).complete("m", MESSAGES)
     # recording again (a resumed run) calls the provider for a recorded failure; the answer then wins
     resumed = NoWait(mode="record", log=CallLog(tmp_path))
     with episode_scope("ep"):
-        assert resumed.call("m", MESSAGES, {}, Provider().send).text == "answer 1"
+        assert via(resumed, Provider()).complete("m", MESSAGES).text == "answer 1"
     resumed.close()
     with episode_scope("ep"):
-        assert ModelCalls(mode="replay", log=CallLog(tmp_path)).call("m", MESSAGES, {}, Provider().send).text == (
-            "answer 1"
-        )
+        replayer = ModelCalls(mode="replay", log=CallLog(tmp_path), transport=Provider())
+        assert replayer.complete("m", MESSAGES).text == "answer 1"
 
 
 def test_torn_record_line_is_skipped(tmp_path: Path) -> None:
     recorder = ModelCalls(mode="record", log=CallLog(tmp_path))
     with episode_scope("ep"):
-        recorder.call("m", MESSAGES, {}, Provider().send)
+        via(recorder, Provider()).complete("m", MESSAGES)
     recorder.close()
     log = next(tmp_path.glob("calls-*.jsonl"))
     log.write_bytes(log.read_bytes() + b'{"key": "abc", "completion": {"te')
@@ -160,15 +172,14 @@ def test_torn_record_line_is_skipped(tmp_path: Path) -> None:
     assert len(reread.entries) == 1 and reread.skipped_lines == 1
 
 
-def test_installed_with_the_llm_hook_for_complete_and_acomplete(tmp_path: Path) -> None:
+def test_a_role_view_goes_through_litellm_and_meters_its_role(tmp_path: Path) -> None:
     calls = ModelCalls(mode="record", log=CallLog(tmp_path))
-    previous = set_call_cache(calls)
+    judge = calls.for_role("judge")
     try:
-        with episode_scope("ep") as scope, role("judge"):
-            assert complete("openai/gpt-4o-mini", MESSAGES, mock_response="sync").text == "sync"
-            assert asyncio.run(acomplete("openai/gpt-4o-mini", MESSAGES, mock_response="async")).text == "async"
+        with episode_scope("ep") as scope:
+            assert judge.complete("openai/gpt-4o-mini", MESSAGES, mock_response="sync").text == "sync"
+            assert asyncio.run(judge.acomplete("openai/gpt-4o-mini", MESSAGES, mock_response="async")).text == "async"
     finally:
-        set_call_cache(previous)
         calls.close()
     assert scope.usage["judge"].calls == 2 and len(CallLog(tmp_path).entries) == 2
 

@@ -93,7 +93,9 @@ class WithAgent(Participants):
         self.make = make
 
     def agent(self) -> Policy:
-        return self.make()  # type: ignore[no-any-return]
+        agent: Policy = self.make()
+        agent.client = self.client("agent")  # type: ignore[attr-defined]  # the run's client, as an LLM agent gets
+        return agent
 
 
 @pytest.mark.parametrize(
@@ -127,9 +129,7 @@ def test_a_failing_episode_is_stored_with_its_outcome_and_spares_the_others(
 def test_a_replay_miss_stops_the_run_and_keeps_what_finished(tmp_path: Path, tiny_scenario: Scenario) -> None:
     class Asks(ScriptedAgent):
         async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
-            from envsim.llm import acomplete
-
-            await acomplete("openai/x", [{"role": "user", "content": observation}])
+            await self.client.acomplete("openai/x", [{"role": "user", "content": observation}])
             return self.act(observation, info)
 
     calls = ModelCalls(mode="replay", log=CallLog(tmp_path / "calls"))
@@ -231,9 +231,9 @@ class AsksMock(ScriptedAgent):
         super().__init__(0.0)
 
     async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
-        from envsim.llm import acomplete
-
-        await acomplete("openai/envsim-test", [{"role": "user", "content": observation}], mock_response="ok")
+        await self.client.acomplete(
+            "openai/envsim-test", [{"role": "user", "content": observation}], mock_response="ok"
+        )
         return self.act(observation, info)
 
 
@@ -301,9 +301,9 @@ class NotesPhases(ScriptedAgent):
     async def aact(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
         self.events.append("request")
         if self.asks:
-            from envsim.llm import acomplete
-
-            await acomplete("openai/envsim-test", [{"role": "user", "content": observation}], mock_response="ok")
+            await self.client.acomplete(
+                "openai/envsim-test", [{"role": "user", "content": observation}], mock_response="ok"
+            )
         self._note("answer")
         return self.act(observation, info)
 
