@@ -5,9 +5,10 @@ entity spans of a retrieved human turn, and drops the spans it cannot fill. Eith
 only when the span is a whole token run (:func:`clean_span`): nothing glued to it on either side
 (a letter, a digit, ``%``, a hyphen or a slash: "Only 2% of" must not become "Only% of"), and for
 a name, no capitalised word right beside it that would leave half a name ("Ann *Lee*" detected
-as "Ann" only). After a drop, the text must not end a phrase on a word that needs what was
-dropped (:func:`dangling`: "do you like the?", "my PIN is."). A turn that cannot be adapted
-cleanly is not used: retrieval takes the next candidate.
+as "Ann" only). A span is dropped only where no word leads to it (:func:`droppable`); after a
+drop, the text must not end a phrase on a word that needs what was dropped (:func:`dangling`:
+"do you like the?", "my PIN is."). A turn that cannot be adapted cleanly is not used: retrieval
+takes the next candidate.
 
 Example:
     >>> text = "Only 2% of the crew died"
@@ -34,7 +35,7 @@ _NAME_WORD = re.compile(r"[A-Z][a-z'’]+")
 
 DANGLING = re.compile(
     r"\b(?:the|a|an|my|your|his|her|our|their|its|this|these|those|is|are|was|were|be|am|at|of|from|to|with"
-    r"|about|either|or|and|by|on|in|for|as|than|between|is like)\s*(?:[.,!?;:]|$)",
+    r"|about|either|or|and|by|on|in|for|as|than|between|i)\s*(?:[.,!?;:]|$)",
     re.IGNORECASE,
 )
 """A word that cannot end a phrase after a span was dropped (an article, possessive, copula, preposition or
@@ -78,6 +79,43 @@ def _sentence_initial(text: str, position: int) -> bool:
     """Whether the word at ``position`` starts its sentence (its capital says nothing)."""
     before = text[:position].rstrip()
     return not before or before[-1] in ".!?\n"
+
+
+NEEDS_OBJECT = frozenset(
+    ("the", "a", "an", "my", "your", "his", "her", "our", "their", "its", "it's", "is", "are", "was", "were", "am",
+     "be", "been", "named", "called", "i", "to", "with", "for", "by", "than", "as", "like", "on", "in", "into",
+     "under", "until", "till", "before", "after", "between", "number", "code", "pin", "name", "email")
+)  # fmt: skip
+"""Words that cannot stand right before a dropped span (the span was what they lead to)."""
+
+CUT_WITH = frozenset(("at", "of"))
+"""Prepositions that go with a span dropped mid-sentence (:func:`envsim.user.transcript._drop_span`)."""
+
+
+def droppable(text: str, start: int, end: int) -> bool:
+    """Whether the span ``text[start:end]`` can be dropped and leave a sentence.
+
+    Only a span that ends its clause (punctuation or the end follows), whose word before does not
+    lead to it (:data:`NEEDS_OBJECT`); or one that goes with its preposition (:data:`CUT_WITH`:
+    "took money at 5 pm from my account"); or one of a list ("either 0314 or 1596"). A span in the
+    middle of a clause ("I was thinking 5 pm would be perfect") is not droppable.
+
+    Example:
+        >>> text = "I was thinking 5 pm would be perfect"
+        >>> droppable(text, 15, 19), droppable("Took money at 5 pm from me", 14, 18)
+        (False, True)
+        >>> droppable("It was 4321.", 7, 11), droppable("Sure, 4321, I think.", 6, 10), droppable("4321", 0, 4)
+        (False, True, True)
+    """
+    prev = re.search(r"([A-Za-z'’]+)\W*$", text[:start])
+    gap = text[prev.end(1) : start] if prev is not None else ""
+    word = prev.group(1).lower() if prev is not None and not gap.strip() else None
+    after = text[end:].lstrip()
+    if not after or after[0] in ".,!?;:)":
+        return word not in NEEDS_OBJECT
+    if word in CUT_WITH:
+        return True
+    return re.match(r"(?:or|and)\b", after, re.IGNORECASE) is not None
 
 
 def dangling(text: str) -> str | None:

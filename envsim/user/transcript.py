@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -114,7 +115,7 @@ from envsim.user.affect import (
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.coherence import CoherenceModel
 from envsim.user.context import ContentIndex
-from envsim.user.fill import clean_span, dangling
+from envsim.user.fill import clean_span, dangling, droppable
 from envsim.user.persona import Exemplar, Persona
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 from envsim.user.style import Style
@@ -196,7 +197,7 @@ INTENT_ACTS: dict[Intent, dict[UserAct, float]] = {
     "question": {"greet": 0.1, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "react": {"greet": 0.2, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "greet": {"greet": 1, "thanks": 0.2, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
-    "insist": {"greet": 0, "thanks": 0, "affirm": 0.3, "deny": 1, "complain": 1, "question": 0.5, "inform": 1},
+    "insist": {"greet": 0, "thanks": 0, "affirm": 0.3, "deny": 1, "complain": 1, "question": 0.3, "inform": 1},
     "close": {"greet": 0, "thanks": 1, "affirm": 0.3, "deny": 1, "complain": 0, "question": 0, "inform": 0},
     "nudge": {"greet": 0.05, "thanks": 0, "affirm": 0.05, "deny": 0.3, "complain": 1, "question": 0.6, "inform": 0.15},
     "give_up": {"greet": 0, "thanks": 0, "affirm": 0, "deny": 0.3, "complain": 1, "question": 0.2, "inform": 0.1},
@@ -241,7 +242,7 @@ not is avoided (it would say 'my PIN is' before a phone number)."""
 COHERENCE_MIN_PAIRS = 50
 """Distinct agent turns an index needs before its coherence model is fitted (a smaller one rejects nothing)."""
 
-MAX_TRIES = 8
+MAX_TRIES = 12
 """Candidates a reply draws at most before its fallback (each rejected: unclean adaptation or a misfit)."""
 
 CONTENT_GAIN = 3.0
@@ -535,6 +536,17 @@ def _sentence_tail(text: str) -> str:
     return match.group() if match else ""
 
 
+_ALTERNATIVE = re.compile(r"\s*,?\s*(?:or|and/or|or maybe|or perhaps)\s+", re.IGNORECASE)
+
+
+def _all_topics(facts: Sequence[tuple[Fact, SpanKind]]) -> int:
+    """The :data:`FACT_TOPICS` bits of all of ``facts``."""
+    mask = 0
+    for fact, _ in facts:
+        mask |= _fact_topics(fact)
+    return mask
+
+
 def _fact_topics(fact: Fact) -> int:
     """The :data:`FACT_TOPICS` bits of a fact's key and ``asked_by`` words."""
     return cue_mask(" ".join([*fact.asked_by, fact.key.replace("_", " ")])) & _TOPIC_MASK
@@ -573,7 +585,9 @@ def _keep_lengths(weights: np.ndarray, base: np.ndarray, bins: np.ndarray) -> np
 
 
 def _compatible(fact: SpanKind, span: SpanKind) -> bool:
-    return _FACT_CLASS[span] != "none" and _FACT_CLASS[fact] == _FACT_CLASS[span]
+    """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: the same kind, or any digits
+    (a date, a time, a number) where the turn had a bare number ('it's 4321')."""
+    return fact == span or (span == "number" and _FACT_CLASS[fact] == "digits")
 
 
 # -- reading STAR ----------------------------------------------------------------------------
@@ -1434,13 +1448,19 @@ class TranscriptUser(UserSimulator):
                 fill[ranked[0]] = fact
             elif fact.key in giving:
                 left.append(fact)
+        if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
+            return None  # it names a detail it does not give ('my PIN is' before a phone number)
+        placed = sorted(fill)
+        for i, j in itertools.pairwise(placed):
+            if fill[i].key != fill[j].key and _ALTERNATIVE.fullmatch(text[spans[i][1] : spans[j][0]]):
+                return None  # two different details as alternatives ('either <phone> or <date of birth>')
         dropped = 0
         original = text
         for i in reversed(range(len(spans))):
             start, end, kind = spans[i]
             if kind == "quantity" and self._keep_quantities and i not in fill:
                 continue
-            if not clean_span(original, start, end, kind):
+            if not clean_span(original, start, end, kind) or (i not in fill and not droppable(original, start, end)):
                 return None
             if i in fill:
                 text = text[:start] + fill[i].value + text[end:]
