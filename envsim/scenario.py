@@ -128,7 +128,8 @@ class UserSpec(StrictModel):
     closing: str = Field("Thank you, that's all I needed.", min_length=1, description="The user's last message.")
     satisfied_by: list[str] = Field(
         default_factory=lambda: ["anything else"],
-        description="Phrases in an agent message after which the user closes the conversation.",
+        description="Phrases one of which an agent message must also say for the user to close the conversation "
+        "(the user closes only once the goal is met in the world: envsim.user.base.satisfied).",
     )
     nudges: list[str] = Field(default_factory=list, description="Lines the user says when the agent does not help.")
     persona: PersonaSpec = Field(default_factory=lambda: PersonaSpec(ref="calm"), description="The user's persona.")
