@@ -17,6 +17,9 @@ import typer
 from envsim.cli_common import err
 from envsim.errors import EnvsimError
 
+BACKLOG = 2048
+"""Connections waiting to be accepted (uvicorn's default)."""
+
 SERVE_EXTRA = ("openenv", "fastapi", "uvicorn", "websockets")
 """Modules ``envsim serve`` needs."""
 
@@ -84,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (the first address ``host`` resolves to), not yet listening.
+    """A TCP socket bound to ``host:port`` (the first address ``host`` resolves to), listening.
 
     Raises:
         EnvsimError: the address cannot be resolved or bound (in use, not local, not allowed).
@@ -97,6 +100,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.bind(address)
+        listening.listen(BACKLOG)  # connections made before the server runs wait in the backlog, not refused
     except OSError as error:
         listening.close()
         raise EnvsimError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None

@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.utils import seeding
@@ -45,6 +45,7 @@ from openenv.core.env_server.http_server import HTTPEnvServer
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import ConcurrencyConfig, EnvironmentMetadata, ServerMode
 
+from envsim.env import ScenarioEnv
 from envsim.errors import EnvsimError, UnknownNameError
 from envsim.serve.asgi import WebSocketGuard
 from envsim.serve.openenv_types import EnvsimAction, EnvsimObservation, EnvsimState
@@ -80,8 +81,10 @@ class ServeStats:
     sessions_closed: int = 0
     episodes: int = 0
     steps: int = 0
-    step_cpu_seconds: float = 0.0
-    """CPU time of the step threads inside ``env.step`` (envsim's own work)."""
+    step_seconds: float = 0.0
+    """Time inside envsim's ``step`` (envsim's own work with an offline mock user, which never waits; with a
+    model-backed user it includes the model's answer). A clock, not a thread's CPU time: reading that is a
+    system call, slower in some sandboxes than a tool step."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: float) -> None:
@@ -98,7 +101,7 @@ class ServeStats:
                 "sessions_closed": self.sessions_closed,
                 "episodes": self.episodes,
                 "steps": self.steps,
-                "step_cpu_seconds": self.step_cpu_seconds,
+                "step_seconds": self.step_seconds,
                 "process_cpu_seconds": time.process_time(),
             }
 
@@ -213,20 +216,47 @@ class EnvsimEnvironment(Environment):  # type: ignore[misc]  # openenv ships no 
         Raises:
             ServeError: no episode in this session (send ``reset`` first), or it has ended.
         """
+        env = self._playing()
+        started = time.perf_counter()
+        result = env.step(action.envsim_action())
+        self._stats.add(steps=1, step_seconds=time.perf_counter() - started)
+        return self._observe(*result)
+
+    async def step_async(
+        self, action: EnvsimAction, timeout_s: float | None = None, **kwargs: Any
+    ) -> EnvsimObservation:
+        """:meth:`step` as OpenEnv's WebSocket handler runs it: on its event loop, the mock user's reply awaited.
+
+        A step is envsim's own work (tens of microseconds) plus, with a model-backed user, an awaited model call:
+        it runs on the loop rather than hopping to the session's thread, which costs more than the step itself.
+        """
+        env = self._playing().unwrapped
+        if not isinstance(env, ScenarioEnv):  # pragma: no cover - every served scenario is a ScenarioEnv
+            raise TypeError(f"expected a ScenarioEnv, got {type(env).__name__}")
+        started = time.perf_counter()
+        result = await env.astep(action.envsim_action())  # it truncates itself at its TimeLimit's bound
+        self._stats.add(steps=1, step_seconds=time.perf_counter() - started)
+        return self._observe(*result)
+
+    def _playing(self) -> gym.Env[str, Any]:
+        """The environment of the episode under way; :class:`ServeError` when there is none."""
         self._check_open()
-        if self._env is None or self._scenario_id is None:
+        if self._env is None:
             raise ServeError("no episode in this session: send a reset first")
         if self._state.end_reason != "running":
             raise ServeError(f"the episode has ended ({self._state.end_reason}): send a reset to start another")
-        started = time.thread_time()
-        text, reward, terminated, truncated, info = self._env.step(action.envsim_action())
-        self._stats.add(steps=1, step_cpu_seconds=time.thread_time() - started)
+        return self._env
+
+    def _observe(
+        self, text: str, reward: SupportsFloat, terminated: bool, truncated: bool, info: dict[str, Any]
+    ) -> EnvsimObservation:
+        """A step's result as an observation (the reward's breakdown on the last step); the state follows it."""
         done = terminated or truncated
         self._state.step_count = info["turn"]
         self._state.messages = info["messages"]
         observation = EnvsimObservation(
             text=text,
-            scenario_id=self._scenario_id,
+            scenario_id=self._state.scenario_id,
             turn=info["turn"],
             terminated=terminated,
             truncated=truncated,

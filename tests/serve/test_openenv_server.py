@@ -291,18 +291,20 @@ def test_an_oversized_frame_closes_its_session_only(catalog: Catalog) -> None:
 
 
 class _SlowCatalog(Catalog):
-    """A catalog whose environments take ``slow`` seconds over a message ``"slow"``."""
+    """A catalog whose environments take half a second over the message ``"slow"``."""
 
     def make(self, scenario_id: str) -> gym.Env[str, Any]:
         env = super().make(scenario_id)
-        step = env.step
+        scenario_env = env.unwrapped
+        assert isinstance(scenario_env, ScenarioEnv)
+        astep = scenario_env.astep
 
-        def slow_step(action: Any) -> Any:
+        async def slow_step(action: Any) -> Any:
             if action == "slow":
-                time.sleep(0.5)
-            return step(action)
+                await asyncio.sleep(0.5)
+            return await astep(action)
 
-        env.step = slow_step  # type: ignore[method-assign]
+        scenario_env.astep = slow_step  # type: ignore[method-assign]
         return env
 
 
