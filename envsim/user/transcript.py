@@ -228,13 +228,13 @@ AFFECT_GROUPS: dict[str, str] = {
 CUES: tuple[str, ...] = (
     "name", "email", "phone", "number", "account", "pin", "code", "birth", "born", "date", "day", "time",
     "when", "where", "address", "order", "card", "digit", "which", "who", "how many", "reason", "id",
-    "maiden", "pet", "symptom", "guest", "people", "price", "detail",
+    "maiden", "pet", "symptom", "guest", "people", "price", "detail", "thingname",
 )  # fmt: skip
 """Question topics (word prefixes) an agent turn can ask about, matched between contexts and messages."""
 
 FACT_TOPICS: tuple[str, ...] = (
     "name", "email", "phone", "number", "account", "pin", "code", "birth", "born", "date", "address", "order",
-    "card", "digit", "id", "maiden", "pet",
+    "card", "digit", "id", "maiden", "pet", "thingname",
 )  # fmt: skip
 """The :data:`CUES` that name a detail a user gives: a retrieved turn that mentions one the facts to give do
 not is avoided (it would say 'my PIN is' before a phone number)."""
@@ -373,16 +373,25 @@ def user_act(text: str) -> UserAct:
 def cue_mask(text: str) -> int:
     """Bit ``i`` set when ``text`` mentions question topic :data:`CUES` ``[i]`` (a word starting with it).
 
+    The name of something else ("the merchant's name", "company name") is the topic ``thingname``,
+    not ``name`` (the person's own name).
+
     Example:
         >>> cue_mask("What is your name?") == 1 << CUES.index("name")
         True
+        >>> cue_mask("And the merchant's name?") == 1 << CUES.index("thingname")
+        True
     """
     mask = 0
-    for cue in _CUE.findall(text.lower()):
+    for cue in _CUE.findall(_THING_NAME.sub(r"\1 thingname", text.lower())):
         mask |= _CUE_BITS[cue]
     return mask
 
 
+_THING_NAME = re.compile(
+    r"\b(?!(?:full|first|last|given|family|middle|user|sur|my|your|his|her|their|our|the|a|its|whose|what|which)\b)"
+    r"([a-z]+)(?:'s|’s)? name\b"
+)
 _CUE = re.compile(r"\b(" + "|".join(sorted(CUES, key=len, reverse=True)) + ")")
 _CUE_BITS = {cue: 1 << bit for bit, cue in enumerate(CUES)}
 _TOPIC_MASK = sum(_CUE_BITS[cue] for cue in FACT_TOPICS)
@@ -585,9 +594,9 @@ def _keep_lengths(weights: np.ndarray, base: np.ndarray, bins: np.ndarray) -> np
 
 
 def _compatible(fact: SpanKind, span: SpanKind) -> bool:
-    """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: the same kind, or any digits
-    (a date, a time, a number) where the turn had a bare number ('it's 4321')."""
-    return fact == span or (span == "number" and _FACT_CLASS[fact] == "digits")
+    """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: only the same kind (a date of
+    birth is no amount: 'keep that extra 50' must not become 'keep that extra 1991-01-23')."""
+    return fact == span and _FACT_CLASS[span] != "none"
 
 
 # -- reading STAR ----------------------------------------------------------------------------
