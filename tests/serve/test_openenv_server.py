@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from openenv.core import GenericEnvClient
+from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -34,8 +35,9 @@ from envsim.env import ScenarioEnv
 from envsim.errors import UnknownNameError
 from envsim.registration import load_registered
 from envsim.rollout import run_episode
+from envsim.serve.openenv_client import EnvsimEnvClient
 from envsim.serve.openenv_server import Catalog, EnvsimEnvironment, ServeConfig, ServeStats, make_server
-from envsim.serve.openenv_types import EnvsimAction
+from envsim.serve.openenv_types import EnvsimAction, EnvsimObservation, EnvsimState
 
 REPO = Path(__file__).resolve().parents[2]
 PANIC = "MedicalSupplyPanicCaller"
@@ -150,6 +152,34 @@ def test_the_sync_wrapper_of_openenv_client_plays_too(served: tuple[str, Callabl
         result = env.step({"name": "lookup_patient", "arguments": {"phone": "555-0142"}})
     assert '"id":"PT-9001"' in result.observation["text"]
     assert (result.done, result.reward, result.observation["turn"]) == (False, 0.0, 1)
+
+
+def test_the_typed_client_reads_envsim_types(served: tuple[str, Callable[[], dict[str, Any]]]) -> None:
+    url, _ = served
+    dispatch = EnvsimAction(
+        name="dispatch_emergency_services",
+        arguments={"patient_id": "PT-9001", "emergency": "breathing_difficulty", "address_confirmed": True},
+    )
+
+    async def play() -> tuple[list[Any], EnvsimState]:
+        async with EnvsimEnvClient(base_url=url) as env:
+            results = [await env.reset(seed=7, scenario=PANIC)]
+            results.append(await env.step('{"name": "lookup_patient", "arguments": {"phone": "555-0142"}}'))
+            results.append(await env.step({"content": "An ambulance is on its way, help is on the way."}))
+            results.append(
+                await env.step(dispatch.model_copy(update={"arguments": {**dispatch.arguments, "details": "x"}}))
+            )
+            return results, await env.state()
+
+    results, state = asyncio.run(play())
+    assert all(isinstance(r.observation, EnvsimObservation) for r in results)
+    assert '"id":"PT-9001"' in results[1].observation.text
+    last = results[-1]
+    assert last.done and last.observation.done and last.observation.end_reason == "agent_ended"
+    assert last.reward == last.observation.reward == last.observation.reward_breakdown["total"]
+    assert isinstance(state, EnvsimState) and state.step_count == 3 and state.scenario_id == PANIC
+    with pytest.raises(ValidationError):  # refused before it is sent
+        EnvsimEnvClient(base_url=url)._step_payload({"text": "hi", "name": "x"})
 
 
 def test_a_reset_without_a_scenario_draws_one_from_the_seed(served: tuple[str, Callable[[], dict[str, Any]]]) -> None:
