@@ -18,8 +18,10 @@ grouped by persona category (:func:`envsim.calibrate.classify`). Dialogues outsi
 persona instruction (the calm pool) are sampled, :data:`CALM_SAMPLE_SHARE` of them, by a hash
 of their id. Each row holds small codes, all from simple rules:
 
-- the *context*: the act of the agent turn it answers (:func:`agent_act`: greet, ask_info,
-  ask_yesno, inform, apology, close), and the question topics of that turn (:data:`CUES`);
+- the *context*: the agent (wizard) turn it answers, kept as its act (:func:`agent_act`: greet,
+  ask_info, ask_yesno, inform, apology, offer, close), its question topics (:data:`CUES`), the
+  details its questions and requests ask for (``asks``: :data:`FACT_TOPICS` bits), and its
+  content words in an inverted index (:class:`~envsim.user.context.ContentIndex`);
 - the turn's own dialogue act (:func:`user_act`: greet, thanks, affirm, deny, complain,
   question, inform);
 - its mood (calm, confused, hostile, panicky) from :mod:`envsim.user.affect_scorer`: the
@@ -30,6 +32,9 @@ of their id. Each row holds small codes, all from simple rules:
 - whether it is *generic*: no content word (detail words such as name or number aside) is
   concentrated in one STAR domain (:data:`GENERIC_MAX_SHARE`), so it reads right in any business.
 
+The index also fits, once, a coherence model on its (agent turn, reply) pairs
+(:meth:`TurnIndex.coherence`, :class:`~envsim.user.coherence.CoherenceModel`).
+
 **A reply.** The agent's message is classified (:func:`agent_act`) and the affect state
 advanced; then the *intent* follows, as in the scripted user: ``answer`` (new facts asked:
 an ``asked_by`` word in one of the message's questions or requests, :func:`asking_text`),
@@ -38,33 +43,47 @@ an ``asked_by`` word in one of the message's questions or requests, :func:`askin
 not have, :func:`~envsim.user.affect.unknown_details`, outside an ignored emergency: it says it
 does not know or have it, preferring turns that say so, :data:`UNSURE_BOOST`, or the scripted
 user's :data:`~envsim.user.scripted.DONT_KNOW_LINES` when none can be retrieved), or else
-``question``, ``greet`` or ``react`` by the agent's act, ``nudge`` for an unhelpful statement
-(mixed towards complaints as the unhelpful streak nears the persona's patience). Retrieval
-draws one row, with the environment's generator, weighted by: the intent's preferred acts
-(:data:`INTENT_ACTS`), the same context act, shared question topics, the fit of its entity
+``question``, ``greet`` or ``react`` by the agent's act, ``insist`` when the agent offers more
+help or says goodbye while the goal is not met (the need again or a new request, never a
+goodbye), ``nudge`` for an unhelpful statement (mixed towards complaints as the unhelpful streak
+nears the persona's patience). Retrieval is keyed on the agent's message: rows are weighted by
+the intent's preferred acts (:data:`INTENT_ACTS`), the same context act, shared question topics,
+the details asked for (:data:`ASK_BOOST` when the row's agent turn asked for one the message
+asks for, :data:`ASK_MISMATCH_WEIGHT` when it asked for others), how much that agent turn reads
+like the message (``exp(CONTENT_GAIN * cosine)`` over content words), the fit of its entity
 spans to the facts to give (:data:`APPEND_WEIGHT`, :data:`DROP_WEIGHT`, :data:`FACT_TOPICS`),
 its mood (at the persona's resting intensity the category's own mix; a user more upset than
 that prefers turns of its mood, up to :data:`MOOD_MAX` times), and for ``unknown`` whether it
 says so. These preferences are then rescaled so that the
 lengths and the share of questions drawn stay those of the act-and-context pool
 (:func:`_keep_lengths`): a short turn has fewer spans to drop, and would otherwise win too
-often. A row already used in the episode is avoided. The pools, tried in order until one has
+often. A row already used in the episode is avoided. Candidates are drawn with the environment's
+generator without replacement, up to :data:`MAX_TRIES`: one whose adaptation is unclean (below)
+or whose reply the coherence model calls a misfit is rejected and the next is drawn; when all
+are, the reply falls back to the scenario's own lines (the facts' ``say`` lines, its closing or
+nudges). :attr:`TranscriptUser.stats` counts the rejections and fallbacks. The pools, tried in order until one has
 :data:`MIN_CANDIDATES` rows that fit (first with the same context act, then any): the persona's
 category (:func:`persona_group`) in the scenario's STAR domain (its ``domain`` or a tag naming
 one, e.g. ``bank``); the category's rows of that domain or generic; every category's.
 Businesses STAR lacks (retail, medical supply) get generic rows only.
 
 **Adaptation.** The retrieved turn's entity spans are replaced by the values of the facts
-asked (by kind: a name into a name or email, a number into a number, date or time; never
-where the words before the span name another detail, "my PIN is"), then by facts already
-given where the turn names them ("my name is"), or dropped, together with a connector that led
-to it ("either 0314 or" loses its "or"; :func:`_drop_span`). Quantities and amounts ("$300", "20
+asked (of the same kind only; never where the words before the span name another detail, "my
+PIN is"), then by facts already given where the turn names them ("my name is"), or dropped,
+together with a connector that led to it ("either 0314 or" loses its "or"; :func:`_drop_span`).
+It is *clean* or the turn is not used (:mod:`envsim.user.fill`): whole spans only, nothing glued
+to them and no half name (:func:`~envsim.user.fill.clean_span`), a span dropped only where no
+word leads to it (:func:`~envsim.user.fill.droppable`: never "do you like the?"), no two
+different facts as alternatives ("either <phone> or <date of birth>"), and for an answer no
+detail named that it does not give. Quantities and amounts ("$300", "20
 minutes") stay as written when neither the scenario's goal nor its facts name one: another
 customer's amount contradicts nothing there, and the human turns of a category are full of them.
 Asked facts with no span left are said after it with their ``say`` line. A fact not yet given
 never appears. Demanding a person uses the persona's own lines; a turn that cannot be
 retrieved falls back to the persona's lines too (:attr:`TranscriptUser.trace` says which
-replies did).
+replies did). The persona's traits are applied to the text (:mod:`envsim.user.style`): typos
+at its rate over its category's, its register, and its verbosity as a preference for human
+turns of its lengths.
 
 Where no corpus is present, the user falls back to :class:`~envsim.user.scripted.ScriptedUser`
 (the persona's template lines) and logs one warning line per process.
