@@ -42,35 +42,37 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
 import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.errors import EnvsimError
+from envsim.fidelity_classifier import FEATURES, FOLDS, cv_auc, cv_aucs_by, turn_features
+from envsim.fidelity_measures import (
+    COPY_DISTANCE,
+    SHUFFLED_REPEATS,
+    NearDuplicates,
+    context_features,
+    pair_accuracy,
+)
+from envsim.fidelity_split import Split, split_by_template, write_pool
 from envsim.scenario import AgentSpec, Expected, Fact, PersonaSpec, Scenario, UserSpec
 from envsim.transcripts.schema import Conversation
-from envsim.user.affect_scorer import AFFECTS, AffectScorer, default_scorer, rank_auc
+from envsim.user.affect_scorer import AFFECTS, AffectScorer, default_scorer
 from envsim.user.base import UserSimulator
 from envsim.user.transcript import Names, entity_spans
 
-FOLDS = 5
-"""Cross-validation folds of the real-vs-simulated classifier."""
-
-HASH_BUCKETS = 64
-"""Hashed unigram features of the classifier."""
-
-L2 = 1.0
-"""Ridge penalty of the classifier (on standardised features)."""
-
-CV_REPEATS = 5
-"""Cross-validation splits the classifier AUC is averaged over."""
+if TYPE_CHECKING:
+    from envsim.user.coherence import CoherenceModel
 
 DEFAULT_DIALOGUES = 100
 """Held-out dialogues per persona when none is given (the first ones by id)."""
@@ -147,110 +149,6 @@ def unigrams(texts: Iterable[str]) -> Counter[str]:
     for text in texts:
         counts.update(_WORD.findall(text.lower()))
     return counts
-
-
-# -- the classifier --------------------------------------------------------------------------
-
-FEATURES: tuple[str, ...] = (
-    "log_words", "log_chars", "word_length", "type_token", "questions", "exclamations", "commas", "periods",
-    "capitals", "lower_start", "digits", "ellipsis", *AFFECTS,
-    *(f"hash_{i}" for i in range(HASH_BUCKETS)),
-)  # fmt: skip
-"""The classifier's per-turn features, in column order."""
-
-
-def turn_features(texts: Sequence[str], scorer: AffectScorer | None = None) -> np.ndarray:
-    """One row of :data:`FEATURES` per text (hashed unigrams use CRC-32, so they are the same in every process).
-
-    Example:
-        >>> turn_features(["Hi there?", "no"]).shape == (2, len(FEATURES))
-        True
-    """
-    scorer = scorer or default_scorer()
-    rows = np.zeros((len(texts), len(FEATURES)))
-    affects = scorer.score_many(list(texts)).to_numpy() if texts else np.zeros((0, len(AFFECTS)))
-    first_hash = FEATURES.index("hash_0")
-    for i, text in enumerate(texts):
-        words = text.split()
-        tokens = _WORD.findall(text.lower())
-        letters = [c for c in text if c.isalpha()]
-        rows[i, :12] = (
-            math.log1p(len(words)),
-            math.log1p(len(text)),
-            float(np.mean([len(w) for w in words])) if words else 0.0,
-            len(set(tokens)) / len(tokens) if tokens else 0.0,
-            min(text.count("?"), 3),
-            min(text.count("!"), 3),
-            min(text.count(","), 5),
-            min(text.count("."), 5),
-            sum(c.isupper() for c in letters) / len(letters) if letters else 0.0,
-            float(bool(re.match(r"\s*[a-z]", text))),
-            float(any(c.isdigit() for c in text)),
-            float("..." in text),
-        )
-        for token in set(tokens):
-            rows[i, first_hash + zlib.crc32(token.encode()) % HASH_BUCKETS] = 1.0
-    rows[:, 12 : 12 + len(AFFECTS)] = affects
-    return rows
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> np.ndarray:
-    """Weights (intercept last) of an L2-penalised logistic regression, by Newton's method.
-
-    Example:
-        >>> w = fit_logistic(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
-        >>> bool(w[0] > 0)
-        True
-    """
-    design = np.column_stack([x, np.ones(len(x))])
-    beta = np.zeros(design.shape[1])
-    penalty = l2 * np.eye(design.shape[1])
-    penalty[-1, -1] = 1e-8  # the intercept is not shrunk
-    target = y.astype(float)
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -30, 30)))
-        gradient = design.T @ (target - p) - penalty @ beta
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
-        step = np.linalg.solve(hessian, gradient)
-        beta += step
-        if float(np.abs(step).max()) < 1e-6:
-            break
-    return beta
-
-
-def cv_auc(
-    x: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: int = FOLDS, l2: float = L2, repeats: int = CV_REPEATS
-) -> float:
-    """Rank AUC of out-of-fold classifier scores, folds by ``groups`` (every group wholly in one fold).
-
-    Groups go to folds by a CRC-32 hash of their name (salted by the repeat), so the split is
-    the same in every process; the AUC is the mean over ``repeats`` such splits. Each fold's
-    features are standardised with the training folds' means and spreads.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> y = np.array([0, 1] * 50)
-        >>> cv_auc((y + 0.1 * rng.normal(size=100))[:, None], y, [str(i // 2) for i in range(100)])
-        1.0
-    """
-    labels = np.asarray(y, dtype=int)
-    aucs = []
-    for repeat in range(repeats):
-        fold_of = np.array([zlib.crc32(f"{repeat}/{g}".encode()) % folds for g in groups])
-        scores = np.full(len(labels), np.nan)
-        for k in range(folds):
-            test = fold_of == k
-            train = ~test
-            if not test.any() or len(set(labels[train])) < 2:
-                continue
-            mean = x[train].mean(axis=0)
-            spread = x[train].std(axis=0)
-            spread[spread == 0] = 1.0
-            beta = fit_logistic((x[train] - mean) / spread, labels[train], l2)
-            scores[test] = ((x[test] - mean) / spread) @ beta[:-1] + beta[-1]
-        done = ~np.isnan(scores)
-        aucs.append(rank_auc(scores[done], labels[done].astype(bool)))
-    return float(np.mean(aucs))
 
 
 # -- replay ----------------------------------------------------------------------------------
@@ -392,11 +290,18 @@ def replay_scenario(conversation: Conversation, persona: str, facts: Sequence[Fa
 
 @dataclass
 class Replay:
-    """One replayed dialogue: the human's replies and the mock user's, in order."""
+    """One replayed dialogue: the human's replies and the mock user's, in order.
+
+    ``pairs`` holds one ``(agent message, human reply, simulated reply)`` per human reply that
+    answered agent turns: the agent message is the wizard turns since the previous user turn,
+    joined (what the mock user was given); the simulated reply is ``None`` once the mock user
+    has ended the conversation.
+    """
 
     dialogue_id: str
     human: list[str] = field(default_factory=list)
     simulated: list[str] = field(default_factory=list)
+    pairs: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 def replay(user: UserSimulator, conversation: Conversation, scenario: Scenario, rng: np.random.Generator) -> Replay:
@@ -412,15 +317,15 @@ def replay(user: UserSimulator, conversation: Conversation, scenario: Scenario, 
     done = False
     calls = 0
 
-    def answer() -> None:
+    def answer() -> str:
         nonlocal done
         message = " ".join(pending)
-        pending.clear()
         messages.append({"role": "assistant", "content": message})
         turn = user.reply(message, messages)
         messages.append({"role": "user", "content": turn.text})
         result.simulated.append(turn.text)
         done = turn.done
+        return turn.text
 
     for turn in turns[first + 1 :]:
         if turn.role == "agent" and turn.text.strip():
@@ -447,8 +352,9 @@ def replay(user: UserSimulator, conversation: Conversation, scenario: Scenario, 
             )
         elif turn.role == "user" and turn.text.strip():
             result.human.append(turn.text)
-            if pending and not done:
-                answer()
+            if pending:
+                simulated = None if done else answer()
+                result.pairs.append((" ".join(pending), turn.text, simulated))
             pending.clear()
     if pending and not done:
         answer()
@@ -467,8 +373,20 @@ class PersonaFidelity(BaseModel):
     dialogues: int = Field(description="Held-out dialogues replayed.")
     human_turns: int
     simulated_turns: int
-    auc: float = Field(description="Real-vs-simulated classifier AUC on held-out folds (0.5: indistinguishable).")
-    auc_human: float | None = Field(description="The same classifier on two halves of the human turns (by dialogue).")
+    context_auc: float | None = Field(
+        description="AUC of the classifier that sees (agent turn, reply), on held-out folds (0.5: indistinguishable)."
+    )
+    context_auc_shuffled: float | None = Field(description="The same with the labels shuffled: chance.")
+    context_pairs: int = Field(description="(agent turn, reply) pairs per side the context figures are computed on.")
+    near_duplicates_removed: int = Field(
+        description="Pairs left out because the human reply is within the copy distance of a pool turn."
+    )
+    copy_rate_sim: float = Field(description="Share of simulated replies within the copy distance of a pool turn.")
+    copy_rate_human: float = Field(description="The same share for the held-out human replies.")
+    misfit_sim: float | None = Field(description="Coherence model's misfit rate on simulated replies.")
+    misfit_human: float | None = Field(description="The same on the human replies to the same agent turns.")
+    turn_auc: float = Field(description="AUC of the classifier that sees a reply alone (style only).")
+    turn_auc_human: float | None = Field(description="The same on two halves of the human turns (by dialogue).")
     length_ks: float = Field(description="KS distance of words per turn.")
     length_wasserstein: float = Field(description="Wasserstein-1 distance of words per turn (in words).")
     words_human: float = Field(description="Mean words per human turn.")
@@ -483,21 +401,77 @@ class PersonaFidelity(BaseModel):
     plot: str | None = Field(None, description="The SVG plot written, if any.")
 
 
+class DialogueLevel(BaseModel):
+    """The dialogue-level test: which of a human and a simulated dialogue of the same task is human?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: int = Field(description="(human, simulated) dialogue pairs, over every persona.")
+    accuracy: float | None = Field(description="Out-of-fold accuracy of picking the human one (0.5: chance).")
+    accuracy_shuffled: float | None = Field(description="The same with the sides shuffled: chance.")
+
+
+class CopyRate(BaseModel):
+    """Shares of replies within normalised edit distance ``distance`` of a pool turn, over every persona."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    distance: float
+    pool_turns: int = Field(description="Distinct pool user turns compared against.")
+    simulated: float
+    human: float
+
+
+class ContextFit(BaseModel):
+    """The coherence model's misfit rates, fitted on pool dialogues only, over every persona."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fitted_pairs: int = Field(description="Human (agent turn, reply) pairs of pool dialogues fitted.")
+    threshold: float = Field(description="Scores below it are misfits.")
+    misfit_sim: float | None
+    misfit_human: float | None
+    gap: float | None = Field(description="misfit_sim - misfit_human.")
+    note: str
+
+
+class Target(BaseModel):
+    """One figure against its target (issue 19)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    figure: str
+    value: float | None
+    target: str
+    passed: bool | None = Field(description="None: reported, no pass/fail (or not measured).")
+
+
 class FidelityReport(BaseModel):
-    """The result of :func:`evaluate`: figures per persona and how they were obtained."""
+    """The result of :func:`evaluate`: figures per persona and over all, and how they were obtained."""
 
     model_config = ConfigDict(extra="forbid")
 
     user: str
     model: str | None
     corpus: str
+    seed: int
     split: str
+    split_counts: dict[str, int]
     personas: dict[str, PersonaFidelity]
+    context_auc_all: float | None = Field(description="The context-aware discriminator's AUC over every persona.")
+    context_auc_all_shuffled: float | None = Field(description="The same with shuffled labels: chance.")
+    dialogue_level: DialogueLevel
+    copy_rate: CopyRate
+    context_fit: ContextFit | None
     wall_seconds: float
 
 
 def _r(value: float, digits: int = 4) -> float:
     return round(float(value), digits)
+
+
+def _r_or_none(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None or math.isnan(value) else _r(value, digits)
 
 
 def _halves(replays: Sequence[Replay]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -521,8 +495,51 @@ def _halves_auc(replays: Sequence[Replay], scorer: AffectScorer) -> float | None
     return _r(cv_auc(x, y, [d for d, _ in a + b]))
 
 
-def persona_figures(category: str, replays: Sequence[Replay], scorer: AffectScorer | None = None) -> PersonaFidelity:
-    """The figures of one persona from its replays."""
+@dataclass
+class ContextRows:
+    """The (agent turn, reply) rows of one persona the context figures use, near-duplicates of pool turns left out."""
+
+    human: list[tuple[str, str, str]] = field(default_factory=list)
+    """(dialogue id, agent turn, human reply)."""
+    simulated: list[tuple[str, str, str]] = field(default_factory=list)
+    """(dialogue id, agent turn, simulated reply)."""
+    removed: int = 0
+
+
+def context_rows(replays: Sequence[Replay], pool: NearDuplicates | None) -> ContextRows:
+    """Every pair of the replays whose human reply is no near-duplicate of a pool turn, both sides at that position."""
+    rows = ContextRows()
+    for r in replays:
+        for agent, human, simulated in r.pairs:
+            if pool is not None and pool.within(human):
+                rows.removed += 1
+                continue
+            rows.human.append((r.dialogue_id, agent, human))
+            if simulated is not None:
+                rows.simulated.append((r.dialogue_id, agent, simulated))
+    return rows
+
+
+def _context_x(rows: Sequence[tuple[str, str, str]], scorer: AffectScorer) -> np.ndarray:
+    return context_features([a for _, a, _ in rows], [t for _, _, t in rows], scorer)
+
+
+def persona_figures(
+    category: str,
+    replays: Sequence[Replay],
+    scorer: AffectScorer | None = None,
+    *,
+    pool: NearDuplicates | None = None,
+    coherence: CoherenceModel | None = None,
+    seed: int = 0,
+    context: tuple[float | None, float | None] | None = None,
+) -> PersonaFidelity:
+    """The figures of one persona from its replays.
+
+    ``pool``: the near-duplicates to leave out and to copy against; ``coherence``: the model of the
+    misfit rates; ``context``: the context-aware AUC and its shuffled baseline when already computed
+    over several personas (:func:`context_aucs`), else computed from these replays alone.
+    """
     scorer = scorer or default_scorer()
     human = [t for r in replays for t in r.human]
     sim = [t for r in replays for t in r.simulated]
@@ -536,13 +553,27 @@ def persona_figures(category: str, replays: Sequence[Replay], scorer: AffectScor
     first = FEATURES.index(AFFECTS[0])
     aff_h, aff_s = x[: len(human), first : first + len(AFFECTS)], x[len(human) :, first : first + len(AFFECTS)]
     distress = AFFECTS.index("distress")
+    rows = context_rows(replays, pool)
+    context_auc, shuffled = context if context is not None else context_aucs({category: rows}, scorer, seed)[category]
+    misfit_h = misfit_s = None
+    if coherence is not None and rows.human and rows.simulated:
+        misfit_h = _r(coherence.misfit_rate((a, t) for _, a, t in rows.human))
+        misfit_s = _r(coherence.misfit_rate((a, t) for _, a, t in rows.simulated))
     return PersonaFidelity(
         category=category,
         dialogues=len(replays),
         human_turns=len(human),
         simulated_turns=len(sim),
-        auc=_r(cv_auc(x, y, groups)),
-        auc_human=_halves_auc(replays, scorer),
+        context_auc=context_auc,
+        context_auc_shuffled=shuffled,
+        context_pairs=min(len(rows.human), len(rows.simulated)),
+        near_duplicates_removed=rows.removed,
+        copy_rate_sim=_r(pool.rate(sim)) if pool is not None else 0.0,
+        copy_rate_human=_r(pool.rate(human)) if pool is not None else 0.0,
+        misfit_sim=misfit_s,
+        misfit_human=misfit_h,
+        turn_auc=_r(cv_auc(x, y, groups)),
+        turn_auc_human=_halves_auc(replays, scorer),
         length_ks=_r(ks_distance(words_h, words_s)),
         length_wasserstein=_r(wasserstein(words_h, words_s)),
         words_human=_r(words_h.mean(), 2),
@@ -557,19 +588,85 @@ def persona_figures(category: str, replays: Sequence[Replay], scorer: AffectScor
     )
 
 
-def heldout_dialogues(
-    corpus: str | Path, categories: Iterable[str], limit: int | None
+def context_aucs(
+    rows_of: Mapping[str, ContextRows], scorer: AffectScorer | None = None, seed: int = 0
+) -> dict[str, tuple[float | None, float | None]]:
+    """The context-aware discriminator: one model over every persona's rows, its AUC within each persona.
+
+    One logistic regression on :func:`~envsim.fidelity_measures.context_features` plus a persona
+    indicator, cross-validated with folds by dialogue (a dialogue's human and simulated rows, under
+    every persona, are in one fold); per persona the AUC of its rows' out-of-fold scores, averaged
+    over :data:`~envsim.fidelity_classifier.CV_REPEATS` splits, and the same with the labels
+    shuffled (seeded, :data:`~envsim.fidelity_measures.SHUFFLED_REPEATS` splits). ``"*"``: over every row.
+    A persona with no row on a side, or fewer dialogues than folds, gets ``None``.
+    """
+    scorer = scorer or default_scorer()
+    names = list(rows_of)
+    blocks, labels, groups, parts = [], [], [], []
+    for name, rows in rows_of.items():
+        for side, label in ((rows.human, 1), (rows.simulated, 0)):
+            if not side:
+                continue
+            indicator = np.zeros((len(side), len(names)))
+            indicator[:, names.index(name)] = 1.0
+            blocks.append(np.hstack([_context_x(side, scorer), indicator]))
+            labels += [label] * len(side)
+            groups += [d for d, _, _ in side]
+            parts += [name] * len(side)
+    y = np.asarray(labels, dtype=int)
+    empty: tuple[float | None, float | None] = (None, None)
+    out = {name: empty for name in [*names, "*"]}
+    if len(set(groups)) < FOLDS or len(set(labels)) < 2:
+        return out
+    x = np.vstack(blocks)
+    real = cv_aucs_by(x, y, groups, parts)
+    permuted = np.random.default_rng(seed).permutation(y)
+    chance = cv_aucs_by(x, permuted, groups, parts, repeats=SHUFFLED_REPEATS)
+    for name in [*names, "*"]:
+        part = rows_of.get(name)
+        dialogues = {d for d, _, _ in part.human + part.simulated} if part is not None else set(groups)
+        if len(dialogues) < FOLDS or np.all(np.isnan(real[name])):
+            continue
+        out[name] = (_r(float(np.nanmean(real[name]))), _r(float(np.nanmean(chance[name]))))
+    return out
+
+
+def dialogue_level(
+    replays: Sequence[Replay], pool: NearDuplicates | None, scorer: AffectScorer | None = None, seed: int = 0
+) -> DialogueLevel:
+    """The dialogue-level test over ``replays`` (every persona's): features are each side's mean context row.
+
+    A dialogue's side is described by the mean of its :func:`context_features` rows (near-duplicate
+    positions left out, as for the per-turn figures) and the log of their number; a replay whose
+    sides have no row each is left out.
+    """
+    scorer = scorer or default_scorer()
+    sides: list[tuple[np.ndarray, np.ndarray]] = []
+    for r in replays:
+        rows = context_rows([r], pool)
+        if not rows.human or not rows.simulated:
+            continue
+        h, s = _context_x(rows.human, scorer), _context_x(rows.simulated, scorer)
+        sides.append((np.r_[h.mean(axis=0), math.log1p(len(h))], np.r_[s.mean(axis=0), math.log1p(len(s))]))
+    if len(sides) < FOLDS:
+        return DialogueLevel(pairs=len(sides), accuracy=None, accuracy_shuffled=None)
+    human, simulated = np.array([h for h, _ in sides]), np.array([s for _, s in sides])
+    return DialogueLevel(
+        pairs=len(sides),
+        accuracy=_r(pair_accuracy(human, simulated, seed=seed)),
+        accuracy_shuffled=_r(pair_accuracy(human, simulated, seed=seed, shuffle=True)),
+    )
+
+
+def _by_category(
+    conversations: Iterable[Conversation], categories: Iterable[str], limit: int | None
 ) -> dict[str, list[Conversation]]:
-    """The held-out STAR dialogues of each category, in id order (the first ``limit`` of each)."""
-    from envsim.calibrate import CORPUS, classify, is_heldout
-    from envsim.user.transcript import read_star, star_file
+    """The dialogues of each persona category, in id order (the first ``limit`` of each)."""
+    from envsim.calibrate import classify
 
     wanted = set(categories)
-    location = star_file(corpus)
-    if not location.exists():
-        raise EnvsimError(f"{corpus}: no {CORPUS} transcripts here")
     found: dict[str, list[Conversation]] = {c: [] for c in wanted}
-    for conversation in read_star(location, lambda i: is_heldout(CORPUS, i)):
+    for conversation in conversations:
         group = classify(conversation)
         if group in wanted:
             found[group].append(conversation)
@@ -586,6 +683,41 @@ def default_personas() -> list[str]:
     return [g.name for g in GROUPS if g.name in library]
 
 
+def _star_source(where: Path) -> Path:
+    from envsim.user.transcript import star_file
+
+    location = star_file(where)
+    names = ("dialogues.jsonl.gz", "dialogues.jsonl")
+    source = next((location / n for n in names if (location / n).is_file()), location)
+    if not source.is_file():
+        raise EnvsimError(f"{where}: no STAR dialogues.jsonl(.gz) here")
+    return source
+
+
+@lru_cache(maxsize=2)
+def _split(source: str, modified: int) -> Split:
+    """The template split of a STAR file, once per process (``modified``: its mtime, so an edit is seen)."""
+    from envsim.calibrate import CORPUS, is_heldout
+    from envsim.user.transcript import read_star
+
+    return split_by_template(read_star(source), lambda i: is_heldout(CORPUS, i))
+
+
+@lru_cache(maxsize=2)
+def _pool_index(source: str, modified: int) -> NearDuplicates:
+    """The pool's user turns of a STAR file's split, indexed for near-duplicates, once per process."""
+    pool = _split(source, modified).pool
+    return NearDuplicates(t.text for c in pool for t in c.turns if t.role == "user" and t.text.strip())
+
+
+@lru_cache(maxsize=4)
+def _coherence(source: str, modified: int, seed: int) -> CoherenceModel:
+    """The coherence model fitted on the pool dialogues of a STAR file's split, once per process and seed."""
+    from envsim.user.coherence import CoherenceModel, corpus_pairs
+
+    return CoherenceModel.fit(corpus_pairs(_split(source, modified).pool), seed=seed)
+
+
 def evaluate(
     user: str = "transcript",
     *,
@@ -596,8 +728,12 @@ def evaluate(
     seed: int = 0,
     plot_dir: str | Path | None = None,
     user_options: Mapping[str, Any] | None = None,
+    coherence: bool = True,
 ) -> FidelityReport:
-    """Replay held-out dialogues with a mock user and measure, per persona, how human its turns look.
+    """Replay held-out dialogues with a mock user and measure, per persona and over all, how human it is.
+
+    The split is by scenario template (:mod:`envsim.fidelity_split`); the transcript user
+    retrieves from the pool side only (written to a temporary folder it is pointed at).
 
     Args:
         user: The mock user, by registry name (``transcript`` or ``llm``).
@@ -605,11 +741,12 @@ def evaluate(
         corpus: The transcripts folder (default :func:`~envsim.transcripts.corpus.corpus_dir`).
         personas: Library persona names (default :func:`default_personas`).
         dialogues: Held-out dialogues per persona (``None``: all).
-        seed: Seed of the replays (each dialogue's generator also mixes in its id).
+        seed: Seed of the replays, of the coherence model's fit and of the chance baselines.
         plot_dir: Write one SVG plot per persona here.
         user_options: Further keyword arguments of the user's constructor.
+        coherence: Measure context fit (fits the coherence model on the pool, a few seconds).
     """
-    from envsim.calibrate import CORPUS, HELDOUT_BUCKETS
+    from envsim.calibrate import CORPUS, HELDOUT_BUCKETS, classify
     from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
     from envsim.user.persona import load_persona
     from envsim.user.registry import make_user
@@ -621,42 +758,141 @@ def evaluate(
         raise EnvsimError(f"no transcripts folder: pass --corpus DIR or set {CORPUS_ENV}")
     if not Path(where).is_dir():
         raise EnvsimError(f"{where}: no such folder")
+    source = _star_source(Path(where))
     names = list(personas) if personas else default_personas()
     loaded = {name: load_persona(name) for name in names}
-    index = load_index(where)
-    categories = {name: persona_group(p, index) for name, p in loaded.items()}
-    held = heldout_dialogues(where, set(categories.values()), dialogues)
-    options: dict[str, Any] = dict(user_options or {})
-    if user == "transcript":
-        options.setdefault("corpus", where)
-    if model is not None:
-        options["model"] = model
-    sim = make_user(user, **options)
-    name_rule = index.names if index is not None else Names()
+    version = (str(source), source.stat().st_mtime_ns)
+    split = _split(*version)
+    with tempfile.TemporaryDirectory(prefix="envsim-fidelity-") as folder:
+        pool_dir = write_pool(source, {c.id for c in split.pool}, Path(folder))
+        index = load_index(pool_dir)
+        categories = {name: persona_group(p, index) for name, p in loaded.items()}
+        held = _by_category(split.evaluation, set(categories.values()), dialogues)
+        options: dict[str, Any] = dict(user_options or {})
+        if user == "transcript":
+            options["corpus"] = pool_dir
+        elif user == "llm":  # exemplar turns from the pool only, of the categories measured
+            wanted = set(categories.values())
+            options.setdefault("exemplars", [c for c in split.pool if classify(c) in wanted])
+        if model is not None:
+            options["model"] = model
+        sim = make_user(user, **options)
+        name_rule = index.names if index is not None else Names()
+        replays_of: dict[str, list[Replay]] = {}
+        for name in names:
+            replays = []
+            for conversation in held[categories[name]]:
+                scenario = replay_scenario(conversation, name, task_facts(conversation, name_rule))
+                rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{conversation.id}".encode())])
+                replays.append(replay(sim, conversation, scenario, rng))
+            replays_of[name] = replays
+    pool = _pool_index(*version)
+    fitted = _coherence(*version, seed) if coherence else None
     scorer = default_scorer()
+    aucs = context_aucs({name: context_rows(r, pool) for name, r in replays_of.items()}, scorer, seed)
     figures: dict[str, PersonaFidelity] = {}
-    for name in names:
-        category = categories[name]
-        replays = []
-        for conversation in held[category]:
-            scenario = replay_scenario(conversation, name, task_facts(conversation, name_rule))
-            rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{conversation.id}".encode())])
-            replays.append(replay(sim, conversation, scenario, rng))
-        result = persona_figures(category, replays, scorer)
+    for name, replays in replays_of.items():
+        result = persona_figures(
+            categories[name], replays, scorer, pool=pool, coherence=fitted, seed=seed, context=aucs[name]
+        )
         if plot_dir is not None:
             path = Path(plot_dir) / f"{name}.svg"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(plot_svg(name, result, replays, scorer), encoding="utf-8")
             result = result.model_copy(update={"plot": str(path)})
         figures[name] = result
+    everything = [r for replays in replays_of.values() for r in replays]
+    every_rows = context_rows(everything, pool)
+    fit = None
+    if fitted is not None:
+        misfit_h = fitted.misfit_rate((a, t) for _, a, t in every_rows.human) if every_rows.human else None
+        misfit_s = fitted.misfit_rate((a, t) for _, a, t in every_rows.simulated) if every_rows.simulated else None
+        gap = None if misfit_h is None or misfit_s is None else misfit_s - misfit_h
+        note = (
+            "the transcript user rejects misfit replies with a coherence model of the same family "
+            "(envsim.user.coherence), so its misfit rate is a lower bound; the context-aware discriminator "
+            "is the independent check"
+            if user == "transcript"
+            else "the coherence model is fitted on pool dialogues only; the user does not consult it"
+        )
+        fit = ContextFit(
+            fitted_pairs=fitted.n_pairs,
+            threshold=_r(fitted.threshold),
+            misfit_sim=_r_or_none(misfit_s),
+            misfit_human=_r_or_none(misfit_h),
+            gap=_r_or_none(gap),
+            note=note,
+        )
     return FidelityReport(
         user=user,
         model=model,
         corpus=str(where),
-        split=f"held out: sha256('{CORPUS}/<dialogue id>') % {HELDOUT_BUCKETS} == 0 (as envsim calibrate)",
+        seed=seed,
+        split=(
+            f"by scenario template: evaluation = dialogues held out by sha256('{CORPUS}/<dialogue id>') % "
+            f"{HELDOUT_BUCKETS} == 0 (as envsim calibrate); pool = dialogues whose task text and instructions no "
+            "evaluated dialogue has; near-duplicates of pool turns (edit distance <= "
+            f"{COPY_DISTANCE}) left out of the context figures"
+        ),
+        split_counts=split.summary(),
         personas=figures,
+        context_auc_all=aucs["*"][0],
+        context_auc_all_shuffled=aucs["*"][1],
+        dialogue_level=dialogue_level(everything, pool, scorer, seed),
+        copy_rate=CopyRate(
+            distance=COPY_DISTANCE,
+            pool_turns=len(pool),
+            simulated=_r(pool.rate([t for r in everything for t in r.simulated])),
+            human=_r(pool.rate([t for r in everything for t in r.human])),
+        ),
+        context_fit=fit,
         wall_seconds=_r(time.perf_counter() - started, 2),
     )
+
+
+CONTEXT_AUC_TARGET = 0.65
+"""Target: the context-aware AUC of every persona at most this."""
+
+DIALOGUE_ACCURACY_TARGET = 0.70
+"""Target: the dialogue-level accuracy at most this."""
+
+MISFIT_GAP_TARGET = 0.02
+"""Target: the simulated misfit rate within this of the human one."""
+
+
+def targets(report: FidelityReport | None, taus: Mapping[str, float | None] | None = None) -> list[Target]:
+    """Every figure of issue 19's targets against its target.
+
+    ``report``: the replay figures (``None``: not run); ``taus``: Kendall's tau per user of the
+    outcome calibration (``None``: not run). A figure that could not be measured has ``passed`` None.
+    """
+    out: list[Target] = []
+
+    def at_most(figure: str, value: float | None, bound: float) -> None:
+        out.append(
+            Target(figure=figure, value=value, target=f"<= {bound:g}", passed=None if value is None else value <= bound)
+        )
+
+    if report is not None:
+        for name, f in report.personas.items():
+            at_most(f"context_auc[{name}]", f.context_auc, CONTEXT_AUC_TARGET)
+        at_most("dialogue_accuracy", report.dialogue_level.accuracy, DIALOGUE_ACCURACY_TARGET)
+        fit = report.context_fit
+        gap = fit.gap if fit is not None else None
+        out.append(
+            Target(
+                figure="misfit_gap",
+                value=gap,
+                target=f"|sim - human| <= {MISFIT_GAP_TARGET:g}",
+                passed=None if gap is None else abs(gap) <= MISFIT_GAP_TARGET + 1e-9,
+            )
+        )
+    for user, tau in (taus or {}).items():
+        out.append(Target(figure=f"tau[{user}]", value=tau, target="= 1", passed=tau is not None and tau >= 1.0))
+    if report is not None:
+        out.append(Target(figure="copy_rate_sim", value=report.copy_rate.simulated, target="reported", passed=None))
+        out.append(Target(figure="copy_rate_human", value=report.copy_rate.human, target="reported", passed=None))
+    return out
 
 
 # -- the plot --------------------------------------------------------------------------------
@@ -728,7 +964,7 @@ def plot_svg(
     distress_labels = [f"{a:.2f}" for a in distress_edges[:-1]]
     width, height = 760, 330
     title = (
-        f"{persona} ({figures.category}): AUC {figures.auc:.2f}, length KS {figures.length_ks:.2f}, "
+        f"{persona} ({figures.category}): turn AUC {figures.turn_auc:.2f}, length KS {figures.length_ks:.2f}, "
         f"lexical JS {figures.lexical_js:.2f}; {figures.human_turns} human vs {figures.simulated_turns} simulated turns"
     )
     parts = [

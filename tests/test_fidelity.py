@@ -1,4 +1,4 @@
-"""``envsim fidelity``: distances, the real-vs-simulated AUC, replays, and the command on held-out dialogues."""
+"""``envsim fidelity``: distances, classifiers, the template split, replays, planted users that fail, the command."""
 
 from __future__ import annotations
 
@@ -13,27 +13,34 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from envsim import fidelity
+from envsim.calibrate import classify
 from envsim.cli import app
 from envsim.fidelity import (
-    FEATURES,
+    PersonaFidelity,
     Replay,
-    cv_auc,
+    dialogue_level,
     evaluate,
-    fit_logistic,
     js_divergence,
     ks_distance,
     persona_figures,
     replay,
     replay_scenario,
+    targets,
     task_facts,
-    turn_features,
     wasserstein,
 )
+from envsim.fidelity_classifier import FEATURES, cv_auc, fit_logistic, turn_features
+from envsim.fidelity_measures import NearDuplicates, edit_distance, pair_accuracy
+from envsim.fidelity_split import Split, SplitLeakError, check_split, split_by_template, write_pool
 from envsim.scenario import Scenario
+from envsim.testing.server import start_server
 from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation, ToolEvent, Turn
 from envsim.user.affect_scorer import rank_auc
 from envsim.user.base import UserSimulator, UserTurn
+from envsim.user.coherence import CoherenceModel
+from envsim.user.transcript import star_file
 from tests.conftest import REPO
 
 
@@ -143,48 +150,236 @@ def test_replay_feeds_the_agent_side_and_collects_both_sides() -> None:
     result = replay(user, conversation, replay_scenario(conversation, "star_calm", []), np.random.default_rng(0))
     assert result.human == ["7 pm please", "no thanks", "bye"]  # every human turn after the opening
     assert result.simulated == ["echo: Sure. What time?", "echo: Booked. Anything else?"]  # merged agent turns
+    # one pair per human reply that answered agent turns; "bye" follows a user turn: no pair; the user had ended
+    assert result.pairs == [
+        ("Sure. What time?", "7 pm please", "echo: Sure. What time?"),
+        ("Booked. Anything else?", "no thanks", "echo: Booked. Anything else?"),
+    ]
     tool_calls = [m for m in user.seen[-1] if m.get("tool_calls")]
     assert tool_calls and tool_calls[0]["tool_calls"][0]["function"]["name"] == "restaurant_book"
     assert user.seen[-1][-2]["role"] == "tool"
 
 
-def test_persona_figures_in_range() -> None:
-    replays = [
-        Replay(str(i), human=["yes please", "my name is Ann, 4 people"], simulated=["ok", "4 people please"])
-        for i in range(10)
+# -- copy distance ---------------------------------------------------------------------------
+
+
+def _levenshtein(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def test_edit_distance_and_near_duplicates_match_a_plain_implementation() -> None:
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3
+    rng = np.random.default_rng(0)
+    words = ["yes", "no", "my", "name", "is", "ann", "lee", "please", "a", "taxi", "at", "7", "pm"]
+    pool = [" ".join(rng.choice(words, size=int(rng.integers(1, 7)))) for _ in range(150)]
+    index = NearDuplicates(pool)
+    for _ in range(120):
+        query = " ".join(rng.choice(words, size=int(rng.integers(1, 7))))
+        expected = any(_levenshtein(query, p) <= 0.2 * max(len(query), len(p)) for p in set(pool))
+        assert index.within(query) == expected, query
+    assert index.within("  YES ") == ("yes" in pool)  # lower case, spaces collapsed
+    assert not index.within("") and np.isnan(index.rate([]))
+
+
+# -- the template split ----------------------------------------------------------------------
+
+
+def _task(i: str, task: str, instructions: list[str] | None = None) -> Conversation:
+    labels = {"user_task": task, "persona_instructions": instructions or []}
+    return Conversation(corpus="star", id=i, turns=[], labels=labels)
+
+
+def test_a_template_on_both_sides_is_refused() -> None:
+    evaluation = [_task("1", "Reserve flight 33. Your name is Mark.")]
+    pool = [_task("2", "Reserve flight 114. Your name is Ben."), _task("3", "reserve  flight 33. your name is mark.")]
+    with pytest.raises(SplitLeakError, match=r"1 evaluated dialogue\(s\).*dialogue 1 and pool dialogue 3"):
+        check_split(evaluation, pool)
+    check_split(evaluation, pool[:1])  # another filled scenario is not a leak
+    # the split never builds one: a dialogue not held out by id that shares a held-out template goes nowhere
+    split = split_by_template([*evaluation, *pool], lambda i: i == "1")
+    assert [c.id for c in split.pool] == ["2"] and split.excluded == 1
+    instructed = [_task("4", "Follow the bot.", ["Be rude."]), _task("5", "Follow the bot.", ["Be kind."])]
+    assert [c.id for c in split_by_template(instructed, lambda i: i == "4").pool] == ["5"]  # instructions count
+
+
+def test_the_real_split_shares_no_template(split: Split) -> None:
+    check_split(split.evaluation, split.pool)
+    counts = split.summary()
+    assert counts["dialogues_evaluation"] > 1000 and counts["dialogues_pool"] > 4000
+    assert counts["dialogues_evaluation"] + counts["dialogues_pool"] + counts["dialogues_excluded"] == 6652
+
+
+def test_the_pool_file_holds_the_pool_only(split: Split, tmp_path: Path, corpus: Path) -> None:
+    from envsim.user.transcript import read_star
+
+    wanted = {c.id for c in split.pool[:50]}
+    folder = write_pool(_source(corpus), wanted, tmp_path)
+    assert {c.id for c in read_star(folder)} == wanted
+
+
+# -- planted users on real held-out dialogues ------------------------------------------------
+
+
+def _source(corpus: Path) -> Path:
+    return star_file(corpus) / "dialogues.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def version(corpus: Path) -> tuple[str, int]:
+    source = _source(corpus)
+    return str(source), source.stat().st_mtime_ns
+
+
+@pytest.fixture(scope="module")
+def split(version: tuple[str, int]) -> Split:
+    return fidelity._split(*version)
+
+
+@pytest.fixture(scope="module")
+def pool(version: tuple[str, int]) -> NearDuplicates:
+    return fidelity._pool_index(*version)
+
+
+@pytest.fixture(scope="module")
+def coherence(version: tuple[str, int]) -> CoherenceModel:
+    return fidelity._coherence(*version, 0)
+
+
+@pytest.fixture(scope="module")
+def calm(split: Split) -> list[Conversation]:
+    return [c for c in split.evaluation if classify(c) == "star_calm"][:100]
+
+
+class Drawer(UserSimulator):
+    """A planted user: each reply drawn (seeded) from fixed lines, whatever the agent said."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
+        self.rng = rng
+        return scenario.user.opening
+
+    def reply(self, agent_message: str, messages: Any) -> UserTurn:
+        return UserTurn(self.lines[int(self.rng.integers(len(self.lines)))])
+
+
+def _replays(user: UserSimulator, conversations: list[Conversation]) -> list[Replay]:
+    return [
+        replay(user, c, replay_scenario(c, "star_calm", []), np.random.default_rng([0, i]))
+        for i, c in enumerate(conversations)
     ]
-    figures = persona_figures("star_calm", replays)
-    assert figures.human_turns == figures.simulated_turns == 20
-    assert 0 <= figures.auc <= 1 and 0 <= figures.length_ks <= 1 and 0 <= figures.lexical_js <= 1
-    assert figures.question_rate_human == figures.question_rate_sim == 0.0
+
+
+def test_a_user_copying_pool_turns_verbatim_has_copy_rate_one(
+    pool: NearDuplicates, coherence: CoherenceModel, calm: list[Conversation]
+) -> None:
+    copier = Drawer([pool.texts[int(i)] for i in np.random.default_rng(1).choice(len(pool), 2000)])
+    figures = persona_figures("star_calm", _replays(copier, calm[:20]), pool=pool, coherence=coherence)
+    assert figures.copy_rate_sim == 1.0
+    assert figures.copy_rate_human < 0.7  # held-out human replies are not all copies
+
+
+def test_a_user_ignoring_the_agent_fails_context_auc_misfit_and_dialogue_level(
+    pool: NearDuplicates, coherence: CoherenceModel, calm: list[Conversation]
+) -> None:
+    # human replies of other held-out dialogues of the same persona, in random order: not one answers its turn
+    lines = [t for r in _replays(Drawer(["x"]), calm[40:]) for t in r.human]
+    replays = _replays(Drawer(lines), calm[:40])
+    figures = persona_figures("star_calm", replays, pool=pool, coherence=coherence, seed=0)
+    assert figures.context_auc is not None and figures.context_auc > 0.65  # fails its target
+    assert figures.context_auc > figures.turn_auc + 0.1  # what a reply alone cannot show
+    assert figures.context_auc_shuffled is not None and 0.35 < figures.context_auc_shuffled < 0.65  # chance
+    assert figures.misfit_sim is not None and figures.misfit_human is not None
+    assert figures.misfit_sim > figures.misfit_human + 0.3
+    assert figures.near_duplicates_removed > 0 and figures.context_pairs > 40
+    level = dialogue_level(replays, pool, seed=0)
+    assert level.accuracy is not None and level.accuracy > 0.75
+    assert level.accuracy_shuffled is not None and 0.25 < level.accuracy_shuffled < 0.75
+    report_targets = targets(_report(figures, level), {"transcript": 0.5})
+    verdicts = {t.figure: t.passed for t in report_targets}
+    assert verdicts["context_auc[star_calm]"] is False and verdicts["dialogue_accuracy"] is False
+    assert verdicts["misfit_gap"] is False and verdicts["tau[transcript]"] is False
+
+
+def _report(figures: PersonaFidelity, level: fidelity.DialogueLevel) -> fidelity.FidelityReport:
+    sim, human = figures.misfit_sim, figures.misfit_human
+    gap = None if sim is None or human is None else sim - human
+    return fidelity.FidelityReport(
+        user="planted", model=None, corpus="-", seed=0, split="-", split_counts={}, personas={"star_calm": figures},
+        context_auc_all=figures.context_auc, context_auc_all_shuffled=figures.context_auc_shuffled,
+        dialogue_level=level, copy_rate=fidelity.CopyRate(distance=0.2, pool_turns=0, simulated=0.0, human=0.0),
+        context_fit=fidelity.ContextFit(fitted_pairs=0, threshold=0.0, misfit_sim=sim, misfit_human=human, gap=gap,
+                                        note="-"),
+        wall_seconds=0.0,
+    )  # fmt: skip
+
+
+def test_chance_baselines_are_near_one_half() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([1, 0] * 150)
+    groups = [f"d{i // 6}" for i in range(300)]
+    separable = (labels + 0.2 * rng.normal(size=300))[:, None] * np.ones((1, 3))
+    assert cv_auc(separable, labels, groups) > 0.99
+    assert 0.4 < cv_auc(separable, np.random.default_rng(0).permutation(labels), groups) < 0.6
+    human, simulated = rng.normal(size=(80, 4)) + 1.0, rng.normal(size=(80, 4))
+    assert pair_accuracy(human, simulated) > 0.9
+    assert 0.35 < pair_accuracy(human, simulated, shuffle=True) < 0.65
 
 
 # -- the command -----------------------------------------------------------------------------
 
+_SMALL = ["--dialogues", "6", "--personas", "star_annoyed,star_calm", "--personas", "annoyed", "--seed", "0"]
 
-def test_fidelity_command_json(corpus: Path, tmp_path: Path) -> None:
-    plots = tmp_path / "plots"
-    args = ["fidelity", "--json", "--dialogues", "6", "--personas", "star_annoyed,star_calm", "--personas", "annoyed",
-            "--outcome-episodes", "0"]  # fmt: skip
-    result = CliRunner().invoke(app, [*args, "--plot-dir", str(plots)])  # in process: the index is built once
+
+@pytest.fixture(scope="module")
+def command_json(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    plots = tmp_path_factory.mktemp("plots")
+    args = ["fidelity", "--json", *_SMALL, "--outcome-episodes", "1", "--plot-dir", str(plots)]
+    result = CliRunner().invoke(app, args)  # in process: the split and the pool are read once
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.stdout.splitlines()[-1])
+    assert "targets (issue 19):" in result.stdout and ("PASS" in result.stdout or "FAIL" in result.stdout)
+    payload: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    return payload
+
+
+def test_fidelity_command_json_carries_every_figure_and_target(command_json: dict[str, Any]) -> None:
+    figures = command_json["personas"]
     assert set(figures) == {"star_annoyed", "star_calm", "annoyed"}
     assert figures["annoyed"]["category"] == "star_annoyed"  # a hand-written persona: its STAR category
     for name, f in figures.items():
         assert f["dialogues"] == 6 and f["human_turns"] > 0 and f["simulated_turns"] > 0
-        assert 0 <= f["auc"] <= 1 and 0 <= f["length_ks"] <= 1 and f["length_wasserstein"] >= 0
-        assert 0 <= f["lexical_js"] <= 1 and all(0 <= v <= 1 for v in f["affect_ks"].values())
-        assert 0 <= f["question_rate_human"] <= 1 and 0 <= f["question_rate_sim"] <= 1
-        svg = ElementTree.parse(plots / f"{name}.svg").getroot()
-        assert svg.tag.endswith("svg") and f["plot"] == str(plots / f"{name}.svg")
+        assert f["context_auc"] is not None and 0 <= f["context_auc"] <= 1
+        assert 0 <= f["copy_rate_sim"] <= 1 and 0 <= f["copy_rate_human"] <= 1
+        assert 0 <= f["turn_auc"] <= 1 and 0 <= f["length_ks"] <= 1 and 0 <= f["lexical_js"] <= 1
+        svg = ElementTree.parse(f["plot"]).getroot()
+        assert svg.tag.endswith("svg") and f["plot"].endswith(f"{name}.svg")
+    assert command_json["split_counts"]["templates_shared"] == 0
+    assert command_json["dialogue_level"]["pairs"] >= 5 and command_json["dialogue_level"]["accuracy"] is not None
+    assert command_json["context_fit"]["fitted_pairs"] > 10000 and "lower bound" in command_json["context_fit"]["note"]
+    assert 0 <= command_json["copy_rate"]["simulated"] <= 1
+    assert set(command_json["outcome_calibration"]["tau"]) == {"scripted", "transcript"}
+    checks = {t["figure"]: t for t in command_json["targets"]}
+    assert {"context_auc[star_annoyed]", "context_auc[annoyed]", "dialogue_accuracy", "misfit_gap", "tau[scripted]",
+            "tau[transcript]", "copy_rate_sim", "copy_rate_human"} <= set(checks)  # fmt: skip
+    assert checks["context_auc[star_calm]"]["passed"] == (checks["context_auc[star_calm]"]["value"] <= 0.65)
+    assert checks["copy_rate_sim"]["passed"] is None and checks["copy_rate_sim"]["target"] == "reported"
 
 
-def test_evaluate_is_deterministic(corpus: Path) -> None:
-    first = evaluate(personas=["star_riddler"], dialogues=5, corpus=corpus)
-    second = evaluate(personas=["star_riddler"], dialogues=5, corpus=corpus)
-    assert first.personas == second.personas
-    assert first.split.startswith("held out: sha256('star/<dialogue id>') % 5 == 0")
+def test_same_seed_same_figures(command_json: dict[str, Any], corpus: Path) -> None:
+    again = evaluate(personas=["star_annoyed", "star_calm", "annoyed"], dialogues=6, seed=0, corpus=corpus)
+    assert {n: {k: v for k, v in f.items() if k != "plot"} for n, f in command_json["personas"].items()} == {
+        n: f.model_dump(mode="json", exclude={"plot"}) for n, f in again.personas.items()
+    }
+    for key in ("dialogue_level", "copy_rate", "context_fit", "split_counts"):
+        assert command_json[key] == json.loads(again.model_dump_json())[key], key
 
 
 def test_fidelity_without_corpus_exits_2(tmp_path: Path) -> None:
@@ -195,9 +390,32 @@ def test_fidelity_without_corpus_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr and "no such folder" in result.stderr
 
 
+# -- the LLM user ----------------------------------------------------------------------------
+
+
 def test_llm_user_path_and_a_constant_user_is_caught(corpus: Path) -> None:
     options = {"completion_options": {"mock_response": "Sure, go ahead please."}, "max_retries": 0}
-    report = evaluate("llm", model="openai/gpt-4o-mini", personas=["star_riddler"], dialogues=4, user_options=options)
+    report = evaluate(
+        "llm", model="openai/gpt-4o-mini", personas=["star_riddler"], dialogues=6, user_options=options, corpus=corpus
+    )
     figures = report.personas["star_riddler"]
     assert report.model == "openai/gpt-4o-mini" and figures.simulated_turns > 0
-    assert figures.auc > 0.9 and figures.words_sim == 4.0  # the same line every turn: easy to tell apart
+    assert figures.turn_auc > 0.9 and figures.words_sim == 4.0  # the same line every turn: easy to tell apart
+    assert figures.context_auc is not None and figures.context_auc > 0.9
+    assert report.copy_rate.simulated == 0.0 and report.context_fit is not None
+    assert "does not consult it" in report.context_fit.note
+
+
+def test_llm_user_against_a_local_server_through_the_command(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "local-test")
+    with start_server() as url:
+        args = ["fidelity", "--json", "--user", "llm", "--user-model", "openai/envsim-user", "--api-base", url,
+                "--personas", "star_riddler", "--dialogues", "5", "--outcome-episodes", "1",
+                "--no-context-fit"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.splitlines()[-1])
+    assert payload["user"] == "llm" and payload["model"] == "openai/envsim-user"
+    assert payload["personas"]["star_riddler"]["simulated_turns"] > 0 and payload["context_fit"] is None
+    checks = {t["figure"]: t for t in payload["targets"]}
+    assert "tau[llm]" in checks and checks["misfit_gap"]["passed"] is None  # not measured: no pass, no fail
