@@ -6,8 +6,9 @@ connection itself: when no frame arrives for ``idle_timeout`` seconds, the appli
 ``websocket.disconnect`` (code 1001, "going away"), so OpenEnv's handler destroys the session and the
 server closes the socket. Time spent inside a step does not count: only waiting for the client does.
 
-OpenEnv's handler reads text frames only: a binary frame would end the session with an obscure error
-(``'text'``). The guard answers it with an ``INVALID_JSON`` error frame instead, and the session goes on.
+OpenEnv's handler reads text frames holding a JSON object: a binary frame, or JSON that is no object
+(``[1]``), would end the session with an obscure error (``'text'``, ``'list' object has no attribute
+'get'``). The guard answers either with an ``INVALID_JSON`` error frame instead, and the session goes on.
 
 OpenEnv's handler also closes the socket when a session ends, after the client has gone; with
 Starlette 1.x that close raises (OpenEnv expects a ``RuntimeError``, Starlette raises
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -35,6 +37,13 @@ BINARY_FRAME_ERROR = json.dumps(
     {"type": "error", "data": {"message": "a binary frame: send JSON text frames", "code": "INVALID_JSON"}}
 )
 """The error frame (OpenEnv's ``WSErrorResponse`` shape) that answers a binary frame; the session goes on."""
+
+NOT_AN_OBJECT_ERROR = json.dumps(
+    {"type": "error", "data": {"message": "a frame must be a JSON object {...}", "code": "INVALID_JSON"}}
+)
+"""The error frame that answers a text frame that is no JSON object (``[1]``, ``"x"``, ``5``, ...)."""
+
+_OBJECT_START = re.compile(r"\s*\{")
 
 
 class WebSocketGuard:
@@ -76,9 +85,13 @@ class WebSocketGuard:
                         message = await receive()
                 except TimeoutError:
                     return {"type": "websocket.disconnect", "code": IDLE_CLOSE_CODE, "reason": "idle timeout"}
-                if message["type"] != "websocket.receive" or message.get("text") is not None:
+                if message["type"] != "websocket.receive":
                     return message
-                await send({"type": "websocket.send", "text": BINARY_FRAME_ERROR})  # and wait for the next frame
+                text = message.get("text")
+                if text is not None and _OBJECT_START.match(text):
+                    return message
+                error = BINARY_FRAME_ERROR if text is None else NOT_AN_OBJECT_ERROR
+                await send({"type": "websocket.send", "text": error})  # and wait for the next frame
 
         async def quiet_close(message: Message) -> None:
             try:

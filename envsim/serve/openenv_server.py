@@ -75,7 +75,8 @@ class ServeError(EnvsimError):
 
 @dataclass
 class ServeStats:
-    """Counters shared by a server's sessions (``/stats``); updated under a lock from the session threads."""
+    """Counters shared by a server's sessions (``/stats``); updated under a lock (steps on the event loop, resets in
+    the sessions' threads)."""
 
     sessions_made: int = 0
     sessions_closed: int = 0

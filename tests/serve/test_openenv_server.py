@@ -36,7 +36,7 @@ from envsim.errors import UnknownNameError
 from envsim.registration import load_registered
 from envsim.rollout import run_episode
 from envsim.serve.openenv_client import EnvsimEnvClient
-from envsim.serve.openenv_server import Catalog, EnvsimEnvironment, ServeConfig, ServeStats, make_server
+from envsim.serve.openenv_server import Catalog, EnvsimEnvironment, ServeConfig, ServeError, ServeStats, make_server
 from envsim.serve.openenv_types import EnvsimAction, EnvsimObservation, EnvsimState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,6 +252,9 @@ def test_sessions_get_distinct_environments() -> None:
     [
         ("{not json", "INVALID_JSON", "Invalid JSON"),
         (b"\x00\x01binary", "INVALID_JSON", "binary frame"),
+        ("[1, 2]", "INVALID_JSON", "a frame must be a JSON object"),
+        ('"reset"', "INVALID_JSON", "a frame must be a JSON object"),
+        ("", "INVALID_JSON", "a frame must be a JSON object"),
         ({"type": "teleport"}, "UNKNOWN_TYPE", "teleport"),
         ({"type": "step", "data": {"text": "hi", "name": "x"}}, "VALIDATION_ERROR", "Invalid message"),
         ({"type": "step", "data": {"colour": "red"}}, "VALIDATION_ERROR", "Invalid message"),
@@ -382,9 +385,9 @@ def test_a_closed_environment_refuses_every_request() -> None:
     env = EnvsimEnvironment(Catalog.resolve([PANIC]), ServeStats())
     env.reset(seed=1)
     env.close()
-    with pytest.raises(Exception, match="this session was closed"):
+    with pytest.raises(ServeError, match="this session was closed"):
         env.step(EnvsimAction(text="hi"))
-    with pytest.raises(Exception, match="this session was closed"):
+    with pytest.raises(ServeError, match="this session was closed"):
         _ = env.state
 
 
