@@ -489,6 +489,19 @@ def test_envsim_serve_as_a_user_runs_it(tmp_path: Path) -> None:
     assert "Traceback" not in log.read_text()
 
 
+def test_a_suite_is_served_by_reference() -> None:
+    banking = REPO / "scenarios" / "banking"
+    catalog = Catalog.resolve([str(banking)])
+    assert len(catalog.scenarios) >= 2 and all(s.startswith("Banking") for s in catalog.scenarios)
+    env = EnvsimEnvironment(catalog, ServeStats())
+    chosen = sorted(catalog.scenarios)[-1]
+    assert env.reset(seed=2, scenario=chosen).scenario_id == chosen
+    assert env.reset(seed=2).scenario_id in catalog.scenarios
+    with pytest.raises(UnknownNameError, match="is not served here"):
+        env.reset(seed=2, scenario=PANIC)
+    env.close()
+
+
 def test_catalog_refuses_an_unknown_user_before_serving() -> None:
     with pytest.raises(UnknownNameError):
         Catalog.resolve([PANIC], user="telepathic")
