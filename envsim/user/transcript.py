@@ -1132,6 +1132,7 @@ class TranscriptUser(UserSimulator):
         trace: One :class:`TurnSource` per reply of the current episode.
         stats: Counts since the user was made: ``replies`` (retrieved or fallback), ``retrieved``,
             ``fallback`` (no candidate accepted: the scenario's or persona's own lines),
+            ``persona_line`` (a demand for a person: the persona's own line, by design),
             ``rejected_misfit`` (candidates the coherence model called misfits) and
             ``rejected_unclean`` (candidates whose slots could not be adapted cleanly).
 
@@ -1269,7 +1270,7 @@ class TranscriptUser(UserSimulator):
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
         if state.wants_human:
-            self._note(TurnSource("nudge", None))
+            self._note(TurnSource("nudge", None), unmatched="persona_line")
             return UserTurn(self._pick(persona.human_demands), affect=state.affect)
         intent: Intent = "greet" if act == "greet" else "question" if act in ("ask_info", "ask_yesno") else "react"
         if act in ("offer", "close"):  # the goal is not met: not a goodbye, the need again (or a new request)
@@ -1548,13 +1549,16 @@ class TranscriptUser(UserSimulator):
             return self._pick(DONT_KNOW_LINES)
         return self._pick([*self._scenario.user.nudges, *persona.nudges] or [self._scenario.user.opening])
 
-    def _note(self, source: TurnSource) -> None:
-        """Record where a reply came from (:attr:`trace`, :attr:`stats`), with the candidates it rejected."""
+    def _note(self, source: TurnSource, unmatched: str = "fallback") -> None:
+        """Record where a reply came from (:attr:`trace`, :attr:`stats`), with the candidates it rejected.
+
+        ``unmatched`` names the count of a reply with no corpus turn (``fallback``: none accepted).
+        """
         if self._rejected:
             source = replace(source, rejected=self._rejected)
         self.trace.append(source)
         self.stats["replies"] += 1
-        self.stats["retrieved" if source.ref is not None else "fallback"] += 1
+        self.stats["retrieved" if source.ref is not None else unmatched] += 1
 
     def _styled(self, text: str) -> str:
         """A retrieved or fallback reply with the persona's traits applied (:mod:`envsim.user.style`)."""

@@ -442,6 +442,12 @@ def test_a_planted_misfit_reply_is_rejected(corpus: Path, monkeypatch: pytest.Mo
     user.reply(OFFER, [])
     assert user.trace[-1].intent == "insist" and user.trace[-1].rejected >= 1
     assert user.trace[-1].ref != index.ref(misfit) and user.stats["rejected_misfit"] > before
+    unclean = next(row for row, a in adapted.items() if a is None)  # its slots cannot be adapted cleanly
+    monkeypatch.setattr(user, "_candidates", planted(unclean))
+    before = user.stats["rejected_unclean"]
+    user.reset(scenario, np.random.default_rng(0))
+    user.reply(OFFER, [])
+    assert user.trace[-1].ref != index.ref(unclean) and user.stats["rejected_unclean"] > before
     monkeypatch.setattr(user, "_candidates", planted(fitting))  # the control: a reply that fits is taken
     user.reset(scenario, np.random.default_rng(0))
     user.reply(OFFER, [])
