@@ -126,7 +126,9 @@ class ScenarioEnv(gym.Env[str, str]):
             called once when the episode is scored; None (the default, offline): the judges are
             recorded as not run, outside the total.
         judge_options: Further arguments of :class:`envsim.reward.judge.Judge` for those judges
-            (``cache``, ``completion_kwargs``, ``samples``...).
+            (``cache``, ``client``, ``completion_kwargs``, ``samples``...).
+        rubric: The rubric that scores episodes (default: the scenario's, :meth:`Rubric.for_scenario`
+            with ``judge_model`` and ``judge_options``); a runner passes one it built.
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 - Gymnasium's convention
@@ -139,6 +141,7 @@ class ScenarioEnv(gym.Env[str, str]):
         render_mode: str | None = None,
         judge_model: str | None = None,
         judge_options: Mapping[str, Any] | None = None,
+        rubric: Rubric | None = None,
     ) -> None:
         from envsim.registration import load_registered
 
@@ -151,7 +154,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self.runtime = ScenarioRuntime(self.scenario)
         self.session = self.runtime.session()
         self.user = user or ScriptedUser()
-        self.rubric = Rubric.for_scenario(self.scenario, judge_model=judge_model, judge_options=judge_options)
+        self.rubric = rubric or Rubric.for_scenario(self.scenario, judge_model=judge_model, judge_options=judge_options)
         self._reward_context = RewardContext(self.runtime)
         self._system_prompt = render(
             "agent_system.j2", domain=self.scenario.domain, guidelines=self.scenario.agent.guidelines
@@ -257,10 +260,13 @@ class ScenarioEnv(gym.Env[str, str]):
         return self._finish(*done)
 
     async def astep(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        """:meth:`step` for asyncio runners (same return): the user's reply is awaited (``UserSimulator.areply``)."""
+        """:meth:`step` for asyncio runners (same return): the user's reply is awaited (``UserSimulator.areply``),
+        and so is the score of the last step (:meth:`ascore`)."""
         done = self._act(action)
         if isinstance(done, _AwaitingUser):
             done = self._hear(await self.user.areply(done.message, self._messages))
+        if self._ended(done[1]):
+            await self.ascore()
         return self._finish(*done)
 
     def render(self) -> str | None:
@@ -315,6 +321,15 @@ class ScenarioEnv(gym.Env[str, str]):
         if self._breakdown is not None:
             return self._breakdown
         breakdown = self.rubric.evaluate(self.trajectory(), self._reward_context)
+        if self._end != "running":
+            self._breakdown = breakdown
+        return breakdown
+
+    async def ascore(self) -> RewardBreakdown:
+        """:meth:`score` for asyncio runners: the rubric's components with an async form (judges) are awaited."""
+        if self._breakdown is not None:
+            return self._breakdown
+        breakdown = await self.rubric.aevaluate(self.trajectory(), self._reward_context)
         if self._end != "running":
             self._breakdown = breakdown
         return breakdown
@@ -394,14 +409,18 @@ class ScenarioEnv(gym.Env[str, str]):
             self._end = "user_done"
         return text, turn.done
 
+    def _ended(self, terminated: bool) -> bool:
+        """Whether the episode has ended with this step (a turn past the limit ends it as ``max_turns``)."""
+        if not terminated and self._turn >= self._limit:
+            self._end = "max_turns"
+        return self._end != "running"
+
     def _finish(self, observation: str, terminated: bool) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         observation = _fit(observation, getattr(self.observation_space, "max_length", None))
         reward = 0.0
         info: dict[str, Any] = {"messages": list(self._messages), "tools": self._tools, "turn": self._turn}
         truncated = not terminated and self._turn >= self._limit
-        if truncated:
-            self._end = "max_turns"
-        if self._end != "running":
+        if self._ended(terminated):
             breakdown = self.score()
             reward = breakdown.total
             info["reward_breakdown"] = breakdown.model_dump()

@@ -165,6 +165,8 @@ class Completion:
     cost: float = 0.0
     model: str = ""
     raw_message: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+    """Tries the client made for this answer: more than 1 when it retried failed tries (a run's call layer)."""
 
 
 _unpriced: set[tuple[Any, ...]] = set()
@@ -316,6 +318,7 @@ class UsageMeter(BaseModel):
     tool_calls: int = Field(0, ge=0, description="Tool calls the model requested over all replies.")
     checker_calls: int = Field(0, ge=0, description="Of the calls, checks of another reply (an LLM checker).")
     retries: int = Field(0, ge=0, description="Of the calls, regenerations of a reply that had faults.")
+    client_retries: int = Field(0, ge=0, description="Failed tries the client retried before answering.")
     prompt_tokens: int = Field(0, ge=0, description="Prompt tokens over all calls.")
     completion_tokens: int = Field(0, ge=0, description="Completion tokens over all calls.")
     cost: float = Field(0.0, ge=0, description="Cost in USD over all calls, as litellm prices them (0 if unknown).")
@@ -326,6 +329,7 @@ class UsageMeter(BaseModel):
         self.tool_calls += len(completion.tool_calls)
         self.checker_calls += int(checker)
         self.retries += int(retry)
+        self.client_retries += completion.attempts - 1
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
         self.cost += completion.cost
@@ -347,12 +351,12 @@ class UsageMeter(BaseModel):
         return self.calls + self.failed_calls
 
     def usage(self) -> Usage:
-        """What was counted, as the trajectory's usage record (calls: every call made, failed ones included)."""
+        """What was counted, as the trajectory's usage record (calls: every try, failed and retried ones included)."""
         return Usage(
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             cost=self.cost,
-            calls=self.attempts,
+            calls=self.attempts + self.client_retries,
         )
 
 

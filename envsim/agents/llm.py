@@ -135,7 +135,7 @@ class LLMAgent(Policy):
             # call with tools unless told to skip it; the flag is internal and never sent to providers.
             kwargs["_skip_mcp_handler"] = True
         if self.seed is not None:
-            kwargs["seed"] = (self.seed + self.usage.calls + self.usage.failed_calls) % _SEED_RANGE
+            kwargs["seed"] = (self.seed + self.usage.calls + self.usage.failed_calls) % _SEED_RANGE  # requests so far
         if self.api_base is not None:
             kwargs["api_base"] = self.api_base
         if self.api_key is not None:

@@ -162,12 +162,17 @@ def _completion_dict(completion: Completion) -> dict[str, Any]:
     return {f.name: getattr(completion, f.name) for f in _COMPLETION_FIELDS}
 
 
-_COMPLETION_FIELDS = dataclasses.fields(Completion)
+_COMPLETION_FIELDS = tuple(f for f in dataclasses.fields(Completion) if f.name != "attempts")  # in the entry
 _COMPLETION_NAMES = frozenset(f.name for f in _COMPLETION_FIELDS)
 
 
 def _completion_from(data: dict[str, Any]) -> Completion:
     return Completion(**{k: v for k, v in data.items() if k in _COMPLETION_NAMES})
+
+
+def _tried(completion: Completion, tries: int) -> Completion:
+    """``completion`` saying how many tries it took (its caller's meter counts the retried ones)."""
+    return completion if tries == 1 else dataclasses.replace(completion, attempts=tries)
 
 
 @dataclass(frozen=True)
@@ -394,7 +399,7 @@ class ModelCalls:
         if entry is not None and entry.completion is not None:
             self.stats.replayed += 1
             self._count(scope, role_name, entry.completion, entry.failed_attempts + 1)
-            return entry.completion
+            return _tried(entry.completion, entry.failed_attempts + 1)
         if entry is not None and self.mode == "replay":  # the recorded failure, again
             self.stats.replayed += 1
             self.stats.failures += 1
@@ -442,7 +447,7 @@ class ModelCalls:
             assert self.log is not None
             episode = scope.episode_id if scope is not None else None
             self.log.put(key, CallEntry(completion, tries - 1), model=model, role=role_name, episode=episode)
-        return completion
+        return _tried(completion, tries)
 
     def _give_up_on(
         self, key: str, model: str, scope: CallScope | None, role_name: str, error: ModelCallError, tries: int

@@ -75,7 +75,7 @@ from envsim.batch.store import EpisodeRecord, RunStore, trajectory_hash
 from envsim.batch.writer import GroupWriter
 from envsim.env import ScenarioEnv
 from envsim.llm import ModelCallError, ModelClient, default_client, drain_logging
-from envsim.reward.base import ComponentScore, RewardBreakdown, RewardContext
+from envsim.reward.base import RewardBreakdown
 from envsim.reward.outcome import REWARD_CARRYING, Outcome
 from envsim.reward.rubric import Rubric
 from envsim.rollout import EpisodeDriver
@@ -145,27 +145,49 @@ class Participants:
         self.config = config
         self.options = options
         self.calls = calls
-        self._judge: Any = None
-        self._scenario_judges: dict[str, dict[str, Any]] = {}
+        self._rubrics: dict[str, Rubric] = {}
+        self._models: dict[str, str | None] | None = None
         self._prototype: Policy | None = None
 
     def bind(self, calls: ModelCalls) -> None:
         """Make every later participant call models through ``calls``."""
         self.calls = calls
-        self._judge = None
-        self._scenario_judges.clear()
+        self._rubrics.clear()
 
     def client(self, role: str) -> ModelClient:
         """The model client of role ``role`` (agent, user, judge): the run's, metered under the role."""
         return self.calls.for_role(role) if self.calls is not None else default_client()
 
-    def _judge_options(self) -> dict[str, Any]:
-        from envsim.reward.judge import JudgeCache
+    def rubric(self, scenario: Scenario) -> Rubric | None:
+        """The rubric of ``scenario``'s episodes when the run judges them (``--judge-model``, ``--judge-rubric``):
+        the scenario's judges and the run-wide one are components of it, calling models through the run's
+        client under role ``judge``; None otherwise (the environment builds the scenario's own)."""
+        config = self.config
+        if config.judge_model is None and config.judge_rubric is None:
+            return None
+        rubric = self._rubrics.get(scenario.id)
+        if rubric is None:
+            from envsim.reward.judge import JudgeCache
 
-        # no verdict cache of the judge's own: record/replay is the run's call cache, and a cache
-        # shared across episodes would make which episode pays for a verdict depend on timing
-        # backoff 0: the judge's own retries go through the run's call layer, which already backs off
-        return {"cache": JudgeCache(None, memory=False), "backoff": 0.0, "client": self.client("judge")}
+            options: dict[str, Any] = {
+                # no verdict cache of the judges' own: record/replay is the run's call cache, and a cache
+                # shared across episodes would make which episode pays for a verdict depend on timing;
+                # backoff 0: the judges' retries go through the run's call layer, which already backs off
+                "cache": JudgeCache(None, memory=False),
+                "backoff": 0.0,
+                "client": self.client("judge"),
+                # a provider failure is the episode's infra_error (played again), not a judge_error
+                "provider_errors_raise": True,
+            }
+            rubric = Rubric.for_scenario(
+                scenario,
+                judge_model=config.judge_model,
+                judge_options=options,
+                judge_rubric=config.judge_rubric,
+                judge_weight=config.judge_weight,
+            )
+            self._rubrics[scenario.id] = rubric
+        return rubric
 
     @property
     def calls_models(self) -> bool:
@@ -179,25 +201,16 @@ class Participants:
         )
 
     def models(self) -> dict[str, str | None]:
-        """The model of each role (``None`` for scripted participants)."""
-        judge = self.judge.model if self.judge is not None else self.config.judge_model
-        return {"agent": self.config.agent_model, "user": self.config.user_model, "judge": judge}
+        """The model of each role (``None`` for scripted participants; the judge's: ``--judge-model``, or else
+        the model of the ``--judge-rubric``)."""
+        if self._models is None:
+            judge = self.config.judge_model
+            if judge is None and self.config.judge_rubric is not None:
+                from envsim.reward.judge import load_rubric
 
-    def scenario_judges(self, scenario: Scenario) -> dict[str, Any]:
-        """The judges the scenario names (``reward.judges``) calling ``--judge-model``, by component name
-        (:class:`envsim.reward.judges.ScenarioJudge`); none without a judge model (they are then not run)."""
-        if self.config.judge_model is None:
-            return {}
-        judges = self._scenario_judges.get(scenario.id)
-        if judges is None:
-            from envsim.reward.judges import scenario_judges
-            from envsim.reward.spec import effective_reward_spec
-
-            judges = scenario_judges(
-                effective_reward_spec(scenario).judges, model=self.config.judge_model, **self._judge_options()
-            )
-            self._scenario_judges[scenario.id] = judges
-        return judges
+                judge = load_rubric(self.config.judge_rubric).model
+            self._models = {"agent": self.config.agent_model, "user": self.config.user_model, "judge": judge}
+        return self._models
 
     def agent(self) -> Policy:
         """A new agent (``hf``: a copy sharing the one loaded model, with its own per-episode state)."""
@@ -233,15 +246,6 @@ class Participants:
                 kwargs["api_base"] = self.options.api_base
         return make_user(self.config.user, **kwargs)
 
-    @property
-    def judge(self) -> Any:
-        """The run-wide judge (:class:`envsim.reward.judge.Judge`, ``--judge-rubric``), or None."""
-        if self._judge is None and self.config.judge_rubric is not None:
-            from envsim.reward.judge import Judge
-
-            self._judge = Judge(self.config.judge_rubric, model=self.config.judge_model, **self._judge_options())
-        return self._judge
-
 
 @dataclass
 class Slot:
@@ -249,7 +253,6 @@ class Slot:
 
     env: ScenarioEnv
     agent: Policy
-    context: RewardContext | None = None
     episode: EpisodeDriver = field(init=False)
 
     def __post_init__(self) -> None:
@@ -273,7 +276,8 @@ class EnvPool:
         if idle:
             return idle.pop()
         self.created += 1
-        env = ScenarioEnv(self.scenarios[scenario_id], user=self.participants.user())
+        scenario = self.scenarios[scenario_id]
+        env = ScenarioEnv(scenario, user=self.participants.user(), rubric=self.participants.rubric(scenario))
         return Slot(env, self.participants.agent())
 
     def give(self, scenario_id: str, slot: Slot) -> None:
@@ -282,35 +286,6 @@ class EnvPool:
             self._idle.setdefault(scenario_id, []).append(slot)
         else:
             self._idle.pop(scenario_id, None)
-
-
-async def _verdict(judge: Any, trajectory: Trajectory) -> ComponentScore:
-    """A judge's (:class:`envsim.reward.judge.Judge`) score of ``trajectory``, its calls counted under role ``judge``.
-
-    A provider error or timeout raises :class:`ModelCallError` (the episode is an ``infra_error``);
-    any other failure is the component's ``judge_error`` (a NaN score).
-    """
-    from envsim.reward.judge import JudgeError
-
-    try:
-        result = await judge.ajudge(trajectory)
-    except JudgeError as error:
-        if error.reason in ("timeout", "provider_error"):
-            raise ModelCallError(error.model, error) from error
-        return error.as_score()
-    return ComponentScore(result.score, result.explanation(), usage=result.usage)
-
-
-def _with_judge(rubric: Rubric, score: ComponentScore, weight: float) -> Rubric:
-    def judge(trajectory: Trajectory, context: RewardContext) -> ComponentScore:
-        return score
-
-    return Rubric(
-        {**rubric.weights, "judge": weight},
-        {**rubric.functions, "judge": judge},
-        gates=rubric.gates,
-        success_threshold=rubric.success_threshold,
-    )
 
 
 RUN_GC_THRESHOLDS = (50_000, 20, 10)
@@ -412,28 +387,7 @@ class BatchRunner:
                 # computes when the episode ends already counts it
                 env.set_usage("agent", scope.usage["agent"].usage())
             await episode.astep(action)
-        trajectory, breakdown = episode.result()
-        played = scope.usages("agent", "user") if scope is not None else {}
-        judge = self.participants.judge
-        if played and trajectory.usage != played:  # an LLM user's calls, counted by the run's call layer
-            trajectory = trajectory.model_copy(update={"usage": played})
-            breakdown = self._context_rubric(slot, env.rubric, trajectory)
-        verdicts = {
-            name: await _verdict(scenario_judge.judge, trajectory)
-            for name, scenario_judge in self.participants.scenario_judges(env.scenario).items()
-        }
-        rubric = env.rubric.with_scores(verdicts) if verdicts else env.rubric
-        if judge is not None:
-            rubric = _with_judge(rubric, await _verdict(judge, trajectory), self.config.judge_weight)
-        if rubric is not env.rubric:
-            breakdown = self._context_rubric(slot, rubric, trajectory)
-        return trajectory, breakdown
-
-    @staticmethod
-    def _context_rubric(slot: Slot, rubric: Rubric, trajectory: Trajectory) -> RewardBreakdown:
-        if slot.context is None:
-            slot.context = RewardContext(slot.env.runtime)
-        return rubric.evaluate(trajectory, slot.context)
+        return episode.result()
 
     async def _episode(self, spec: EpisodeSpec) -> EpisodeRecord:
         slot = self.pool.take(spec.scenario_id)

@@ -339,6 +339,10 @@ class JudgeResult(_Strict):
         """Whether every sample came from the cache."""
         return all(s.cached for s in self.samples)
 
+    def as_score(self) -> ComponentScore:
+        """This judgement as a reward component's score, with what it paid."""
+        return ComponentScore(self.score, self.explanation(), usage=self.usage)
+
     def explanation(self, width: int = 160) -> str:
         """One line per criterion: score and a shortened rationale."""
         parts = []
@@ -953,7 +957,7 @@ class Judge:
             result = self.judge(trajectory)
         except JudgeError as error:
             return error.as_score()
-        return ComponentScore(result.score, result.explanation(), usage=result.usage)
+        return result.as_score()
 
 
 def judge_component(rubric: JudgeRubric | str | Path, **options: Any) -> RewardFn:

@@ -23,7 +23,10 @@ ending in ``.yaml`` or ``.yml``; schema validation reads it and keeps the rubric
 (:func:`resolve_reference`), so a loaded scenario carries all its reward needs wherever it goes.
 
 A judge runs only when a judge model is given (``envsim generate --judge-model``, or
-``judge_model=`` for the environment): it is then called through litellm (:class:`ScenarioJudge`).
+``judge_model=`` for the environment): it is then called through its model client, litellm by
+default (:class:`ScenarioJudge`, which is also the run-wide judge of ``--judge-rubric``). It is
+scored once, when the episode is: synchronously by :meth:`Rubric.evaluate
+<envsim.reward.rubric.Rubric.evaluate>`, awaited by :meth:`~envsim.reward.rubric.Rubric.aevaluate`.
 Without one, as in every offline run, the judge is recorded as **not run**
 (:meth:`ComponentScore.not_run <envsim.reward.base.ComponentScore.not_run>`): no score, left out of
 the total (the other weights renormalised) and of the gates, and no ``judge_error`` either.
@@ -50,9 +53,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from envsim.errors import ScenarioError
+from envsim.errors import ModelCallError, ScenarioError
 from envsim.reward.base import ComponentScore, RewardContext
-from envsim.reward.judge import Judge, JudgeError, JudgeRubric, load_rubric, load_rubric_text
+from envsim.reward.judge import Judge, JudgeError, JudgeResult, JudgeRubric, load_rubric, load_rubric_text
 from envsim.suggest import did_you_mean
 from envsim.trajectory import Trajectory
 
@@ -151,25 +154,49 @@ def judge_rubric(reference: JudgeReference) -> JudgeRubric:
 
 
 class ScenarioJudge:
-    """A judge of ``reward.judges`` as a reward component ``(trajectory, context) -> ComponentScore``.
+    """An LLM judge as a reward component ``(trajectory, context) -> ComponentScore``, with an async form.
 
     With ``model`` None it is not run (:meth:`ComponentScore.not_run`); otherwise it judges through
-    :class:`~envsim.reward.judge.Judge` (litellm), a failed judgement becoming ``judge_error`` (NaN).
+    :class:`~envsim.reward.judge.Judge` (its ``client``: litellm by default), a failed judgement
+    becoming ``judge_error`` (NaN). With ``provider_errors_raise`` a judgement that failed on the
+    provider's side (timeout, provider error) raises :class:`~envsim.errors.ModelCallError`
+    instead: a batch run stores the episode as an ``infra_error``, to be played again.
     The :class:`Judge` is made on first use and not pickled (an environment pickles with its rubric).
 
     Args:
         name: The component's name (the key in ``reward.judges``).
-        reference: The resolved rubric reference.
+        reference: The resolved rubric reference, or a rubric.
         model: The judge model (overrides the rubric's), or None: not run.
-        options: Further arguments of :class:`Judge` (``cache``, ``completion_kwargs``, ``samples``...).
+        provider_errors_raise: Raise on a provider failure instead of scoring ``judge_error``.
+        options: Further arguments of :class:`Judge` (``cache``, ``client``, ``completion_kwargs``, ``samples``...).
     """
 
-    def __init__(self, name: str, reference: JudgeReference, model: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        reference: JudgeReference | JudgeRubric,
+        model: str | None = None,
+        *,
+        provider_errors_raise: bool = False,
+        **options: Any,
+    ) -> None:
         self.name = name
-        self.rubric = judge_rubric(reference)
+        self.rubric = reference if isinstance(reference, JudgeRubric) else judge_rubric(reference)
         self.model = model
+        self.provider_errors_raise = provider_errors_raise
         self.options = options
         self._judge: Judge | None = None
+
+    @classmethod
+    def of_rubric(
+        cls, name: str, rubric: JudgeReference | JudgeRubric | str | Path, model: str | None = None, **options: Any
+    ) -> ScenarioJudge:
+        """A judge of ``rubric`` (a rubric, a rubric file, a shipped rubric's name) calling ``model`` or else the
+        rubric's own model: it always runs (a run's ``--judge-rubric``)."""
+        if isinstance(rubric, Path) or (isinstance(rubric, str) and rubric.endswith(_SUFFIXES)):
+            rubric = load_rubric(rubric)
+        resolved = rubric if isinstance(rubric, JudgeRubric) else judge_rubric(rubric)
+        return cls(name, resolved, model or resolved.model, **options)
 
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the judge itself (made again on first use)."""
@@ -197,12 +224,32 @@ class ScenarioJudge:
         if judge is None:
             return self.not_run()
         if trajectory.end_reason == "running":
-            return ComponentScore.not_run(f"judge {self.name!r} not run: the episode has not ended")
+            return self._not_ended()
         try:
-            result = judge.judge(trajectory)
+            return judge.judge(trajectory).as_score()
         except JudgeError as error:
-            return error.as_score()
-        return ComponentScore(result.score, result.explanation(), usage=result.usage)
+            return self._failed(error)
+
+    async def ascore(self, trajectory: Trajectory, context: RewardContext | None) -> ComponentScore:
+        """:meth:`__call__` awaited: the judge's samples drawn concurrently (:meth:`Judge.ajudge`)."""
+        judge = self.judge
+        if judge is None:
+            return self.not_run()
+        if trajectory.end_reason == "running":
+            return self._not_ended()
+        try:
+            result: JudgeResult = await judge.ajudge(trajectory)
+        except JudgeError as error:
+            return self._failed(error)
+        return result.as_score()
+
+    def _not_ended(self) -> ComponentScore:
+        return ComponentScore.not_run(f"judge {self.name!r} not run: the episode has not ended")
+
+    def _failed(self, error: JudgeError) -> ComponentScore:
+        if self.provider_errors_raise and error.reason in ("timeout", "provider_error"):
+            raise ModelCallError(error.model, error) from error
+        return error.as_score()
 
 
 def scenario_judges(

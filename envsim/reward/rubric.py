@@ -8,10 +8,14 @@
 - **metrics** are reported with weight 0;
 - a **custom** component (user code, see :mod:`envsim.reward.custom`) that fails is recorded
   with a NaN score and why, and makes the outcome ``reward_error``, whatever its role;
-- a **judge** (``reward.judges``, :mod:`envsim.reward.judges`) is scored once, when the episode is
-  scored; without a judge model it is recorded as **not run** (``ran`` False): left out of the
-  total (the other weights are renormalised over the components that ran) and of the gates, and
-  neither a score nor a ``judge_error``;
+- a **judge** (``reward.judges``, or a run's ``--judge-rubric``, :mod:`envsim.reward.judges`) is a
+  component like the others, scored once, when the episode is scored; without a judge model it is
+  recorded as **not run** (``ran`` False): left out of the total (the other weights are
+  renormalised over the components that ran) and of the gates, and neither a score nor a
+  ``judge_error``;
+- :meth:`Rubric.evaluate` calls every component; :meth:`Rubric.aevaluate`, for asyncio runners,
+  awaits the components that have an async form (:class:`AsyncComponent`: a judge's model calls),
+  concurrently, and calls the others;
 - the **outcome** (:mod:`envsim.reward.outcome`) and the **measures**
   (:func:`envsim.reward.kpis.measures`) come with every breakdown.
 
@@ -23,14 +27,16 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from envsim.reward import components, kpis
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
 from envsim.reward.custom import GuardedReward, RewardFunctionError, load_reward_function
-from envsim.reward.judges import RUN_JUDGE, scenario_judges
+from envsim.reward.judges import RUN_JUDGE, JudgeReference, ScenarioJudge, scenario_judges
 from envsim.reward.outcome import decide_outcome
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
 from envsim.scenario import RewardSpec, Scenario
@@ -53,6 +59,19 @@ COMPONENTS: dict[str, RewardFn] = {
 
 GATE_TOLERANCE = 1e-9
 """A gate holds when its score is at least ``1 - GATE_TOLERANCE``."""
+
+
+@runtime_checkable
+class AsyncComponent(Protocol):
+    """A reward component with an async form, awaited by :meth:`Rubric.aevaluate` (an LLM judge)."""
+
+    def __call__(self, trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+        """The score, computed synchronously."""
+        ...
+
+    async def ascore(self, trajectory: Trajectory, context: RewardContext) -> ComponentScore:
+        """The score, awaited."""
+        ...
 
 
 class _Given:
@@ -97,12 +116,21 @@ class Rubric:
 
     @classmethod
     def from_spec(
-        cls, spec: RewardSpec, *, judge_model: str | None = None, judge_options: Mapping[str, Any] | None = None
+        cls,
+        spec: RewardSpec,
+        *,
+        judge_model: str | None = None,
+        judge_options: Mapping[str, Any] | None = None,
+        judge_rubric: JudgeReference | str | Path | None = None,
+        judge_weight: float = 0.0,
     ) -> Rubric:
         """The rubric a (merged) reward spec describes; its custom components are loaded (if allowed) and guarded.
 
         Its judges (``reward.judges``) call ``judge_model`` with ``judge_options`` (arguments of
         :class:`~envsim.reward.judge.Judge`); with ``judge_model`` None they are recorded as not run.
+        ``judge_rubric`` (a rubric, a shipped rubric's name or a rubric file) adds a judge named
+        ``judge`` (:data:`~envsim.reward.judges.RUN_JUDGE`) with ``judge_weight`` (0: a metric),
+        calling ``judge_model`` or else the rubric's own model.
         """
         functions = dict(COMPONENTS)
         for name, reference in (spec.custom or {}).items():
@@ -125,20 +153,53 @@ class Rubric:
                 f"reward.judges.{idle[0]}: judge {idle[0]!r} is never run: "
                 "name it in reward.gates, reward.components or reward.metrics"
             )
-        return cls(
+        rubric = cls(
             spec.weighted(),
             functions,
             gates=spec.gates or (),
             metrics=spec.metrics or (),
             success_threshold=spec.success_threshold,
         )
+        if judge_rubric is None:
+            return rubric
+        run_judge = ScenarioJudge.of_rubric(RUN_JUDGE, judge_rubric, judge_model, **dict(judge_options or {}))
+        return rubric.with_component(RUN_JUDGE, run_judge, judge_weight)
 
     @classmethod
     def for_scenario(
-        cls, scenario: Scenario, *, judge_model: str | None = None, judge_options: Mapping[str, Any] | None = None
+        cls,
+        scenario: Scenario,
+        *,
+        judge_model: str | None = None,
+        judge_options: Mapping[str, Any] | None = None,
+        judge_rubric: JudgeReference | str | Path | None = None,
+        judge_weight: float = 0.0,
     ) -> Rubric:
         """The rubric of a scenario: its ``reward`` section over its domain's defaults (judges: :meth:`from_spec`)."""
-        return cls.from_spec(effective_reward_spec(scenario), judge_model=judge_model, judge_options=judge_options)
+        return cls.from_spec(
+            effective_reward_spec(scenario),
+            judge_model=judge_model,
+            judge_options=judge_options,
+            judge_rubric=judge_rubric,
+            judge_weight=judge_weight,
+        )
+
+    def with_component(self, name: str, fn: RewardFn, weight: float = 0.0) -> Rubric:
+        """This rubric with one more component, last (``weight`` 0: reported only).
+
+        Example:
+            >>> rubric = Rubric({"final_state": 1.0}).with_component("half", lambda t, c: ComponentScore(0.5, ""), 1.0)
+            >>> rubric.weights
+            {'final_state': 1.0, 'half': 1.0}
+        """
+        if name in self.functions:
+            raise ValueError(f"reward component {name!r} is there already")
+        return Rubric(
+            {**self.weights, name: weight},
+            {**self.functions, name: fn},
+            gates=self.gates,
+            success_threshold=self.success_threshold,
+        )
 
     def with_scores(self, scores: Mapping[str, ComponentScore]) -> Rubric:
         """This rubric with the named components' results given (e.g. judges scored elsewhere, asynchronously).
@@ -159,6 +220,26 @@ class Rubric:
 
     def evaluate(self, trajectory: Trajectory, context: RewardContext) -> RewardBreakdown:
         """Score every component, apply the gates, and decide the outcome."""
+        results = {name: _called(fn, trajectory, context) for name, fn in self.functions.items()}
+        return self._combine(results, trajectory, context)
+
+    async def aevaluate(self, trajectory: Trajectory, context: RewardContext) -> RewardBreakdown:
+        """:meth:`evaluate` for asyncio runners: components with an async form are awaited, concurrently."""
+        awaited = {name: fn for name, fn in self.functions.items() if isinstance(fn, AsyncComponent)}
+        scores = await asyncio.gather(*(fn.ascore(trajectory, context) for fn in awaited.values()))
+        given = dict(zip(awaited, scores, strict=True))
+        results = {
+            name: given[name] if name in given else _called(fn, trajectory, context)
+            for name, fn in self.functions.items()
+        }
+        return self._combine(results, trajectory, context)
+
+    def _combine(
+        self,
+        results: Mapping[str, ComponentScore | RewardFunctionError],
+        trajectory: Trajectory,
+        context: RewardContext,
+    ) -> RewardBreakdown:
         parts: dict[str, ComponentResult] = {}
         gates: dict[str, bool] = {}
         weighted = 0.0
@@ -166,12 +247,11 @@ class Rubric:
         unjudged = False
         failed = False
         judge_usage: Usage | None = None
-        for name, fn in self.functions.items():
+        for name, result in results.items():
             weight = self.weights[name]
             is_gate = name in self.gates
-            try:
-                result = fn(trajectory, context)
-            except RewardFunctionError as err:
+            if isinstance(result, RewardFunctionError):
+                err = result
                 failed = True
                 norm += weight
                 if is_gate:
@@ -222,3 +302,11 @@ class Rubric:
             outcome=outcome,
             measures=kpis.measures(trajectory, context, extra),
         )
+
+
+def _called(fn: RewardFn, trajectory: Trajectory, context: RewardContext) -> ComponentScore | RewardFunctionError:
+    """A component's score, or the failure of a custom component (recorded, not raised)."""
+    try:
+        return fn(trajectory, context)
+    except RewardFunctionError as error:
+        return error

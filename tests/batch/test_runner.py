@@ -243,13 +243,18 @@ def test_an_episode_is_scored_once_with_its_agents_usage(
     from envsim.reward.rubric import Rubric
 
     evaluations: list[Any] = []
-    evaluate = Rubric.evaluate
+    evaluate, aevaluate = Rubric.evaluate, Rubric.aevaluate
 
     def counted(self: Rubric, trajectory: Any, context: Any) -> Any:
         evaluations.append(trajectory)
         return evaluate(self, trajectory, context)
 
+    async def acounted(self: Rubric, trajectory: Any, context: Any) -> Any:
+        evaluations.append(trajectory)
+        return await aevaluate(self, trajectory, context)
+
     monkeypatch.setattr(Rubric, "evaluate", counted)
+    monkeypatch.setattr(Rubric, "aevaluate", acounted)
     runner, _ = run(tmp_path / "run", tiny_scenario, 6, concurrency=3, participants=WithAgent(AsksMock))
     records = RunStore.open(tmp_path / "run", lock=False).scan().records
     assert runner.stats.stored == 6 and {r.outcome for r in records.values()} == {"success"}
