@@ -177,7 +177,9 @@ class EnvsimEnvironment(Environment):  # type: ignore[misc]  # openenv ships no 
         self._stats = stats
         self._env: gym.Env[str, Any] | None = None  # its actions: a string or a dict
         self._scenario_id: str | None = None
-        self._state = EnvsimState()
+        self._episode: dict[str, Any] = {}  # the state's fields; an EnvsimState is built when asked for
+        self._end = "running"
+        self._messages: list[dict[str, Any]] = []
         self._closed = False
         stats.add(sessions_made=1)
 
@@ -203,9 +205,8 @@ class EnvsimEnvironment(Environment):  # type: ignore[misc]  # openenv ships no 
             self._env = self._catalog.make(chosen)
             self._scenario_id = chosen
         text, info = self._env.reset(seed=seed)
-        self._state = EnvsimState(
-            episode_id=episode_id, step_count=0, scenario_id=chosen, seed=seed, messages=info["messages"]
-        )
+        self._episode = {"episode_id": episode_id, "scenario_id": chosen, "seed": seed, "step_count": 0}
+        self._end, self._messages = "running", info["messages"]
         self._stats.add(episodes=1)
         return EnvsimObservation(
             text=text, scenario_id=chosen, messages=info["messages"], tools=info["tools"], reward=0.0
@@ -244,39 +245,40 @@ class EnvsimEnvironment(Environment):  # type: ignore[misc]  # openenv ships no 
         self._check_open()
         if self._env is None:
             raise ServeError("no episode in this session: send a reset first")
-        if self._state.end_reason != "running":
-            raise ServeError(f"the episode has ended ({self._state.end_reason}): send a reset to start another")
+        if self._end != "running":
+            raise ServeError(f"the episode has ended ({self._end}): send a reset to start another")
         return self._env
 
     def _observe(
         self, text: str, reward: SupportsFloat, terminated: bool, truncated: bool, info: dict[str, Any]
     ) -> EnvsimObservation:
-        """A step's result as an observation (the reward's breakdown on the last step); the state follows it."""
+        """A step's result as an observation (the reward's breakdown on the last step); the state follows it.
+
+        The observation is validated once, whole (an assignment to a field of OpenEnv's models validates it again).
+        """
         done = terminated or truncated
-        self._state.step_count = info["turn"]
-        self._state.messages = info["messages"]
-        observation = EnvsimObservation(
+        self._episode["step_count"] = info["turn"]
+        self._messages = info["messages"]
+        last: dict[str, Any] = {}
+        if done:
+            self._end = info["end_reason"]
+            last = {name: info[name] for name in ("end_reason", "outcome", "carries_reward", "reward_breakdown")}
+        return EnvsimObservation(
             text=text,
-            scenario_id=self._state.scenario_id,
+            scenario_id=self._episode["scenario_id"],
             turn=info["turn"],
             terminated=terminated,
             truncated=truncated,
             done=done,
             reward=float(reward),
+            **last,
         )
-        if done:
-            self._state.end_reason = info["end_reason"]
-            observation.end_reason = info["end_reason"]
-            observation.outcome = info["outcome"]
-            observation.carries_reward = info["carries_reward"]
-            observation.reward_breakdown = info["reward_breakdown"]
-        return observation
 
     @property
     def state(self) -> EnvsimState:
         """The session's episode so far (its conversation included)."""
         self._check_open()
-        return self._state
+        return EnvsimState(**self._episode, end_reason=self._end, messages=self._messages)
 
     def get_metadata(self) -> EnvironmentMetadata:
         """The name, the served scenarios and envsim's version (OpenEnv's ``/metadata``)."""
