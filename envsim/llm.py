@@ -60,6 +60,7 @@ __all__ = [
     "RateLimited",
     "UsageMeter",
     "acomplete",
+    "check_settings",
     "complete",
     "default_client",
     "drain_logging",
@@ -358,6 +359,27 @@ class UsageMeter(BaseModel):
             cost=self.cost,
             calls=self.attempts + self.client_retries,
         )
+
+
+def check_settings(
+    model: str, *, temperature: float = 0.0, timeout: float | None = None, max_tokens: int | None = None
+) -> None:
+    """Raise :class:`ValueError` naming the first model-call setting out of range (every model caller checks here).
+
+    Example:
+        >>> check_settings("openai/gpt-4o-mini", temperature=2.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: temperature must be within [0, 2], got 2.5
+    """
+    if not model:
+        raise ValueError("model must be a litellm model string such as 'openai/gpt-4o-mini'")
+    if not 0.0 <= temperature <= 2.0:
+        raise ValueError(f"temperature must be within [0, 2], got {temperature}")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
 
 
 @runtime_checkable

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from envsim.agents.base import Policy
-from envsim.llm import Completion, ModelCallError, ModelClient, UsageMeter, default_client
+from envsim.llm import Completion, ModelCallError, ModelClient, UsageMeter, check_settings, default_client
 from envsim.scenario import Scenario
 
 SCENARIO_HEADER = "X-Envsim-Scenario"
@@ -85,14 +85,7 @@ class LLMAgent(Policy):
         scenario_header: bool = False,
         client: ModelClient | None = None,
     ) -> None:
-        if not model:
-            raise ValueError("model must be a litellm model string such as 'openai/gpt-4o-mini'")
-        if not 0.0 <= temperature <= 2.0:
-            raise ValueError(f"temperature must be within [0, 2], got {temperature}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        check_settings(model, temperature=temperature, timeout=timeout, max_tokens=max_tokens)
         self.model = model
         self.temperature = temperature
         self.seed = seed

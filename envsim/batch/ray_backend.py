@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import math
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,7 +42,7 @@ from rich.console import Console
 
 from envsim.batch.cache import CallLog, ModelCalls
 from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
-from envsim.batch.runner import BatchRunner, RunStats
+from envsim.batch.runner import BatchRunner, RunStats, on_signals
 from envsim.batch.session import (
     RunSummary,
     _close_session,
@@ -280,20 +279,13 @@ class RayRunner:
 
     async def run(self) -> RunStats:
         """Run every episode of ``todo`` on the workers; returns the figures (see also :attr:`fatal`)."""
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._interrupt)
-                handled.append(sig)
         wall = time.perf_counter()
-        try:
-            if self.todo:
-                await asyncio.to_thread(self._drive)
-        finally:
-            self.stats.run_seconds = time.perf_counter() - wall
-            for sig in handled:
-                loop.remove_signal_handler(sig)
+        with on_signals(self._interrupt):
+            try:
+                if self.todo:
+                    await asyncio.to_thread(self._drive)
+            finally:
+                self.stats.run_seconds = time.perf_counter() - wall
         return self.stats
 
 

@@ -298,6 +298,22 @@ episodes against the local server) it took 18% of the run's CPU (6.4 of 36.5 s, 
 collections still run (about once per 1,500 episodes there), so cyclic garbage does not pile up."""
 
 
+@contextlib.contextmanager
+def on_signals(handler: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``handler`` on the running event loop while inside (where the platform lets them)."""
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, handler)
+            handled.append(sig)
+    try:
+        yield
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
 class _RunCollector:
     """Sets the cyclic collector up for a run, and back as it was by :meth:`close`.
 
@@ -500,12 +516,11 @@ class BatchRunner:
 
     async def run(self) -> RunStats:
         """Run every episode of ``todo``; returns the figures (see also :attr:`fatal`, :attr:`interrupted`)."""
+        with on_signals(self._interrupt):
+            return await self._run()
+
+    async def _run(self) -> RunStats:
         loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._interrupt)
-                handled.append(sig)
         collector = _RunCollector()
         wall, cpu = time.perf_counter(), time.process_time()
         # finished episodes are stored even after another fatal error, until a write fails
@@ -527,6 +542,4 @@ class BatchRunner:
             if not self.interrupted:
                 await drain_logging()  # litellm's logging of this loop's calls, finished on this loop
             collector.close()
-            for sig in handled:
-                loop.remove_signal_handler(sig)
         return self.stats

@@ -297,12 +297,7 @@ class JudgeSample(_Strict):
     @property
     def usage(self) -> Usage:
         """What producing it cost, as a usage record."""
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            cost=self.cost,
-            calls=self.attempts,
-        )
+        return _spent(self)
 
 
 class CriterionResult(_Strict):
@@ -381,12 +376,7 @@ class JudgeError(EnvsimError):
     @property
     def usage(self) -> Usage:
         """What the failed attempts cost."""
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            cost=self.cost,
-            calls=self.attempts,
-        )
+        return _spent(self)
 
     def as_score(self) -> ComponentScore:
         """This error as a reward component result: NaN (could not judge), the reason first in the explanation."""
@@ -530,6 +520,16 @@ class _Attempt:
     messages: list[dict[str, Any]]
     kwargs: dict[str, Any]
     pause: float
+
+
+def _spent(spender: JudgeSample | JudgeError) -> Usage:
+    """What a sample or a failed judgement cost, as a usage record (its attempts as calls)."""
+    return Usage(
+        prompt_tokens=spender.prompt_tokens,
+        completion_tokens=spender.completion_tokens,
+        cost=spender.cost,
+        calls=spender.attempts,
+    )
 
 
 def _lower(value: object) -> object:

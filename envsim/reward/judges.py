@@ -220,11 +220,9 @@ class ScenarioJudge:
 
     def __call__(self, trajectory: Trajectory, context: RewardContext | None) -> ComponentScore:
         """Judge ``trajectory`` once it has ended, or say that the judge did not run (no model; still running)."""
-        judge = self.judge
-        if judge is None:
-            return self.not_run()
-        if trajectory.end_reason == "running":
-            return self._not_ended()
+        judge = self._ready(trajectory)
+        if isinstance(judge, ComponentScore):
+            return judge
         try:
             return judge.judge(trajectory).as_score()
         except JudgeError as error:
@@ -232,19 +230,23 @@ class ScenarioJudge:
 
     async def ascore(self, trajectory: Trajectory, context: RewardContext | None) -> ComponentScore:
         """:meth:`__call__` awaited: the judge's samples drawn concurrently (:meth:`Judge.ajudge`)."""
-        judge = self.judge
-        if judge is None:
-            return self.not_run()
-        if trajectory.end_reason == "running":
-            return self._not_ended()
+        judge = self._ready(trajectory)
+        if isinstance(judge, ComponentScore):
+            return judge
         try:
             result: JudgeResult = await judge.ajudge(trajectory)
         except JudgeError as error:
             return self._failed(error)
         return result.as_score()
 
-    def _not_ended(self) -> ComponentScore:
-        return ComponentScore.not_run(f"judge {self.name!r} not run: the episode has not ended")
+    def _ready(self, trajectory: Trajectory) -> Judge | ComponentScore:
+        """The judge to call, or the result of not running it (no model; the episode still running)."""
+        judge = self.judge
+        if judge is None:
+            return self.not_run()
+        if trajectory.end_reason == "running":
+            return ComponentScore.not_run(f"judge {self.name!r} not run: the episode has not ended")
+        return judge
 
     def _failed(self, error: JudgeError) -> ComponentScore:
         if self.provider_errors_raise and error.reason in ("timeout", "provider_error"):

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.llm import Completion, ModelClient, UsageMeter, default_client
+from envsim.llm import Completion, ModelClient, UsageMeter, check_settings, default_client
 from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.schema import Conversation
@@ -237,8 +237,7 @@ class LLMUser(UserSimulator):
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        if not 0.0 <= temperature <= 2.0:
-            raise ValueError(f"temperature must be within [0, 2], got {temperature}")
+        check_settings(model, temperature=temperature, max_tokens=max_tokens)
         self.model = model
         self.temperature = temperature
         self.seed = seed
