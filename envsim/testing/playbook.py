@@ -427,7 +427,9 @@ class Playbook:
         A cooperative customer, read off the conversation (no state): the facts the agent's last
         message asks for (the scenario's ``asked_by`` words), said as the scenario says them; the
         closing line and the stop marker when the agent says a ``satisfied_by`` phrase; otherwise
-        the scenario's nudges in turn.
+        the scenario's nudges in turn. This model sees only the text, so it proposes to stop on the
+        phrase alone; the LLM user (:mod:`envsim.user.llm`) vetoes the stop marker while the world
+        says the scenario's goal is unmet, so the ending still follows the goal, not the phrase.
         """
         from envsim.prompts import render, render_scenario_text
 
