@@ -56,15 +56,16 @@ would have to become a tool (``reply_to_customer(text)``), which changes the act
 policy learns from the one it is evaluated and deployed with (plain messages, as in
 ``envsim generate`` and every LLM agent). It would also lose what envsim's environment owns: malformed
 actions answered with an error instead of ending the episode, the scenario's turn limit, the
-user ending the call, the per-scenario tool set (dynamic JSON schemas, not Python signatures),
-and a reward that is more than one float (components, and outcomes that must drop an episode;
+user ending the call, and a reward that is more than one float (components, and outcomes that must drop an episode;
 ``get_reward`` returns a float). With ``rollout_func`` the adapter owns the loop, so the
 environment's protocol is kept exactly, the token layout and ``env_mask`` are exact (the model's
 sampled tokens are trained as sampled, never re-tokenized), the whole batch is stepped
 concurrently, and components and outcomes travel as per-sample fields. The price: the API is
 marked experimental in TRL (the warning is silenced in :func:`make_trainer`, as envsim pins and
 tests the TRL it supports), and the adapter does its own generation (``transformers`` on one
-process; TRL's vLLM in colocate mode; multi-process vLLM server mode is untested).
+process; TRL's vLLM in colocate mode; multi-process vLLM server mode is untested). For stacks built
+on TRL's own tool loop, :mod:`envsim.train.environment_factory` offers the other form, with the
+tools' signatures generated from their schemas and the user behind ``reply_to_customer``.
 """
 
 from __future__ import annotations
