@@ -1,34 +1,39 @@
-"""How human-like is a mock user? Simulated user turns against held-out human turns, per persona.
+"""How human is a mock user? Held-out human dialogues replayed, with figures that can fail.
 
-For each persona, the held-out STAR dialogues of its persona category (the calibration's split,
-:func:`envsim.calibrate.is_heldout`; categories by :func:`envsim.calibrate.classify`; a
-hand-written persona uses the category :func:`envsim.user.transcript.persona_group` gives it)
-are *replayed*: the mock user gets the dialogue's first human turn as its scenario's opening
-line and then, one by one, the human agent's (wizard's) turns as the agent messages, with the
-wizard's knowledge-base queries as successful tool calls in between, so both sides answer the
-same prompts. The replay scenario's facts are the details the role-player was given (names,
-numbers, times, dates in the STAR task and instructions, read at run time), each asked for by
-the words around it (:func:`task_facts`). A replay stops when the user ends the conversation.
+**The split** (:mod:`envsim.fidelity_split`): the evaluation dialogues are STAR's held-out
+dialogues (the calibration's split, :func:`envsim.calibrate.is_heldout`), and no scenario template
+(task text and persona instructions) of theirs is on the pool side; the transcript user retrieves
+from the pool side only (:func:`evaluate` writes it to a temporary folder and points the user at
+it), the LLM user draws its exemplars from it, and the coherence model is fitted on it.
 
-The human side is every user turn after the first (the replies); the simulated side is every
-reply of the mock user. The figures (:class:`PersonaFidelity`):
+**The replay.** For each persona, the evaluation dialogues of its persona category (by
+:func:`envsim.calibrate.classify`; a hand-written persona uses the category
+:func:`envsim.user.transcript.persona_group` gives it) are *replayed*: the mock user gets the
+dialogue's first human turn as its scenario's opening line and then, one by one, the human agent's
+(wizard's) turns as the agent messages, with the wizard's knowledge-base queries as successful tool
+calls in between, so both sides answer the same prompts (:class:`Replay`). The replay scenario's
+facts are the details the role-player was given (:func:`task_facts`). A replay stops when the user
+ends the conversation.
 
-- ``length_ks`` / ``length_wasserstein``: Kolmogorov-Smirnov distance and Wasserstein-1 distance
-  (in words) between the word counts per turn;
-- ``question_rate_human`` / ``question_rate_sim``: the share of turns with a question mark;
-- ``affect_ks``: KS distance of each affect score (:mod:`envsim.user.affect_scorer`), and the
-  mean distress of each side;
-- ``lexical_js``: Jensen-Shannon divergence (bits, 0..1) of the unigram distributions, with
-  ``lexical_js_human``, the same between two halves of the human turns (by dialogue), as the
-  value two human samples of half the size reach;
-- ``auc``: a real-vs-simulated classifier's rank AUC on held-out folds (0.5: indistinguishable).
-  The classifier is an L2 logistic regression (Newton's method, numpy) over per-turn features
-  (:func:`turn_features`: length, punctuation, question and exclamation marks, capitals,
-  digits, type-token ratio, affect scores and 64 hashed unigrams), standardised on the training
-  folds; :data:`FOLDS`-fold cross-validation with folds by dialogue (a dialogue's human and
-  simulated turns are never split between training and test), averaged over
-  :data:`CV_REPEATS` splits. ``auc_human`` is the same classifier telling two halves of the
-  human turns (by dialogue) apart: what a perfect simulator would score, up to noise.
+**The figures that can fail** (targets of issue 19, :func:`targets`):
+
+- ``context_auc`` per persona (target <= 0.65): a discriminator that sees the agent turn and the
+  reply, their features and their interaction (:func:`~envsim.fidelity_measures.context_features`),
+  one logistic regression over every persona (:func:`context_aucs`), cross-validated with folds by
+  dialogue; ``context_auc_shuffled``: the same with shuffled labels (chance, near 0.5). Pairs whose
+  human reply is a near-duplicate of a pool turn are left out on both sides (:func:`context_rows`);
+- the dialogue-level test (:func:`dialogue_level`, target accuracy <= 0.70): given the human and the
+  simulated side of one dialogue, which is human? With its shuffled baseline;
+- the context fit (target: misfit rates within 2 points): the coherence model
+  (:mod:`envsim.user.coherence`) fitted on pool pairs only; its misfit rate on simulated replies
+  beside human replies to the same agent turns;
+- the copy rate (reported): the share of simulated replies within normalised edit distance 0.2 of a
+  pool turn (:class:`~envsim.fidelity_measures.NearDuplicates`), beside the held-out human replies'.
+
+**Style figures** (:class:`PersonaFidelity`, no target): ``turn_auc``, the classifier that sees a
+reply alone (:mod:`envsim.fidelity_classifier`); Kolmogorov-Smirnov and Wasserstein distances of
+words per turn; question rates; affect (:mod:`envsim.user.affect_scorer`); the Jensen-Shannon
+divergence of the unigram distributions, beside the same between two halves of the human turns.
 
 Example:
     >>> ks_distance([1, 2, 3], [1, 2, 3]), ks_distance([1, 2], [5, 6])
@@ -73,6 +78,9 @@ from envsim.user.transcript import Names, entity_spans
 
 if TYPE_CHECKING:
     from envsim.user.coherence import CoherenceModel
+
+TURN_AUC_REPEATS = 2
+"""Cross-validation splits of the style-only ``turn_auc`` (a figure without a target: fewer splits, less time)."""
 
 DEFAULT_DIALOGUES = 100
 """Held-out dialogues per persona when none is given (the first ones by id)."""
@@ -386,7 +394,6 @@ class PersonaFidelity(BaseModel):
     misfit_sim: float | None = Field(description="Coherence model's misfit rate on simulated replies.")
     misfit_human: float | None = Field(description="The same on the human replies to the same agent turns.")
     turn_auc: float = Field(description="AUC of the classifier that sees a reply alone (style only).")
-    turn_auc_human: float | None = Field(description="The same on two halves of the human turns (by dialogue).")
     length_ks: float = Field(description="KS distance of words per turn.")
     length_wasserstein: float = Field(description="Wasserstein-1 distance of words per turn (in words).")
     words_human: float = Field(description="Mean words per human turn.")
@@ -486,15 +493,6 @@ def _halves_js(replays: Sequence[Replay]) -> float | None:
     return _r(js_divergence(unigrams(t for _, t in a), unigrams(t for _, t in b))) if a and b else None
 
 
-def _halves_auc(replays: Sequence[Replay], scorer: AffectScorer) -> float | None:
-    a, b = _halves(replays)
-    if len({d for d, _ in a}) < FOLDS or len({d for d, _ in b}) < FOLDS:
-        return None
-    x = turn_features([t for _, t in a + b], scorer)
-    y = np.r_[np.ones(len(a), dtype=int), np.zeros(len(b), dtype=int)]
-    return _r(cv_auc(x, y, [d for d, _ in a + b]))
-
-
 @dataclass
 class ContextRows:
     """The (agent turn, reply) rows of one persona the context figures use, near-duplicates of pool turns left out."""
@@ -572,8 +570,7 @@ def persona_figures(
         copy_rate_human=_r(pool.rate(human)) if pool is not None else 0.0,
         misfit_sim=misfit_s,
         misfit_human=misfit_h,
-        turn_auc=_r(cv_auc(x, y, groups)),
-        turn_auc_human=_halves_auc(replays, scorer),
+        turn_auc=_r(cv_auc(x, y, groups, repeats=TURN_AUC_REPEATS)),
         length_ks=_r(ks_distance(words_h, words_s)),
         length_wasserstein=_r(wasserstein(words_h, words_s)),
         words_human=_r(words_h.mean(), 2),
@@ -654,7 +651,7 @@ def dialogue_level(
     return DialogueLevel(
         pairs=len(sides),
         accuracy=_r(pair_accuracy(human, simulated, seed=seed)),
-        accuracy_shuffled=_r(pair_accuracy(human, simulated, seed=seed, shuffle=True)),
+        accuracy_shuffled=_r(pair_accuracy(human, simulated, seed=seed, shuffle=True, repeats=SHUFFLED_REPEATS)),
     )
 
 

@@ -321,6 +321,9 @@ def context_features(
 # -- chance baselines and the dialogue-level test --------------------------------------------
 
 
+PAIR_REPEATS = 3
+"""Random splits of the dialogue-level test (:func:`pair_accuracy`) its accuracy is averaged over."""
+
 SHUFFLED_REPEATS = 2
 """Cross-validation splits of the shuffled-label baselines."""
 
@@ -330,7 +333,7 @@ def pair_accuracy(
     simulated: np.ndarray,
     *,
     folds: int = 5,
-    repeats: int = 5,
+    repeats: int = PAIR_REPEATS,
     seed: int = 0,
     shuffle: bool = False,
     l2: float = PAIR_L2,
