@@ -34,6 +34,10 @@ _STOP = frozenset(
 MAX_WORDS = 24
 """Content words kept per turn (the last ones: the question is usually at the end)."""
 
+MAX_DF_SHARE = 0.05
+"""A word in more than this share of the turns ('help', 'anything') is left out of the index: it says little
+about what a turn asks, and its long posting list would cost the most per query."""
+
 
 def content_words(text: str) -> list[str]:
     """The distinct content words of ``text``, in order of last use, at most :data:`MAX_WORDS`.
@@ -72,8 +76,9 @@ class ContentIndex:
             for word in words:
                 rows.setdefault(word, []).append(row)
         n = max(1, len(texts))
+        rows = {w: r for w, r in rows.items() if len(r) <= max(1.0, MAX_DF_SHARE * n)}
         idf = {w: math.log(1 + n / len(r)) for w, r in rows.items()}
-        norms = np.array([math.sqrt(sum(idf[w] ** 2 for w in words)) for words in words_of], dtype=float)
+        norms = np.array([math.sqrt(sum(idf.get(w, 0.0) ** 2 for w in words)) for words in words_of], dtype=float)
         return cls({w: np.array(r, dtype=np.int64) for w, r in rows.items()}, idf, norms)
 
     def similarity(self, text: str) -> np.ndarray:

@@ -389,6 +389,7 @@ def user_act(text: str) -> UserAct:
     return "inform"
 
 
+@lru_cache(maxsize=65536)
 def cue_mask(text: str) -> int:
     """Bit ``i`` set when ``text`` mentions question topic :data:`CUES` ``[i]`` (a word starting with it).
 
@@ -816,6 +817,7 @@ class TurnIndex:
     """
 
     _coherence: CoherenceModel | None = field(default=None, init=False, repr=False)
+    _spans: dict[int, list[tuple[int, int, SpanKind]]] = field(default_factory=dict, init=False, repr=False)
 
     texts: list[str]
     contexts: list[str]
@@ -855,6 +857,13 @@ class TurnIndex:
             if len({c for c, _ in pairs}) >= COHERENCE_MIN_PAIRS:
                 self._coherence = CoherenceModel.fit(pairs, seed=0)
         return self._coherence
+
+    def spans(self, row: int) -> list[tuple[int, int, SpanKind]]:
+        """The entity spans of row ``row``'s text (:func:`entity_spans` with the corpus' names; kept once found)."""
+        found = self._spans.get(row)
+        if found is None:
+            found = self._spans[row] = entity_spans(self.texts[row], self.names)
+        return found
 
     def ref(self, row: int) -> Exemplar:
         """The corpus reference (corpus, dialogue id, turn index) of row ``row``."""
@@ -1340,7 +1349,8 @@ class TranscriptUser(UserSimulator):
             w = w * np.where((row_asks & asks) != 0, ASK_BOOST, np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0))
         else:
             w = w * np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0)
-        w = w * np.exp(CONTENT_GAIN * self._similarity()[rows])
+        if intent != "unknown":  # a detail it does not have: saying so matters, not what the turn was about
+            w = w * np.exp(CONTENT_GAIN * self._similarity()[rows])
         n_text = index.n_text[rows].astype(float)
         n_digits = index.n_digits[rows].astype(float)
         spare = self._spare(facts)
@@ -1460,7 +1470,7 @@ class TranscriptUser(UserSimulator):
         index = self._index
         assert index is not None
         text = index.texts[row]
-        spans = entity_spans(text, index.names)
+        spans = index.spans(row)
         lead = [cue_mask(_sentence_tail(text[max(0, s - 40) : s])) & _TOPIC_MASK for s, _, _ in spans]
         own = cue_mask(text) & _TOPIC_MASK
         fill: dict[int, Fact] = {}
