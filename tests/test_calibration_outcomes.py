@@ -144,7 +144,8 @@ def test_fidelity_outcomes_only_json(corpus: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout.splitlines()[-1])
-    assert set(payload) == {"outcome_calibration"}  # no replays: no persona figures
+    assert set(payload) == {"outcome_calibration", "targets"}  # no replays: no persona figures
+    assert [t["figure"] for t in payload["targets"]] == ["tau[scripted]", "tau[transcript]"]  # only what ran
     figures = payload["outcome_calibration"]
     assert figures["users"] == ["scripted", "transcript"] and figures["target_tau"] == 1.0
     assert set(figures["tau"]) == set(figures["success"]) == {"scripted", "transcript"}
