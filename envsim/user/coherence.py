@@ -1,7 +1,8 @@
 """Does a reply fit the turn it answers? A coherence model fitted on human (agent turn, reply) pairs.
 
-:class:`CoherenceModel` is an L2 logistic regression (numpy) that tells a human user's reply to
-an agent turn from the same reply paired with another agent turn. Positives are the human pairs
+:class:`CoherenceModel` is an L2 logistic regression (numpy; Adam on blocks of :data:`BATCH`
+examples) that tells a human user's reply to an agent turn from the same reply paired with
+another agent turn. Positives are the human pairs
 given to :meth:`CoherenceModel.fit`; negatives are drawn inside, seeded: each reply paired with
 the agent turn of another pair, once at random (mostly another dialogue act) and once among the
 agent turns of the same act (:func:`agent_act`), where only what is asked for and the content
@@ -12,7 +13,9 @@ feature with a reply feature, the only ones that can tell a pair from a shuffled
 
 :attr:`CoherenceModel.threshold` is chosen on the fitting data: the :data:`MISFIT_SHARE`
 quantile of the scores of human pairs left out of the fit (a seeded :data:`VALIDATION_SHARE` of
-the pairs), so that about that share of human replies are misfits on unseen dialogues.
+the pairs, drawn by pair, not by dialogue; with fewer than 10 pairs, all are fitted and the
+threshold is taken on them), so that about that share of human replies are misfits on unseen
+pairs.
 :func:`corpus_pairs` reads (agent turn, next human reply) pairs from canonical transcripts
 (:class:`~envsim.transcripts.schema.Conversation`).
 
