@@ -77,7 +77,9 @@ word leads to it (:func:`~envsim.user.fill.droppable`: never "do you like the?")
 different facts as alternatives ("either <phone> or <date of birth>"), and for an answer no
 detail named that it does not give. Quantities and amounts ("$300", "20
 minutes") stay as written when neither the scenario's goal nor its facts name one: another
-customer's amount contradicts nothing there, and the human turns of a category are full of them.
+customer's amount contradicts nothing there, and the human turns of a category are full of them;
+so do dates and times ("Thursday", "5 pm") when the scenario has no date or time fact and its
+goal names none.
 Asked facts with no span left are said after it with their ``say`` line. A fact not yet given
 never appears. Demanding a person uses the persona's own lines; a turn that cannot be
 retrieved falls back to the persona's lines too (:attr:`TranscriptUser.trace` says which
@@ -834,6 +836,7 @@ class TurnIndex:
     n_text: np.ndarray
     n_digits: np.ndarray
     n_other: np.ndarray
+    n_when: np.ndarray
     stratum: np.ndarray
     last: np.ndarray
     bare: np.ndarray
@@ -941,6 +944,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
     n_text = np.zeros(n, dtype=np.int8)
     n_digits = np.zeros(n, dtype=np.int8)
     n_other = np.zeros(n, dtype=np.int8)
+    n_when = np.zeros(n, dtype=np.int8)
     generic = np.zeros(n, dtype=bool)
     bare = np.zeros(n, dtype=bool)
     for i, text in enumerate(texts):
@@ -949,6 +953,8 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
             cls = _FACT_CLASS[kind]
             counter = n_text if cls == "text" else n_digits if cls == "digits" else n_other
             counter[i] = min(int(counter[i]) + 1, 100)
+            if kind in ("date", "time"):
+                n_when[i] = min(int(n_when[i]) + 1, 100)
         rest = text
         for start, end, _ in reversed(spans):
             rest = rest[:start] + " " + rest[end:]
@@ -982,6 +988,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         n_text=n_text,
         n_digits=n_digits,
         n_other=n_other,
+        n_when=n_when,
         last=np.array([i + 1 == len(rows) or rows[i + 1][1] != r[1] for i, r in enumerate(rows)], dtype=bool),
         stratum=np.array([_stratum(t) for t in texts], dtype=np.int64),
         generic=generic,
@@ -1170,6 +1177,7 @@ class TranscriptUser(UserSimulator):
         self._satisfied: tuple[str, ...] = ()
         self._emergency = False
         self._keep_quantities = False
+        self._keep_when = False
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
         self._rng: np.random.Generator | None = None
@@ -1303,6 +1311,9 @@ class TranscriptUser(UserSimulator):
         self._keep_quantities = not any(
             _QUANTITY.search(t) for t in [scenario.user.goal, *(f.value for f in scenario.user.facts)]
         )
+        self._keep_when = not any(kind in ("date", "time") for _, _, kind in self._facts) and not any(
+            p.search(scenario.user.goal) for p in (_DATE, _TIME)
+        )
         self._rest = AffectState.start(persona, emergency=self._emergency).intensity
         self._style = Style.for_persona(persona, self._group)
         self._length_factor = self._style.length_factors(LENGTH_BINS)
@@ -1361,6 +1372,8 @@ class TranscriptUser(UserSimulator):
             known |= _fact_topics(fact)
         topics = index.topics[rows]
         want_text = sum(_FACT_CLASS[kind] == "text" for _, kind in facts)
+        if self._keep_when:  # the scenario has no date or time: the turn's stay as written
+            n_digits = n_digits - index.n_when[rows]
         placed = np.minimum(n_text, want_text) + np.minimum(n_digits, len(facts) - want_text)
         # a turn that names a detail already given ('my PIN is ...') may say it again
         reused = np.where((topics & known) != 0, np.minimum(n_text + n_digits - placed, len(spare)), 0)
@@ -1497,7 +1510,9 @@ class TranscriptUser(UserSimulator):
         original = text
         for i in reversed(range(len(spans))):
             start, end, kind = spans[i]
-            if kind == "quantity" and self._keep_quantities and i not in fill:
+            if i not in fill and (
+                (kind == "quantity" and self._keep_quantities) or (kind in ("date", "time") and self._keep_when)
+            ):
                 continue
             if not clean_span(original, start, end, kind) or (i not in fill and not droppable(original, start, end)):
                 return None

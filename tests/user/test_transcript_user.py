@@ -594,3 +594,19 @@ def test_persona_traits_are_applied_to_retrieved_text(corpus: Path) -> None:
         for mean in (4.0, 30.0)
     }  # fmt: skip
     assert lengths[30.0] > 1.5 * lengths[4.0]
+
+
+def test_dates_and_times_kept_unless_the_scenario_has_its_own(corpus: Path) -> None:
+    index = load_index(corpus)
+    assert index is not None
+    rows = [i for i in range(len(index)) if [kind for _, _, kind in index.spans(i)] == ["date"]][:20]
+    assert len(rows) >= 5
+    user = TranscriptUser(corpus)
+    user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))  # no date or time anywhere
+    for row in rows:  # another customer's day contradicts nothing: it stays
+        adapted = user._adapt(row, ())
+        assert adapted is not None and adapted[0] == transcript._tidy(index.texts[row]) and adapted[3] == 0
+    user.reset(load_registered("BankingLostCardReplacement"), np.random.default_rng(0))  # a date of birth to give
+    for row in rows:  # it could be taken for the user's own date: it goes, or the turn is not used
+        adapted = user._adapt(row, ())
+        assert adapted is None or adapted[3] == 1
