@@ -28,19 +28,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from envsim.errors import TemplateError, UnknownNameError
 from envsim.prompts import check_scenario_template, render_scenario_text
+from envsim.reward import COMPONENTS
+from envsim.reward.components import summary_problems
+from envsim.reward.custom import RewardModuleError, load_reward_function
+from envsim.reward.judges import RUN_JUDGE
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
+from envsim.runtime import ScenarioRuntime, Session
 from envsim.scenario import Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
-from envsim.toolkits import OverrideError, get_toolkit
+from envsim.toolkits import OverrideError, apply_records, build_world, get_toolkit, table_record_types
 from envsim.user.persona import load_persona
 from envsim.yamlsource import Loc
-
-if TYPE_CHECKING:
-    from envsim.runtime import Session
 
 LintProblem = tuple[Loc, str, bool]
 
@@ -90,9 +93,6 @@ def lint_scenario(scenario: Scenario, *, broken: Collection[str] = ()) -> list[L
             problems.extend(_lint_criteria(scenario))
     if not ok("toolkits", "world") or any(loc[0] == "toolkits" for loc, _, _ in problems):
         return problems
-
-    from envsim.runtime import ScenarioRuntime
-
     try:
         runtime = ScenarioRuntime(scenario)
     except UnknownNameError as err:
@@ -230,10 +230,6 @@ def _lint_replay(scenario: Scenario, initial_hash: str, session: Session) -> lis
 
 def _lint_world_records(scenario: Scenario) -> list[LintProblem]:
     """Every inline record and override that does not fit its table (each one tried on its own)."""
-    from pydantic import BaseModel
-
-    from envsim.toolkits import apply_records, build_world, table_record_types
-
     spec = scenario.world
     try:
         world = build_world(tuple(scenario.toolkits), spec.fixture, spec.seed, None, None).fork()
@@ -368,10 +364,6 @@ _USES = {
 def _lint_reward(scenario: Scenario, *, criteria: bool = True) -> list[LintProblem]:
     """Names in the reward section, custom reward functions, and (with ``criteria``) criteria of
     ``expected`` that no component reads."""
-    from envsim.reward import COMPONENTS
-    from envsim.reward.custom import RewardModuleError, load_reward_function
-    from envsim.reward.judges import RUN_JUDGE
-
     own = scenario.reward
     problems: list[LintProblem] = []
     spec = effective_reward_spec(scenario)
@@ -444,8 +436,6 @@ def _lint_reference_reward(
 ) -> list[LintProblem]:
     """The expected actions that succeed must pass the scenario's own action-based reward criteria
     (the reward reads successful calls only, so a declared failure counts for none of them)."""
-    from envsim.reward.components import summary_problems
-
     expected = scenario.expected
     problems: list[LintProblem] = []
     if expected.required_actions_in_order:

@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from envsim.user.persona import Persona
+from envsim.world import WorldSpec
 
 RewardComponentName = Literal[
     "final_state",
@@ -70,21 +71,6 @@ class StrictModel(BaseModel):
     """Base of every schema model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class WorldSpec(StrictModel):
-    """The initial world: each toolkit's named fixture generated from ``seed``, then records.
-
-    ``inline`` adds whole records; ``overrides`` patches fields of existing records (or adds
-    whole new ones; ``null`` deletes). Both are ``{table: {record_id: {field: value}}}``.
-    """
-
-    fixture: str | None = Field("default", description="Fixture name of every toolkit, or null for empty tables.")
-    seed: int = Field(0, description="Seed of the fixture's generator.")
-    inline: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict, description="Whole records to add.")
-    overrides: dict[str, dict[str, dict[str, Any] | None]] = Field(
-        default_factory=dict, description="Field patches of existing records (null deletes a record)."
-    )
 
 
 class AgentSpec(StrictModel):
@@ -154,17 +140,6 @@ class ToolCallSpec(StrictModel):
     )
 
 
-class ActionMatch(StrictModel):
-    """A pattern of tool calls: a tool name and, optionally, arguments that must all match."""
-
-    name: str = Field(description="Tool name.")
-    arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments to match (empty: any call).")
-
-    def matches(self, name: str, arguments: dict[str, Any]) -> bool:
-        """True when a call of ``name`` with ``arguments`` fits this pattern."""
-        return name == self.name and all(arguments.get(k) == v for k, v in self.arguments.items())
-
-
 class Statement(StrictModel):
     """Something the agent must say: any one of several phrasings (case-insensitive)."""
 
@@ -176,10 +151,25 @@ class Statement(StrictModel):
         return {"any_of": [value]} if isinstance(value, str) else value
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equality that does not confuse booleans with numbers (``True`` is not ``1`` here)."""
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two argument values are equal as JSON values: the one equality rule of call patterns and rules.
+
+    Booleans never equal numbers, at any depth, as JSON tells ``true`` from ``1`` (Python does not:
+    ``True == 1``); numbers compare by value (``1`` equals ``1.0``: JSON has one number type); arrays
+    compare item by item and objects key by key, with the same rule.
+
+    Example:
+        >>> same_value(True, 1), same_value(0, False), same_value(True, True), same_value(1, 1.0)
+        (False, False, True, True)
+        >>> same_value({"items": [True]}, {"items": [1]}), same_value(["a", {"n": 2}], ["a", {"n": 2.0}])
+        (False, True)
+    """
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(value, b[key]) for key, value in a.items())
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -236,8 +226,8 @@ class ArgumentRule(StrictModel):
         if self.regex is not None:
             return isinstance(value, str) and re.search(self.regex, value) is not None
         if self.one_of is not None:
-            return any(_same(value, choice) for choice in self.one_of)
-        return _same(value, self.equals)
+            return any(same_value(value, choice) for choice in self.one_of)
+        return same_value(value, self.equals)
 
     def describe(self) -> str:
         """The rule in words, e.g. ``one of ['a', 'b']``."""
@@ -251,7 +241,10 @@ class ArgumentRule(StrictModel):
 class CallPattern(StrictModel):
     """A pattern of tool calls: a tool name, arguments that must be equal, and rules per argument.
 
-    A plain string is short for ``{name: <string>}`` (any call of that tool).
+    The one pattern type of a scenario: ``expected.required_actions``, ``argument_checks``,
+    ``forbidden_actions`` and the calls backing ``claims`` are all call patterns. Arguments
+    compare with :func:`same_value` (booleans never equal numbers: ``true`` is not ``1``). A plain
+    string is short for ``{name: <string>}`` (any call of that tool).
 
     Example:
         >>> p = CallPattern.model_validate({"name": "refund_items", "arguments": {"order_id": "#W0003"},
@@ -264,6 +257,8 @@ class CallPattern(StrictModel):
         ["reason='wrong_size' (want one of ['damaged', 'defective'])"]
         >>> CallPattern.model_validate("lookup_patient").matches("lookup_patient", {"phone": "1"})
         True
+        >>> CallPattern(name="set_flag", arguments={"urgent": True}).matches("set_flag", {"urgent": 1})
+        False
     """
 
     name: str = Field(min_length=1, description="Tool name.")
@@ -279,7 +274,7 @@ class CallPattern(StrictModel):
 
     def selects(self, name: str, arguments: dict[str, Any]) -> bool:
         """True when the call has this tool name and the equal ``arguments`` (``checks`` not applied)."""
-        return name == self.name and all(_same(arguments.get(k), v) for k, v in self.arguments.items())
+        return name == self.name and all(same_value(arguments.get(k), v) for k, v in self.arguments.items())
 
     def failed_checks(self, arguments: dict[str, Any]) -> list[str]:
         """The ``checks`` that ``arguments`` fail, in words (empty when all hold)."""
@@ -332,7 +327,9 @@ class Expected(StrictModel):
 
     actions: list[ToolCallSpec] = Field(default_factory=list, description="Tool calls of a correct agent, in order.")
     required_statements: list[Statement] = Field(default_factory=list, description="What the agent must say.")
-    forbidden_actions: list[ActionMatch] = Field(default_factory=list, description="Calls the agent must not make.")
+    forbidden_actions: list[CallPattern] = Field(
+        default_factory=list, description="Calls the agent must not make (attempting one a pattern matches)."
+    )
     escalation: Literal["required", "forbidden", "optional"] = Field(
         "optional", description="Whether ending in a hand-off or emergency dispatch is the correct end."
     )

@@ -24,7 +24,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -32,11 +32,8 @@ from envsim.errors import UnknownNameError
 from envsim.plugins import origin, plugin_toolkits
 from envsim.suggest import did_you_mean
 from envsim.tools import Toolkit
-from envsim.world import World, WorldState
+from envsim.world import World, WorldSpec, WorldState
 from tools_mock import BUILTIN_TOOLKITS
-
-if TYPE_CHECKING:
-    from envsim.scenario import WorldSpec
 
 _REGISTRY: dict[str, str | type[Toolkit]] = dict(BUILTIN_TOOLKITS)
 _FROM: dict[str, str] = {}
@@ -232,7 +229,6 @@ def initial_world(toolkits: tuple[str, ...], spec: WorldSpec) -> World:
     indexes are made once, not once per environment. Fork it to use it: it is shared.
 
     Example:
-        >>> from envsim.scenario import WorldSpec
         >>> initial_world(("retail",), WorldSpec()) is initial_world(("retail",), WorldSpec())
         True
     """

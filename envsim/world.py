@@ -40,7 +40,7 @@ from collections import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.errors import RecordNotFound
 
@@ -60,6 +60,23 @@ class WorldState(BaseModel):
     """Base class for a toolkit's state: every field is a table ``dict[str, Record]``."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class WorldSpec(BaseModel):
+    """The initial world: each toolkit's named fixture generated from ``seed``, then records.
+
+    ``inline`` adds whole records; ``overrides`` patches fields of existing records (or adds
+    whole new ones; ``null`` deletes). Both are ``{table: {record_id: {field: value}}}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    fixture: str | None = Field("default", description="Fixture name of every toolkit, or null for empty tables.")
+    seed: int = Field(0, description="Seed of the fixture's generator.")
+    inline: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict, description="Whole records to add.")
+    overrides: dict[str, dict[str, dict[str, Any] | None]] = Field(
+        default_factory=dict, description="Field patches of existing records (null deletes a record)."
+    )
 
 
 _DEEP: tuple[str, ...] | None = None

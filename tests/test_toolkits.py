@@ -7,10 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from envsim import toolkits
-from envsim.scenario import WorldSpec
 from envsim.toolkits import initial_world, register_toolkit
 from envsim.tools import Toolkit
-from envsim.world import Record, World, WorldState
+from envsim.world import Record, World, WorldSpec, WorldState
 
 
 class Crate(Record):

@@ -30,9 +30,9 @@ from envsim.errors import Problem
 from envsim.factory.family import LoadedFamily
 from envsim.factory.query import Binding, CompiledCondition, Condition, Ref, compile_conditions, lookup, matches
 from envsim.factory.render import RenderError, as_context, live_containers, render_body
-from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario, WorldSpec
+from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario
 from envsim.toolkits import get_toolkit, initial_world, table_record_types
-from envsim.world import World
+from envsim.world import World, WorldSpec
 
 GENERATOR = "envsim-factory/1"
 """The generator's name and version, recorded in every generated scenario's ``source``."""

@@ -43,7 +43,7 @@ from envsim.factory.render import template_strings
 from envsim.prompts import check_scenario_template
 from envsim.scenario import Scenario
 from envsim.suggest import did_you_mean
-from envsim.yamlsource import Loc, YamlDocument, load_yaml, load_yaml_text
+from envsim.yamlsource import Loc, YamlDocument, load_yaml, load_yaml_text, problems_from_validation
 
 FamilyKind = Literal["resolution", "refusal", "escalation", "panic"]
 """What a correct agent does in every instance: resolve, refuse, escalate, or handle a panicked caller."""
@@ -255,8 +255,6 @@ def _body_problems(doc: YamlDocument, family: Family, kit: Any) -> list[Problem]
 
 def validate_family_document(doc: YamlDocument) -> LoadedFamily:
     """Validate a parsed document as a family (schema and static checks); raises :class:`ScenarioError`."""
-    from envsim.loader import problems_from_validation
-
     if not isinstance(doc.data, dict):
         _raise([doc.problem((), "a family file must be a mapping of fields (family, toolkit, ...)", field="")])
     try:

@@ -42,10 +42,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envsim.errors import Problem, ScenarioError
-from envsim.scenario import WorldSpec
 from envsim.suggest import did_you_mean
 from envsim.toolkits import get_toolkit
-from envsim.yamlsource import YamlDocument, load_yaml
+from envsim.world import WorldSpec
+from envsim.yamlsource import YamlDocument, load_yaml, problems_from_validation
 
 
 class ActionMapping(BaseModel):
@@ -104,8 +104,6 @@ def _unquoted(value: Any) -> Any:
 def load_mapping(path: Path, toolkit: str) -> MiningMapping:
     """Read and check a mapping file against ``toolkit``; :class:`~envsim.errors.ScenarioError` with every
     located problem otherwise (unknown keys, tools, arguments; another toolkit)."""
-    from envsim.loader import problems_from_validation
-
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ScenarioError([doc.problem((), "a mapping file must be a mapping (toolkit, actions)", field="")])

@@ -42,10 +42,11 @@ from envsim.factory.mapping import MiningMapping, source_arguments
 from envsim.factory.slots import customer_facts
 from envsim.fileio import write_atomic
 from envsim.prompts import render
-from envsim.scenario import Expected, Scenario, ToolCallSpec, WorldSpec
+from envsim.scenario import Expected, Scenario, ToolCallSpec
 from envsim.toolkits import get_toolkit
 from envsim.transcripts.schema import Conversation
 from envsim.user.affect_scorer import AffectScorer, default_scorer
+from envsim.world import WorldSpec
 
 MINER = "envsim-mine/1"
 """Written in each draft's ``source.generator``."""

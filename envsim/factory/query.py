@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from envsim.scenario import same_value
+
 OPERATORS: tuple[str, ...] = (
     "eq",
     "ne",
@@ -63,13 +65,6 @@ def lookup(value: Any, path: str) -> Any:
         if value is _MISSING:
             return None
     return value
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equality that does not confuse booleans with numbers."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
 
 
 class Ref(BaseModel):
@@ -202,13 +197,13 @@ class CompiledCondition:
         want = _resolve(self.operand, bound) if self.reads else self.operand
         try:
             if op == "eq":
-                return _same(value, want)
+                return same_value(value, want)
             if op == "ne":
-                return not _same(value, want)
+                return not same_value(value, want)
             if op == "in":
-                return isinstance(want, list) and any(_same(value, w) for w in want)
+                return isinstance(want, list) and any(same_value(value, w) for w in want)
             if op == "not_in":
-                return isinstance(want, list) and not any(_same(value, w) for w in want)
+                return isinstance(want, list) and not any(same_value(value, w) for w in want)
             if op == "is_null":
                 return (value is None) is bool(want)
             if value is None or want is None:
@@ -222,7 +217,7 @@ class CompiledCondition:
                 if isinstance(value, str):
                     return isinstance(want, str) and want in value
                 if isinstance(value, list | tuple):
-                    return any(_same(v, want) for v in value)
+                    return any(same_value(v, want) for v in value)
                 return isinstance(value, dict) and want in value
             if isinstance(value, bool) or isinstance(want, bool):
                 return False

@@ -77,7 +77,7 @@ from envsim.prompts import render
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
 from envsim.trajectory import Trajectory, Usage
 from envsim.transcript_text import format_messages
-from envsim.yamlsource import YamlDocument, load_yaml, load_yaml_text
+from envsim.yamlsource import YamlDocument, load_yaml, load_yaml_text, problems_from_validation
 
 CACHE_ENV = "ENVSIM_JUDGE_CACHE"
 """Environment variable naming the judge's disk cache folder (``off`` keeps the cache in memory only)."""
@@ -248,8 +248,6 @@ class JudgeRubric(_Strict):
 
 
 def _validate(doc: YamlDocument) -> JudgeRubric:
-    from envsim.loader import problems_from_validation
-
     if not isinstance(doc.data, dict):
         empty = "the file is empty: " if doc.data is None else ""
         raise ScenarioError(

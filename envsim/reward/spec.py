@@ -24,6 +24,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 
 from envsim.errors import ScenarioError
 from envsim.scenario import RewardSpec, Scenario
+from envsim.yamlsource import load_yaml_text, problems_from_validation
 
 _DOMAIN = re.compile(r"^[A-Za-z][\w-]*$")
 
@@ -33,9 +34,6 @@ DEFAULTS_RESOURCE = "defaults.yaml"
 
 def parse_domain_defaults(text: str, path: Path | None = None) -> dict[str, RewardSpec]:
     """Domain → reward spec from the YAML ``text`` of a defaults file; :class:`ScenarioError` when invalid."""
-    from envsim.loader import problems_from_validation
-    from envsim.yamlsource import load_yaml_text
-
     doc = load_yaml_text(text, path)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):

@@ -100,6 +100,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.scenario import Scenario
+from envsim.toolkits import get_toolkit
 from envsim.user.persona import Affect, Persona, load_persona
 
 AgentEvent = Literal[
@@ -465,8 +466,6 @@ thousands of questions is no normal turn), so a step stays linear in the length 
 @lru_cache(maxsize=64)
 def _tool_flags(toolkits: tuple[str, ...]) -> dict[str, tuple[bool, bool]]:
     """Tool name -> (write, escalation) for a scenario's toolkits."""
-    from envsim.toolkits import get_toolkit
-
     return {
         name: (spec.flags.write, spec.flags.escalation)
         for kit in toolkits

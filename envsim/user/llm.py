@@ -2,7 +2,7 @@
 
 What the model is told (system prompt, template ``user_system.j2``):
 
-- the persona, goal and known details, in words, from :func:`~envsim.user.persona.render_persona`,
+- the persona, goal and known details, in words, from :func:`render_persona`,
   at the user's current affect (:mod:`envsim.user.affect` advances it on every agent turn);
 - which of the scenario's hidden facts it has not given yet, and that it may give one only
   when the agent asks for it (the words that count as asking are listed);
@@ -73,7 +73,7 @@ from envsim.user.faults import (
     split_stop,
     spoken_turns,
 )
-from envsim.user.persona import Persona, render_persona
+from envsim.user.persona import Affect, Persona
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 """The user model when none is given (any litellm ``provider/model`` string works)."""
@@ -93,6 +93,89 @@ class _Call:
     model: str
     messages: list[dict[str, Any]]
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the persona in words ----------------------------------------------------------------------
+
+
+def _amount(rate: float) -> str:
+    """A rate in words: never, rarely, sometimes, often, usually."""
+    if rate <= 0:
+        return "never"
+    if rate < 0.15:
+        return "rarely"
+    if rate < 0.45:
+        return "sometimes"
+    if rate < 0.75:
+        return "often"
+    return "usually"
+
+
+def _strength(intensity: float) -> str:
+    """An intensity in words."""
+    if intensity < 0.34:
+        return "slightly"
+    if intensity < 0.67:
+        return "clearly"
+    return "extremely"
+
+
+def render_persona(
+    persona: Persona,
+    *,
+    goal: str,
+    facts_known: Sequence[Fact] | Mapping[str, str],
+    affect: AffectState | Affect,
+) -> str:
+    """The role-play instructions for an LLM playing ``persona`` (template ``persona.j2``).
+
+    Args:
+        persona: Who the user is.
+        goal: What the user wants, in the user's terms.
+        facts_known: The details the user knows (scenario facts, or ``key -> value``).
+        affect: The user's current affect state (from :mod:`envsim.user.affect`), or just an
+            affect name (then at its starting intensity, with nothing due yet).
+
+    Example:
+        >>> from envsim.user.persona import load_persona
+        >>> text = render_persona(load_persona("annoyed"), goal="Cancel order #W1.",
+        ...                       facts_known={"email": "a@b.c"}, affect="frustrated")
+        >>> "Cancel order #W1." in text and "email: a@b.c" in text
+        True
+    """
+    state = affect if isinstance(affect, AffectState) else AffectState.start(persona, affect=affect)
+    if isinstance(facts_known, Mapping):
+        facts = [{"key": key.replace("_", " "), "value": value} for key, value in facts_known.items()]
+    else:
+        facts = [{"key": f.key.replace("_", " "), "value": f.value} for f in facts_known]
+    low, high = persona.verbosity.typical_range()
+    return render(
+        "persona.j2",
+        name=persona.name,
+        description=persona.description,
+        goal=goal,
+        facts=facts,
+        disclosure=persona.disclosure,
+        register=persona.speech_register,
+        words_median=round(persona.verbosity.median_words),
+        words_low=low,
+        words_high=high,
+        typo_every=round(1 / persona.typo_rate) if persona.typo_rate > 0 else 0,
+        questions=_amount(persona.question_rate),
+        patience=persona.patience,
+        escalation=_amount(persona.escalation_propensity),
+        panic=persona.panic_intensity,
+        panic_strength=_strength(persona.panic_intensity),
+        affect=state.affect,
+        affect_strength=_strength(state.intensity),
+        emergency=state.emergency,
+        wants_human=state.wants_human,
+        gives_up=state.gives_up,
+        requires_emergency=state.requires_emergency,
+        demanded_human=state.demanded_human,
+        human_demand=persona.human_demands[0],
+        give_up=persona.give_up,
+    )
 
 
 # -- exemplars -------------------------------------------------------------------------------

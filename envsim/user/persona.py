@@ -6,7 +6,7 @@ this model. The library ships as YAML in ``envsim/personas/``.
 
 Every trait changes behaviour measurably: the scripted user (:mod:`envsim.user.scripted`)
 applies ``verbosity``, ``disclosure``, ``typo_rate``, ``question_rate``, ``patience`` and the
-affect traits directly; the LLM user gets all of them, in words, from :func:`render_persona`
+affect traits directly; the LLM user gets all of them, in words, from :func:`envsim.user.llm.render_persona`
 (template ``envsim/templates/persona.j2``). ``provenance`` and ``exemplars`` are filled in
 by calibration against human-written transcripts; hand-written personas leave them empty.
 
@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,10 +36,6 @@ from envsim.suggest import did_you_mean
 from envsim.yamlsource import load_yaml, load_yaml_text
 
 _log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # imported at run time inside render_persona (envsim.scenario imports this module)
-    from envsim.scenario import Fact
-    from envsim.user.affect import AffectState
 
 Affect = Literal["calm", "confused", "frustrated", "angry", "panicked", "relieved"]
 """The affects a mock user can be in (see :mod:`envsim.user.affect` for how they change)."""
@@ -241,85 +236,3 @@ def load_persona(name: str) -> Persona:
     if name not in library:
         raise UnknownNameError(f"unknown persona {name!r}{did_you_mean(name, library)}")
     return library[name]
-
-
-def _amount(rate: float) -> str:
-    """A rate in words: never, rarely, sometimes, often, usually."""
-    if rate <= 0:
-        return "never"
-    if rate < 0.15:
-        return "rarely"
-    if rate < 0.45:
-        return "sometimes"
-    if rate < 0.75:
-        return "often"
-    return "usually"
-
-
-def _strength(intensity: float) -> str:
-    """An intensity in words."""
-    if intensity < 0.34:
-        return "slightly"
-    if intensity < 0.67:
-        return "clearly"
-    return "extremely"
-
-
-def render_persona(
-    persona: Persona,
-    *,
-    goal: str,
-    facts_known: Sequence[Fact] | Mapping[str, str],
-    affect: AffectState | Affect,
-) -> str:
-    """The role-play instructions for an LLM playing ``persona`` (template ``persona.j2``).
-
-    Args:
-        persona: Who the user is.
-        goal: What the user wants, in the user's terms.
-        facts_known: The details the user knows (scenario facts, or ``key -> value``).
-        affect: The user's current affect state (from :mod:`envsim.user.affect`), or just an
-            affect name (then at its starting intensity, with nothing due yet).
-
-    Example:
-        >>> text = render_persona(load_persona("annoyed"), goal="Cancel order #W1.",
-        ...                       facts_known={"email": "a@b.c"}, affect="frustrated")
-        >>> "Cancel order #W1." in text and "email: a@b.c" in text
-        True
-    """
-    from envsim.prompts import render
-    from envsim.user.affect import AffectState
-
-    state = affect if isinstance(affect, AffectState) else AffectState.start(persona, affect=affect)
-    if isinstance(facts_known, Mapping):
-        facts = [{"key": key.replace("_", " "), "value": value} for key, value in facts_known.items()]
-    else:
-        facts = [{"key": f.key.replace("_", " "), "value": f.value} for f in facts_known]
-    low, high = persona.verbosity.typical_range()
-    return render(
-        "persona.j2",
-        name=persona.name,
-        description=persona.description,
-        goal=goal,
-        facts=facts,
-        disclosure=persona.disclosure,
-        register=persona.speech_register,
-        words_median=round(persona.verbosity.median_words),
-        words_low=low,
-        words_high=high,
-        typo_every=round(1 / persona.typo_rate) if persona.typo_rate > 0 else 0,
-        questions=_amount(persona.question_rate),
-        patience=persona.patience,
-        escalation=_amount(persona.escalation_propensity),
-        panic=persona.panic_intensity,
-        panic_strength=_strength(persona.panic_intensity),
-        affect=state.affect,
-        affect_strength=_strength(state.intensity),
-        emergency=state.emergency,
-        wants_human=state.wants_human,
-        gives_up=state.gives_up,
-        requires_emergency=state.requires_emergency,
-        demanded_human=state.demanded_human,
-        human_demand=persona.human_demands[0],
-        give_up=persona.give_up,
-    )

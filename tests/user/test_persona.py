@@ -15,6 +15,7 @@ from envsim.errors import UnknownNameError
 from envsim.prompts import render
 from envsim.scenario import Fact
 from envsim.user.affect import AffectMachine
+from envsim.user.llm import render_persona
 from envsim.user.persona import (
     DEFAULT_PANIC,
     Exemplar,
@@ -23,7 +24,6 @@ from envsim.user.persona import (
     Verbosity,
     load_persona,
     persona_library,
-    render_persona,
 )
 
 CORE = {"calm", "annoyed", "confused", "panicked_caller", "fraud_victim", "demanding_escalator"}
