@@ -44,9 +44,11 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import re
+import shutil
 import tempfile
 import time
 import zlib
@@ -701,6 +703,17 @@ def _split(source: str, modified: int) -> Split:
 
 
 @lru_cache(maxsize=2)
+def _pool_folder(source: str, modified: int) -> Path:
+    """The pool side of a STAR file's split written for the transcript user (a temporary folder, once per process).
+
+    Removed at exit; kept meanwhile so the transcript user's index of it is built once per process.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="envsim-fidelity-pool-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return write_pool(Path(source), {c.id for c in _split(source, modified).pool}, folder)
+
+
+@lru_cache(maxsize=2)
 def _pool_index(source: str, modified: int) -> NearDuplicates:
     """The pool's user turns of a STAR file's split, indexed for near-duplicates, once per process."""
     pool = _split(source, modified).pool
@@ -760,29 +773,28 @@ def evaluate(
     loaded = {name: load_persona(name) for name in names}
     version = (str(source), source.stat().st_mtime_ns)
     split = _split(*version)
-    with tempfile.TemporaryDirectory(prefix="envsim-fidelity-") as folder:
-        pool_dir = write_pool(source, {c.id for c in split.pool}, Path(folder))
-        index = load_index(pool_dir)
-        categories = {name: persona_group(p, index) for name, p in loaded.items()}
-        held = _by_category(split.evaluation, set(categories.values()), dialogues)
-        options: dict[str, Any] = dict(user_options or {})
-        if user == "transcript":
-            options["corpus"] = pool_dir
-        elif user == "llm":  # exemplar turns from the pool only, of the categories measured
-            wanted = set(categories.values())
-            options.setdefault("exemplars", [c for c in split.pool if classify(c) in wanted])
-        if model is not None:
-            options["model"] = model
-        sim = make_user(user, **options)
-        name_rule = index.names if index is not None else Names()
-        replays_of: dict[str, list[Replay]] = {}
-        for name in names:
-            replays = []
-            for conversation in held[categories[name]]:
-                scenario = replay_scenario(conversation, name, task_facts(conversation, name_rule))
-                rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{conversation.id}".encode())])
-                replays.append(replay(sim, conversation, scenario, rng))
-            replays_of[name] = replays
+    pool_dir = _pool_folder(*version)
+    index = load_index(pool_dir)
+    categories = {name: persona_group(p, index) for name, p in loaded.items()}
+    held = _by_category(split.evaluation, set(categories.values()), dialogues)
+    options: dict[str, Any] = dict(user_options or {})
+    if user == "transcript":
+        options["corpus"] = pool_dir
+    elif user == "llm":  # exemplar turns from the pool only, of the categories measured
+        wanted = set(categories.values())
+        options.setdefault("exemplars", [c for c in split.pool if classify(c) in wanted])
+    if model is not None:
+        options["model"] = model
+    sim = make_user(user, **options)
+    name_rule = index.names if index is not None else Names()
+    replays_of: dict[str, list[Replay]] = {}
+    for name in names:
+        replays = []
+        for conversation in held[categories[name]]:
+            scenario = replay_scenario(conversation, name, task_facts(conversation, name_rule))
+            rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{conversation.id}".encode())])
+            replays.append(replay(sim, conversation, scenario, rng))
+        replays_of[name] = replays
     pool = _pool_index(*version)
     fitted = _coherence(*version, seed) if coherence else None
     scorer = default_scorer()
