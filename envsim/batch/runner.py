@@ -39,9 +39,11 @@ What can go wrong in an episode, and what is stored:
   retries it with backoff and jitter, honouring ``Retry-After``; if it still fails, or fails
   in a way not worth retrying, the episode is stored as ``infra_error`` (with the partial
   trajectory and the error) and resumed runs play it again; it never counts as reward 0;
-- the judge fails on the provider's side (timeout, provider error): the same, ``infra_error``;
-  this holds for the run-wide judge (``--judge-rubric``) and for the scenario's own judges
-  (``reward.judges``), which run, after the episode and awaited, only with ``--judge-model``
+- a judge fails on the provider's side (timeout, provider error): the same, ``infra_error``.
+  Judges are reward components of the episode's rubric (:meth:`Participants.rubric`: the
+  run-wide one of ``--judge-rubric`` and the scenario's own, ``reward.judges``, which run only
+  with ``--judge-model``), scored once, awaited, when the environment scores the episode's last
+  step; the runner only schedules, steps and stores``
   (without it they are recorded as not run, outside the total);
 - the simulation raises (a bug in a tool, a user simulator, an agent): ``sim_fault``, with the
   exception in ``error``; it does not stop the other episodes;
@@ -167,22 +169,12 @@ class Participants:
             return None
         rubric = self._rubrics.get(scenario.id)
         if rubric is None:
-            from envsim.reward.judge import JudgeCache
+            from envsim.reward.judges import run_judge_options
 
-            options: dict[str, Any] = {
-                # no verdict cache of the judges' own: record/replay is the run's call cache, and a cache
-                # shared across episodes would make which episode pays for a verdict depend on timing;
-                # backoff 0: the judges' retries go through the run's call layer, which already backs off
-                "cache": JudgeCache(None, memory=False),
-                "backoff": 0.0,
-                "client": self.client("judge"),
-                # a provider failure is the episode's infra_error (played again), not a judge_error
-                "provider_errors_raise": True,
-            }
             rubric = Rubric.for_scenario(
                 scenario,
                 judge_model=config.judge_model,
-                judge_options=options,
+                judge_options=run_judge_options(self.client("judge")),
                 judge_rubric=config.judge_rubric,
                 judge_weight=config.judge_weight,
             )

@@ -54,8 +54,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from envsim.errors import ModelCallError, ScenarioError
+from envsim.llm import ModelClient
 from envsim.reward.base import ComponentScore, RewardContext
-from envsim.reward.judge import Judge, JudgeError, JudgeResult, JudgeRubric, load_rubric, load_rubric_text
+from envsim.reward.judge import (
+    Judge,
+    JudgeCache,
+    JudgeError,
+    JudgeResult,
+    JudgeRubric,
+    load_rubric,
+    load_rubric_text,
+)
 from envsim.suggest import did_you_mean
 from envsim.trajectory import Trajectory
 
@@ -252,6 +261,18 @@ class ScenarioJudge:
         if self.provider_errors_raise and error.reason in ("timeout", "provider_error"):
             raise ModelCallError(error.model, error) from error
         return error.as_score()
+
+
+def run_judge_options(client: ModelClient) -> dict[str, Any]:
+    """The options (:class:`ScenarioJudge`, :class:`~envsim.reward.judge.Judge`) of the judges of a batch run
+    whose model client (:class:`envsim.llm.ModelClient`) is ``client``.
+
+    No verdict cache of the judges' own: record/replay is the run's call cache, and a cache shared
+    across episodes would make which episode pays for a verdict depend on timing. No backoff of
+    their own: the run's client already backs off. A provider failure raises (the episode is an
+    ``infra_error``, played again by a resumed run) instead of scoring ``judge_error``.
+    """
+    return {"cache": JudgeCache(None, memory=False), "backoff": 0.0, "client": client, "provider_errors_raise": True}
 
 
 def scenario_judges(
