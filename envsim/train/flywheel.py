@@ -26,6 +26,13 @@ fell outside ``train``). ``held_out_scenarios`` is then both sets together. ``--
 caps each evaluated set (held-out seeds included) at ``N`` scenarios, taken in turn from each family
 so that every family is represented; the report's ``evaluated`` names the scenarios of each set.
 
+**Values** (``--values``): ``literal`` (the default) shows the policy the conversation as it is;
+``placeholders`` shows it every value (email, order id, phone, amount, date) as a typed placeholder
+(``<email1>``, ``<id2>``; :mod:`envsim.train.values`) and maps the placeholders the policy writes back
+to the values before the environment sees its action. One codec serves the tokenizer's corpus, the
+SFT rows, the GRPO rollouts and the evaluations; the environment, rewards and datasets keep the values.
+The report records the choice (``values``).
+
 The result is printed per stage, plotted to ``OUT/flywheel.svg``
 (:mod:`envsim.train.plot`) and returned as a :class:`FlywheelReport`; the models are saved in
 ``OUT/sft-model`` and ``OUT/grpo-model`` (with the tokenizer, also in ``OUT/tokenizer``), loadable

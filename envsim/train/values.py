@@ -17,6 +17,11 @@ environment, its rewards and the datasets keep the literal values):
   message content or tool-call ``arguments`` that is JSON is decoded first and its string leaves
   delexicalised (then written back compactly), so a value reads the same in the caller's sentence
   and in a tool result, escapes (``\\u00e9``, ``\\/``, ``\\n``) included.
+- **Amounts in cents.** envsim's worlds store money in cents (``"total_cents": 6997``) and agents say
+  dollars (``$69.97``, :func:`envsim.prompts.dollars`). In what the agent reads (not in its own calls), an
+  integer member whose key ends in ``_cents`` is shown as the money placeholder of its dollar amount,
+  the one the caller's ``$69.97`` gets too, so the amount the agent must state is a value to copy, not
+  arithmetic to do.
 - **Placeholders are typed by the value's shape** (:data:`KINDS`): ``<email1>``, ``<date1>``,
   ``<money1>``, ``<phone1>``, ``<id1>`` (letters and digits: ``#W0630``, ``C0059``), ``<num1>``, each
   kind numbered by first appearance in the episode (the system prompt, then the messages in order:
@@ -57,7 +62,7 @@ from typing import Any, Literal
 ValuesMode = Literal["literal", "placeholders"]
 """How the policy sees values: as they are, or as placeholders (:class:`ValueCodec`)."""
 
-KINDS: dict[str, int] = {"email": 4, "date": 8, "money": 8, "phone": 4, "id": 24, "num": 16}
+KINDS: dict[str, int] = {"email": 4, "date": 8, "money": 16, "phone": 4, "id": 24, "num": 8}
 """Placeholder kinds and each one's slots (64 tokens in all), in the order :func:`kind_of` tests them."""
 
 _CANDIDATE = re.compile(r"<([a-z]+)(\d+)>|[^\s\"'`()\[\]{}<>,;!?\\]+")
@@ -150,8 +155,15 @@ class _Episode:
         if isinstance(data, list):
             return [self.tree(v) for v in data]
         if isinstance(data, dict):
-            return {k: self.tree(v) for k, v in data.items()}
+            return {k: self._cents(v) if _is_cents(k, v) and self.new else self.tree(v) for k, v in data.items()}
         return data  # numbers, booleans, null: as they are
+
+    def _cents(self, cents: int) -> Any:
+        """An amount in cents read from the world, as the placeholder of the dollars the agent says (``$69.97``)."""
+        from envsim.prompts import dollars
+
+        name = self.placeholder(dollars(cents))
+        return cents if name is None else name
 
     def content(self, text: str) -> str:
         """A message content or a tool call's arguments: a JSON object or array decoded first."""
@@ -225,6 +237,11 @@ class ValueCodec:
     def describe(self) -> dict[str, Any]:
         """What the report records: the mode and each kind's slots."""
         return {"values": self.mode, "placeholder_slots": dict(KINDS)}
+
+
+def _is_cents(key: str, value: Any) -> bool:
+    """Whether a JSON member is an amount in cents (envsim's money convention: ``total_cents``, ``amount_cents``)."""
+    return key.endswith("_cents") and isinstance(value, int) and not isinstance(value, bool)
 
 
 def _strings(message: Mapping[str, Any]) -> list[str]:

@@ -229,3 +229,21 @@ def test_grpo_rollouts_use_the_codec_they_are_given(placeholder_tokenizer: Any) 
     rollout = EnvsimRollout(values=CODEC)
     trainer = NS(processing_class=placeholder_tokenizer, model=NS(config=NS(max_position_embeddings=4096)))
     assert rollout._runner(trainer).values is CODEC
+
+
+def test_an_amount_in_cents_is_read_as_the_dollars_the_agent_says() -> None:
+    """The caller's $69.97 and the world's 6997 cents are one money placeholder; the agent's own cents stay numbers."""
+    view = CODEC.delexicalise(
+        [
+            {"role": "user", "content": "I was charged $69.97."},
+            {"role": "tool", "tool_call_id": "c", "name": "get_order",
+             "content": '{"total_cents":6997,"refunded_cents":0,"quantity":2,"paid":true}'},
+            {"role": "assistant", "content": None, "tool_calls": [_call("refund", {"amount_cents": 6997})]},
+            {"role": "assistant", "content": "The $69.97 hold has been released."},
+        ]
+    )  # fmt: skip
+    result = json.loads(view.messages[1]["content"])
+    assert result == {"total_cents": "<money1>", "refunded_cents": "<money2>", "quantity": 2, "paid": True}
+    assert view.table["<money1>"] == "$69.97" and view.table["<money2>"] == "$0.00"
+    assert json.loads(view.messages[2]["tool_calls"][0]["function"]["arguments"]) == {"amount_cents": 6997}
+    assert view.messages[3]["content"] == "The <money1> hold has been released."
