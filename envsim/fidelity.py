@@ -972,9 +972,10 @@ def plot_svg(
     distress_edges[-1] = 1.0
     distress_labels = [f"{a:.2f}" for a in distress_edges[:-1]]
     width, height = 760, 330
+    context = "-" if figures.context_auc is None else f"{figures.context_auc:.2f}"
     title = (
-        f"{persona} ({figures.category}): turn AUC {figures.turn_auc:.2f}, length KS {figures.length_ks:.2f}, "
-        f"lexical JS {figures.lexical_js:.2f}; {figures.human_turns} human vs {figures.simulated_turns} simulated turns"
+        f"{persona} ({figures.category}): context AUC {context}, turn AUC {figures.turn_auc:.2f}, copy rate "
+        f"{figures.copy_rate_sim:.2f}; {figures.human_turns} human vs {figures.simulated_turns} simulated turns"
     )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '

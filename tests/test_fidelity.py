@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from envsim import fidelity
 from envsim.calibrate import classify
 from envsim.cli import app
+from envsim.errors import EnvsimError
 from envsim.fidelity import (
     PersonaFidelity,
     Replay,
@@ -221,6 +222,15 @@ def test_the_pool_file_holds_the_pool_only(split: Split, tmp_path: Path, corpus:
     wanted = {c.id for c in split.pool[:50]}
     folder = write_pool(_source(corpus), wanted, tmp_path)
     assert {c.id for c in read_star(folder)} == wanted
+
+
+def test_a_pool_from_a_bad_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EnvsimError, match="needs STAR's dialogues.jsonl"):
+        write_pool(tmp_path / "dialogues.csv", {"1"}, tmp_path)
+    broken = tmp_path / "dialogues.jsonl"
+    broken.write_text('{"DialogueID": 1}\n{"no id": true}\n', encoding="utf-8")
+    with pytest.raises(EnvsimError, match=r"dialogues.jsonl:2: not a STAR dialogue"):
+        write_pool(broken, {"1"}, tmp_path / "out")
 
 
 # -- planted users on real held-out dialogues ------------------------------------------------
