@@ -225,7 +225,7 @@ def test_the_pool_file_holds_the_pool_only(split: Split, tmp_path: Path, corpus:
 
 
 def test_a_pool_from_a_bad_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(EnvsimError, match="needs STAR's dialogues.jsonl"):
+    with pytest.raises(EnvsimError, match=r"needs STAR's dialogues\.jsonl"):
         write_pool(tmp_path / "dialogues.csv", {"1"}, tmp_path)
     broken = tmp_path / "dialogues.jsonl"
     broken.write_text('{"DialogueID": 1}\n{"no id": true}\n', encoding="utf-8")
