@@ -162,6 +162,10 @@ def _replay_section(
     )
     level, copies, fit = report.dialogue_level, report.copy_rate, report.context_fit
     out.print(
+        f"context AUC over every persona: {_fmt(report.context_auc_all)} "
+        f"(shuffled {_fmt(report.context_auc_all_shuffled)})"
+    )
+    out.print(
         f"dialogue level: which of a human and a simulated dialogue of the same task is human? accuracy "
         f"{_fmt(level.accuracy)} (shuffled {_fmt(level.accuracy_shuffled)}) over {level.pairs} pairs"
     )
