@@ -78,8 +78,8 @@ different facts as alternatives ("either <phone> or <date of birth>"), and for a
 detail named that it does not give. Quantities and amounts ("$300", "20
 minutes") stay as written when neither the scenario's goal nor its facts name one: another
 customer's amount contradicts nothing there, and the human turns of a category are full of them;
-so do dates and times ("Thursday", "5 pm") when the scenario has no date or time fact and its
-goal names none.
+so do dates and times ("Thursday", "5 pm") in answer to a question about when, when the scenario
+has no date or time fact and its goal names none.
 Asked facts with no span left are said after it with their ``say`` line. A fact not yet given
 never appears. Demanding a person uses the persona's own lines; a turn that cannot be
 retrieved falls back to the persona's lines too (:attr:`TranscriptUser.trace` says which
@@ -417,6 +417,7 @@ _THING_NAME = re.compile(
 _CUE = re.compile(r"\b(" + "|".join(sorted(CUES, key=len, reverse=True)) + ")")
 _CUE_BITS = {cue: 1 << bit for bit, cue in enumerate(CUES)}
 _TOPIC_MASK = sum(_CUE_BITS[cue] for cue in FACT_TOPICS)
+_WHEN_MASK = sum(_CUE_BITS[cue] for cue in ("date", "day", "time", "when"))
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _TIME = re.compile(
     r"(?i)\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?![a-z])|\b\d{1,2}:\d{2}\b|\b(?:noon|midnight)\b"
@@ -1372,7 +1373,7 @@ class TranscriptUser(UserSimulator):
             known |= _fact_topics(fact)
         topics = index.topics[rows]
         want_text = sum(_FACT_CLASS[kind] == "text" for _, kind in facts)
-        if self._keep_when:  # the scenario has no date or time: the turn's stay as written
+        if self._keeps_when():  # asked when, and the scenario has no date or time: the turn's stay as written
             n_digits = n_digits - index.n_when[rows]
         placed = np.minimum(n_text, want_text) + np.minimum(n_digits, len(facts) - want_text)
         # a turn that names a detail already given ('my PIN is ...') may say it again
@@ -1401,6 +1402,11 @@ class TranscriptUser(UserSimulator):
             used = np.fromiter(self._used, dtype=np.int64)
             w = w * np.where(np.isin(rows, used), REUSE_WEIGHT, 1.0)
         return np.asarray(w, dtype=float)
+
+    def _keeps_when(self) -> bool:
+        """Whether a retrieved turn's dates and times stay: the agent asks when (a day, a date, a time) and the
+        scenario has no date or time of its own."""
+        return self._keep_when and cue_mask(asking_text(self._heard)) & _WHEN_MASK != 0
 
     def _similarity(self) -> np.ndarray:
         """Per index row, how much its agent turn reads like the agent's message (computed once per reply)."""
@@ -1511,7 +1517,7 @@ class TranscriptUser(UserSimulator):
         for i in reversed(range(len(spans))):
             start, end, kind = spans[i]
             if i not in fill and (
-                (kind == "quantity" and self._keep_quantities) or (kind in ("date", "time") and self._keep_when)
+                (kind == "quantity" and self._keep_quantities) or (kind in ("date", "time") and self._keeps_when())
             ):
                 continue
             if not clean_span(original, start, end, kind) or (i not in fill and not droppable(original, start, end)):

@@ -603,9 +603,14 @@ def test_dates_and_times_kept_unless_the_scenario_has_its_own(corpus: Path) -> N
     assert len(rows) >= 5
     user = TranscriptUser(corpus)
     user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))  # no date or time anywhere
-    for row in rows:  # another customer's day contradicts nothing: it stays
+    user.reply("When would you like it?", [])
+    for row in rows:  # asked when, another customer's day contradicts nothing: it stays
         adapted = user._adapt(row, ())
         assert adapted is not None and adapted[0] == transcript._tidy(index.texts[row]) and adapted[3] == 0
+    user.reply("Let me check that.", [])
+    for row in rows:  # not asked when: it goes, or the turn is not used
+        adapted = user._adapt(row, ())
+        assert adapted is None or adapted[3] == 1
     user.reset(load_registered("BankingLostCardReplacement"), np.random.default_rng(0))  # a date of birth to give
     for row in rows:  # it could be taken for the user's own date: it goes, or the turn is not used
         adapted = user._adapt(row, ())
