@@ -31,7 +31,7 @@ import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from envsim.reward import components, kpis
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
@@ -113,6 +113,12 @@ class Rubric:
         self.gates = tuple(dict.fromkeys(gates))
         self.functions = {name: table[name] for name in names}
         self.success_threshold = success_threshold
+        # the components with an async form, found once (a runtime Protocol check costs microseconds each)
+        self._awaited: dict[str, AsyncComponent] = {
+            name: cast(AsyncComponent, fn)
+            for name, fn in self.functions.items()
+            if callable(getattr(fn, "ascore", None))
+        }
 
     @classmethod
     def from_spec(
@@ -225,9 +231,11 @@ class Rubric:
 
     async def aevaluate(self, trajectory: Trajectory, context: RewardContext) -> RewardBreakdown:
         """:meth:`evaluate` for asyncio runners: components with an async form are awaited, concurrently."""
-        awaited = {name: fn for name, fn in self.functions.items() if isinstance(fn, AsyncComponent)}
-        scores = await asyncio.gather(*(fn.ascore(trajectory, context) for fn in awaited.values()))
-        given = dict(zip(awaited, scores, strict=True))
+        awaited = self._awaited
+        given: dict[str, ComponentScore] = {}
+        if awaited:  # most rubrics have none: no gather to set up
+            scores = await asyncio.gather(*(fn.ascore(trajectory, context) for fn in awaited.values()))
+            given = dict(zip(awaited, scores, strict=True))
         results = {
             name: given[name] if name in given else _called(fn, trajectory, context)
             for name, fn in self.functions.items()
