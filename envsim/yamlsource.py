@@ -2,7 +2,8 @@
 
 ``load_yaml`` parses with PyYAML's safe loader (no Python tags), rejects duplicate keys,
 and keeps, for every path into the data, the line and column of the key and of the value,
-so that a validation error can point at ``file:line:col``.
+so that a validation error can point at ``file:line:col``
+(:func:`problems_from_validation` turns pydantic's errors into such located problems).
 
 Every file envsim reads from users (scenarios, personas, judge rubrics) goes through this
 module, which bounds what a hostile file can cost. Each limit is a located
@@ -412,10 +413,23 @@ def _misspelt(errors: list[Any], model: type[BaseModel]) -> set[Loc]:
 
 
 def problems_from_validation(doc: YamlDocument, err: ValidationError, model: type[BaseModel]) -> list[Problem]:
-    """Turn pydantic's errors into located problems with suggestions.
+    """Turn pydantic's errors on the data of ``doc`` into located problems with suggestions.
 
-    A required field reported missing because its key is misspelt is reported once, as the
-    unknown key with its "did you mean".
+    Every file validated against a model (scenarios, judge rubrics, reward defaults, families,
+    mining mappings) reports through this. A required field reported missing because its key is
+    misspelt is reported once, as the unknown key with its "did you mean".
+
+    Example:
+        >>> from pydantic import ConfigDict
+        >>> class Point(BaseModel):
+        ...     model_config = ConfigDict(extra="forbid")
+        ...     x: int
+        >>> doc = load_yaml_text("xx: 1")
+        >>> try:
+        ...     Point.model_validate(doc.data)
+        ... except ValidationError as err:
+        ...     print(*problems_from_validation(doc, err, Point))
+        <string>:1:1: xx: unknown field (did you mean 'x'?)
     """
     problems: list[Problem] = []
     errors = err.errors(include_url=False)
