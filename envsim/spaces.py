@@ -52,9 +52,8 @@ _ERRORS = "surrogatepass"  # a lone surrogate is still a str, and round-trips
 def _charset_state(max_length: int) -> dict[str, Any]:
     """What ``spaces.Text.__init__`` sets up for the sampling charset and lengths, built once per ``max_length``.
 
-    Gymnasium indexes the charset on every construction (tens of microseconds, twice per
-    environment); those tables never change after construction, so every :class:`ChatText`
-    of a length shares one set of them.
+    Gymnasium indexes the charset on every construction (twice per environment); those tables
+    never change after construction, so every :class:`ChatText` of a length shares one set of them.
     """
     return dict(vars(spaces.Text(max_length=max_length, min_length=0, charset=_SAMPLE_CHARSET)))
 

@@ -17,7 +17,7 @@ What each count reads:
 
 Every file is validated (not linted) before it counts; one that does not validate is counted as
 invalid, with its located problem. A file is read with libyaml's C parser when it has no anchor or
-alias (``&``, ``*``, so nothing can expand), which is ten times faster than the located reader;
+alias (``&``, ``*``, so nothing can expand), which is much faster than the located reader;
 the located reader (:func:`envsim.loader.load_scenario`) reads every other file, and any file the
 fast path cannot validate, so a problem is reported as ``envsim validate`` reports it. (The fast
 path does not refuse a key written twice or nesting past 100 levels: ``envsim validate`` does.)

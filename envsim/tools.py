@@ -168,10 +168,10 @@ class ToolSpec:
     def openai_schema(self) -> dict[str, Any]:
         """The tool in OpenAI function-calling format: a fresh copy on every access.
 
-        Building the schema (pydantic's ``model_json_schema``) takes milliseconds, and every
+        Building the schema (pydantic's ``model_json_schema``) costs far more than a step, and every
         environment asks for its tools' schemas, so it is built once per spec and kept as JSON;
-        each access decodes a new dict (pydantic-core's decoder: a few microseconds, a third of
-        the ``json`` module's), which callers own and may change.
+        each access decodes a new dict (pydantic-core's decoder, faster than the ``json`` module's),
+        which callers own and may change.
         """
         schema: dict[str, Any] = pydantic_core.from_json(self._schema_json)
         return schema
