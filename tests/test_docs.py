@@ -53,6 +53,7 @@ class Block:
     lang: str
     code: str
     skip: str | None
+    closed: bool = True
 
     @property
     def where(self) -> str:
@@ -77,7 +78,8 @@ def blocks(page: Path) -> list[Block]:
         code = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
         before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marked = _SKIP.match(before)
-        found.append(Block(page, i + 1, fence["lang"], code, marked["reason"].strip() if marked else None))
+        reason = marked["reason"].strip() if marked else None
+        found.append(Block(page, i + 1, fence["lang"], code, reason, closed=end < len(lines)))
         i = end + 1
     return found
 
@@ -195,6 +197,11 @@ def test_the_code_block_runs(
 def test_every_block_is_labelled_with_a_language_this_test_knows() -> None:
     unknown = [f"{b.where}: {b.lang or '(none)'}" for b in ALL if b.lang not in RUN | DATA]
     assert unknown == []
+
+
+def test_every_block_is_closed_by_a_bare_fence() -> None:
+    unclosed = [b.where for b in ALL if not b.closed]
+    assert unclosed == []
 
 
 def test_every_docs_test_marker_is_a_skip_with_a_reason_before_a_block() -> None:
