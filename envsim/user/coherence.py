@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -243,6 +243,7 @@ class CoherenceModel:
         threshold: Scores below it are misfits (:meth:`misfit`); chosen on held-out fitting pairs.
         n_pairs: Human pairs fitted.
         seed: The seed of the negatives and the validation split.
+        reference: The sorted scores of the held-out human pairs the threshold was chosen on.
     """
 
     weights: np.ndarray
@@ -250,6 +251,7 @@ class CoherenceModel:
     threshold: float
     n_pairs: int
     seed: int = 0
+    reference: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def fit(cls, pairs: Sequence[tuple[str, str]], *, seed: int = 0) -> CoherenceModel:
@@ -298,8 +300,13 @@ class CoherenceModel:
             b -= scale * m_b / (np.sqrt(v_b) + eps)
         model = cls(weights=w.astype(np.float32), bias=float(b), threshold=0.5, n_pairs=len(pairs), seed=seed)
         scored = valid or train
-        model.threshold = float(np.quantile([model.score(a, r) for a, r in scored], MISFIT_SHARE))
+        model.reference = np.sort(np.array([model.score(a, r) for a, r in scored], dtype=float))
+        model.threshold = model.quantile(MISFIT_SHARE)
         return model
+
+    def quantile(self, share: float) -> float:
+        """The score below which ``share`` of the held-out human pairs fall (:attr:`reference`)."""
+        return float(np.quantile(self.reference, share)) if len(self.reference) else 0.0
 
     def score(self, agent_turn: str, reply: str) -> float:
         """The probability that ``reply`` fits ``agent_turn``, in [0, 1]."""

@@ -92,6 +92,8 @@ def test_on_held_out_dialogues_human_pairs_fit_and_shuffled_ones_do_not(
     labels = np.r_[np.ones(len(human)), np.zeros(len(mismatched))]
     assert rank_auc(np.r_[human, mismatched], labels) > 0.85
     assert abs(float((human < model.threshold).mean()) - MISFIT_SHARE) < 0.02  # threshold set on unseen pairs
+    assert model.quantile(MISFIT_SHARE) == model.threshold and model.quantile(0.01) < model.threshold
+    assert abs(float((human < model.quantile(0.01)).mean()) - 0.01) < 0.01
     assert float((mismatched < model.threshold).mean()) > 0.4
 
 
