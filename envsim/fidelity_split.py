@@ -92,9 +92,11 @@ class Split:
     excluded: int
 
     def summary(self) -> dict[str, int]:
-        """Counts for the report: dialogues and templates per side, and the coarse templates on both sides."""
+        """Counts for the report: dialogues and templates per side, the coarse templates on both sides, and the
+        evaluation dialogues whose task text alone (their instructions differ) is also in the pool."""
         coarse_eval = {coarse_template(c) for c in self.evaluation}
         coarse_pool = {coarse_template(c) for c in self.pool}
+        pool_tasks = {" ".join(str(c.labels.get("user_task") or "").lower().split()) for c in self.pool}
         return {
             "dialogues_evaluation": len(self.evaluation),
             "dialogues_pool": len(self.pool),
@@ -104,6 +106,9 @@ class Split:
             "templates_shared": 0,
             "coarse_templates_evaluation": len(coarse_eval),
             "coarse_templates_shared": len(coarse_eval & coarse_pool),
+            "task_text_only_shared_dialogues": sum(
+                " ".join(str(c.labels.get("user_task") or "").lower().split()) in pool_tasks for c in self.evaluation
+            ),
         }
 
 
