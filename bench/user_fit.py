@@ -15,13 +15,7 @@ and never fits on; its misfit rate is then measured on:
 Also prints the user's own rejection counts (``TranscriptUser.stats`` where it has them). Run:
 ``.venv/bin/python bench/user_fit.py [SEEDS] [PROBES]``.
 
-Measured 2026-12-07 (seeds 3, probes 300; the same pairs of the user before issue 19 item 1,
-commit bbb7993, scored by the same model): human 4.1%; live 4.8% before, 5.6% after (231
-pairs each: 11 and 13 misfits); probes 24.7% before and after (most are the persona's demands
-for a person, 94 of 531 replies, and wizard turns of other businesses). The user's own counts
-after: 435 of 531 replies retrieved, 2 fallbacks, 243 candidates rejected as unclean fills and
-49 as clear misfits. Garbled fills (a determiner left before punctuation) in those replies:
-3 before, 0 after.
+Figures and their history: ``bench/README.md``, "Transcript user: context fit".
 """
 
 from __future__ import annotations
