@@ -1,6 +1,6 @@
 """How often does the transcript user's reply not fit the agent turn it answers? (issue 19, item 1)
 
-A coherence model (:class:`envsim.user.coherence.CoherenceModel`) is fitted on one half of the
+A coherence model (:class:`envsim.user.transcript.coherence.CoherenceModel`) is fitted on one half of the
 *held-out* STAR dialogues (by a hash of the id), which the transcript user never retrieves from
 and never fits on; its misfit rate is then measured on:
 
@@ -36,7 +36,7 @@ from envsim.env import ScenarioEnv
 from envsim.loader import load_scenario
 from envsim.rollout import run_episode
 from envsim.transcripts.corpus import corpus_dir
-from envsim.user.coherence import CoherenceModel, corpus_pairs
+from envsim.user.transcript.coherence import CoherenceModel, corpus_pairs
 from envsim.user.transcript import TranscriptUser, read_star
 
 

@@ -25,7 +25,7 @@ ends the conversation.
 - the dialogue-level test (:func:`dialogue_level`, target accuracy <= 0.70): given the human and the
   simulated side of one dialogue, which is human? With its shuffled baseline;
 - the context fit (target: misfit rates within 2 points): the coherence model
-  (:mod:`envsim.user.coherence`) fitted on pool pairs only; its misfit rate on simulated replies
+  (:mod:`envsim.user.transcript.coherence`) fitted on pool pairs only; its misfit rate on simulated replies
   beside human replies to the same agent turns;
 - the copy rate (reported): the share of simulated replies within normalised edit distance 0.2 of a
   pool turn (:class:`~envsim.fidelity_measures.NearDuplicates`), beside the held-out human replies'.
@@ -79,7 +79,7 @@ from envsim.user.base import UserSimulator
 from envsim.user.transcript import Names, entity_spans
 
 if TYPE_CHECKING:
-    from envsim.user.coherence import CoherenceModel
+    from envsim.user.transcript.coherence import CoherenceModel
 
 TURN_AUC_REPEATS = 2
 """Cross-validation splits of the style-only ``turn_auc`` (a figure without a target: fewer splits, less time)."""
@@ -723,7 +723,7 @@ def _pool_index(source: str, modified: int) -> NearDuplicates:
 @lru_cache(maxsize=4)
 def _coherence(source: str, modified: int, seed: int) -> CoherenceModel:
     """The coherence model fitted on the pool dialogues of a STAR file's split, once per process and seed."""
-    from envsim.user.coherence import CoherenceModel, corpus_pairs
+    from envsim.user.transcript.coherence import CoherenceModel, corpus_pairs
 
     return CoherenceModel.fit(corpus_pairs(_split(source, modified).pool), seed=seed)
 
@@ -819,7 +819,7 @@ def evaluate(
         gap = None if misfit_h is None or misfit_s is None else misfit_s - misfit_h
         note = (
             "the transcript user rejects misfit replies with a coherence model of the same family "
-            "(envsim.user.coherence), so its misfit rate is a lower bound; the context-aware discriminator "
+            "(envsim.user.transcript.coherence), so its misfit rate is a lower bound; the context-aware discriminator "
             "is the independent check"
             if user == "transcript"
             else "the coherence model is fitted on pool dialogues only; the user does not consult it"

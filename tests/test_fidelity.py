@@ -40,7 +40,7 @@ from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation, ToolEvent, Turn
 from envsim.user.affect_scorer import rank_auc
 from envsim.user.base import UserSimulator, UserTurn
-from envsim.user.coherence import CoherenceModel
+from envsim.user.transcript.coherence import CoherenceModel
 from envsim.user.transcript import star_file
 from tests.conftest import REPO
 

@@ -37,7 +37,7 @@ DEFERRED: dict[tuple[str, str], str] = {
     "reward package, which itself reads scenario types (RewardSpec, CallPattern): the rubric schema and its loader "
     "move out of envsim.reward with the judge split (issue 21 item 4)",
     ("envsim.scenario", "envsim.reward.judge"): "the JSON Schema of an inline rubric (JudgeRubric); as above",
-    ("envsim.user.coherence", "envsim.user.transcript"): "the coherence model reads the transcript user's agent_act, "
+    ("envsim.user.transcript.coherence", "envsim.user.transcript"): "the coherence model reads the transcript user's agent_act, "
     "whose module imports the coherence model: agent_act moves to the text-analysis module of the transcript split "
     "(issue 21 item 4)",
 }

@@ -21,7 +21,7 @@ of their id. Each row holds small codes, all from simple rules:
 - the *context*: the agent (wizard) turn it answers, kept as its act (:func:`agent_act`: greet,
   ask_info, ask_yesno, inform, apology, offer, close), its question topics (:data:`CUES`), the
   details its questions and requests ask for (``asks``: :data:`FACT_TOPICS` bits), and its
-  content words in an inverted index (:class:`~envsim.user.context.ContentIndex`);
+  content words in an inverted index (:class:`~envsim.user.transcript.context.ContentIndex`);
 - the turn's own dialogue act (:func:`user_act`: greet, thanks, affirm, deny, complain,
   question, inform);
 - its mood (calm, confused, hostile, panicky) from :mod:`envsim.user.affect_scorer`: the
@@ -33,7 +33,7 @@ of their id. Each row holds small codes, all from simple rules:
   concentrated in one STAR domain (:data:`GENERIC_MAX_SHARE`), so it reads right in any business.
 
 The index also fits, once, a coherence model on its (agent turn, reply) pairs
-(:meth:`TurnIndex.coherence`, :class:`~envsim.user.coherence.CoherenceModel`).
+(:meth:`TurnIndex.coherence`, :class:`~envsim.user.transcript.coherence.CoherenceModel`).
 
 **A reply.** The agent's message is classified (:func:`agent_act`) and the affect state
 advanced; then the *intent* follows, as in the scripted user: ``answer`` (new facts asked:
@@ -71,9 +71,9 @@ Businesses STAR lacks (retail, medical supply) get generic rows only.
 asked (of the same kind only; never where the words before the span name another detail, "my
 PIN is"), then by facts already given where the turn names them ("my name is"), or dropped,
 together with a connector that led to it ("either 0314 or" loses its "or"; :func:`_drop_span`).
-It is *clean* or the turn is not used (:mod:`envsim.user.fill`): whole spans only, nothing glued
-to them and no half name (:func:`~envsim.user.fill.clean_span`), a span dropped only where no
-word leads to it (:func:`~envsim.user.fill.droppable`: never "do you like the?"), no two
+It is *clean* or the turn is not used (:mod:`envsim.user.transcript.fill`): whole spans only, nothing glued
+to them and no half name (:func:`~envsim.user.transcript.fill.clean_span`), a span dropped only where no
+word leads to it (:func:`~envsim.user.transcript.fill.droppable`: never "do you like the?"), no two
 different facts as alternatives ("either <phone> or <date of birth>"), and for an answer no
 detail named that it does not give. Quantities and amounts ("$300", "20
 minutes") stay as written when neither the scenario's goal nor its facts name one: another
@@ -83,7 +83,7 @@ has no date or time fact and its goal names none.
 Asked facts with no span left are said after it with their ``say`` line. A fact not yet given
 never appears. Demanding a person uses the persona's own lines; a turn that cannot be
 retrieved falls back to the persona's lines too (:attr:`TranscriptUser.trace` says which
-replies did). The persona's traits are applied to the text (:mod:`envsim.user.style`): typos
+replies did). The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`): typos
 at its rate over its category's, its register, and its verbosity as a preference for human
 turns of its lengths.
 
@@ -134,12 +134,12 @@ from envsim.user.affect import (
     unknown_details,
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
-from envsim.user.coherence import CoherenceModel
-from envsim.user.context import ContentIndex
-from envsim.user.fill import clean_span, dangling, droppable
+from envsim.user.transcript.coherence import CoherenceModel
+from envsim.user.transcript.context import ContentIndex
+from envsim.user.transcript.fill import clean_span, dangling, droppable
 from envsim.user.persona import Exemplar, Persona
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
-from envsim.user.style import Style
+from envsim.user.transcript.style import Style
 
 CORPUS = "star"
 """The corpus the transcript user retrieves from (its folder under the transcripts folder)."""
@@ -265,7 +265,7 @@ COHERENCE_MIN_PAIRS = 50
 
 REJECT_SHARE = 0.01
 """A candidate is rejected as a misfit when its coherence score is below this quantile of held-out human replies'
-scores: clear misfits only. Rejecting at the model's own threshold (:data:`~envsim.user.coherence.MISFIT_SHARE`)
+scores: clear misfits only. Rejecting at the model's own threshold (:data:`~envsim.user.transcript.coherence.MISFIT_SHARE`)
 makes the user more coherent than people are: in ``envsim fidelity`` (3 STAR personas, 60 dialogues each, seed 0)
 the simulated misfit rate was 3.2% at 0.05, 5.1% at 0.02, 6.2% at 0.01 and 6.5% without rejecting, against 8.3%
 for the held-out human replies (target: within 2 points); 12.7% before replies were conditioned on the turn."""
@@ -823,7 +823,7 @@ class TurnIndex:
 
     ``texts`` are read from the corpus at run time and kept only in memory; ``contexts`` are the agent
     (wizard) turns they answer, ``asks`` the details those turns ask for (:data:`FACT_TOPICS` bits of
-    their questions and requests), ``content`` their words (:class:`~envsim.user.context.ContentIndex`).
+    their questions and requests), ``content`` their words (:class:`~envsim.user.transcript.context.ContentIndex`).
     """
 
     _coherence: CoherenceModel | None = field(default=None, init=False, repr=False)
@@ -1456,8 +1456,8 @@ class TranscriptUser(UserSimulator):
         """The first candidate row that adapts cleanly and fits the agent's message, with its final text.
 
         ``compose`` turns the adapted text and the facts left over into the reply. A candidate whose
-        adaptation is unclean (:mod:`envsim.user.fill`) or whose reply the coherence model calls a
-        misfit (:class:`~envsim.user.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
+        adaptation is unclean (:mod:`envsim.user.transcript.fill`) or whose reply the coherence model calls a
+        misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
         Returns the row, the reply, the fact keys filled and appended, and the spans dropped; ``None``
         when every candidate was rejected or none could be drawn.
         """
@@ -1491,8 +1491,8 @@ class TranscriptUser(UserSimulator):
 
         Returns the text, the keys of ``facts`` placed, the facts of ``facts`` left over and the
         number of spans dropped; ``None`` when a span to fill or drop is not a whole token run
-        (:func:`~envsim.user.fill.clean_span`) or a drop leaves a word hanging
-        (:func:`~envsim.user.fill.dangling`): the turn cannot be adapted cleanly.
+        (:func:`~envsim.user.transcript.fill.clean_span`) or a drop leaves a word hanging
+        (:func:`~envsim.user.transcript.fill.dangling`): the turn cannot be adapted cleanly.
         """
         index = self._index
         assert index is not None
@@ -1600,7 +1600,7 @@ class TranscriptUser(UserSimulator):
         self.stats["retrieved" if source.ref is not None else unmatched] += 1
 
     def _styled(self, text: str) -> str:
-        """A retrieved or fallback reply with the persona's traits applied (:mod:`envsim.user.style`)."""
+        """A retrieved or fallback reply with the persona's traits applied (:mod:`envsim.user.transcript.style`)."""
         assert self._rng is not None and self._style is not None
         return self._style.apply(text, self._rng, protected=[f.value for f, _, _ in self._facts])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envsim.user.context import ContentIndex, content_words
+from envsim.user.transcript.context import ContentIndex, content_words
 
 
 def test_similarity_ranks_the_agent_turn_that_reads_like_the_message() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from envsim.user.fill import clean_span, dangling, droppable
+from envsim.user.transcript.fill import clean_span, dangling, droppable
 
 
 def _span(text: str, part: str) -> tuple[int, int]:

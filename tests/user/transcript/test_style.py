@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from envsim.user.persona import Persona, load_persona
-from envsim.user.style import Style
+from envsim.user.transcript.style import Style
 
 LENGTH_BINS = (1, 2, 3, 5, 8, 12, 18, 27)
 

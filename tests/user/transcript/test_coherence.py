@@ -15,7 +15,7 @@ from envsim.calibrate import is_heldout
 from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation, Turn
 from envsim.user.affect_scorer import rank_auc
-from envsim.user.coherence import MISFIT_SHARE, CoherenceModel, corpus_pairs
+from envsim.user.transcript.coherence import MISFIT_SHARE, CoherenceModel, corpus_pairs
 from envsim.user.transcript import read_star
 
 MADE_UP = [
