@@ -223,3 +223,38 @@ def test_the_readme_test_command_is_the_one_ci_runs() -> None:
     command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     readme = [b.code.strip() for b in blocks(REPO / "README.md") if b.lang == "bash"]
     assert command in readme
+
+
+_PATH = re.compile(r"`((?:envsim|tests|bench|tools_mock|scenarios|examples|\.ci)/[\w./-]*(?:\.\w+|/))`")
+"""A repository path in backticks: a file with its extension, or a folder ending in ``/``."""
+_DOTTED = re.compile(r"`(envsim(?:\.\w+)+)")
+"""A dotted name in backticks: a module, or a name in a module."""
+
+
+def _names(dotted: str) -> str | None:
+    """Why ``dotted`` does not resolve, or None: a module, or a name found in the longest module prefix's source."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        base = REPO.joinpath(*parts[:cut])
+        source = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if not source.is_file():
+            continue
+        rest = parts[cut:]
+        if not rest or re.search(rf"\b{rest[0]}\b", source.read_text()):
+            return None
+        return f"{rest[0]} is not defined in {source.relative_to(REPO)}"
+    return "no such module"
+
+
+def test_every_path_and_module_the_docs_name_exists() -> None:
+    missing = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for path in sorted(set(_PATH.findall(text))):
+            if not (REPO / path).exists():
+                missing.append(f"{page.relative_to(REPO)}: {path}")
+        for dotted in sorted(set(_DOTTED.findall(text))):
+            why = _names(dotted)
+            if why is not None:
+                missing.append(f"{page.relative_to(REPO)}: {dotted} ({why})")
+    assert missing == []
