@@ -104,6 +104,8 @@ class ModelCallError(EnvsimError):
     def __init__(self, model: str, error: BaseException) -> None:
         self.model = model
         self.error = error
+        self.attempts = 1
+        """Tries made before giving up (more than 1 when a client retried)."""
         super().__init__(f"{model}: {type(error).__name__}: {error}")
 
 

@@ -38,14 +38,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import email.utils
 import importlib
 import os
+import random
+import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.errors import ModelCallError, ModelTimeout, ProviderError, RateLimited
 from envsim.trajectory import Usage
@@ -58,8 +61,10 @@ __all__ = [
     "ModelTimeout",
     "ProviderError",
     "RateLimited",
+    "RetryingClient",
     "UsageMeter",
     "acomplete",
+    "backoff_delay",
     "check_settings",
     "complete",
     "default_client",
@@ -67,6 +72,7 @@ __all__ = [
     "litellm",
     "logging_backlog",
     "model_call_error",
+    "retry_after",
 ]
 
 
@@ -168,6 +174,11 @@ class Completion:
     raw_message: dict[str, Any] = field(default_factory=dict)
     attempts: int = 1
     """Tries the client made for this answer: more than 1 when it retried failed tries (a run's call layer)."""
+
+    def tried(self, tries: int) -> Completion:
+        """This answer after ``tries`` tries of a retrying client (its meter counts the retried ones)."""
+        tries += self.attempts - 1  # a transport that retried too
+        return self if tries == 1 else dataclasses.replace(self, attempts=tries)
 
 
 _unpriced: set[tuple[Any, ...]] = set()
@@ -298,11 +309,80 @@ def model_call_error(model: str, error: BaseException) -> ModelCallError:
     return error_type(error)(model, error)
 
 
-class UsageMeter(BaseModel):
+def _headers(error: BaseException) -> list[Mapping[str, Any]]:
+    found: list[Mapping[str, Any]] = []
+    for candidate in (
+        getattr(error, "headers", None),
+        getattr(getattr(error, "response", None), "headers", None),
+        getattr(error, "litellm_response_headers", None),
+    ):
+        if candidate is not None and hasattr(candidate, "get"):
+            found.append(candidate)
+    return found
+
+
+def _parse_retry_after(value: str) -> float | None:
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def retry_after(error: BaseException) -> float | None:
+    """Seconds the provider asked to wait (``retry-after-ms`` or ``Retry-After``: seconds or an HTTP date)."""
+    for headers in _headers(error.error if isinstance(error, ModelCallError) else error):
+        millis = headers.get("retry-after-ms") or headers.get("Retry-After-Ms")
+        if millis is not None:
+            try:
+                return max(0.0, float(millis) / 1000.0)
+            except (TypeError, ValueError):
+                pass
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        if value is not None:
+            parsed = _parse_retry_after(str(value))
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, retry_after_s: float | None = None, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before retry ``attempt + 1`` (0-based ``attempt``): full jitter, at least Retry-After.
+
+    With a ``Retry-After`` the wait is that plus up to ``base`` of jitter (so that many clients told
+    the same time do not come back at once); otherwise ``uniform(0, min(cap, base * 2**attempt))``.
+    """
+    draw = (rng or random).random()
+    if retry_after_s is not None:
+        return retry_after_s + draw * base
+    return draw * min(cap, base * 2.0**attempt)
+
+
+@dataclass(slots=True)
+class UsageMeter:
     """Counts model calls, tokens and cost as they happen; :meth:`usage` is the record of them.
 
     The one meter of every model caller (agent, user, judge, a run's call layer): answered calls,
     failed ones, and what the answers asked for (tool calls) or were (checks, regenerations).
+    A plain slotted dataclass: it is added to on every call.
+
+    Attributes:
+        calls: Model calls that returned a reply.
+        failed_calls: Model calls that failed (not counted in calls).
+        tool_calls: Tool calls the model requested over all replies.
+        checker_calls: Of the calls, checks of another reply (an LLM checker).
+        retries: Of the calls, regenerations of a reply that had faults.
+        client_retries: Failed tries the client retried before answering.
+        prompt_tokens: Prompt tokens over all calls.
+        completion_tokens: Completion tokens over all calls.
+        cost: Cost in USD over all calls, as litellm prices them (0 if unknown).
 
     Example:
         >>> meter = UsageMeter()
@@ -312,17 +392,15 @@ class UsageMeter(BaseModel):
         (1, 1, {'prompt_tokens': 12, 'completion_tokens': 3, 'cost': 0.5, 'calls': 2})
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    calls: int = Field(0, ge=0, description="Model calls that returned a reply.")
-    failed_calls: int = Field(0, ge=0, description="Model calls that failed (not counted in calls).")
-    tool_calls: int = Field(0, ge=0, description="Tool calls the model requested over all replies.")
-    checker_calls: int = Field(0, ge=0, description="Of the calls, checks of another reply (an LLM checker).")
-    retries: int = Field(0, ge=0, description="Of the calls, regenerations of a reply that had faults.")
-    client_retries: int = Field(0, ge=0, description="Failed tries the client retried before answering.")
-    prompt_tokens: int = Field(0, ge=0, description="Prompt tokens over all calls.")
-    completion_tokens: int = Field(0, ge=0, description="Completion tokens over all calls.")
-    cost: float = Field(0.0, ge=0, description="Cost in USD over all calls, as litellm prices them (0 if unknown).")
+    calls: int = 0
+    failed_calls: int = 0
+    tool_calls: int = 0
+    checker_calls: int = 0
+    retries: int = 0
+    client_retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
 
     def add(self, completion: Completion, *, checker: bool = False, retry: bool = False) -> None:
         """Count one answered call."""
@@ -348,8 +426,8 @@ class UsageMeter(BaseModel):
 
     @property
     def attempts(self) -> int:
-        """Every call made, answered or failed."""
-        return self.calls + self.failed_calls
+        """Every try made: answered, failed, and retried by the client."""
+        return self.calls + self.failed_calls + self.client_retries
 
     def usage(self) -> Usage:
         """What was counted, as the trajectory's usage record (calls: every try, failed and retried ones included)."""
@@ -357,7 +435,7 @@ class UsageMeter(BaseModel):
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             cost=self.cost,
-            calls=self.attempts + self.client_retries,
+            calls=self.attempts,
         )
 
 
@@ -419,6 +497,107 @@ class LiteLLMClient:
         except Exception as error:
             raise model_call_error(model, error) from error
         return _to_completion(model, response)
+
+
+class RetryingClient:
+    """A model client that retries another's retryable failures: the one retry policy of envsim.
+
+    A :class:`~envsim.errors.RateLimited`, :class:`~envsim.errors.ModelTimeout` or
+    :class:`~envsim.errors.ProviderError` (:func:`error_type`) is tried again, up to
+    ``max_retries`` times, after :func:`backoff_delay` (exponential with full jitter, at least the
+    provider's ``Retry-After``); anything else raises at once. An answer says how many tries it
+    took (:attr:`Completion.attempts`); the failure that ends the retries carries them too
+    (``attempts``). An awaited try is bounded by the call's ``timeout`` argument plus a second.
+
+    Args:
+        transport: The client that makes each try (default: :func:`default_client`).
+        max_retries: Retries after the first try.
+        backoff: Base of the exponential backoff, in seconds.
+        max_backoff: Ceiling of one backoff (a ``Retry-After`` may exceed it).
+        seed: Seed of the jitter.
+        delay: Seconds to wait before the next try after ``error`` on try ``tries``
+            (default: :meth:`delay`); ``on_retry`` is called before each wait.
+
+    Example:
+        >>> from envsim.testing.fake_client import FakeClient
+        >>> client = RetryingClient(FakeClient([TimeoutError("slow"), "hello"]), backoff=0.0)
+        >>> answer = client.complete("m", [])
+        >>> answer.text, answer.attempts
+        ('hello', 2)
+    """
+
+    def __init__(
+        self,
+        transport: ModelClient | None = None,
+        *,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        seed: int | None = None,
+        delay: Callable[[ModelCallError, int], float] | None = None,
+        on_retry: Callable[[ModelCallError, int], None] | None = None,
+    ) -> None:
+        self.transport = transport if transport is not None else default_client()
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._delay = delay or self.delay
+        self._on_retry = on_retry
+        self._rng = random.Random(seed)
+
+    def delay(self, error: ModelCallError, tries: int) -> float:
+        """Seconds before the try after try ``tries`` failed with ``error`` (:func:`backoff_delay`)."""
+        return backoff_delay(
+            tries - 1, base=self.backoff, cap=self.max_backoff, retry_after_s=retry_after(error), rng=self._rng
+        )
+
+    def _retry(self, error: ModelCallError, tries: int) -> float | None:
+        """The wait before another try, or None: give up (``error`` then carries the tries)."""
+        if not error_type(error).retryable or tries > self.max_retries:
+            error.attempts = tries
+            return None
+        if self._on_retry is not None:
+            self._on_retry(error, tries)
+        return self._delay(error, tries)
+
+    def complete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """A call, retried (blocking sleeps between tries)."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                completion = self.transport.complete(model, messages, **kwargs)
+            except ModelCallError as error:
+                wait = self._retry(error, tries)
+                if wait is None:
+                    raise
+                time.sleep(wait)
+                continue
+            return completion.tried(tries)
+
+    async def acomplete(self, model: str, messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+        """A call, retried: each try bounded by the call's ``timeout`` (plus a grace second), sleeps awaited."""
+        timeout = kwargs.get("timeout")
+        limit = float(timeout) + 1.0 if timeout is not None else None
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                async with asyncio.timeout(limit):  # in this task: no task of its own per try, as wait_for makes
+                    completion = await self.transport.acomplete(model, messages, **kwargs)
+            except (ModelCallError, TimeoutError) as raised:
+                if isinstance(raised, ModelCallError):
+                    error = raised
+                else:
+                    error = ModelTimeout(model, TimeoutError(f"no answer within {limit:g}s"))
+                wait = self._retry(error, tries)
+                if wait is None:
+                    if error is raised:
+                        raise
+                    raise error from raised
+                await asyncio.sleep(wait)
+                continue
+            return completion.tried(tries)
 
 
 _DEFAULT = LiteLLMClient()

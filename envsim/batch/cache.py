@@ -50,12 +50,9 @@ Example (litellm's ``mock_response``: no provider):
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
-import random
-import time
 from collections import Counter
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -63,10 +60,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from envsim.batch.plan import CacheMode, sha256_hex
-from envsim.batch.retry import ReplayedFailure, backoff_delay, describe, is_retryable, retry_after
+from envsim.batch.retry import ReplayedFailure, describe
 from envsim.errors import EnvsimError
 from envsim.fileio import naming
-from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, UsageMeter, default_client
+from envsim.llm import Completion, ModelCallError, ModelClient, RetryingClient, UsageMeter
 from envsim.trajectory import Usage
 
 TRANSPORT_PARAMS = frozenset(
@@ -168,11 +165,6 @@ _COMPLETION_NAMES = frozenset(f.name for f in _COMPLETION_FIELDS)
 
 def _completion_from(data: dict[str, Any]) -> Completion:
     return Completion(**{k: v for k, v in data.items() if k in _COMPLETION_NAMES})
-
-
-def _tried(completion: Completion, tries: int) -> Completion:
-    """``completion`` saying how many tries it took (its caller's meter counts the retried ones)."""
-    return completion if tries == 1 else dataclasses.replace(completion, attempts=tries)
 
 
 @dataclass(frozen=True)
@@ -370,8 +362,24 @@ class ModelCalls:
         self.max_backoff = max_backoff
         self.defaults = dict(defaults or {})
         self.stats = CallStats()
-        self.transport = transport if transport is not None else default_client()
-        self._rng = random.Random(seed)
+        self._retrying = RetryingClient(
+            transport,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            seed=seed,
+            delay=lambda error, tries: self._delay(error, tries),
+            on_retry=self._on_retry,
+        )
+
+    @property
+    def transport(self) -> ModelClient:
+        """The client that makes each try (litellm by default)."""
+        return self._retrying.transport
+
+    @transport.setter
+    def transport(self, client: ModelClient) -> None:
+        self._retrying.transport = client
 
     def for_role(self, name: str) -> ModelClient:
         """A view of this client whose calls are metered under role ``name`` (agent, user, judge)."""
@@ -399,7 +407,7 @@ class ModelCalls:
         if entry is not None and entry.completion is not None:
             self.stats.replayed += 1
             self._count(scope, role_name, entry.completion, entry.failed_attempts + 1)
-            return _tried(entry.completion, entry.failed_attempts + 1)
+            return entry.completion.tried(entry.failed_attempts + 1)
         if entry is not None and self.mode == "replay":  # the recorded failure, again
             self.stats.replayed += 1
             self.stats.failures += 1
@@ -430,43 +438,38 @@ class ModelCalls:
         if scope is not None:
             scope.add(role_name, completion, calls + (completion is not None))
 
-    def _give_up(self, error: ModelCallError, tries: int) -> bool:
-        return not is_retryable(error) or tries > self.max_retries
-
     def _delay(self, error: ModelCallError, tries: int) -> float:
-        return backoff_delay(
-            tries - 1, base=self.backoff, cap=self.max_backoff, retry_after_s=retry_after(error), rng=self._rng
-        )
+        """Seconds before the next try (the retry policy's, :meth:`envsim.llm.RetryingClient.delay`)."""
+        return self._retrying.delay(error, tries)
+
+    def _on_retry(self, error: ModelCallError, tries: int) -> None:
+        self.stats.retries += 1
+        scope = _scope.get()
+        if scope is not None:
+            scope.retries += 1
 
     def _done(
-        self, key: str, model: str, scope: CallScope | None, role_name: str, completion: Completion, tries: int
+        self, key: str, model: str, scope: CallScope | None, role_name: str, completion: Completion
     ) -> Completion:
+        tries = completion.attempts
+        answer = dataclasses.replace(completion, attempts=1) if tries > 1 else completion
         self.stats.answered += 1
-        self._count(scope, role_name, completion, tries)
+        self._count(scope, role_name, answer, tries)
         if self.mode == "record":
             assert self.log is not None
             episode = scope.episode_id if scope is not None else None
-            self.log.put(key, CallEntry(completion, tries - 1), model=model, role=role_name, episode=episode)
-        return _tried(completion, tries)
+            self.log.put(key, CallEntry(answer, tries - 1), model=model, role=role_name, episode=episode)
+        return completion
 
-    def _give_up_on(
-        self, key: str, model: str, scope: CallScope | None, role_name: str, error: ModelCallError, tries: int
-    ) -> None:
-        self._failed(scope, retry=False)
+    def _give_up_on(self, key: str, model: str, scope: CallScope | None, role_name: str, error: ModelCallError) -> None:
+        tries = error.attempts
+        self.stats.failures += 1
         self._count(scope, role_name, None, tries)
         if self.mode == "record":
             assert self.log is not None
             episode = scope.episode_id if scope is not None else None
             entry = CallEntry(None, tries, describe(error))
             self.log.put(key, entry, model=model, role=role_name, episode=episode)
-
-    def _failed(self, scope: CallScope | None, retry: bool) -> None:
-        if retry:
-            self.stats.retries += 1
-            if scope is not None:
-                scope.retries += 1
-        else:
-            self.stats.failures += 1
 
     # -- the ModelClient protocol ---------------------------------------------------------------
 
@@ -484,20 +487,12 @@ class ModelCalls:
         hit = self._lookup(model, key, scope, role_name)
         if hit is not None:
             return hit
-        request = self._request(kwargs)
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                completion = self.transport.complete(model, messages, **request)
-            except ModelCallError as error:
-                if self._give_up(error, tries):
-                    self._give_up_on(key, model, scope, role_name, error, tries)
-                    raise
-                self._failed(scope, retry=True)
-                time.sleep(self._delay(error, tries))
-                continue
-            return self._done(key, model, scope, role_name, completion, tries)
+        try:
+            completion = self._retrying.complete(model, messages, **self._request(kwargs))
+        except ModelCallError as error:
+            self._give_up_on(key, model, scope, role_name, error)
+            raise
+        return self._done(key, model, scope, role_name, completion)
 
     async def acall(
         self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], role_name: str
@@ -507,28 +502,12 @@ class ModelCalls:
         hit = self._lookup(model, key, scope, role_name)
         if hit is not None:
             return hit
-        request = self._request(kwargs)
-        limit = float(request["timeout"]) + 1.0
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                async with asyncio.timeout(limit):  # in this task: no task of its own per call, as wait_for makes
-                    completion = await self.transport.acomplete(model, messages, **request)
-            except (ModelCallError, TimeoutError) as raised:
-                if isinstance(raised, ModelCallError):
-                    error = raised
-                else:
-                    error = ModelTimeout(model, TimeoutError(f"no answer within {limit:g}s"))
-                if self._give_up(error, tries):
-                    self._give_up_on(key, model, scope, role_name, error, tries)
-                    if error is raised:
-                        raise
-                    raise error from raised
-                self._failed(scope, retry=True)
-                await asyncio.sleep(self._delay(error, tries))
-                continue
-            return self._done(key, model, scope, role_name, completion, tries)
+        try:
+            completion = await self._retrying.acomplete(model, messages, **self._request(kwargs))
+        except ModelCallError as error:
+            self._give_up_on(key, model, scope, role_name, error)
+            raise
+        return self._done(key, model, scope, role_name, completion)
 
     def sync(self) -> None:
         """Make every recorded answer durable."""

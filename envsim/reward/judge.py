@@ -11,7 +11,8 @@ What can go wrong, and what happens:
 
 - a malformed reply (no JSON, a missing criterion, a score off the scale) is sent back to the
   model with the validation problem, up to ``max_attempts`` attempts;
-- a provider error or timeout is retried with backoff within the same budget;
+- a provider error or timeout is retried by the judge's model client (the one retry policy,
+  :class:`envsim.llm.RetryingClient`: by default within the same budget; in a run, the run's);
 - a refusal (an empty reply or an "I can't help with that") is not retried;
 
 and when a sample still has no valid verdict the judgement raises :class:`JudgeError` with a
@@ -51,7 +52,6 @@ import json
 import os
 import re
 import threading
-import time
 from collections import Counter
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +72,7 @@ from pydantic import (
 
 from envsim.errors import EnvsimError, ScenarioError
 from envsim.fileio import write_atomic
-from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, UsageMeter, default_client, litellm
+from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, RetryingClient, UsageMeter, litellm
 from envsim.prompts import render
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
 from envsim.trajectory import Trajectory, Usage
@@ -513,11 +513,10 @@ class _Failure:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One call the judge's retry policy needs made (sync or async), after ``pause`` seconds."""
+    """One call the judge's attempt loop needs made (sync or async)."""
 
     messages: list[dict[str, Any]]
     kwargs: dict[str, Any]
-    pause: float
 
 
 def _spent(spender: JudgeSample | JudgeError) -> Usage:
@@ -599,8 +598,9 @@ class Judge:
         cache: Where verdicts are cached (default: the process-wide cache of :func:`default_cache_dir`).
         completion_kwargs: Extra arguments for ``litellm.completion`` (``api_base``, ``mock_response``...);
             they are not part of the cache key.
-        backoff: Seconds before the first retry after a provider error or timeout (doubling after each).
-        client: The model client (default: litellm, :func:`envsim.llm.default_client`).
+        backoff: Base of the default client's backoff after a provider error or timeout, in seconds.
+        client: The model client (default: litellm through a :class:`envsim.llm.RetryingClient` that
+            retries a provider error or timeout within the rubric's ``max_attempts``).
     """
 
     def __init__(
@@ -622,7 +622,9 @@ class Judge:
         self.cache = cache if cache is not None else JudgeCache.shared()
         self.completion_kwargs = dict(completion_kwargs or {})
         self.backoff = backoff
-        self.client = client if client is not None else default_client()
+        if client is None:
+            client = RetryingClient(max_retries=self.rubric.max_attempts - 1, backoff=backoff)
+        self.client: ModelClient = client
         self.totals = JudgeTotals()
         self._totals_lock = threading.Lock()
         self._reply_model = reply_model(self.rubric)
@@ -749,7 +751,7 @@ class Judge:
     ) -> tuple[dict[str, CriterionVerdict] | None, _Failure | None, list[dict[str, Any]]]:
         """Digest one attempt: the verdicts, or the failure and the messages of the next attempt."""
         if isinstance(outcome, ModelCallError):
-            tally.fail()
+            tally.fail(outcome.attempts)  # its client's tries
             return None, self._call_failure(outcome), messages
         tally.add(outcome)
         verdicts = self._interpret(outcome)
@@ -769,48 +771,37 @@ class Judge:
             completion_tokens=tally.completion_tokens,
         )
 
-    def _delay(self, failure: _Failure, tally: UsageMeter) -> float:
-        if failure.reason in ("timeout", "provider_error"):
-            return self.backoff * 2.0 ** (tally.attempts - 1)
-        return 0.0
-
     def _attempts(
         self, prompt: list[dict[str, Any]], index: int, tally: UsageMeter
     ) -> Generator[_Attempt, Completion | ModelCallError, JudgeSample]:
-        """The retry policy of one sample, without I/O (the sync and async samplers make the calls).
+        """The attempts of one sample, without I/O (the sync and async samplers make the calls).
 
         Yields each attempt to make and is sent its outcome; returns the sample, or raises the
-        :class:`JudgeError` of the last failure once the attempts are spent (at once on a refusal).
+        :class:`JudgeError` of the last failure once the attempts are spent. A malformed reply is
+        sent back with its problem; a refusal, or a call that failed after its client's retries,
+        ends the sample at once. Every try counts against ``max_attempts``, the client's too.
         """
         kwargs = self._request_kwargs()
         messages = prompt
-        pause = 0.0
         failure = _Failure("malformed", "no attempt made")
         while tally.attempts < self.rubric.max_attempts:
-            outcome = yield _Attempt(messages, kwargs, pause)
+            outcome = yield _Attempt(messages, kwargs)
             verdicts, problem, messages = self._step(messages, outcome, tally)
             if verdicts is not None:
                 return self._sample(index, verdicts, tally)
             assert problem is not None
             failure = problem
-            if failure.reason == "refusal":
+            if failure.reason != "malformed":
                 break
-            pause = self._delay(failure, tally)
         raise self._error(failure, tally)
 
     def _call(self, attempt: _Attempt) -> Completion | ModelCallError:
-        if attempt.pause:
-            time.sleep(attempt.pause)
         try:
             return self.client.complete(self.model, attempt.messages, **attempt.kwargs)
         except ModelCallError as error:
             return error
 
     async def _acall(self, attempt: _Attempt) -> Completion | ModelCallError:
-        import asyncio
-
-        if attempt.pause:
-            await asyncio.sleep(attempt.pause)
         try:
             return await self.client.acomplete(self.model, attempt.messages, **attempt.kwargs)
         except ModelCallError as error:

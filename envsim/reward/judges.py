@@ -220,6 +220,11 @@ class ScenarioJudge:
             self._judge = Judge(self.rubric, model=self.model, **self.options)
         return self._judge
 
+    @property
+    def awaits(self) -> bool:
+        """Whether :meth:`ascore` may wait (on its model): a judge without a model never does."""
+        return self.model is not None
+
     def not_run(self) -> ComponentScore:
         """The result of this judge when no judge model is configured."""
         return ComponentScore.not_run(

@@ -63,7 +63,10 @@ GATE_TOLERANCE = 1e-9
 
 @runtime_checkable
 class AsyncComponent(Protocol):
-    """A reward component with an async form, awaited by :meth:`Rubric.aevaluate` (an LLM judge)."""
+    """A reward component with an async form, awaited by :meth:`Rubric.aevaluate` (an LLM judge).
+
+    One whose ``awaits`` attribute is false (a judge without a model) is called like the others.
+    """
 
     def __call__(self, trajectory: Trajectory, context: RewardContext) -> ComponentScore:
         """The score, computed synchronously."""
@@ -113,11 +116,14 @@ class Rubric:
         self.gates = tuple(dict.fromkeys(gates))
         self.functions = {name: table[name] for name in names}
         self.success_threshold = success_threshold
-        # the components with an async form, found once (a runtime Protocol check costs microseconds each)
+        # the components with an async form that would wait (a judge with a model), found once: a runtime
+        # Protocol check costs microseconds per component, and awaiting a component that never waits in a
+        # task of its own would make every episode give its event loop a pass (a replay would then hold as
+        # many environments as it has slots)
         self._awaited: dict[str, AsyncComponent] = {
             name: cast(AsyncComponent, fn)
             for name, fn in self.functions.items()
-            if callable(getattr(fn, "ascore", None))
+            if callable(getattr(fn, "ascore", None)) and getattr(fn, "awaits", True)
         }
 
     @classmethod
@@ -233,7 +239,10 @@ class Rubric:
         """:meth:`evaluate` for asyncio runners: components with an async form are awaited, concurrently."""
         awaited = self._awaited
         given: dict[str, ComponentScore] = {}
-        if awaited:  # most rubrics have none: no gather to set up
+        if len(awaited) == 1:  # no task of its own
+            (name, fn), *_ = awaited.items()
+            given = {name: await fn.ascore(trajectory, context)}
+        elif awaited:
             scores = await asyncio.gather(*(fn.ascore(trajectory, context) for fn in awaited.values()))
             given = dict(zip(awaited, scores, strict=True))
         results = {

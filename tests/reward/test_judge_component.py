@@ -142,5 +142,28 @@ def test_a_batch_run_stores_the_judges_verdict_or_an_infra_error(
             assert record.outcome == "success" and record.breakdown is not None
             assert record.breakdown.components["judge"].score == 1.0 and record.usage["judge"].calls == 1
     else:
-        assert len(client.requests) == 3 * 2 * 3  # three attempts of the judge, each tried twice by the run
+        assert len(client.requests) == 3 * 2  # one judge call per episode, tried twice by the run's one retry policy
         assert all(r.outcome == "infra_error" and "ConnectionError" in (r.error or "") for r in records)
+
+
+def test_a_judge_that_is_not_run_never_makes_an_episode_wait(tmp_path: Path) -> None:
+    """Offline (no judge model), a scenario's judge is called like any component: an episode of scripted
+    participants runs straight through, so the slots take turns with one environment instead of holding one each."""
+    from envsim.registration import load_registered
+
+    scenario = load_registered("MedicalSupplyPanicCaller")
+    assert Rubric.for_scenario(scenario).functions["empathy"] is not None  # the scenario names a judge
+    config = GenerateConfig()
+    options = RunOptions(concurrency=8)
+    source = ScenarioSource(id=scenario.id, path="x.yaml", hash="0" * 64)
+    plan = make_plan([source], config, episodes=8, seeds=[0])
+    store = RunStore.create(tmp_path / "run", Manifest.new(config, options, [], seeds=[0], episodes=8), plan)
+    runner = BatchRunner(store, plan, {scenario.id: scenario}, config, options, ModelCalls())
+    try:
+        asyncio.run(runner.run())
+        records = list(store.scan().records.values())
+    finally:
+        store.close()
+    assert len(records) == 8 and all(r.breakdown is not None for r in records)
+    assert all(not r.breakdown.components["empathy"].ran for r in records if r.breakdown is not None)
+    assert runner.pool.created == 1

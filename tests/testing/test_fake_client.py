@@ -13,7 +13,7 @@ from envsim.agents.llm import LLMAgent
 from envsim.batch.cache import ModelCalls, episode_scope
 from envsim.env import ScenarioEnv
 from envsim.errors import EnvsimError, ModelCallError, ModelTimeout, ProviderError, RateLimited
-from envsim.llm import Completion, ModelClient, UsageMeter, litellm
+from envsim.llm import Completion, ModelClient, RetryingClient, UsageMeter, litellm
 from envsim.registration import load_registered
 from envsim.reward.judge import Judge, JudgeCache, JudgeError, JudgeRubric
 from envsim.testing.fake_client import FakeClient
@@ -91,14 +91,20 @@ def test_the_user_replies_through_the_fake() -> None:
 def test_the_judge_scores_through_the_fake_and_retries_a_timeout_within_its_attempts() -> None:
     verdict = '{"polite": {"rationale": "Kind.", "score": "pass"}}'
     client = FakeClient([TimeoutError("slow"), Completion(text=verdict, prompt_tokens=100, cost=0.25)])
-    judge = Judge(RUBRIC, cache=JudgeCache(None), backoff=0.0, client=client)
+    retrying = RetryingClient(client, max_retries=RUBRIC.max_attempts - 1, backoff=0.0)
+    judge = Judge(RUBRIC, cache=JudgeCache(None), client=retrying)
     result = judge.judge(TRAJECTORY)
     assert result.score == 1.0 and result.calls == 2 and result.cost == 0.25
     assert judge.totals.calls == 2 and judge.totals.usage.cost == 0.25
-    failing = Judge(RUBRIC, cache=JudgeCache(None), backoff=0.0, client=FakeClient(default=TimeoutError("slow")))
+    slow = FakeClient(default=TimeoutError("slow"))
+    failing = Judge(RUBRIC, cache=JudgeCache(None), client=RetryingClient(slow, max_retries=2, backoff=0.0))
     with pytest.raises(JudgeError) as caught:
         failing.judge(TRAJECTORY)
-    assert caught.value.reason == "timeout" and caught.value.attempts == RUBRIC.max_attempts
+    assert caught.value.reason == "timeout" and caught.value.attempts == 3 == len(slow.requests)
+    once = FakeClient(default=TimeoutError("slow"))  # a client that does not retry: the judge does not either
+    with pytest.raises(JudgeError):
+        Judge(RUBRIC, cache=JudgeCache(None), client=once).judge(TRAJECTORY)
+    assert len(once.requests) == 1
 
 
 class NoWait(ModelCalls):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,7 +313,7 @@ def test_usage_counts_tokens_and_cost_per_episode(tiny_scenario: Scenario) -> No
     user = LLMUser("openai/gpt-4o-mini", completion_options={"mock_response": "He fell, please hurry!"})
     user.reset(tiny_scenario, np.random.default_rng(0))
     user.reply("What happened?", [])
-    one = user.usage.model_copy()
+    one = copy.copy(user.usage)
     user.reply("Is he breathing?", [])
     assert one.calls == 1 and one.prompt_tokens > 0 and one.completion_tokens > 0 and one.cost > 0
     assert user.usage.calls == 2 and user.usage.cost == pytest.approx(2 * one.cost)
