@@ -37,7 +37,8 @@ from envsim.loader import load_scenario
 from envsim.rollout import run_episode
 from envsim.transcripts.corpus import corpus_dir
 from envsim.user.transcript.coherence import CoherenceModel, corpus_pairs
-from envsim.user.transcript import TranscriptUser, read_star
+from envsim.user.transcript.corpus import read_star
+from envsim.user.transcript.user import TranscriptUser
 
 
 def _pairs(messages: list[dict[str, object]]) -> list[tuple[str, str]]:

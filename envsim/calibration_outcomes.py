@@ -114,7 +114,7 @@ def _make_users(
     """The mock users by name, and a note for each that does not run as its name says."""
     from envsim.transcripts.corpus import corpus_dir
     from envsim.user.registry import make_user
-    from envsim.user.transcript import load_index
+    from envsim.user.transcript.index import load_index
 
     made: dict[str, UserSimulator] = {}
     notes: dict[str, str] = {}

@@ -76,7 +76,7 @@ from envsim.scenario import AgentSpec, Expected, Fact, PersonaSpec, Scenario, Us
 from envsim.transcripts.schema import Conversation
 from envsim.user.affect_scorer import AFFECTS, AffectScorer, default_scorer
 from envsim.user.base import UserSimulator
-from envsim.user.transcript import Names, entity_spans
+from envsim.user.transcript.text import Names, entity_spans
 
 if TYPE_CHECKING:
     from envsim.user.transcript.coherence import CoherenceModel
@@ -683,7 +683,7 @@ def default_personas() -> list[str]:
 
 
 def _star_source(where: Path) -> Path:
-    from envsim.user.transcript import star_file
+    from envsim.user.transcript.corpus import star_file
 
     location = star_file(where)
     names = ("dialogues.jsonl.gz", "dialogues.jsonl")
@@ -697,7 +697,7 @@ def _star_source(where: Path) -> Path:
 def _split(source: str, modified: int) -> Split:
     """The template split of a STAR file, once per process (``modified``: its mtime, so an edit is seen)."""
     from envsim.calibrate import CORPUS, is_heldout
-    from envsim.user.transcript import read_star
+    from envsim.user.transcript.corpus import read_star
 
     return split_by_template(read_star(source), lambda i: is_heldout(CORPUS, i))
 
@@ -760,7 +760,8 @@ def evaluate(
     from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
     from envsim.user.persona import load_persona
     from envsim.user.registry import make_user
-    from envsim.user.transcript import load_index, persona_group
+    from envsim.user.transcript.index import load_index
+    from envsim.user.transcript.user import persona_group
 
     started = time.perf_counter()
     where = corpus_dir(corpus)

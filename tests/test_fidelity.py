@@ -41,7 +41,7 @@ from envsim.transcripts.schema import Conversation, ToolEvent, Turn
 from envsim.user.affect_scorer import rank_auc
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.transcript.coherence import CoherenceModel
-from envsim.user.transcript import star_file
+from envsim.user.transcript.corpus import star_file
 from tests.conftest import REPO
 
 
@@ -217,7 +217,7 @@ def test_the_real_split_shares_no_template(split: Split) -> None:
 
 
 def test_the_pool_file_holds_the_pool_only(split: Split, tmp_path: Path, corpus: Path) -> None:
-    from envsim.user.transcript import read_star
+    from envsim.user.transcript.corpus import read_star
 
     wanted = {c.id for c in split.pool[:50]}
     folder = write_pool(_source(corpus), wanted, tmp_path)

@@ -37,9 +37,6 @@ DEFERRED: dict[tuple[str, str], str] = {
     "reward package, which itself reads scenario types (RewardSpec, CallPattern): the rubric schema and its loader "
     "move out of envsim.reward with the judge split (issue 21 item 4)",
     ("envsim.scenario", "envsim.reward.judge"): "the JSON Schema of an inline rubric (JudgeRubric); as above",
-    ("envsim.user.transcript.coherence", "envsim.user.transcript"): "the coherence model reads the transcript user's agent_act, "
-    "whose module imports the coherence model: agent_act moves to the text-analysis module of the transcript split "
-    "(issue 21 item 4)",
 }
 """Function-level imports that still close a cycle, each with the move that will remove it."""
 

@@ -379,13 +379,15 @@ _BUSINESS_WORDS = re.compile(
     r"|upgrades?|subscriptions?|subscribe|warrant(?:y|ies)|catalog(?:ue)?|survey|newsletter|loyalty|refills?"
     r"|shipping|delivery|deliveries|invoice|billing|membership|rewards|coupon|checkout|purchase)\b"
 )
-_REQUEST = re.compile(
+REQUEST = re.compile(
     r"\b(?:please (?:provide|enter|tell|give|confirm|state|spell|type|share|describe|specify)"
     r"|may i (?:have|get|know|ask)|could (?:you|i) (?:please )?(?:provide|tell|give|confirm|have|get)"
     r"|can (?:you|i) (?:please )?(?:provide|tell|give|confirm|have|get)|i(?: will|'ll)? (?:also )?need(?: to know)?"
     r" your|i need to know|need your|what(?:'s| is) your|enter the|tell me|give me|send me|let me know)\b"
 )
-_SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]?")
+"""A request for something ("please provide", "may I have", "what is your", "tell me"), on lower-cased text."""
+SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]?")
+"""A sentence: a run up to ``.``, ``!``, ``?`` or a line break (and that mark)."""
 
 _PLEASE = re.compile(r"\bplease\b")
 
@@ -411,9 +413,9 @@ def asking_text(text: str) -> str:
         'right, and your pin as well please.'
     """
     low = " ".join(text.lower().split())
-    sentences = [s.strip() for s in _SENTENCE.findall(low) if s.strip()]
+    sentences = [s.strip() for s in SENTENCE.findall(low) if s.strip()]
     return " ".join(
-        s for s in sentences if s.endswith("?") or _REQUEST.search(s) or _QUESTION_START.search(s) or _PLEASE.search(s)
+        s for s in sentences if s.endswith("?") or REQUEST.search(s) or _QUESTION_START.search(s) or _PLEASE.search(s)
     )
 
 
@@ -477,7 +479,7 @@ def _tool_flags(toolkits: tuple[str, ...]) -> dict[str, tuple[bool, bool]]:
 def _questions(text: str) -> tuple[frozenset[str], ...]:
     """The distinct word sets of the questions in lower-cased ``text``, in order (cached: history is read every turn).
 
-    A question is a sentence (:data:`_SENTENCE`: a run up to ``.``, ``!``, ``?`` or a line break) ending in ``?``.
+    A question is a sentence (:data:`SENTENCE`: a run up to ``.``, ``!``, ``?`` or a line break) ending in ``?``.
     Splitting into sentences first keeps this linear: a search for ``[^.?!\\n]*\\?`` would rescan the rest of a
     sentence from each of its characters.
 
@@ -485,7 +487,7 @@ def _questions(text: str) -> tuple[frozenset[str], ...]:
         >>> [sorted(q) for q in _questions("ok. what is it? what is it? so")]
         [['is', 'it', 'what']]
     """
-    questions = dict.fromkeys(s for s in _SENTENCE.findall(text) if s.endswith("?"))
+    questions = dict.fromkeys(s for s in SENTENCE.findall(text) if s.endswith("?"))
     return tuple(dict.fromkeys(words for q in questions if len(words := frozenset(_WORD.findall(q))) >= 2))
 
 

@@ -14,7 +14,7 @@ from envsim.user.base import UserSimulator
 
 USERS: dict[str, str] = {
     "scripted": "envsim.user.scripted:ScriptedUser",
-    "transcript": "envsim.user.transcript:TranscriptUser",
+    "transcript": "envsim.user.transcript.user:TranscriptUser",
     "llm": "envsim.user.llm:LLMUser",
 }
 """Name → ``"module:Class"`` of every built-in mock user (imported only when made)."""

@@ -18,7 +18,7 @@ from envsim.user.base import UserSimulator
 from envsim.user.faults import STOP_MARKER
 from envsim.user.llm import LLMUser
 from envsim.user.scripted import ScriptedUser
-from envsim.user.transcript import TranscriptUser
+from envsim.user.transcript.user import TranscriptUser
 from tests.conftest import DISPATCH, LOOKUP
 
 CLOSING = "Is there anything else I can help you with?"

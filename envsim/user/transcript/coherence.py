@@ -5,9 +5,9 @@ examples) that tells a human user's reply to an agent turn from the same reply p
 another agent turn. Positives are the human pairs
 given to :meth:`CoherenceModel.fit`; negatives are drawn inside, seeded: each reply paired with
 the agent turn of another pair, once at random (mostly another dialogue act) and once among the
-agent turns of the same act (:func:`agent_act`), where only what is asked for and the content
-tell them apart. The features are hashed (:data:`BUCKETS` buckets): the words and the act of the
-agent turn, the words and the *shape* of the reply (an email, a phone-like or short number, a
+agent turns of the same act (:func:`~envsim.user.transcript.text.agent_act`), where only what is
+asked for and the content tell them apart. The features are hashed (:data:`BUCKETS` buckets): the
+words and the act of the agent turn, the words and the *shape* of the reply (an email, a phone-like or short number, a
 date, a time, yes/no/thanks openers, a question mark, its length), and every pair of an agent
 feature with a reply feature, the only ones that can tell a pair from a shuffled one.
 
@@ -41,6 +41,7 @@ from functools import lru_cache
 import numpy as np
 
 from envsim.transcripts.schema import Conversation
+from envsim.user.transcript.text import agent_act
 
 BUCKETS = 1 << 18
 """Hashed feature buckets."""
@@ -92,13 +93,6 @@ _STOP = frozenset(
 
 def _hash(token: str) -> int:
     return zlib.crc32(token.encode("utf-8"))
-
-
-def agent_act(text: str) -> str:
-    """The dialogue act of an agent turn (the transcript user's rules, :func:`envsim.user.transcript.agent_act`)."""
-    from envsim.user.transcript import agent_act as rule
-
-    return rule(text)
 
 
 @lru_cache(maxsize=65536)

@@ -89,7 +89,7 @@ NEEDS_OBJECT = frozenset(
 """Words that cannot stand right before a dropped span (the span was what they lead to)."""
 
 CUT_WITH = frozenset(("at", "of"))
-"""Prepositions that go with a span dropped mid-sentence (:func:`envsim.user.transcript._drop_span`)."""
+"""Prepositions that go with a span dropped mid-sentence (:func:`envsim.user.transcript.text.drop_span`)."""
 
 
 def droppable(text: str, start: int, end: int) -> bool:

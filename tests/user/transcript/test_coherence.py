@@ -16,7 +16,7 @@ from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation, Turn
 from envsim.user.affect_scorer import rank_auc
 from envsim.user.transcript.coherence import MISFIT_SHARE, CoherenceModel, corpus_pairs
-from envsim.user.transcript import read_star
+from envsim.user.transcript.corpus import read_star
 
 MADE_UP = [
     ("What is your email address?", "it's ann@x.org"),

@@ -28,24 +28,24 @@ from envsim.registration import load_registered
 from envsim.scenario import PersonaSpec, Scenario
 from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation
-from envsim.user import transcript
+from envsim.user.affect import asking_text
 from envsim.user.persona import Persona
 from envsim.user.registry import make_user
 from envsim.user.scripted import ScriptedUser
-from envsim.user.transcript import (
-    TranscriptUser,
-    TurnSource,
-    _drop_span,
-    _keep_lengths,
+from envsim.user.transcript import user as user_module
+from envsim.user.transcript.corpus import read_star
+from envsim.user.transcript.index import load_index
+from envsim.user.transcript.text import (
+    AGENT_ACTS,
+    UNSURE,
     agent_act,
-    asking_text,
+    drop_span,
     entity_spans,
     fact_kind,
-    load_index,
-    persona_group,
-    read_star,
+    tidy,
     user_act,
 )
+from envsim.user.transcript.user import REJECT_SHARE, TranscriptUser, TurnSource, keep_lengths, persona_group, say
 from tests.conftest import REPO
 
 AGENT_TURNS = (
@@ -140,19 +140,19 @@ def test_only_questions_and_requests_ask() -> None:
 def test_dropped_spans_leave_no_dangling_connectors() -> None:
     text = "It was either 0314 or 1596, I think."
     first, second = [(a, b) for a, b, _ in entity_spans(text)]
-    assert _drop_span(text, *second) == "It was either 0314, I think."
-    assert _drop_span(text, *first) == "It was 1596, I think."
+    assert drop_span(text, *second) == "It was either 0314, I think."
+    assert drop_span(text, *first) == "It was 1596, I think."
     text = "Someone took money at 5 pm from my account"
     (start, end, kind) = entity_spans(text)[0]
-    assert kind == "time" and _drop_span(text, start, end) == "Someone took money from my account"
-    assert _drop_span("My PIN is 4321.", 10, 14) == "My PIN is."  # only connectors go, never other words
+    assert kind == "time" and drop_span(text, start, end) == "Someone took money from my account"
+    assert drop_span("My PIN is 4321.", 10, 14) == "My PIN is."  # only connectors go, never other words
 
 
 def test_length_preserving_reweighting() -> None:
     base = np.ones(6)
     weights = np.array([1.0, 1.0, 0.01, 0.01, 0.01, 0.01])  # the fit prefers the two short turns
     bins = np.array([0, 0, 1, 1, 2, 2])
-    kept = _keep_lengths(weights, base, bins)
+    kept = keep_lengths(weights, base, bins)
     mass = np.bincount(bins, weights=kept) / kept.sum()
     assert np.allclose(mass, [1 / 3, 1 / 3, 1 / 3])  # the lengths drawn follow the base distribution
     assert kept[0] / kept[1] == pytest.approx(1.0) and kept[2] / kept[0] < 1  # order within a bin is kept
@@ -348,7 +348,7 @@ def test_asked_for_details_it_does_not_have_it_says_so_and_carries_on(corpus: Pa
         replies = _play(user, scenario, seed, UNKNOWN_ASKS)
         assert len(replies) == len(UNKNOWN_ASKS) and [s.intent for s in user.trace] == ["unknown"] * len(replies)
         assert user.affect_state is not None and user.affect_state.unhelpful_streak == 0
-        unsure += sum(bool(transcript.UNSURE.search(r.lower())) for r in replies)
+        unsure += sum(bool(UNSURE.search(r.lower())) for r in replies)
     assert unsure >= len(UNKNOWN_ASKS) * 4 // 2  # mostly 'I don't know', 'I forgot' (humans also ramble)
     # asked again for one already answered: that frustrates, as a repeated question does
     user.reset(scenario, np.random.default_rng(0))
@@ -366,7 +366,7 @@ def test_registry_makes_a_transcript_user() -> None:
 def test_fallback_without_corpus_says_so_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transcript, "_warned", False)
+    monkeypatch.setattr(user_module, "_warned", False)  # the one warning per process, given again
     scenario = load_registered("RetailRefundDamagedMug")
     missing = tmp_path / "no-such-folder"
     with caplog.at_level(logging.WARNING, logger="envsim.user.transcript"):
@@ -423,9 +423,9 @@ def test_a_planted_misfit_reply_is_rejected(corpus: Path, monkeypatch: pytest.Mo
     assert index is not None and model is not None
     adapted = {row: user._adapt(row, ()) for row in range(0, len(index), 7)}
     texts = {row: a[0] for row, a in adapted.items() if a is not None and a[0]}
-    reject = model.quantile(transcript.REJECT_SHARE)  # a clear misfit: below the user's rejection quantile
+    reject = model.quantile(REJECT_SHARE)  # a clear misfit: below the user's rejection quantile
     misfit = next(row for row, text in texts.items() if model.score(OFFER, text) < reject)
-    offer = transcript.AGENT_ACTS.index("offer")
+    offer = AGENT_ACTS.index("offer")
     fitting = next(row for row, t in texts.items() if index.context[row] == offer and not model.misfit(OFFER, t))
     drawn = user._candidates
 
@@ -468,7 +468,7 @@ def test_a_planted_misfit_reply_is_rejected(corpus: Path, monkeypatch: pytest.Mo
 def test_a_request_for_a_detail_gets_its_value(corpus: Path, scenario_id: str, key: str, words: str) -> None:
     scenario = load_registered(scenario_id)
     fact = next(f for f in scenario.user.facts if f.key == key)
-    said = (fact.value, transcript._say(fact).rstrip("."))  # in a span of a human turn, or the scenario's line
+    said = (fact.value, say(fact).rstrip("."))  # in a span of a human turn, or the scenario's line
     user = TranscriptUser(corpus)
     for seed in range(6):
         replies = _play(user, scenario, seed, ("Hello, thanks for contacting us.", _ask(words)))
@@ -494,7 +494,7 @@ def test_anything_else_gets_a_closing_or_a_new_request(corpus: Path) -> None:
             assert act != "greet" and (act != "question" or _REQUEST_FORM.search(reply)), reply
             assert user.trace[-1].intent in ("insist", "close", "nudge", "give_up")
             if user.trace[-1].ref is not None:  # no clear misfit
-                assert model.score(OFFER, reply) >= model.quantile(transcript.REJECT_SHARE), reply
+                assert model.score(OFFER, reply) >= model.quantile(REJECT_SHARE), reply
             seen += 1
     assert seen == 24
 
@@ -608,7 +608,7 @@ def test_dates_and_times_kept_unless_the_scenario_has_its_own(corpus: Path) -> N
     user.reply("When would you like it?", [])
     for row in rows:  # asked when, another customer's day contradicts nothing: it stays
         adapted = user._adapt(row, ())
-        assert adapted is not None and adapted[0] == transcript._tidy(index.texts[row]) and adapted[3] == 0
+        assert adapted is not None and adapted[0] == tidy(index.texts[row]) and adapted[3] == 0
     user.reply("Let me check that.", [])
     for row in rows:  # not asked when: it goes, or the turn is not used
         adapted = user._adapt(row, ())

@@ -1,0 +1,764 @@
+"""The transcript user: every reply is a human-written user turn, retrieved and adapted.
+
+An offline mock user that needs no model and no API key. Its replies are user turns of STAR
+(human-written, role-played task dialogues), retrieved from the turn index
+(:mod:`envsim.user.transcript.index`). The conversation logic is the scripted user's
+(:mod:`envsim.user.scripted`): the scenario's opening line, a fact only when the agent asks for it
+(its ``asked_by`` words), the end when the scenario's goal is met (:func:`~envsim.user.base.satisfied`),
+affect as state (:mod:`envsim.user.affect`), a demand for a person and giving up after the persona's
+patience. What differs is the text of each reply.
+
+A reply has an *intent* (:data:`Intent`: answer, reanswer, close, give_up, unknown, question, greet,
+react, insist, nudge), decided from the agent's message and the affect state. Index rows are
+weighted for it (:meth:`TranscriptUser._weights`: the intent's acts, :data:`INTENT_ACTS`; the context
+act, topics and details asked; how much the row's agent turn reads like the message; the fit of its
+entity spans to the facts to give; its mood; the persona's verbosity, with the lengths and the share
+of questions of the act-and-context pool kept, :func:`keep_lengths`), from the first pool with
+:data:`MIN_CANDIDATES` rows that fit: the persona's category (:func:`persona_group`) in the
+scenario's STAR domain, the category's rows of that domain or generic, every category's. Candidates
+are drawn with the environment's generator without replacement, up to :data:`MAX_TRIES`; one whose
+adaptation is unclean (:mod:`envsim.user.transcript.fill`) or whose reply the coherence model calls
+a misfit (below its :data:`REJECT_SHARE` quantile) is rejected. The retrieved turn's entity spans
+are replaced by the values of the facts asked (same kind only, never where the words before the
+span name another detail), then by facts already given where the turn names them, or dropped
+(:func:`~envsim.user.transcript.text.drop_span`); asked facts with no span left are said after it
+(:func:`say`). A fact not yet given never appears. When every candidate is rejected the reply falls
+back to the scenario's own lines; :attr:`TranscriptUser.trace` and :attr:`TranscriptUser.stats` say
+which replies did. The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
+
+Where no corpus is present, the user falls back to :class:`~envsim.user.scripted.ScriptedUser`
+(the persona's template lines) and logs one warning line per process. ``docs/users.md`` ("The
+transcript user") gives the full account and the reasons for each rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from envsim.prompts import render, render_scenario_text
+from envsim.scenario import Fact, Scenario
+from envsim.transcripts.corpus import corpus_dir
+from envsim.user.affect import (
+    AffectMachine,
+    AffectState,
+    asking_text,
+    classify_agent_turn,
+    is_emergency,
+    read_part,
+    scenario_persona,
+    unknown_details,
+)
+from envsim.user.base import UserSimulator, UserTurn, satisfied
+from envsim.user.persona import Exemplar, Persona
+from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
+from envsim.user.transcript.corpus import CORPUS
+from envsim.user.transcript.fill import clean_span, dangling, droppable
+from envsim.user.transcript.index import LENGTH_BINS, TurnIndex, forget_indexes, load_index
+from envsim.user.transcript.style import Style
+from envsim.user.transcript.text import (
+    AGENT_ACTS,
+    DATE,
+    FACT_CLASS,
+    QUANTITY,
+    TIME,
+    TOPIC_MASK,
+    USER_ACTS,
+    WHEN_MASK,
+    AgentAct,
+    SpanKind,
+    UserAct,
+    agent_act,
+    cue_mask,
+    drop_span,
+    fact_kind,
+    sentence_tail,
+    tidy,
+)
+
+MIN_CANDIDATES = 5
+"""Rows with a positive weight a retrieval tier needs before it is used (else it backs off)."""
+
+MOOD_GAIN = 4.0
+"""How fast the preference for turns of the user's mood grows with intensity above the resting one."""
+
+MOOD_MAX = 2.0
+"""The largest weight of a turn whose mood matches the user's."""
+
+CUE_BOOST = 3.0
+"""Weight of a row whose context asked about a topic the agent's message asks about."""
+
+LAST_TURN_BOOST = 3.0
+"""Weight of a dialogue's last human turn when the user gives up (it ends the conversation)."""
+
+UNSURE_BOOST = 4.0
+"""Weight of a turn that says the user does not know or have something (:data:`~.text.UNSURE`), when asked for a
+detail it does not have (the ``unknown`` intent)."""
+
+
+REUSE_WEIGHT = 0.01
+"""Weight of a row already used in the episode."""
+
+APPEND_WEIGHT = 0.15
+"""Weight factor per asked fact that finds no span in a retrieved turn (it is said after the turn)."""
+
+DROP_WEIGHT = 0.1
+"""Weight factor per entity span of a retrieved turn that must be dropped."""
+
+
+Intent = Literal[
+    "answer", "reanswer", "unknown", "question", "react", "greet", "insist", "close", "nudge", "give_up"
+]  # fmt: skip
+"""What a reply has to do (decided from the agent's message and the affect state)."""
+
+
+INTENT_ACTS: dict[Intent, dict[UserAct, float]] = {
+    "answer": {"greet": 0.05, "thanks": 0.2, "affirm": 1, "deny": 0.1, "complain": 0.5, "question": 0.3, "inform": 1},
+    "reanswer": {"greet": 0.05, "thanks": 0.1, "affirm": 0.5, "deny": 0.2, "complain": 1, "question": 0.5, "inform": 1},
+    "unknown": {"greet": 0.05, "thanks": 0.1, "affirm": 0.1, "deny": 1, "complain": 0.5, "question": 0.5, "inform": 1},
+    "question": {"greet": 0.1, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
+    "react": {"greet": 0.2, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
+    "greet": {"greet": 1, "thanks": 0.2, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
+    "insist": {"greet": 0, "thanks": 0, "affirm": 0.3, "deny": 1, "complain": 1, "question": 0.3, "inform": 1},
+    "close": {"greet": 0, "thanks": 1, "affirm": 0.3, "deny": 1, "complain": 0, "question": 0, "inform": 0},
+    "nudge": {"greet": 0.05, "thanks": 0, "affirm": 0.05, "deny": 0.3, "complain": 1, "question": 0.6, "inform": 0.15},
+    "give_up": {"greet": 0, "thanks": 0, "affirm": 0, "deny": 0.3, "complain": 1, "question": 0.2, "inform": 0.1},
+}
+"""Per intent, the weight of each user act (0: never)."""
+
+CORE_GROUPS: dict[str, str] = {
+    "calm": "star_calm",
+    "annoyed": "star_annoyed",
+    "demanding_escalator": "star_annoyed",
+    "confused": "star_confused",
+    "panicked_caller": "star_panicked",
+    "fraud_victim": "star_worried",
+}
+"""The STAR persona category of each hand-written library persona."""
+
+AFFECT_GROUPS: dict[str, str] = {
+    "calm": "star_calm",
+    "relieved": "star_calm",
+    "confused": "star_confused",
+    "frustrated": "star_annoyed",
+    "angry": "star_annoyed",
+    "panicked": "star_worried",
+}
+"""The category of any other persona without provenance, by its initial affect (panicked: see
+:func:`persona_group`)."""
+
+
+REJECT_SHARE = 0.01
+"""A candidate is rejected as a misfit when its coherence score is below this quantile of held-out human replies'
+scores (:meth:`~envsim.user.transcript.coherence.CoherenceModel.quantile`): clear misfits only, not the model's
+own threshold (:data:`~envsim.user.transcript.coherence.MISFIT_SHARE`); ``docs/users.md`` says why."""
+
+MAX_TRIES = 12
+"""Candidates a reply draws at most before its fallback (each rejected: unclean adaptation or a misfit)."""
+
+CONTENT_GAIN = 3.0
+"""How strongly a row whose agent turn shares words with the agent's message is preferred:
+``exp(CONTENT_GAIN * similarity)`` (cosine of idf-weighted word sets, 0..1)."""
+
+ASK_BOOST = 3.0
+"""Weight of a row whose agent turn asked for a detail the agent's message asks for."""
+
+ASK_MISMATCH_WEIGHT = 0.2
+"""Weight of a row whose agent turn asked for details the agent's message does not ask for."""
+
+OFF_TOPIC_WEIGHT = 0.1
+"""Weight of a retrieved answer that mentions a detail other than the facts it gives."""
+
+ON_TOPIC_BOOST = 2.0
+"""Weight of a retrieved answer that mentions the detail it gives."""
+
+TOPIC_WEIGHT = 0.3
+"""Weight of a turn mentioning a detail, when the reply gives none."""
+
+_log = logging.getLogger("envsim.user.transcript")  # the package's logger, as before the split
+_warned = False
+
+
+_ALTERNATIVE = re.compile(r"\s*,?\s*(?:or|and/or|or maybe|or perhaps)\s+", re.IGNORECASE)
+
+
+def _all_topics(facts: Sequence[tuple[Fact, SpanKind]]) -> int:
+    """The :data:`~.text.FACT_TOPICS` bits of all of ``facts``."""
+    mask = 0
+    for fact, _ in facts:
+        mask |= _fact_topics(fact)
+    return mask
+
+
+def _fact_topics(fact: Fact) -> int:
+    """The :data:`~.text.FACT_TOPICS` bits of a fact's key and ``asked_by`` words."""
+    return cue_mask(" ".join([*fact.asked_by, fact.key.replace("_", " ")])) & TOPIC_MASK
+
+
+def keep_lengths(weights: np.ndarray, base: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """``weights`` rescaled per stratum (``bins``) so that the strata drawn follow ``base``'s distribution.
+
+    With strata of length and question mark (the index's ``stratum`` column), the fit preferences (spans,
+    topics, mood) choose among turns of each length instead of favouring short ones (a short
+    turn has fewer spans to drop), and keep the share of questions.
+
+    Example:
+        >>> keep_lengths(np.array([1.0, 0.1, 1.0]), np.array([1.0, 1.0, 1.0]), np.array([0, 0, 1])).round(3).tolist()
+        [1.273, 0.127, 0.7]
+    """
+    total_w, total_base = float(weights.sum()), float(base.sum())
+    if total_w <= 0 or total_base <= 0:
+        return weights
+    n = int(bins.max()) + 1 if len(bins) else 0
+    mass_w = np.bincount(bins, weights=weights, minlength=n) / total_w
+    mass_base = np.bincount(bins, weights=base, minlength=n) / total_base
+    scale = np.divide(mass_base, mass_w, out=np.zeros(n), where=mass_w > 0)
+    return np.asarray(weights * scale[bins], dtype=float)
+
+
+def _compatible(fact: SpanKind, span: SpanKind) -> bool:
+    """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: only the same kind (a date of
+    birth is no amount: 'keep that extra 50' must not become 'keep that extra 1991-01-23')."""
+    return fact == span and FACT_CLASS[span] != "none"
+
+
+# -- the user --------------------------------------------------------------------------------
+
+
+def persona_group(persona: Persona, index: TurnIndex | None = None) -> str:
+    """The STAR persona category a persona's replies are retrieved from.
+
+    A calibrated persona's own name; else the category most of its provenance and exemplar
+    dialogues fall in (when ``index`` knows them); else :data:`CORE_GROUPS` for the
+    hand-written library personas; else by initial affect (:data:`AFFECT_GROUPS`; a panicked
+    persona with ``panic_intensity`` of 0.5 or more is ``star_panicked``).
+
+    Example:
+        >>> from envsim.user.persona import load_persona
+        >>> persona_group(load_persona("annoyed")), persona_group(load_persona("star_lost"))
+        ('star_annoyed', 'star_lost')
+    """
+    from envsim.calibrate import GROUPS
+
+    names = {g.name for g in GROUPS}
+    if persona.name in names:
+        return persona.name
+    if index is not None:
+        ids = [e.dialogue_id for e in persona.exemplars if e.corpus == index.corpus]
+        if persona.provenance is not None and persona.provenance.corpus == index.corpus:
+            ids += persona.provenance.dialogue_ids
+        votes = Counter(index.dialogue_groups[i] for i in ids if i in index.dialogue_groups)
+        if votes:
+            return sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    if persona.name in CORE_GROUPS:
+        return CORE_GROUPS[persona.name]
+    if persona.initial_affect == "panicked" and persona.panic_intensity >= 0.5:
+        return "star_panicked"
+    return AFFECT_GROUPS[persona.initial_affect]
+
+
+def say(fact: Fact) -> str:
+    if fact.say is not None:
+        return render_scenario_text(fact.say, value=fact.value, key=fact.key)
+    return render("user_fact.j2", key=fact.key, value=fact.value)
+
+
+@dataclass(frozen=True)
+class TurnSource:
+    """Where one reply came from and how it was adapted.
+
+    ``ref`` is the human turn retrieved (``None`` for a persona line: giving up, demanding a
+    person, or a fact said on its own); ``filled`` the fact keys put into its entity spans,
+    ``appended`` those said after it, ``dropped`` how many of its spans were removed, ``rejected``
+    how many candidates were rejected before it (unclean adaptation or a misfit).
+    """
+
+    intent: Intent
+    ref: Exemplar | None
+    filled: tuple[str, ...] = ()
+    appended: tuple[str, ...] = ()
+    dropped: int = 0
+    rejected: int = 0
+
+
+def _warn_once(message: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        _log.warning(message)
+
+
+class TranscriptUser(UserSimulator):
+    """The offline user whose replies are retrieved, adapted human user turns (see the module docstring).
+
+    Args:
+        corpus: The transcripts folder (or a STAR folder or file); default
+            :func:`~envsim.transcripts.corpus.corpus_dir`. Without one, the user speaks the
+            persona's template lines (:class:`~envsim.user.scripted.ScriptedUser`).
+
+    Attributes:
+        trace: One :class:`TurnSource` per reply of the current episode.
+        stats: Counts since the user was made: ``replies`` (retrieved or fallback), ``retrieved``,
+            ``fallback`` (no candidate accepted: the scenario's or persona's own lines),
+            ``persona_line`` (a demand for a person: the persona's own line, by design),
+            ``rejected_misfit`` (candidates the coherence model called misfits) and
+            ``rejected_unclean`` (candidates whose slots could not be adapted cleanly).
+
+    Example:
+        >>> import numpy as np
+        >>> from envsim.registration import load_registered
+        >>> user = TranscriptUser()
+        >>> scenario = load_registered("RetailAlreadyRefundedAnnoyed")
+        >>> user.reset(scenario, np.random.default_rng(0)) == scenario.user.opening
+        True
+        >>> turn = user.reply("Could you give me your email address?", [])
+        >>> "tom.keller@example.org" in turn.text, turn.done
+        (True, False)
+    """
+
+    def __init__(self, corpus: str | Path | None = None) -> None:
+        self.corpus = corpus
+        self.trace: list[TurnSource] = []
+        self._index: TurnIndex | None = None
+        self._fallback: ScriptedUser | None = None
+        self._loaded = False
+        self._scenario: Scenario | None = None
+        self._persona: Persona | None = None
+        self._group = ""
+        self._facts: list[tuple[Fact, tuple[str, ...], SpanKind]] = []
+        self._satisfied: tuple[str, ...] = ()
+        self._emergency = False
+        self._keep_quantities = False
+        self._keep_when = False
+        self._rest = 0.0
+        self._tiers: list[np.ndarray] = []
+        self._rng: np.random.Generator | None = None
+        self._machine: AffectMachine | None = None
+        self._revealed: set[str] = set()
+        self._used: set[int] = set()
+        self._ended: str | None = None
+        self._style: Style | None = None
+        self._length_factor = np.ones(len(LENGTH_BINS))
+        self._heard = ""
+        self._sim: np.ndarray | None = None
+        self._asks = 0
+        self._rejected = 0
+        self.stats: Counter[str] = Counter()
+
+    # -- UserSimulator ---------------------------------------------------------------------
+
+    def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
+        """Start a conversation: the scenario's opening line (with the first fact if the persona volunteers)."""
+        if not self._loaded:
+            self._index = load_index(self.corpus)
+            self._loaded = True
+            if self._index is None:
+                where = corpus_dir(self.corpus)
+                _warn_once(
+                    f"transcript user: no {CORPUS} transcripts at {where or '(no transcripts folder)'}; "
+                    "replying with the persona's template lines (set ENVSIM_TRANSCRIPTS or pass corpus=)"
+                )
+        if self._index is None:
+            self._fallback = self._fallback or ScriptedUser(typos=False)
+            self._fallback.attach_goal(self._world_goal)
+            return self._fallback.reset(scenario, rng)
+        if self._scenario is not scenario:
+            self._prepare(scenario, self._index)
+        assert self._persona is not None
+        self._rng = rng
+        self._revealed = set()
+        self._used = set()
+        self._ended = None
+        self.trace = []
+        self._machine = AffectMachine(self._persona, emergency=self._emergency)
+        opening = scenario.user.opening
+        if self._persona.disclosure == "volunteers" and self._facts:
+            fact = self._facts[0][0]
+            opening = f"{opening} {render('user_fact.j2', key=fact.key, value=fact.value)}"
+            self._revealed.add(fact.key)
+        return opening
+
+    @property
+    def group(self) -> str:
+        """The persona category replies are retrieved from (empty before :meth:`reset` or without a corpus)."""
+        return self._group
+
+    @property
+    def uses_corpus(self) -> bool:
+        """Whether replies come from the corpus (``False``: template fallback, or before :meth:`reset`)."""
+        return self._index is not None
+
+    @property
+    def affect(self) -> str | None:
+        """The user's current affect (``None`` before :meth:`reset`)."""
+        if self._fallback is not None:
+            return self._fallback.affect
+        return self._machine.affect if self._machine is not None else None
+
+    @property
+    def affect_state(self) -> AffectState | None:
+        """The user's full affect state (``None`` before :meth:`reset`)."""
+        if self._fallback is not None:
+            return self._fallback.affect_state
+        return self._machine.state if self._machine is not None else None
+
+    def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
+        """Reveal asked-for facts, close when the goal is met, else a retrieved human turn that fits (see module)."""
+        if self._fallback is not None:
+            return self._fallback.reply(agent_message, messages)
+        persona, machine, scenario = self._persona, self._machine, self._scenario
+        assert persona is not None and machine is not None and scenario is not None, "call reset() first"
+        if self._ended is not None:
+            return UserTurn(self._ended, done=True, affect=machine.affect)
+        world = self.goal_met()  # claims without the goal met are no resolution (affect) and no ending
+        step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed, goal_met=world))
+        state = step.after
+        heard = read_part(agent_message)  # what the user reads of it
+        low = heard.lower()
+        act = agent_act(heard)
+        cues = cue_mask(heard)
+        asking = asking_text(heard)
+        self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & TOPIC_MASK, 0
+        asked = [(fact, kind) for fact, keys, kind in self._facts if any(k in asking for k in keys)]
+        new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
+        if new and not state.gives_up:
+            self._revealed.update(fact.key for fact, _ in new)
+            text = self._answer("answer", new, act, cues, state)
+            if state.wants_human:
+                text = f"{text} {self._pick(persona.human_demands)}"
+            return UserTurn(text, affect=state.affect)
+        if satisfied(world, self._satisfied, low):
+            self._ended = self._retrieve_text("close", act if act in ("offer", "close") else "close", cues, state)
+            return UserTurn(self._ended, done=True, affect=state.affect)
+        if state.gives_up:
+            self._ended = self._retrieve_text("give_up", act, cues, state)
+            return UserTurn(self._ended, done=True, affect=state.affect)
+        if asked:
+            text = self._answer("reanswer", asked, act, cues, state)
+            if state.wants_human:
+                text = f"{text} {self._pick(persona.human_demands)}"
+            return UserTurn(text, affect=state.affect)
+        if state.wants_human:
+            self._note(TurnSource("nudge", None), unmatched="persona_line")
+            return UserTurn(self._pick(persona.human_demands), affect=state.affect)
+        intent: Intent = "greet" if act == "greet" else "question" if act in ("ask_info", "ask_yesno") else "react"
+        if act in ("offer", "close"):  # the goal is not met: not a goodbye, the need again (or a new request)
+            intent = "insist"
+        ignored = step.before.requires_emergency and "ignores_emergency" in step.events
+        if not ignored and unknown_details(agent_message, scenario):  # asked for what it does not have: it says so
+            intent = "unknown"
+        elif not step.helped and intent not in ("question", "insist"):
+            intent = "nudge"
+        return UserTurn(self._retrieve_text(intent, act, cues, state), affect=state.affect)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _prepare(self, scenario: Scenario, index: TurnIndex) -> None:
+        persona = scenario_persona(scenario)
+        self._persona = persona
+        self._group = persona_group(persona, index)
+        self._facts = [(f, tuple(k.lower() for k in f.asked_by), fact_kind(f.value)) for f in scenario.user.facts]
+        self._satisfied = tuple(p.lower() for p in scenario.user.satisfied_by)
+        self._emergency = is_emergency(scenario)
+        self._keep_quantities = not any(
+            QUANTITY.search(t) for t in [scenario.user.goal, *(f.value for f in scenario.user.facts)]
+        )
+        self._keep_when = not any(kind in ("date", "time") for _, _, kind in self._facts) and not any(
+            p.search(scenario.user.goal) for p in (DATE, TIME)
+        )
+        self._rest = AffectState.start(persona, emergency=self._emergency).intensity
+        self._style = Style.for_persona(persona, self._group)
+        self._length_factor = self._style.length_factors(LENGTH_BINS)
+        allowed = index.domain_mask([scenario.domain, *scenario.tags])
+        same_domain = (index.domains & allowed) != 0
+        eligible = index.generic | same_domain
+        mine = index.group == (index.groups.index(self._group) if self._group in index.groups else -1)
+        pools = [mine & same_domain] if allowed else []
+        self._tiers = [np.flatnonzero(p) for p in (*pools, mine & eligible, eligible)]
+        self._scenario = scenario
+
+    def _pick(self, lines: Sequence[str]) -> str:
+        assert self._rng is not None
+        return lines[int(self._rng.integers(len(lines)))]
+
+    def _weights(
+        self,
+        rows: np.ndarray,
+        intent: Intent,
+        act: AgentAct,
+        cues: int,
+        state: AffectState,
+        facts: Sequence[tuple[Fact, SpanKind]],
+        same_context: bool,
+    ) -> np.ndarray:
+        index = self._index
+        assert index is not None
+        table = np.array([INTENT_ACTS[intent][a] for a in USER_ACTS])
+        if intent == "nudge":  # ignored once, a patient user still mostly replies in kind; near its patience, it nudges
+            assert self._persona is not None
+            alpha = min(1.0, state.unhelpful_streak / (self._persona.patience + 1))
+            table = (1 - alpha) * np.array([INTENT_ACTS["react"][a] for a in USER_ACTS]) + alpha * table
+        w = table[index.act[rows]]
+        if same_context:
+            w = w * (index.context[rows] == AGENT_ACTS.index(act))
+        if not facts:  # a turn that is nothing but a detail cannot answer without one
+            w = w * ~index.bare[rows]
+        base = w
+        if cues:
+            w = w * np.where((index.cues[rows] & cues) != 0, CUE_BOOST, 1.0)
+        asks = self._asks
+        row_asks = index.asks[rows]
+        if asks:  # asked for the same detail as the agent's message asks for, or for another one
+            w = w * np.where((row_asks & asks) != 0, ASK_BOOST, np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0))
+        else:
+            w = w * np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0)
+        if intent != "unknown":  # a detail it does not have: saying so matters, not what the turn was about
+            w = w * np.exp(CONTENT_GAIN * self._similarity()[rows])
+        n_text = index.n_text[rows].astype(float)
+        n_digits = index.n_digits[rows].astype(float)
+        spare = self._spare(facts)
+        asked = known = 0
+        for fact, _ in facts:
+            asked |= _fact_topics(fact)
+        for fact, _ in spare:
+            known |= _fact_topics(fact)
+        topics = index.topics[rows]
+        want_text = sum(FACT_CLASS[kind] == "text" for _, kind in facts)
+        if self._keeps_when():  # asked when, and the scenario has no date or time: the turn's stay as written
+            n_digits = n_digits - index.n_when[rows]
+        placed = np.minimum(n_text, want_text) + np.minimum(n_digits, len(facts) - want_text)
+        # a turn that names a detail already given ('my PIN is ...') may say it again
+        reused = np.where((topics & known) != 0, np.minimum(n_text + n_digits - placed, len(spare)), 0)
+        other = 0 if self._keep_quantities else index.n_other[rows]
+        dropped = n_text + n_digits + other - placed - reused
+        w = w * APPEND_WEIGHT ** (len(facts) - placed) * DROP_WEIGHT**dropped
+        if facts:
+            on = np.where((topics & asked) != 0, ON_TOPIC_BOOST, 1.0)
+            w = w * np.where((topics & ~(asked | known)) != 0, OFF_TOPIC_WEIGHT, on)
+        else:
+            w = w * np.where((topics & ~known) != 0, TOPIC_WEIGHT, 1.0)
+        target = {"confused": 1, "frustrated": 2, "angry": 2, "panicked": 3}.get(state.affect)
+        if state.affect == "relieved":
+            w = w * np.where(index.mood[rows] == 0, 2.0, 1.0)
+        elif target is not None:
+            gain = float(np.clip(1.0 + MOOD_GAIN * (state.intensity - self._rest), 1.0, MOOD_MAX))
+            w = w * np.where(index.mood[rows] == target, gain, 1.0)
+        if intent == "unknown":  # asked for a detail it does not have: 'I don't know', 'I forgot'
+            w = w * np.where(index.unsure[rows], UNSURE_BOOST, 1.0)
+        strata = index.stratum[rows]
+        w = keep_lengths(w, base * self._length_factor[strata // 2], strata)  # the persona's verbosity
+        if intent == "give_up":  # the turns that ended a dialogue
+            w = w * np.where(index.last[rows], LAST_TURN_BOOST, 1.0)
+        if self._used:
+            used = np.fromiter(self._used, dtype=np.int64)
+            w = w * np.where(np.isin(rows, used), REUSE_WEIGHT, 1.0)
+        return np.asarray(w, dtype=float)
+
+    def _keeps_when(self) -> bool:
+        """Whether a retrieved turn's dates and times stay: the agent asks when (a day, a date, a time) and the
+        scenario has no date or time of its own."""
+        return self._keep_when and cue_mask(asking_text(self._heard)) & WHEN_MASK != 0
+
+    def _similarity(self) -> np.ndarray:
+        """Per index row, how much its agent turn reads like the agent's message (computed once per reply)."""
+        index = self._index
+        assert index is not None
+        if self._sim is None:
+            self._sim = index.content.similarity(self._heard)
+        return self._sim
+
+    def _candidates(
+        self, intent: Intent, act: AgentAct, cues: int, state: AffectState, facts: Sequence[tuple[Fact, SpanKind]]
+    ) -> Iterator[int]:
+        """Rows drawn with the environment's generator, without replacement, from the first tier with enough
+        candidates (at most :data:`MAX_TRIES`)."""
+        rng = self._rng
+        assert rng is not None
+        for rows, same_context in ((rows, same) for rows in self._tiers for same in (True, False)):
+            if not len(rows):
+                continue
+            w = self._weights(rows, intent, act, cues, state, facts, same_context)
+            if int((w > 0).sum()) >= MIN_CANDIDATES:
+                for _ in range(MAX_TRIES):
+                    total = float(w.sum())
+                    if total <= 0:
+                        return
+                    k = int(rng.choice(len(rows), p=w / total))
+                    yield int(rows[k])
+                    w[k] = 0.0
+                return
+
+    def _retrieve(
+        self,
+        intent: Intent,
+        act: AgentAct,
+        cues: int,
+        state: AffectState,
+        facts: Sequence[tuple[Fact, SpanKind]],
+        compose: Callable[[str, list[Fact]], str],
+    ) -> tuple[int, str, tuple[str, ...], tuple[str, ...], int] | None:
+        """The first candidate row that adapts cleanly and fits the agent's message, with its final text.
+
+        ``compose`` turns the adapted text and the facts left over into the reply. A candidate whose
+        adaptation is unclean (:mod:`envsim.user.transcript.fill`) or whose reply the coherence model calls a
+        misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
+        Returns the row, the reply, the fact keys filled and appended, and the spans dropped; ``None``
+        when every candidate was rejected or none could be drawn.
+        """
+        index = self._index
+        assert index is not None
+        model = index.coherence()
+        reject = model.quantile(REJECT_SHARE) if model is not None else 0.0
+        for row in self._candidates(intent, act, cues, state, facts):
+            adapted = self._adapt(row, facts)
+            if adapted is None:
+                self.stats["rejected_unclean"] += 1
+                self._rejected += 1
+                continue
+            text, filled, left, dropped = adapted
+            reply = compose(self._scrub(text), left)
+            if not reply or (model is not None and self._heard.strip() and model.score(self._heard, reply) < reject):
+                self.stats["rejected_misfit"] += 1
+                self._rejected += 1
+                continue
+            self._used.add(row)
+            return row, reply, tuple(filled), tuple(f.key for f in left), dropped
+        return None
+
+    def _spare(self, facts: Sequence[tuple[Fact, SpanKind]]) -> list[tuple[Fact, SpanKind]]:
+        """Facts already given (and not among ``facts``): a retrieved turn may say them again."""
+        giving = {fact.key for fact, _ in facts}
+        return [(f, kind) for f, _, kind in self._facts if f.key in self._revealed and f.key not in giving]
+
+    def _adapt(self, row: int, facts: Sequence[tuple[Fact, SpanKind]]) -> tuple[str, list[str], list[Fact], int] | None:
+        """The row's text with its spans filled by ``facts`` (then by facts already given) or dropped.
+
+        Returns the text, the keys of ``facts`` placed, the facts of ``facts`` left over and the
+        number of spans dropped; ``None`` when a span to fill or drop is not a whole token run
+        (:func:`~envsim.user.transcript.fill.clean_span`) or a drop leaves a word hanging
+        (:func:`~envsim.user.transcript.fill.dangling`): the turn cannot be adapted cleanly.
+        """
+        index = self._index
+        assert index is not None
+        text = index.texts[row]
+        spans = index.spans(row)
+        lead = [cue_mask(sentence_tail(text[max(0, s - 40) : s])) & TOPIC_MASK for s, _, _ in spans]
+        own = cue_mask(text) & TOPIC_MASK
+        fill: dict[int, Fact] = {}
+        left: list[Fact] = []
+        giving = {fact.key for fact, _ in facts}
+        for fact, kind in [*facts, *self._spare(facts)]:
+            topics = _fact_topics(fact)
+            free = [i for i, span in enumerate(spans) if i not in fill and _compatible(kind, span[2])]
+            free = [i for i in free if not lead[i] or lead[i] & topics]  # never 'my PIN is <phone>'
+            if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN')
+                free = [i for i in free if lead[i] & topics or (not lead[i] and own & topics)]
+            ranked = sorted(free, key=lambda i: (not lead[i] & topics, spans[i][2] != kind, i))
+            if ranked:
+                fill[ranked[0]] = fact
+            elif fact.key in giving:
+                left.append(fact)
+        if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
+            return None  # it names a detail it does not give ('my PIN is' before a phone number)
+        placed = sorted(fill)
+        for i, j in itertools.pairwise(placed):
+            if fill[i].key != fill[j].key and _ALTERNATIVE.fullmatch(text[spans[i][1] : spans[j][0]]):
+                return None  # two different details as alternatives ('either <phone> or <date of birth>')
+        dropped = 0
+        original = text
+        for i in reversed(range(len(spans))):
+            start, end, kind = spans[i]
+            if i not in fill and (
+                (kind == "quantity" and self._keep_quantities) or (kind in ("date", "time") and self._keeps_when())
+            ):
+                continue
+            if not clean_span(original, start, end, kind) or (i not in fill and not droppable(original, start, end)):
+                return None
+            if i in fill:
+                text = text[:start] + fill[i].value + text[end:]
+            else:
+                text = drop_span(text, start, end)
+                dropped += 1
+        text = tidy(text)
+        if dropped and dangling(text) is not None and dangling(text) != dangling(tidy(original)):
+            return None
+        return text, [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped
+
+    def _scrub(self, text: str) -> str:
+        """Remove any unrevealed fact value that a human turn happens to contain."""
+        for fact, _, _ in self._facts:
+            if fact.key not in self._revealed and fact.value.lower() in text.lower():
+                text = tidy(re.sub(re.escape(fact.value), "", text, flags=re.IGNORECASE))
+        return text
+
+    def _answer(
+        self,
+        intent: Intent,
+        facts: Sequence[tuple[Fact, SpanKind]],
+        act: AgentAct,
+        cues: int,
+        state: AffectState,
+    ) -> str:
+        def compose(text: str, left: list[Fact]) -> str:
+            extra = " ".join(say(f) for f in left)
+            if not text:
+                return extra
+            if extra:
+                return f"{text if text[-1] in '.!?' else f'{text}.'} {extra}"
+            return text
+
+        found = self._retrieve(intent, act, cues, state, facts, compose)
+        if found is None:  # the fallback: the facts said by the scenario's own lines
+            self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in facts)))
+            return self._styled(" ".join(say(f) for f, _ in facts))
+        row, text, filled, appended, dropped = found
+        self._note(TurnSource(intent, self._index.ref(row) if self._index else None, filled, appended, dropped))
+        return self._styled(text)
+
+    def _retrieve_text(self, intent: Intent, act: AgentAct, cues: int, state: AffectState) -> str:
+        persona = self._persona
+        assert persona is not None and self._scenario is not None
+        found = self._retrieve(intent, act, cues, state, (), lambda text, _: text)
+        if found is not None:
+            row, text, _, _, dropped = found
+            self._note(TurnSource(intent, self._index.ref(row) if self._index else None, dropped=dropped))
+            return self._styled(text)
+        self._note(TurnSource(intent, None))
+        if intent == "close":
+            return self._scenario.user.closing
+        if intent == "give_up":
+            return persona.give_up
+        if intent == "unknown":
+            return self._pick(DONT_KNOW_LINES)
+        return self._pick([*self._scenario.user.nudges, *persona.nudges] or [self._scenario.user.opening])
+
+    def _note(self, source: TurnSource, unmatched: str = "fallback") -> None:
+        """Record where a reply came from (:attr:`trace`, :attr:`stats`), with the candidates it rejected.
+
+        ``unmatched`` names the count of a reply with no corpus turn (``fallback``: none accepted).
+        """
+        if self._rejected:
+            source = replace(source, rejected=self._rejected)
+        self.trace.append(source)
+        self.stats["replies"] += 1
+        self.stats["retrieved" if source.ref is not None else unmatched] += 1
+
+    def _styled(self, text: str) -> str:
+        """A retrieved or fallback reply with the persona's traits applied (:mod:`envsim.user.transcript.style`)."""
+        assert self._rng is not None and self._style is not None
+        return self._style.apply(text, self._rng, protected=[f.value for f, _, _ in self._facts])
+
+
+def clear_cache() -> None:
+    """Forget the indexes built in this process, and that the missing-corpus warning was given."""
+    global _warned
+    forget_indexes()
+    _warned = False
