@@ -65,8 +65,9 @@ ValuesMode = Literal["literal", "placeholders"]
 KINDS: dict[str, int] = {"email": 4, "date": 8, "money": 16, "phone": 4, "id": 24, "num": 8}
 """Placeholder kinds and each one's slots (64 tokens in all), in the order :func:`kind_of` tests them."""
 
-_CANDIDATE = re.compile(r"<([a-z]+)(\d+)>|[^\s\"'`()\[\]{}<>,;!?\\]+")
-_PLACEHOLDER = re.compile(r"<([a-z]+)(\d+)>")
+_KIND_NAMES = "|".join(KINDS)
+_CANDIDATE = re.compile(rf"<({_KIND_NAMES})(\d+)>|[^\s\"'`()\[\]{{}}<>,;!?\\]+")
+_PLACEHOLDER = re.compile(rf"<({_KIND_NAMES})(\d+)>")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PHONE = re.compile(r"\+?[\d\-.()]+")
 

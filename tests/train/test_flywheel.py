@@ -79,6 +79,7 @@ def test_a_small_flywheel_runs_every_stage(tmp_path: Path) -> None:
         assert report[stage]["held_out_scenarios"]["episodes"] == 1
     assert report["data"]["generated"] == 8 and report["data"]["sft_rows"] >= 1
     assert len(report["grpo_rewards"]) == 1
+    assert report["values"] == report["model"]["values"] == "literal"  # the default: the policy sees the values
     for name in ("flywheel.svg", "sft.jsonl", "grpo_prompts.jsonl", "sft-model", "grpo-model", "tokenizer"):
         assert (out / name).exists(), name
     assert "stage" in output and "plot:" in output

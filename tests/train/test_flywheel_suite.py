@@ -173,6 +173,8 @@ def test_a_small_suite_flywheel_reports_the_three_held_out_sets(suite: Path, tmp
             "64",
             "--layers",
             "1",
+            "--values",
+            "placeholders",
         ]
     )
     train, test, holdout = _ids(suite / "train"), _ids(suite / "test"), _ids(suite / "holdout")
@@ -202,3 +204,10 @@ def test_a_small_suite_flywheel_reports_the_three_held_out_sets(suite: Path, tmp
         assert (out / name).exists(), name
     config = json.loads((out / "sft-model" / "config.json").read_text(encoding="utf-8"))
     assert (config["hidden_size"], config["num_hidden_layers"]) == (64, 1)  # --hidden-size, --layers
+    # --values placeholders: recorded in the report, and the placeholders are tokens of the saved tokenizer
+    assert report["values"] == report["model"]["values"] == "placeholders"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out / "sft-model")
+    for placeholder in ("<email1>", "<id2>", "<money16>"):
+        assert len(tokenizer(placeholder, add_special_tokens=False)["input_ids"]) == 1, placeholder
