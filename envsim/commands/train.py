@@ -12,6 +12,11 @@ With ``--suite DIR`` (a folder ``envsim scenarios generate ... --split train=0.8
 held-out seeds, its held-out instances of the families trained on and its held-out families
 (``--eval-scenarios N`` caps each evaluated set; see :mod:`envsim.train.flywheel`).
 
+``--values placeholders`` changes the policy's input and output representation, not the task: the
+model reads each value (email, id, phone, amount, date) as a typed placeholder and its placeholders
+are mapped back to the values before the environment sees its action (:mod:`envsim.train.values`);
+the report records it (``"values"``). The default, ``literal``, shows the values as they are.
+
 Without ``--model`` it trains a tokenizer on the scenarios' own text and builds a tiny model from
 a config (CPU, no download, a few minutes on 2 cores). On a GPU::
 
