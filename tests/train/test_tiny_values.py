@@ -79,10 +79,10 @@ def test_the_flywheel_builds_a_value_splitting_tokenizer_when_asked(tmp_path: An
     from envsim.train.flywheel import FlywheelConfig, _model
 
     config = FlywheelConfig(out=tmp_path, split_values=True, vocab_size=1024, hidden_size=32, layers=1)
-    _, tokenizer, info = _model(config, ["RetailCancelPendingOrder"])
+    _, tokenizer, info = _model(config, ["RetailCancelPendingOrder"], None)
     assert info["vocab"] <= 1024 + 8
     assert _pieces(tokenizer, "#W0301") == ["#", "W", "0", "3", "0", "1"]
     _, plain, _ = _model(
-        config.model_copy(update={"split_values": False, "out": tmp_path / "plain"}), ["RetailCancelPendingOrder"]
+        config.model_copy(update={"split_values": False, "out": tmp_path / "plain"}), ["RetailCancelPendingOrder"], None
     )
     assert len(_pieces(plain, "#W0301")) < 6
