@@ -20,8 +20,8 @@ the others are registered.
 It imports neither litellm nor torch.
 """
 
-from envsim.errors import EnvsimError, ScenarioError, UnknownNameError
-from envsim.registration import ScenarioWarning, register_scenarios
+from envsim.errors import EnvsimError, ScenarioError, ScenarioWarning, UnknownNameError
+from envsim.registration import register_scenarios
 
 __version__ = "0.1.0"
 __all__ = [

@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.batch.plan import ScenarioSource
 from envsim.batch.store import EpisodeRecord, RunStore
-from envsim.errors import EnvsimError
+from envsim.errors import DatasetError, EnvsimError
 from envsim.fileio import naming
 from envsim.reward.outcome import REWARD_CARRYING, Outcome
 from envsim.trajectory import Trajectory
@@ -77,10 +77,6 @@ EPISODE_FIELD = "envsim"
 
 MESSAGE_COLUMNS = frozenset({"messages", "prompt", "chosen", "rejected"})
 """Columns holding chat messages (stored as lists of JSON values in Parquet)."""
-
-
-class DatasetError(EnvsimError):
-    """A dataset cannot be made: bad selection, unknown format, nothing to export, unreadable run."""
 
 
 # -- loading runs --------------------------------------------------------------------------------

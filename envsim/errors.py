@@ -1,22 +1,43 @@
-"""Exceptions raised by envsim.
+"""Exceptions raised by envsim, all in this module.
 
 Configuration mistakes raise; what happens inside an episode never does. A failed tool
 call, a malformed action or a rule violation becomes an observation for the agent, and
 only :class:`ToolFailure` subclasses travel (inside a toolkit) to mark such a result.
 
-The tree::
+Every exception is an :class:`EnvsimError`; one that is also a builtin exception (so that
+``except KeyError`` or ``except ValueError`` still catches it) names that builtin in brackets.
+The modules that raise them import them from here (and can be imported from there too). The tree::
 
     EnvsimError
-    ├── ScenarioError            a scenario file is invalid (carries located issues)
-    ├── UnknownNameError         an unknown scenario id, toolkit, fixture or persona
-    ├── TemplateError            scenario text that is not an allowed template, or renders too much
-    ├── ModelCallError           a model call failed (bad request, authentication, unknown model...)
-    │   ├── RateLimited          the provider said slow down (429): retried, honouring Retry-After
-    │   ├── ModelTimeout         no answer in time (the client's timeout, 408): retried
-    │   └── ProviderError        the provider failed (5xx, a refused or dropped connection): retried
-    └── ToolFailure              raised by a tool body; turned into an error observation
-        ├── RecordNotFound       the record the agent named does not exist
-        └── RuleViolation        a business rule forbids the operation
+    ├── ScenarioError                  a scenario file is invalid (carries located issues)
+    ├── UnknownNameError [KeyError]    an unknown scenario id, toolkit, fixture or persona
+    │   └── ToolkitLoadError           a registered toolkit that cannot be used (import fails, not a Toolkit, clash)
+    ├── OverrideError [ValueError]     a world override or inline record that does not fit its table
+    ├── TemplateError                  scenario text that is not an allowed template, or renders too much
+    │   └── RenderError                a template of a scenario family's body failed to render
+    ├── NoMatch                        a scenario family draw whose required binding matched nothing
+    ├── SuiteError                     not a suite folder, an unknown or empty split, an unreadable suite.json
+    ├── TranscriptFormatError          an input transcript file is malformed (file, line, field)
+    ├── RewardModuleError              a custom reward function reference that cannot be used
+    ├── RewardFunctionError            a custom reward function raised or returned no valid score
+    ├── CheckerError                   the LLM fault checker's answer was not a valid verdict
+    ├── ModelCallError                 a model call failed (bad request, authentication, unknown model...)
+    │   ├── RateLimited                the provider said slow down (429): retried, honouring Retry-After
+    │   ├── ModelTimeout               no answer in time (the client's timeout, 408): retried
+    │   └── ProviderError              the provider failed (5xx, a refused or dropped connection): retried
+    ├── ToolFailure                    raised by a tool body; turned into an error observation
+    │   ├── RecordNotFound             the record the agent named does not exist
+    │   └── RuleViolation              a business rule forbids the operation
+    ├── DatasetError                   a dataset cannot be made from stored runs
+    ├── ReportError                    a report cannot be made (an unreadable run, an unwritable output)
+    ├── ServeError                     a served session was asked something it cannot do
+    ├── ServerError                    the local test model server did not start
+    └── EnvironmentFactoryError        a scenario cannot become a TRL environment
+
+Warnings (the work goes on; silence them like any warning)::
+
+    UserWarning
+    └── ScenarioWarning                a scenario file was left out of the registry
 """
 
 from __future__ import annotations
@@ -146,3 +167,106 @@ class RuleViolation(ToolFailure):
     """The operation breaks a business rule (refunding a refund, cancelling a shipped order)."""
 
     kind = "rule_violation"
+
+
+class ToolkitLoadError(UnknownNameError):
+    """A registered toolkit name that cannot be used: its class does not import, is not a
+    :class:`~envsim.tools.Toolkit`, or several installed packages declare the name."""
+
+
+class OverrideError(EnvsimError, ValueError):
+    """An override or inline record that does not fit its table; ``loc`` points at it."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, *, at_key: bool = False) -> None:
+        self.loc = loc
+        self.at_key = at_key
+        super().__init__(message)
+
+
+class RenderError(TemplateError):
+    """A template of a scenario family's body that failed to render; ``loc`` is its path inside the body."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, *, line: int = 1, column: int = 1) -> None:
+        super().__init__(message, line=line, column=column)
+        self.loc = loc
+
+
+class NoMatch(EnvsimError):
+    """A scenario family draw in which a required binding matched nothing (``binding`` names it)."""
+
+    def __init__(self, binding: str) -> None:
+        super().__init__(binding)
+        self.binding = binding
+
+
+class SuiteError(EnvsimError):
+    """A folder is not a suite, a split is unknown or empty, or ``suite.json`` is unreadable."""
+
+
+class TranscriptFormatError(EnvsimError):
+    """An input transcript file is malformed; the message names the file and, when known, the line
+    (and column), and the field: ``file:line:col: field: message``.
+
+    Example:
+        >>> str(TranscriptFormatError("a.jsonl", 4, "unknown role 'bot'", column=9, field="role"))
+        "a.jsonl:4:9: role: unknown role 'bot'"
+    """
+
+    def __init__(
+        self, path: Path | str, line: int | None, message: str, *, column: int | None = None, field: str = ""
+    ) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.column = column
+        self.field = field
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        if line is not None and column is not None:
+            where += f":{column}"
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class RewardModuleError(EnvsimError):
+    """A reward function reference that cannot be used (malformed, not allowed, missing, wrong signature)."""
+
+
+class RewardFunctionError(EnvsimError):
+    """A custom reward function failed on a trajectory: it raised, or returned no valid ``ComponentScore``.
+
+    The rubric catches it: the component's explanation says why, and the outcome is ``reward_error``.
+    """
+
+
+class CheckerError(EnvsimError):
+    """The LLM checker's answer was not a valid :class:`~envsim.user.faults.CheckerVerdict`."""
+
+
+class DatasetError(EnvsimError):
+    """A dataset cannot be made: bad selection, unknown format, nothing to export, unreadable run."""
+
+
+class ReportError(EnvsimError):
+    """A report cannot be made (an unreadable run, an unwritable output)."""
+
+
+class ServeError(EnvsimError):
+    """A session was asked something it cannot do (a step before reset, an unknown reset key, ...)."""
+
+
+class ServerError(EnvsimError):
+    """The test server (:mod:`envsim.testing.server`) did not start (its stderr is in the message)."""
+
+
+class EnvironmentFactoryError(EnvsimError):
+    """A scenario cannot become a TRL environment (a tool name clashes), or a row names another scenario."""
+
+
+# -- warnings ------------------------------------------------------------------------------------
+
+
+class ScenarioWarning(UserWarning):
+    """A scenario file was left out of the registry; the message says which file and why.
+
+    Its message starts with the file's ``path:line:col``. Silence it like any warning, e.g.
+    ``warnings.filterwarnings("ignore", category=envsim.ScenarioWarning)``.
+    """

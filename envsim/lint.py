@@ -31,17 +31,17 @@ from collections.abc import Collection
 
 from pydantic import BaseModel
 
-from envsim.errors import TemplateError, UnknownNameError
+from envsim.errors import OverrideError, RewardModuleError, TemplateError, UnknownNameError
 from envsim.prompts import check_scenario_template, render_scenario_text
 from envsim.reward import COMPONENTS
 from envsim.reward.components import summary_problems
-from envsim.reward.custom import RewardModuleError, load_reward_function
+from envsim.reward.custom import load_reward_function
 from envsim.reward.judges import RUN_JUDGE
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
 from envsim.runtime import ScenarioRuntime, Session
 from envsim.scenario import Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
-from envsim.toolkits import OverrideError, apply_records, build_world, get_toolkit, table_record_types
+from envsim.toolkits import apply_records, build_world, get_toolkit, table_record_types
 from envsim.user.persona import load_persona
 from envsim.yamlsource import Loc
 

@@ -41,7 +41,7 @@ import gymnasium as gym
 import yaml
 from gymnasium.envs.registration import EnvSpec
 
-from envsim.errors import Problem, ScenarioError, UnknownNameError
+from envsim.errors import Problem, ScenarioError, ScenarioWarning, UnknownNameError
 from envsim.plugins import SCENARIOS_GROUP, plugin_folders
 from envsim.scenario import Scenario
 from envsim.suggest import did_you_mean
@@ -67,14 +67,6 @@ _QUOTED = re.compile(r"""^(?:"([^"\\]*)"|'([^']*)')$""")
 _DECIMAL = re.compile(r"[1-9][0-9]{0,5}")  # YAML 1.1 reads 010 as octal and 1_0 as 10: those take the full parser
 _RESOLVER = yaml.resolver.Resolver()
 _STR_TAG = "tag:yaml.org,2002:str"
-
-
-class ScenarioWarning(UserWarning):
-    """A scenario file was left out of the registry; the message says which file and why.
-
-    Its message starts with the file's ``path:line:col``. Silence it like any warning, e.g.
-    ``warnings.filterwarnings("ignore", category=envsim.ScenarioWarning)``.
-    """
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envsim.batch.store import EpisodeRecord, Manifest, RunStore, record_row
 from envsim.errors import EnvsimError
+from envsim.errors import ReportError as ReportError  # envsim.report.ReportError (nothing here raises it)
 from envsim.reward.trials import flakiness, pass_at_k, pass_hat_k
 
 DEFAULT_KS = (1, 2, 4, 8)
@@ -69,10 +70,6 @@ OUTCOME_COLORS = {
 }
 AFFECT_ORDER = ("relieved", "calm", "confused", "frustrated", "angry", "panicked")
 """Affects from at ease (bottom of the chart) to most upset (top)."""
-
-
-class ReportError(EnvsimError):
-    """A report cannot be made (an unreadable run, an unwritable output)."""
 
 
 class GroupStats(BaseModel):

@@ -45,7 +45,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.wrappers import TimeLimit
 
-from envsim.errors import EnvsimError, Problem, ScenarioError, UnknownNameError
+from envsim.errors import Problem, ScenarioError, SuiteError, UnknownNameError
 from envsim.registration import ENTRY_POINT, NAMESPACE, scan, scenario_files
 from envsim.spaces import ChatText
 from envsim.suggest import did_you_mean
@@ -64,10 +64,6 @@ ALL = "all"
 """The split that is every scenario file of a suite (reserved: no split folder may be named so)."""
 
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-
-
-class SuiteError(EnvsimError):
-    """A folder is not a suite, a split is unknown or empty, or ``suite.json`` is unreadable."""
 
 
 @dataclass(frozen=True)

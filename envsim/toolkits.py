@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from envsim.errors import UnknownNameError
+from envsim.errors import OverrideError, ToolkitLoadError, UnknownNameError
 from envsim.plugins import origin, plugin_toolkits
 from envsim.suggest import did_you_mean
 from envsim.tools import Toolkit
@@ -41,11 +41,6 @@ _FROM: dict[str, str] = {}
 _CLASHES: dict[str, str] = {}
 """Name → why it cannot be used (several packages declare it)."""
 _plugins_read = False
-
-
-class ToolkitLoadError(UnknownNameError):
-    """A registered toolkit name that cannot be used: its class does not import, is not a
-    :class:`~envsim.tools.Toolkit`, or several installed packages declare the name."""
 
 
 def _read_plugins() -> None:
@@ -137,15 +132,6 @@ def fixture_world(toolkit: str, fixture: str, seed: int) -> World:
             f"; fixtures: {', '.join(sorted(kit.fixtures))}"
         )
     return World(make(seed))
-
-
-class OverrideError(ValueError):
-    """An override or inline record that does not fit its table; ``loc`` points at it."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str, *, at_key: bool = False) -> None:
-        self.loc = loc
-        self.at_key = at_key
-        super().__init__(message)
 
 
 def apply_records(

@@ -52,7 +52,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Export SFT conversations, DPO pairs or GRPO prompts from runs (faults and errors excluded)."""
-        from envsim.datasets import FORMATS, DatasetError, Selection, build_dataset
+        from envsim.datasets import FORMATS, Selection, build_dataset
+        from envsim.errors import DatasetError
 
         if fmt not in FORMATS:
             raise DatasetError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")

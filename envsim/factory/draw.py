@@ -26,10 +26,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from envsim.errors import Problem
+from envsim.errors import NoMatch, Problem, RenderError
 from envsim.factory.family import LoadedFamily
 from envsim.factory.query import Binding, CompiledCondition, Condition, Ref, compile_conditions, lookup, matches
-from envsim.factory.render import RenderError, as_context, live_containers, render_body
+from envsim.factory.render import as_context, live_containers, render_body
 from envsim.scenario import SCENARIO_DIR_CONTEXT, Scenario
 from envsim.toolkits import get_toolkit, initial_world, table_record_types
 from envsim.world import World, WorldSpec
@@ -144,14 +144,6 @@ class Candidate:
     def split_key(self) -> str:
         """See :func:`split_key`."""
         return split_key(self.family.name, self.parameters)
-
-
-class NoMatch(Exception):
-    """A draw in which a required binding matched nothing (``binding`` names it)."""
-
-    def __init__(self, binding: str) -> None:
-        super().__init__(binding)
-        self.binding = binding
 
 
 class Drawer:

@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
-from envsim.errors import Problem, ScenarioError
-from envsim.factory.draw import ATTEMPTS, GENERATOR, Candidate, Drawer, NoMatch, canonical_json, distinct_candidates
+from envsim.errors import NoMatch, Problem, ScenarioError
+from envsim.factory.draw import ATTEMPTS, GENERATOR, Candidate, Drawer, canonical_json, distinct_candidates
 from envsim.factory.draw import instances as instances
 from envsim.factory.family import LoadedFamily, is_family_file, load_family
 from envsim.factory.gate import DROP_REASONS, Gate

@@ -25,7 +25,7 @@ from typing import Any
 
 from jinja2.runtime import Undefined
 
-from envsim.errors import TemplateError
+from envsim.errors import RenderError, TemplateError
 from envsim.prompts import MAX_OUTPUT_CHARS, check_scenario_template, render_scenario_text, scenario_environment
 
 _SINGLE = re.compile(r"^\{\{((?:(?!\{\{|\}\}|\{%|%\}).)*)\}\}$", re.DOTALL)
@@ -192,15 +192,6 @@ def render_value(text: str, context: dict[str, Any]) -> Any:
     return _plain(value)
 
 
-class RenderError(TemplateError):
-    """A template of a family body that failed to render; ``loc`` is its path inside the body."""
-
-    def __init__(self, loc: tuple[str | int, ...], error: TemplateError) -> None:
-        message = error.message.replace(f"'{Record.__module__}.{Record.__name__} object'", "the record")
-        super().__init__(message, line=error.line, column=error.column)
-        self.loc = loc
-
-
 def live_containers(body: Any) -> frozenset[int]:
     """The ids of the mappings and lists of ``body`` that hold a template somewhere inside (for
     :func:`render_body`, which shares every other part of ``body`` as it is)."""
@@ -241,7 +232,8 @@ def render_body(
         except RenderError:
             raise
         except TemplateError as err:
-            raise RenderError(loc, err) from None
+            message = err.message.replace(f"'{Record.__module__}.{Record.__name__} object'", "the record")
+            raise RenderError(loc, message, line=err.line, column=err.column) from None
     return body
 
 

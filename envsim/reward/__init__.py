@@ -42,14 +42,9 @@ Example:
     (['final_state', 'required_statements', 'no_false_claims', 'containment'], ('final_state', 'no_false_claims'))
 """
 
+from envsim.errors import RewardModuleError
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
-from envsim.reward.custom import (
-    RewardModuleError,
-    allow_reward_module,
-    allowed_reward_modules,
-    load_reward_function,
-    revoke_reward_module,
-)
+from envsim.reward.custom import allow_reward_module, allowed_reward_modules, load_reward_function, revoke_reward_module
 from envsim.reward.outcome import Outcome, carries_reward, decide_outcome
 from envsim.reward.rubric import COMPONENTS, Rubric
 from envsim.reward.spec import domain_defaults, effective_reward_spec

@@ -27,7 +27,7 @@ Example:
     >>> load_reward_function("os:system")
     Traceback (most recent call last):
     ...
-    envsim.reward.custom.RewardModuleError: module 'os' is not allowed to provide reward functions; allow it with \
+    envsim.errors.RewardModuleError: module 'os' is not allowed to provide reward functions; allow it with \
 ENVSIM_REWARD_MODULES=os or envsim.reward.allow_reward_module('os')
 """
 
@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, cast
 
-from envsim.errors import EnvsimError
+from envsim.errors import RewardFunctionError, RewardModuleError
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
 from envsim.trajectory import Trajectory, Usage
 
@@ -56,17 +56,6 @@ _MODULE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 _MAX_MESSAGE = 300
 """Characters of an exception's message kept in a failed component's explanation."""
-
-
-class RewardModuleError(EnvsimError):
-    """A reward function reference that cannot be used (malformed, not allowed, missing, wrong signature)."""
-
-
-class RewardFunctionError(EnvsimError):
-    """A custom reward function failed on a trajectory: it raised, or returned no valid ``ComponentScore``.
-
-    The rubric catches it: the component's explanation says why, and the outcome is ``reward_error``.
-    """
 
 
 def allow_reward_module(prefix: str) -> None:
@@ -167,7 +156,7 @@ def checked_score(result: Any, reference: str) -> ComponentScore:
         >>> checked_score(float("nan"), "acme:f")
         Traceback (most recent call last):
         ...
-        envsim.reward.custom.RewardFunctionError: acme:f returned nan, not a ComponentScore(score, explanation)
+        envsim.errors.RewardFunctionError: acme:f returned nan, not a ComponentScore(score, explanation)
     """
     if not isinstance(result, ComponentScore):
         raise RewardFunctionError(f"{reference} returned {_describe(result)}, not a ComponentScore(score, explanation)")
@@ -193,7 +182,7 @@ class GuardedReward:
         >>> guarded(None, None)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        envsim.reward.custom.RewardFunctionError: acme:ratio raised ZeroDivisionError: division by zero
+        envsim.errors.RewardFunctionError: acme:ratio raised ZeroDivisionError: division by zero
     """
 
     reference: str

@@ -33,9 +33,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
+from envsim.errors import RewardFunctionError
 from envsim.reward import components, kpis
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
-from envsim.reward.custom import GuardedReward, RewardFunctionError, load_reward_function
+from envsim.reward.custom import GuardedReward, load_reward_function
 from envsim.reward.judges import RUN_JUDGE, JudgeReference, ScenarioJudge, scenario_judges
 from envsim.reward.outcome import decide_outcome
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role

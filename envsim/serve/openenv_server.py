@@ -46,7 +46,7 @@ from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import ConcurrencyConfig, EnvironmentMetadata, ServerMode
 
 from envsim.env import ScenarioEnv
-from envsim.errors import EnvsimError, UnknownNameError
+from envsim.errors import ServeError, UnknownNameError
 from envsim.serve.asgi import WebSocketGuard
 from envsim.serve.openenv_types import EnvsimAction, EnvsimObservation, EnvsimState
 from envsim.suggest import did_you_mean
@@ -67,10 +67,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 """Longest WebSocket frame read (1 MiB); a longer one closes its connection."""
 
 RESET_KEYS = ("seed", "episode_id", "scenario")
-
-
-class ServeError(EnvsimError):
-    """A session was asked something it cannot do (a step before reset, an unknown reset key, ...)."""
 
 
 @dataclass

@@ -64,7 +64,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from envsim.errors import EnvsimError
+from envsim.errors import ServerError
 from envsim.testing.playbook import ROLES, Playbook, Role, ScenarioIndex, detect_role
 
 Fault = Literal["none", "429", "500", "timeout", "malformed_tool_json", "empty"]
@@ -79,10 +79,6 @@ FAULT_HEADER = "x-envsim-fault"
 _log = logging.getLogger(__name__)
 _MAX_REMEMBERED = 1_000_000
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
-
-
-class ServerError(EnvsimError):
-    """The test server did not start (its stderr is in the message)."""
 
 
 class ServerOptions(BaseModel):

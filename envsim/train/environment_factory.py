@@ -70,7 +70,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 import gymnasium as gym
 
-from envsim.errors import EnvsimError
+from envsim.errors import EnvironmentFactoryError
 from envsim.reward.outcome import carries_reward
 from envsim.tools import error_content
 from envsim.user.base import UserSimulator
@@ -93,10 +93,6 @@ TOOL_PROTOCOL = (
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 _CARRIED = frozenset({"type", "enum", "anyOf", "items", "additionalProperties", "description", "default", "title"})
 """Schema keys a Python type hint (as ``get_json_schema`` renders it) carries; any other key is written out."""
-
-
-class EnvironmentFactoryError(EnvsimError):
-    """A scenario cannot become a TRL environment (a tool name clashes), or a row names another scenario."""
 
 
 class ScenarioEnvironment:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envsim.errors import EnvsimError
+from envsim.errors import CheckerError
 from envsim.llm import Completion, complete
 from envsim.prompts import render
 from envsim.scenario import Scenario
@@ -114,10 +114,6 @@ class CheckerVerdict(BaseModel):
 
     ok: bool = Field(description="True when the turn has none of the failure modes.")
     faults: list[CheckerFault] = Field(default_factory=list, description="The failures found (empty when ok).")
-
-
-class CheckerError(EnvsimError):
-    """The LLM checker's answer was not a valid :class:`CheckerVerdict`."""
 
 
 def split_stop(text: str) -> tuple[str, bool]:

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from envsim.errors import CheckerError
 from envsim.llm import Completion, ModelClient, UsageMeter, check_settings, default_client
 from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
@@ -63,7 +64,6 @@ from envsim.user.affect import AffectMachine, AffectState, classify_agent_turn, 
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.faults import (
     STOP_MARKER,
-    CheckerError,
     Fault,
     check_user_turn,
     checker_messages,

@@ -35,10 +35,10 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from envsim.errors import UnknownNameError
+from envsim.errors import TranscriptFormatError, UnknownNameError
 from envsim.suggest import did_you_mean
 from envsim.transcripts.importers import abcd, banking77, goemotions, openai_chat, plain, star
-from envsim.transcripts.importers.common import TranscriptFormatError, input_files, numbered_lines, open_text
+from envsim.transcripts.importers.common import input_files, numbered_lines, open_text
 from envsim.transcripts.schema import Conversation
 
 __all__ = ["IMPORTERS", "Importer", "TranscriptFormatError", "importer", "read", "read_jsonl", "write_jsonl"]

@@ -34,7 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from envsim.transcripts.importers.common import TranscriptFormatError, open_text
+from envsim.errors import TranscriptFormatError
+from envsim.transcripts.importers.common import open_text
 from envsim.transcripts.schema import Conversation, Role, ToolEvent, Turn
 
 CORPUS = "abcd"

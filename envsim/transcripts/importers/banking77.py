@@ -21,13 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from envsim.transcripts.importers.common import (
-    TranscriptFormatError,
-    in_split_order,
-    input_files,
-    open_text,
-    split_name,
-)
+from envsim.errors import TranscriptFormatError
+from envsim.transcripts.importers.common import in_split_order, input_files, open_text, split_name
 from envsim.transcripts.schema import Conversation, Turn
 
 CORPUS = "banking77"

@@ -17,27 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from envsim.errors import EnvsimError
+from envsim.errors import TranscriptFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class TranscriptFormatError(EnvsimError):
-    """An input transcript file is malformed; the message names the file and, when known, the line
-    (and column), and the field: ``file:line:col: field: message``."""
-
-    def __init__(
-        self, path: Path | str, line: int | None, message: str, *, column: int | None = None, field: str = ""
-    ) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.column = column
-        self.field = field
-        self.message = message
-        where = f"{self.path}:{line}" if line is not None else str(self.path)
-        if line is not None and column is not None:
-            where += f":{column}"
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
 def is_gzip(path: Path) -> bool:

@@ -33,7 +33,7 @@ Example:
     >>> next(read(path))
     Traceback (most recent call last):
     ...
-    envsim.transcripts.importers.common.TranscriptFormatError: ...log.jsonl:1:49: invalid JSON: \
+    envsim.errors.TranscriptFormatError: ...log.jsonl:1:49: invalid JSON: \
 Expecting ',' delimiter
 """
 
@@ -46,8 +46,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envsim.errors import TranscriptFormatError
 from envsim.suggest import did_you_mean
-from envsim.transcripts.importers.common import TranscriptFormatError, input_files, numbered_lines, open_text
+from envsim.transcripts.importers.common import input_files, numbered_lines, open_text
 from envsim.transcripts.schema import Conversation, Role, ToolEvent, Turn
 
 CORPUS = "openai"

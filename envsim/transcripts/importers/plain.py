@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from envsim.errors import TranscriptFormatError
 from envsim.suggest import did_you_mean
-from envsim.transcripts.importers.common import TranscriptFormatError, input_files, numbered_lines, open_text
+from envsim.transcripts.importers.common import input_files, numbered_lines, open_text
 from envsim.transcripts.schema import Conversation, Role, Turn
 
 CORPUS = "plain"
@@ -117,7 +118,7 @@ def parse_record(record: dict[str, Any], file: Path, line: int) -> tuple[str, Tu
         >>> parse_record({"conversation_id": "7", "role": "bot", "text": "hi"}, Path("x.jsonl"), 4)
         Traceback (most recent call last):
         ...
-        envsim.transcripts.importers.common.TranscriptFormatError: x.jsonl:4: unknown role 'bot' (expected one \
+        envsim.errors.TranscriptFormatError: x.jsonl:4: unknown role 'bot' (expected one \
 of agent, assistant, customer, instruction, system, tool, user)
     """
     _check_fields(list(record), file, line)

@@ -51,7 +51,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from envsim.transcripts.importers.common import TranscriptFormatError, input_files, numbered_lines, open_text
+from envsim.errors import TranscriptFormatError
+from envsim.transcripts.importers.common import input_files, numbered_lines, open_text
 from envsim.transcripts.schema import Conversation, ToolEvent, Turn
 
 CORPUS = "star"
