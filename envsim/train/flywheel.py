@@ -253,7 +253,8 @@ def suite_sets(suite: Path) -> SuiteSets:
         SuiteError: ``suite`` is no suite, has no ``train`` split, or no split besides it.
         ScenarioError: A scenario file has no valid id, or two share one.
     """
-    from envsim.suite import Suite, SuiteError
+    from envsim.errors import SuiteError
+    from envsim.suite import Suite
 
     opened = Suite.open(suite)
     splits = opened.splits()

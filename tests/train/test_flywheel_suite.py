@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from envsim.suite import SuiteError
+from envsim.errors import SuiteError
 from envsim.train.flywheel import family_of, suite_sets
 from tests.conftest import REPO
 from tests.train.conftest import run_flywheel_cli
