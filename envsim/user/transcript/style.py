@@ -15,7 +15,15 @@ calibrated persona was fitted on). A persona that differs from its category gets
   a lone *i* and ends a sentence with a full stop; ``casual`` writes the first letter in lower case
   and drops a final full stop.
 
-Deterministic per seed: only typos draw from the generator, and only when the excess rate is above 0.
+A person also keeps a length of their own through one conversation: some write long turns
+throughout, others short ones (in STAR's pool, a dialogue's mean log word count spreads around its
+category's by :data:`PERSON_SPREAD` beyond what its turns' own variation explains). Drawing every turn
+independently from the category's lengths would give each simulated conversation the category's
+average. :func:`talkativeness` draws one shift of the log-median per conversation and
+:func:`length_tilt` turns it into factors per length bin, multiplied into the persona's.
+
+Deterministic per seed: typos draw from the generator (only when the excess rate is above 0), and the
+talkativeness once per conversation.
 
 Example:
     >>> from envsim.user.persona import load_persona
@@ -53,6 +61,34 @@ def _bin_mass(verbosity: Verbosity, edges: Iterable[int]) -> np.ndarray:
 
     bounds = [low - 0.5 for low in lows] + [math.inf]
     return np.array([max(cdf(b) - cdf(a), 1e-6) for a, b in itertools.pairwise(bounds)])
+
+
+PERSON_SPREAD = 0.5
+"""Standard deviation, in log words, of one conversation's median turn length around its category's: the spread of
+the mean log word count of STAR pool dialogues (3+ user turns) beyond the sampling spread of their turns."""
+
+
+def talkativeness(rng: np.random.Generator, spread: float = PERSON_SPREAD) -> float:
+    """One conversation's shift of the log-median turn length (normal, mean 0, standard deviation ``spread``)."""
+    return float(rng.normal(0.0, spread))
+
+
+def length_tilt(shift: float, sigma: float, edges: Iterable[int]) -> np.ndarray:
+    """Per length bin (lower edges ``edges``), the factor that moves a lognormal word count's log-median by ``shift``.
+
+    The exponential tilt ``words ** (shift / sigma**2)`` turns lognormal(mu, sigma) into
+    lognormal(mu + shift, sigma); each bin gets it at its geometric middle. Normalised to a mean of 1.
+
+    Example:
+        >>> longer = length_tilt(0.5, 0.8, (1, 2, 3, 5, 8, 12, 18, 27))
+        >>> bool(np.all(np.diff(longer) > 0)), bool(np.all(length_tilt(0.0, 0.8, (1, 2, 3)) == 1))
+        (True, True)
+    """
+    lows = list(edges)
+    highs = [nxt - 1 for nxt in lows[1:]] + [2 * lows[-1]]
+    middles = np.log([math.sqrt(low * max(low, high)) for low, high in zip(lows, highs, strict=True)])
+    factors = np.exp(shift / max(sigma, 1e-3) ** 2 * (middles - middles.mean()))
+    return np.asarray(factors / factors.mean(), dtype=float)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 from envsim.user.transcript.corpus import CORPUS
 from envsim.user.transcript.fill import clean_span, dangling, droppable
 from envsim.user.transcript.index import LENGTH_BINS, TurnIndex, forget_indexes, load_index
-from envsim.user.transcript.style import Style
+from envsim.user.transcript.style import Style, length_tilt, talkativeness
 from envsim.user.transcript.text import (
     AGENT_ACTS,
     DATE,
@@ -347,6 +347,7 @@ class TranscriptUser(UserSimulator):
         self._ended: str | None = None
         self._style: Style | None = None
         self._length_factor = np.ones(len(LENGTH_BINS))
+        self._episode_length = self._length_factor
         self._heard = ""
         self._sim: np.ndarray | None = None
         self._asks = 0
@@ -384,6 +385,8 @@ class TranscriptUser(UserSimulator):
             fact = self._facts[0][0]
             opening = f"{opening} {render('user_fact.j2', key=fact.key, value=fact.value)}"
             self._revealed.add(fact.key)
+        shift = talkativeness(rng)  # this conversation's own length (style.py)
+        self._episode_length = self._length_factor * length_tilt(shift, self._persona.verbosity.sigma, LENGTH_BINS)
         return opening
 
     @property
@@ -554,7 +557,7 @@ class TranscriptUser(UserSimulator):
         if intent == "unknown":  # asked for a detail it does not have: 'I don't know', 'I forgot'
             w = w * np.where(index.unsure[rows], UNSURE_BOOST, 1.0)
         strata = index.stratum[rows]
-        w = keep_lengths(w, base * self._length_factor[strata // 2], strata)  # the persona's verbosity
+        w = keep_lengths(w, base * self._episode_length[strata // 2], strata)  # the persona's and conversation's
         if intent == "give_up":  # the turns that ended a dialogue
             w = w * np.where(index.last[rows], LAST_TURN_BOOST, 1.0)
         if self._used:

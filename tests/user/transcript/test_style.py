@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from envsim.user.persona import Persona, load_persona
-from envsim.user.transcript.style import Style
+from envsim.user.transcript.style import PERSON_SPREAD, Style, length_tilt, talkativeness
 
 LENGTH_BINS = (1, 2, 3, 5, 8, 12, 18, 27)
 
@@ -39,3 +39,22 @@ def test_verbosity_prefers_the_persona_lengths() -> None:
     wordy = Persona.model_validate({"name": "wordy", "verbosity": {"mean_words": 30, "std_words": 10}})
     factors = Style.for_persona(wordy, "star_calm").length_factors(LENGTH_BINS)
     assert factors[-1] > 1 > factors[0]  # long turns preferred, one-word turns avoided
+
+
+def test_length_tilt_moves_a_lognormal_median_by_the_shift() -> None:
+    edges = (1, 2, 4, 8, 16, 32, 64, 128)
+    words = np.exp(np.random.default_rng(0).normal(2.0, 0.8, 20_000))  # lognormal(2.0, 0.8) word counts
+    bins = np.clip(np.searchsorted(edges, words, side="right") - 1, 0, len(edges) - 1)
+    for shift in (-0.5, 0.5):
+        weights = length_tilt(shift, 0.8, edges)[bins]
+        order = np.argsort(words)
+        median = words[order][np.searchsorted(np.cumsum(weights[order]), weights.sum() / 2)]
+        assert abs(np.log(median) - (2.0 + shift)) < 0.2  # binned: the shift is kept to within a bin's width
+    assert np.allclose(length_tilt(0.0, 0.8, edges), 1.0)
+
+
+def test_talkativeness_is_seeded_and_spread_like_people() -> None:
+    draws = np.array([talkativeness(np.random.default_rng(seed)) for seed in range(400)])
+    assert talkativeness(np.random.default_rng(3)) == talkativeness(np.random.default_rng(3))
+    assert abs(draws.std() - PERSON_SPREAD) < 0.1 and abs(draws.mean()) < 0.1
+    assert talkativeness(np.random.default_rng(3), spread=0.0) == 0.0

@@ -617,3 +617,19 @@ def test_dates_and_times_kept_unless_the_scenario_has_its_own(corpus: Path) -> N
     for row in rows:  # it could be taken for the user's own date: it goes, or the turn is not used
         adapted = user._adapt(row, ())
         assert adapted is None or adapted[3] == 1
+
+
+def _episode_mean_lengths(user: TranscriptUser, scenario: Scenario, seeds: range) -> np.ndarray:
+    return np.array([np.mean([np.log(max(1, len(t.split()))) for t in _play(user, scenario, s)]) for s in seeds])
+
+
+def test_each_conversation_keeps_a_length_of_its_own(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person writes long or short turns throughout one conversation: episodes differ in their mean length
+    by more than drawing each turn independently from the category's lengths makes them differ."""
+    scenario = load_registered("RetailCancelPendingOrder")
+    user = TranscriptUser(corpus)
+    own = _episode_mean_lengths(user, scenario, range(60))
+    monkeypatch.setattr(user_module, "talkativeness", lambda rng: 0.0)  # every turn drawn from the same lengths
+    independent = _episode_mean_lengths(user, scenario, range(60))
+    assert own.std() > 1.5 * independent.std()
+    assert abs(own.mean() - independent.mean()) < 0.25  # a spread around the category's lengths, not a shift
