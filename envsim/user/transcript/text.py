@@ -228,6 +228,8 @@ QUANTITY = re.compile(rf"(?i)\b\d+(?:[.,]\d+)?(?:\s+(?:{_UNITS})\b|\s?%)|[$£€
 _NUMBER = re.compile(r"#?\b[A-Za-z]{0,2}\d+(?:[-./ ]\d+)*\b")
 _WORD_AT = re.compile(r"[A-Za-z][A-Za-z'’]*")
 _NAME_JOIN = re.compile(r"^(?:\.?\s|\s?&\s|\s(?:of|de|van|von)\s)$")
+_ABBREVIATION = re.compile(r"^(?:[A-Z]|Dr|Mr|Mrs|Ms|Mx|St|Mt|Ft|Jr|Sr|Prof)$")
+"""A word a full stop may follow inside a name (``Dr. Lee``, ``Ann L. Lee``); after any other, it ends the sentence."""
 
 
 @dataclass(frozen=True)
@@ -279,12 +281,16 @@ def entity_spans(text: str, names: Names | frozenset[str] = frozenset()) -> list
     May 9th, 19th, Friday); ``quantity`` (a number and its unit: 5 guests, 20 minutes; and
     money: $300); ``number`` (4321, #W0010, 555-0142); ``name``: runs of name words
     (:class:`Names`, or a set of lower-case proper nouns), joined by spaces or ``Dr.``-style
-    dots, with any capitalised words right after them.
+    dots (after a title or an initial only: a full stop after any other word ends the name), with any
+    capitalised words right after them.
 
     Example:
         >>> text = "Mark Stone, mark@x.org, 2 guests, order #W0010"
         >>> [(text[a:b], kind) for a, b, kind in entity_spans(text, frozenset({"mark"}))]
         [('Mark Stone', 'name'), ('mark@x.org', 'email'), ('2 guests', 'quantity'), ('#W0010', 'number')]
+        >>> text = "Meet Ann L. Lee at the Shadyside Inn. You pay."
+        >>> [text[a:b] for a, b, _ in entity_spans(text, frozenset({"ann", "shadyside"}))]
+        ['Ann L. Lee', 'Shadyside Inn']
     """
     rule = names if isinstance(names, Names) else Names(names)
     found: list[tuple[int, int, SpanKind]] = []
@@ -305,7 +311,10 @@ def entity_spans(text: str, names: Names | frozenset[str] = frozenset()) -> list
     run: list[tuple[int, int]] = []
     for m in _WORD_AT.finditer(text):
         word = m.group()
-        joined = bool(run) and _NAME_JOIN.match(text[run[-1][1] : m.start()]) is not None
+        gap = text[run[-1][1] : m.start()] if run else ""
+        joined = bool(run) and _NAME_JOIN.match(gap) is not None
+        if joined and "." in gap:  # 'Ann L. Lee' is one name; 'the Venue. You' ends a sentence
+            joined = _ABBREVIATION.match(text[run[-1][0] : run[-1][1]]) is not None
         capital = word[:1].isupper() and _key(word) not in _NOT_NAMES
         if free(m.start(), m.end()) and (rule.is_name(word) or (joined and capital)):
             if joined:

@@ -128,6 +128,14 @@ def test_entity_spans_and_fact_kinds() -> None:
     ]
 
 
+def test_a_name_ends_at_a_sentence_end() -> None:
+    """A capitalised word after a full stop starts a sentence; it joins a name only after a title or an initial
+    (a name span 'North Heights Venue. You' became a fact value said as an answer to any question with 'you')."""
+    text = "The party is at North Heights Venue. You must bring Ann L. Lee. Thanks"
+    names = frozenset({"north", "ann"})
+    assert [text[a:b] for a, b, _ in entity_spans(text, names)] == ["North Heights Venue", "Ann L. Lee"]
+
+
 def test_only_questions_and_requests_ask() -> None:
     assert asking_text("Your phone number is on file. Thanks!") == ""
     assert asking_text("Great. What's your phone number?") == "what's your phone number?"
