@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from envsim.rubric_schema import JudgeRubric, resolve_reference
 from envsim.user.persona import Persona
 from envsim.world import WorldSpec
 
@@ -361,8 +362,6 @@ SCENARIO_DIR_CONTEXT = "scenario_dir"
 
 def _judge_rubric(reference: str | dict[str, Any], info: ValidationInfo) -> str | dict[str, Any]:
     """A ``reward.judges`` value checked: a shipped rubric's name, or a rubric (a file's read in, located)."""
-    from envsim.reward.judges import resolve_reference
-
     base = (info.context or {}).get(SCENARIO_DIR_CONTEXT)
     return resolve_reference(reference, base)
 
@@ -375,8 +374,6 @@ def _rubric_shape(reference: Any) -> Any:
 
 def _rubric_json_schema(schema: dict[str, Any]) -> None:
     """JSON Schema of a judge's rubric: a name or a path, or a rubric (JudgeRubric's schema, inlined for editors)."""
-    from envsim.reward.judge import JudgeRubric
-
     rubric = JudgeRubric.model_json_schema()
     defs = rubric.pop("$defs", {})
 
@@ -397,7 +394,7 @@ JudgeRubricRef = Annotated[
     AfterValidator(_judge_rubric),
     Field(
         description="A rubric shipped with envsim by name (e.g. empathy_panicked_caller), a path to a rubric YAML "
-        "file relative to the scenario file, or a rubric inline (see envsim.reward.judge.JudgeRubric).",
+        "file relative to the scenario file, or a rubric inline (see envsim.rubric_schema.JudgeRubric).",
         json_schema_extra=_rubric_json_schema,
     ),
 ]

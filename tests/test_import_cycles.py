@@ -32,12 +32,7 @@ HEAVY = frozenset(
 """Optional heavy dependencies: modules importing one at module level are left out of the run-time import (slow);
 the static checks cover them. Function-level imports of these are lazy loading, not cycle dodging."""
 
-DEFERRED: dict[tuple[str, str], str] = {
-    ("envsim.scenario", "envsim.reward.judges"): "a scenario's reward.judges are resolved at validation time by the "
-    "reward package, which itself reads scenario types (RewardSpec, CallPattern): the rubric schema and its loader "
-    "move out of envsim.reward with the judge split (issue 21 item 4)",
-    ("envsim.scenario", "envsim.reward.judge"): "the JSON Schema of an inline rubric (JudgeRubric); as above",
-}
+DEFERRED: dict[tuple[str, str], str] = {}
 """Function-level imports that still close a cycle, each with the move that will remove it."""
 
 

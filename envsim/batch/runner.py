@@ -198,7 +198,7 @@ class Participants:
         if self._models is None:
             judge = self.config.judge_model
             if judge is None and self.config.judge_rubric is not None:
-                from envsim.reward.judge import load_rubric
+                from envsim.rubric_schema import load_rubric
 
                 judge = load_rubric(self.config.judge_rubric).model
             self._models = {"agent": self.config.agent_model, "user": self.config.user_model, "judge": judge}

@@ -122,9 +122,11 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Run the judge on labelled trajectories; report agreement and the disagreements."""
-        from envsim.reward.judge import Judge, JudgeCache, load_rubric
+        from envsim.reward.judge.cache import JudgeCache
+        from envsim.reward.judge.model import Judge
         from envsim.reward.judge_calibration import calibrate as run_calibration
         from envsim.reward.judge_calibration import load_labels
+        from envsim.rubric_schema import load_rubric
 
         parsed = load_rubric(rubric)
         rows = load_labels(labels)

@@ -29,7 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envsim.errors import Problem, ScenarioError
-from envsim.reward.judge import Judge, JudgeError, JudgeResult
+from envsim.reward.judge.model import Judge
+from envsim.reward.judge.verdicts import JudgeError, JudgeResult
 from envsim.trajectory import Trajectory
 
 Verdict = Literal["good", "bad"]

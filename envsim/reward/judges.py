@@ -17,10 +17,10 @@ A judge is a reward component like the built-in ones: its weight and gate follow
 spec, and one that no gate, weight or metric names is refused (:func:`judges_without_role`).
 
 Rubrics are untrusted input, read like scenario files: through :mod:`envsim.yamlsource` (bounded,
-located), validated by :class:`~envsim.reward.judge.JudgeRubric` (unknown keys are errors), and only
+located), validated by :class:`~envsim.rubric_schema.JudgeRubric` (unknown keys are errors), and only
 ever rendered as data in the judge's sandboxed templates. A rubric file is named by a relative path
 ending in ``.yaml`` or ``.yml``; schema validation reads it and keeps the rubric inline
-(:func:`resolve_reference`), so a loaded scenario carries all its reward needs wherever it goes.
+(:func:`~envsim.rubric_schema.resolve_reference`), so a loaded scenario carries all its reward needs wherever it goes.
 
 A judge runs only when a judge model is given (``envsim generate --judge-model``, or
 ``judge_model=`` for the environment): it is then called through its model client, litellm by
@@ -32,10 +32,6 @@ Without one, as in every offline run, the judge is recorded as **not run**
 the total (the other weights renormalised) and of the gates, and no ``judge_error`` either.
 
 Example:
-    >>> "empathy_panicked_caller" in shipped_rubrics()
-    True
-    >>> resolve_reference("empathy_panicked_caller", None)
-    'empathy_panicked_caller'
     >>> from envsim.trajectory import Trajectory
     >>> judge = ScenarioJudge("empathy", "empathy_panicked_caller")
     >>> judge(Trajectory(scenario_id="X", seed=0, messages=[]), None).explanation  # doctest: +ELLIPSIS
@@ -44,122 +40,21 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from envsim.errors import ModelCallError, ScenarioError
+from envsim.errors import ModelCallError
 from envsim.llm import ModelClient
 from envsim.reward.base import ComponentScore, RewardContext
-from envsim.reward.judge import (
-    Judge,
-    JudgeCache,
-    JudgeError,
-    JudgeResult,
-    JudgeRubric,
-    load_rubric,
-    load_rubric_text,
-)
-from envsim.suggest import did_you_mean
+from envsim.reward.judge.cache import JudgeCache
+from envsim.reward.judge.model import Judge
+from envsim.reward.judge.verdicts import JudgeError, JudgeResult
+from envsim.rubric_schema import JudgeReference, JudgeRubric, is_rubric_file, judge_rubric, load_rubric
 from envsim.trajectory import Trajectory
-
-RUBRICS_FOLDER = "rubrics"
-"""The folder of the shipped rubrics, inside the ``envsim.reward`` package."""
 
 RUN_JUDGE = "judge"
 """The component name of the run-wide judge (``envsim generate --judge-rubric``); no scenario judge may take it."""
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_SUFFIXES = (".yaml", ".yml")
-
-JudgeReference = str | dict[str, Any]
-"""What ``reward.judges`` maps a judge name to: a shipped rubric's name, a rubric file's path, or a rubric."""
-
-
-def shipped_rubrics() -> list[str]:
-    """The names of the rubrics shipped with envsim (``envsim/reward/rubrics/<name>.yaml``), sorted."""
-    folder = resources.files("envsim.reward").joinpath(RUBRICS_FOLDER)
-    return sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(_SUFFIXES))
-
-
-@lru_cache(maxsize=32)
-def shipped_rubric(name: str) -> JudgeRubric:
-    """The shipped rubric ``name``; :class:`KeyError` when there is none."""
-    if not _NAME.match(name) or name not in shipped_rubrics():
-        raise KeyError(name)
-    resource = resources.files("envsim.reward").joinpath(RUBRICS_FOLDER, f"{name}.yaml")
-    return load_rubric_text(resource.read_text(encoding="utf-8"), Path(f"envsim/reward/{RUBRICS_FOLDER}/{name}.yaml"))
-
-
-def _problems(error: ScenarioError | ValidationError) -> str:
-    if isinstance(error, ScenarioError):
-        return "; ".join(str(p) for p in error.problems)
-    parts = []
-    for e in error.errors(include_url=False):
-        where = ".".join(str(part) for part in e["loc"])
-        message = str(e["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
-def _unknown_name(name: str) -> str:
-    shipped = shipped_rubrics()
-    return (
-        f"unknown rubric {name!r}{did_you_mean(name, shipped)}: give a shipped rubric ({', '.join(shipped)}), "
-        "a path to a rubric YAML file relative to the scenario file, or a rubric inline"
-    )
-
-
-def resolve_reference(reference: JudgeReference, base: Path | None) -> JudgeReference:
-    """``reference`` checked and normalised: a shipped rubric's name stays a name, a rubric file's path
-    becomes the rubric inline (a dict), an inline rubric is validated.
-
-    ``base`` is the folder a relative path starts from (the scenario file's; None: the current
-    folder). Raises :class:`ValueError` with what is wrong (a rubric file's problems located in it).
-
-    Example:
-        >>> resolve_reference("empathy_panicked_calle", None)
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown rubric 'empathy_panicked_calle' (did you mean 'empathy_panicked_caller'?): ...
-    """
-    if isinstance(reference, dict):
-        try:
-            rubric = JudgeRubric.model_validate(reference)
-        except ValidationError as error:
-            raise ValueError(f"invalid inline rubric: {_problems(error)}") from None
-        return rubric.model_dump(exclude_unset=True)
-    if _NAME.match(reference):
-        try:
-            shipped_rubric(reference)
-        except KeyError:
-            raise ValueError(_unknown_name(reference)) from None
-        return reference
-    path = Path(reference)
-    if path.suffix not in _SUFFIXES:
-        raise ValueError(_unknown_name(reference))
-    if path.is_absolute():
-        raise ValueError(f"rubric file {reference!r}: give a path relative to the scenario file")
-    full = (base or Path()) / path
-    if not full.is_file():
-        raise ValueError(f"rubric file {reference!r} not found (looked for {full})")
-    try:
-        rubric = load_rubric(full)
-    except ScenarioError as error:
-        raise ValueError(f"rubric file {reference!r} is invalid: {_problems(error)}") from None
-    return rubric.model_dump(exclude_unset=True)
-
-
-def judge_rubric(reference: JudgeReference) -> JudgeRubric:
-    """The rubric of a resolved reference (see :func:`resolve_reference`): a shipped name or an inline rubric."""
-    if isinstance(reference, dict):
-        return JudgeRubric.model_validate(reference)
-    return shipped_rubric(reference)
 
 
 class ScenarioJudge:
@@ -202,7 +97,7 @@ class ScenarioJudge:
     ) -> ScenarioJudge:
         """A judge of ``rubric`` (a rubric, a rubric file, a shipped rubric's name) calling ``model`` or else the
         rubric's own model: it always runs (a run's ``--judge-rubric``)."""
-        if isinstance(rubric, Path) or (isinstance(rubric, str) and rubric.endswith(_SUFFIXES)):
+        if isinstance(rubric, Path) or (isinstance(rubric, str) and is_rubric_file(rubric)):
             rubric = load_rubric(rubric)
         resolved = rubric if isinstance(rubric, JudgeRubric) else judge_rubric(rubric)
         return cls(name, resolved, model or resolved.model, **options)

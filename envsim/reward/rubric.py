@@ -37,9 +37,10 @@ from envsim.errors import RewardFunctionError
 from envsim.reward import components, kpis
 from envsim.reward.base import ComponentResult, ComponentScore, RewardBreakdown, RewardContext, RewardFn
 from envsim.reward.custom import GuardedReward, load_reward_function
-from envsim.reward.judges import RUN_JUDGE, JudgeReference, ScenarioJudge, scenario_judges
+from envsim.reward.judges import RUN_JUDGE, ScenarioJudge, scenario_judges
 from envsim.reward.outcome import decide_outcome
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
+from envsim.rubric_schema import JudgeReference
 from envsim.scenario import RewardSpec, Scenario
 from envsim.trajectory import Trajectory, Usage
 

@@ -30,7 +30,7 @@ from envsim.report import episode_view
 from envsim.reward import Rubric
 from envsim.reward.base import RewardBreakdown
 from envsim.reward.judge import CACHE_ENV, JudgeCache
-from envsim.reward.judges import shipped_rubric, shipped_rubrics
+from envsim.rubric_schema import shipped_rubric, shipped_rubrics
 from envsim.rollout import run_episode
 from envsim.scenario import RewardSpec, Scenario
 from tests.conftest import REPO, TINY_SCENARIO
