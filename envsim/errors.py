@@ -21,6 +21,7 @@ The modules that raise them import them from here (and can be imported from ther
     ├── RewardModuleError              a custom reward function reference that cannot be used
     ├── RewardFunctionError            a custom reward function raised or returned no valid score
     ├── CheckerError                   the LLM fault checker's answer was not a valid verdict
+    ├── JudgeError                     an LLM judge gave no valid verdict after its attempts (its reason)
     ├── ModelCallError                 a model call failed (bad request, authentication, unknown model...)
     │   ├── RateLimited                the provider said slow down (429): retried, honouring Retry-After
     │   ├── ModelTimeout               no answer in time (the client's timeout, 408): retried
@@ -28,11 +29,17 @@ The modules that raise them import them from here (and can be imported from ther
     ├── ToolFailure                    raised by a tool body; turned into an error observation
     │   ├── RecordNotFound             the record the agent named does not exist
     │   └── RuleViolation              a business rule forbids the operation
+    ├── ReplayedFailure                a recorded model-call failure raised again by a replay (inside a ModelCallError)
+    ├── CallCacheMiss                  --replay met a model call that was never recorded
+    ├── RunStoreError                  a run directory that cannot be used (not a run, already one, in use, unreadable)
+    ├── RayBackendError                the Ray backend cannot run this job (Ray missing, an option, a failed worker)
     ├── DatasetError                   a dataset cannot be made from stored runs
     ├── ReportError                    a report cannot be made (an unreadable run, an unwritable output)
     ├── ServeError                     a served session was asked something it cannot do
     ├── ServerError                    the local test model server did not start
-    └── EnvironmentFactoryError        a scenario cannot become a TRL environment
+    ├── SplitLeakError                 a scenario template is on both sides of a fidelity split
+    ├── EnvironmentFactoryError        a scenario cannot become a TRL environment
+    └── ChatTemplateError              a chat template that cannot be split into per-turn segments
 
 Warnings (the work goes on; silence them like any warning)::
 
@@ -44,7 +51,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 
 class EnvsimError(Exception):
@@ -241,6 +248,55 @@ class CheckerError(EnvsimError):
     """The LLM checker's answer was not a valid :class:`~envsim.user.faults.CheckerVerdict`."""
 
 
+JudgeErrorReason = Literal["malformed", "refusal", "timeout", "provider_error"]
+"""Why a judge gave no verdict."""
+
+
+class JudgeError(EnvsimError):
+    """The judge gave no valid verdict after its attempts; ``reason`` says why.
+
+    Carries what the failed attempts cost, so that judge KPIs count them too
+    (:func:`envsim.reward.judge.verdicts.could_not_judge` makes it a component's score).
+    """
+
+    def __init__(
+        self,
+        reason: JudgeErrorReason,
+        message: str,
+        *,
+        model: str,
+        attempts: int,
+        cost: float = 0.0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> None:
+        self.reason: JudgeErrorReason = reason
+        self.message = message
+        self.model = model
+        self.attempts = attempts
+        self.cost = cost
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        super().__init__(f"judge_error ({reason}) from {model} after {attempts} attempt(s): {message}")
+
+
+class ReplayedFailure(EnvsimError):
+    """A recorded call failure raised again by a replay (as the ``error`` of a :class:`ModelCallError`); its
+    message is the recorded :func:`~envsim.batch.retry.describe` text."""
+
+
+class CallCacheMiss(EnvsimError):
+    """``--replay`` met a model call that was never recorded (the run cannot be reproduced from records)."""
+
+
+class RunStoreError(EnvsimError):
+    """A run directory that cannot be used: not a run, already a run, in use, unreadable."""
+
+
+class RayBackendError(EnvsimError):
+    """The Ray backend cannot run this job (Ray missing, an unsupported option, a failed worker)."""
+
+
 class DatasetError(EnvsimError):
     """A dataset cannot be made: bad selection, unknown format, nothing to export, unreadable run."""
 
@@ -257,8 +313,16 @@ class ServerError(EnvsimError):
     """The test server (:mod:`envsim.testing.server`) did not start (its stderr is in the message)."""
 
 
+class SplitLeakError(EnvsimError):
+    """A scenario template is on both sides of a fidelity split."""
+
+
 class EnvironmentFactoryError(EnvsimError):
     """A scenario cannot become a TRL environment (a tool name clashes), or a row names another scenario."""
+
+
+class ChatTemplateError(EnvsimError):
+    """The chat template cannot be split into per-turn segments (it is not prefix-preserving)."""
 
 
 # -- warnings ------------------------------------------------------------------------------------

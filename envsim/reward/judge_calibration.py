@@ -28,9 +28,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envsim.errors import Problem, ScenarioError
+from envsim.errors import JudgeError, Problem, ScenarioError
 from envsim.reward.judge.model import Judge
-from envsim.reward.judge.verdicts import JudgeError, JudgeResult
+from envsim.reward.judge.verdicts import JudgeResult
 from envsim.trajectory import Trajectory
 
 Verdict = Literal["good", "bad"]

@@ -44,12 +44,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from envsim.errors import ModelCallError
+from envsim.errors import JudgeError, ModelCallError
 from envsim.llm import ModelClient
 from envsim.reward.base import ComponentScore, RewardContext
 from envsim.reward.judge.cache import JudgeCache
 from envsim.reward.judge.model import Judge
-from envsim.reward.judge.verdicts import JudgeError, JudgeResult
+from envsim.reward.judge.verdicts import JudgeResult, could_not_judge
 from envsim.rubric_schema import JudgeReference, JudgeRubric, is_rubric_file, judge_rubric, load_rubric
 from envsim.trajectory import Trajectory
 
@@ -160,7 +160,7 @@ class ScenarioJudge:
     def _failed(self, error: JudgeError) -> ComponentScore:
         if self.provider_errors_raise and error.reason in ("timeout", "provider_error"):
             raise ModelCallError(error.model, error) from error
-        return error.as_score()
+        return could_not_judge(error)
 
 
 def run_judge_options(client: ModelClient) -> dict[str, Any]:

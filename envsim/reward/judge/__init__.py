@@ -1,8 +1,8 @@
 """An LLM-as-judge reward: a rubric written in YAML, scored by a model through :mod:`envsim.llm`.
 
 The rubric's schema and loading are :mod:`envsim.rubric_schema`; the judge (prompts, reply
-validation, attempts, aggregation) is :mod:`envsim.reward.judge.model`; its verdicts and
-:class:`JudgeError` are :mod:`envsim.reward.judge.verdicts`; its cache is
+validation, attempts, aggregation) is :mod:`envsim.reward.judge.model`; its verdicts are
+:mod:`envsim.reward.judge.verdicts` (:class:`~envsim.errors.JudgeError` is raised when there is none); its cache is
 :mod:`envsim.reward.judge.cache`. How the judge fails, samples, caches and counts what it paid is
 described in ``docs/rewards.md`` ("How the judge works").
 
@@ -21,16 +21,10 @@ Example (litellm's ``mock_response``: no network, no key):
     (1.0, 'pass', True)
 """
 
+from envsim.errors import JudgeError, JudgeErrorReason
 from envsim.reward.judge.cache import CACHE_ENV, CACHE_FORMAT, JudgeCache, default_cache_dir
 from envsim.reward.judge.model import Judge, JudgeTotals, judge_component, reply_model
-from envsim.reward.judge.verdicts import (
-    CriterionResult,
-    CriterionVerdict,
-    JudgeError,
-    JudgeErrorReason,
-    JudgeResult,
-    JudgeSample,
-)
+from envsim.reward.judge.verdicts import CriterionResult, CriterionVerdict, JudgeResult, JudgeSample, could_not_judge
 from envsim.rubric_schema import (
     Aggregation,
     Criterion,
@@ -58,6 +52,7 @@ __all__ = [
     "JudgeSample",
     "JudgeTotals",
     "RawScore",
+    "could_not_judge",
     "default_cache_dir",
     "judge_component",
     "load_rubric",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
+from envsim.errors import JudgeError, JudgeErrorReason
 from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, RetryingClient, UsageMeter, litellm
 from envsim.prompts import render
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
@@ -22,10 +23,10 @@ from envsim.reward.judge.cache import CACHE_FORMAT, JudgeCache
 from envsim.reward.judge.verdicts import (
     CriterionResult,
     CriterionVerdict,
-    JudgeError,
-    JudgeErrorReason,
     JudgeResult,
     JudgeSample,
+    could_not_judge,
+    spent,
 )
 from envsim.rubric_schema import Aggregation, Criterion, JudgeRubric, RawScore, load_rubric
 from envsim.trajectory import Trajectory, Usage
@@ -398,8 +399,8 @@ class Judge:
             self.totals.judgements += 1
             self.totals.cache_hits += hits
             self.totals.judge_errors += 1 if errors else 0
-            for spent in (*(s.usage for s in paid), *(e.usage for e in errors)):
-                self.totals.usage.include(spent)
+            for usage in (*(s.usage for s in paid), *(spent(e) for e in errors)):
+                self.totals.usage.include(usage)
 
     def _finish(
         self, keys: list[str], hits: dict[int, JudgeSample], fresh: dict[int, JudgeSample | JudgeError]
@@ -500,7 +501,7 @@ class Judge:
         try:
             result = self.judge(trajectory)
         except JudgeError as error:
-            return error.as_score()
+            return could_not_judge(error)
         return result.as_score()
 
 

@@ -1,17 +1,12 @@
-"""A judge's verdicts: per sample, aggregated per criterion, and the error of a judgement that gave none."""
+"""A judge's verdicts, per sample and aggregated per criterion; a failed judgement's error as a score."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from envsim.errors import EnvsimError
+from envsim.errors import JudgeError
 from envsim.reward.base import ComponentScore
 from envsim.trajectory import Usage
-
-JudgeErrorReason = Literal["malformed", "refusal", "timeout", "provider_error"]
-"""Why a judge gave no verdict."""
 
 
 class _Strict(BaseModel):
@@ -39,7 +34,7 @@ class JudgeSample(_Strict):
     @property
     def usage(self) -> Usage:
         """What producing it cost, as a usage record."""
-        return _spent(self)
+        return spent(self)
 
 
 class CriterionResult(_Strict):
@@ -89,43 +84,13 @@ class JudgeResult(_Strict):
         return f"judge {self.rubric} ({self.model}): " + "; ".join(parts)
 
 
-class JudgeError(EnvsimError):
-    """The judge gave no valid verdict after its attempts; ``reason`` says why.
-
-    Carries what the failed attempts cost, so that judge KPIs count them too.
-    """
-
-    def __init__(
-        self,
-        reason: JudgeErrorReason,
-        message: str,
-        *,
-        model: str,
-        attempts: int,
-        cost: float = 0.0,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-    ) -> None:
-        self.reason: JudgeErrorReason = reason
-        self.message = message
-        self.model = model
-        self.attempts = attempts
-        self.cost = cost
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = completion_tokens
-        super().__init__(f"judge_error ({reason}) from {model} after {attempts} attempt(s): {message}")
-
-    @property
-    def usage(self) -> Usage:
-        """What the failed attempts cost."""
-        return _spent(self)
-
-    def as_score(self) -> ComponentScore:
-        """This error as a reward component result: NaN (could not judge), the reason first in the explanation."""
-        return ComponentScore.could_not_judge(str(self), usage=self.usage)
+def could_not_judge(error: JudgeError) -> ComponentScore:
+    """A failed judgement as a reward component's result: NaN (could not judge), the reason first in the
+    explanation, with what the failed attempts cost."""
+    return ComponentScore.could_not_judge(str(error), usage=spent(error))
 
 
-def _spent(spender: JudgeSample | JudgeError) -> Usage:
+def spent(spender: JudgeSample | JudgeError) -> Usage:
     """What a sample or a failed judgement cost, as a usage record (its attempts as calls)."""
     return Usage(
         prompt_tokens=spender.prompt_tokens,
