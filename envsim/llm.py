@@ -96,8 +96,8 @@ def litellm() -> ModuleType:
         os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT_PER_HOST", "0")
         # litellm logs each call's success on a background queue that at most 100 tasks work at once
         # (LOGGING_WORKER_CONCURRENCY); with hundreds of calls in flight it falls behind and the queue
-        # grows for as long as the run lasts (measured at 256 in flight: ~50 entries a second, ~28 KB
-        # each, and past 50,000 litellm drops entries with errors). envsim bounds the calls in flight,
+        # grows for as long as the run lasts (and past a size litellm drops entries with errors; the
+        # figures are in CHANGELOG.md, 2026-12-05). envsim bounds the calls in flight,
         # so the logging does not need its own bound: it keeps pace, memory stays flat.
         os.environ.setdefault("LOGGING_WORKER_CONCURRENCY", "1000000")
         import litellm as module

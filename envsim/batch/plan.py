@@ -101,9 +101,9 @@ def check_torch_device(option: str, device: str) -> str:
 STAGGER_WINDOW = 0.25
 """Seconds over which a run's slots start by default (:attr:`RunOptions.stagger`): about one model call.
 
-Spread wider (8 ms per slot: 2 s at 256 in flight), the ramp-up idles part of the run and the
-answers arrive one at a time, each waking the event loop on its own: at 256-512 in flight on 2
-cores that cost 3-5% of episodes/s (``bench/throughput.py``, 2026-12-05)."""
+Spread wider, the ramp-up idles part of the run and the answers arrive one at a time, each waking
+the event loop on its own, which lowers throughput at hundreds of episodes in flight (the figures
+are in ``CHANGELOG.md``, 2026-12-05)."""
 
 
 class RunOptions(_Strict):

@@ -4,9 +4,10 @@ The batch runner hands each finished episode's record to a :class:`GroupWriter` 
 built; the writer's thread appends them in groups (one ``fsync`` per group) and reports each group
 back. The thread does not depend on the event loop that plays the episodes getting a pass: a run
 whose episodes never wait (scripted or transcript participants, a replay) keeps its loop busy from
-the first episode to the last, and a writer on that loop would store nothing before the end (a
-``kill -9`` at 40% lost every episode). A crash loses at most one group: the records that finished
-within the last ``GROUP_WAIT`` seconds (at most ``MAX_GROUP``), and the group being written.
+the first episode to the last, and a writer on that loop would store nothing before the end, so
+that a ``kill -9`` during the run would lose every episode. A crash loses at most one group: the
+records that finished within the last ``GROUP_WAIT`` seconds (at most ``MAX_GROUP``), and the group
+being written.
 
 Example:
     >>> groups = []

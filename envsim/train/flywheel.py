@@ -38,13 +38,13 @@ The result is printed per stage, plotted to ``OUT/flywheel.svg``
 ``OUT/sft-model`` and ``OUT/grpo-model`` (with the tokenizer, also in ``OUT/tokenizer``), loadable
 with ``AutoModelForCausalLM``/``AutoTokenizer``.
 
-Measured on 2 CPU cores with the defaults (14 training scenarios × 16 episodes, 8 SFT epochs,
-20 GRPO steps): about 3 minutes, 0% → 93% success after SFT on held-out seeds, unchanged by GRPO;
-0% on the two held-out scenarios throughout (a 1.4M-parameter model memorises, it does not generalise).
+The defaults (14 training scenarios × 16 episodes, 8 SFT epochs, 20 GRPO steps) run on a CPU.
+The default tiny model learns the training scenarios' held-out seeds but not the held-out scenarios:
+it memorises, it does not generalise. What a run reaches, on CPU and GPU, is in ``bench/README.md``
+("The default flywheel").
 
 On a GPU: ``--model PATH --device cuda`` trains in bf16 and, when vLLM is installed, generates
-GRPO rollouts with TRL's colocated vLLM (see :func:`envsim.train.grpo.grpo_config`). Measured
-on one H200 with the defaults and the tiny model (bf16, no vLLM): 149 s, 0% → 89% → 93%.
+GRPO rollouts with TRL's colocated vLLM (see :func:`envsim.train.grpo.grpo_config`).
 """
 
 from __future__ import annotations

@@ -139,8 +139,7 @@ def build_tokenizer(
             (:func:`value_pre_tokenizer`): a value is then the same tokens wherever it appears, and
             a retail conversation about 780 tokens instead of 185 (with ``vocab_size`` 4096, which a
             few hundred conversations fill, so that the rarest merges, inside one instance's values,
-            are left out). Measured in ``bench/README.md`` ("Flywheel on a suite"): no gain on held-out
-            instances at CPU-demo compute, a loss on memorised held-out seeds.
+            are left out). Its effect on training is in ``bench/README.md`` ("Flywheel on a suite").
         extra_tokens: Tokens of their own, added after training (the value placeholders
             :meth:`envsim.train.values.ValueCodec.tokens`: each one token wherever it appears).
 
