@@ -13,7 +13,7 @@ episode, so that a signal, a stop and the stored figures do not wait for the las
 Where episodes call models over the network, the slots start ``stagger`` seconds apart
 (:attr:`RunOptions.stagger`; by default spread over a quarter of a second) rather than all at
 once: slots started together send their calls together, get the answers together, and the
-client, which handles one answer at a time (milliseconds of CPU each), keeps them waiting on
+client, which handles one answer at a time, keeps them waiting on
 each other, round after round; staggered, each answer is handled as it comes. Only the timing
 changes, never an episode.
 
@@ -23,8 +23,7 @@ its record built, and the slot's next episode reset), then the next request is m
 episodes whose answers arrived in one pass of the loop thus go through each phase one after
 another (all their environment steps, then all their requests), instead of alternating the
 model client's code with the environment's for every episode; the CPU's caches stay warm for
-each. Measured at 256 in flight against the local server (1,024 episodes, alternating runs):
-74-79 → 82-85 episodes/s, 12.5-13.4 → 11.7-12.1 ms of CPU per episode. Like the stagger, only
+each (the figures are in ``CHANGELOG.md``, 2026-12-05). Like the stagger, only
 the timing changes, never an episode; replays and scripted runs, which never wait, have no
 phases.
 
@@ -284,10 +283,10 @@ RUN_GC_THRESHOLDS = (50_000, 20, 10)
 """The cyclic collector's thresholds while a run is in flight (Python's defaults: 700, 10, 10).
 
 Hundreds of in-flight episodes and the model client's per-call objects make the heap large, and
-at the default thresholds the collector walks it over and over: at concurrency 256 (1,536
-episodes against the local server) it took 18% of the run's CPU (6.4 of 36.5 s, measured with
-``gc.callbacks``). With these it took 5% (1.7 s) and peak memory grew 2.5% (440 → 451 MB). Full
-collections still run (about once per 1,500 episodes there), so cyclic garbage does not pile up."""
+at the default thresholds the collector walks it over and over, taking a large share of a run's CPU.
+With these the young generations are collected far less often, at a small cost in peak memory
+(the figures are in ``CHANGELOG.md``, 2026-12-05). Full collections still run, so cyclic garbage
+does not pile up."""
 
 
 @contextlib.contextmanager
