@@ -38,15 +38,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envsim.errors import EnvsimError
+from envsim.errors import EnvsimError, SplitLeakError
 from envsim.transcripts.schema import Conversation
 
 POOL_FILE = "dialogues.jsonl"
 """The pool's file name under ``<folder>/star/`` (:func:`write_pool`)."""
-
-
-class SplitLeakError(EnvsimError):
-    """A scenario template is on both sides of a fidelity split."""
 
 
 def template_key(conversation: Conversation) -> str:

@@ -60,8 +60,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from envsim.batch.plan import CacheMode, sha256_hex
-from envsim.batch.retry import ReplayedFailure, describe
-from envsim.errors import EnvsimError
+from envsim.batch.retry import describe
+from envsim.errors import CallCacheMiss, ReplayedFailure
 from envsim.fileio import naming
 from envsim.llm import Completion, ModelCallError, ModelClient, RetryingClient, UsageMeter
 from envsim.trajectory import Usage
@@ -88,10 +88,6 @@ TRANSPORT_PARAMS = frozenset(
 
 KEY_FORMAT = 1
 """Version of the key derivation (part of every key)."""
-
-
-class CallCacheMiss(EnvsimError):
-    """``--replay`` met a model call that was never recorded (the run cannot be reproduced from records)."""
 
 
 @dataclass

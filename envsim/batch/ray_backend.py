@@ -52,15 +52,11 @@ from envsim.batch.session import (
     model_calls,
 )
 from envsim.batch.store import EpisodeRecord, RunStore
-from envsim.errors import EnvsimError
+from envsim.errors import RayBackendError
 from envsim.scenario import Scenario
 
 RECORDS_PER_MESSAGE = 256
 """Most records a worker sends back in one message (and the driver appends with one fsync)."""
-
-
-class RayBackendError(EnvsimError):
-    """The Ray backend cannot run this job (Ray missing, an unsupported option, a failed worker)."""
 
 
 def _ray() -> Any:

@@ -25,13 +25,10 @@ Example:
 
 from __future__ import annotations
 
+from envsim.errors import ReplayedFailure
 from envsim.llm import ModelCallError, backoff_delay, error_type, retry_after, status_code
 
 __all__ = ["ReplayedFailure", "backoff_delay", "describe", "is_retryable", "retry_after", "status_code"]
-
-
-class ReplayedFailure(Exception):
-    """A recorded call failure raised again by a replay; its message is the recorded :func:`describe` text."""
 
 
 def _cause(error: BaseException) -> BaseException:

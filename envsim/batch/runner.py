@@ -69,12 +69,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envsim.agents.base import Policy
-from envsim.batch.cache import CallCacheMiss, ModelCalls, current_scope, episode_scope
+from envsim.batch.cache import ModelCalls, current_scope, episode_scope
 from envsim.batch.plan import EpisodeSpec, GenerateConfig, RunOptions
 from envsim.batch.retry import describe
 from envsim.batch.store import EpisodeRecord, RunStore, trajectory_hash
 from envsim.batch.writer import GroupWriter
 from envsim.env import ScenarioEnv
+from envsim.errors import CallCacheMiss
 from envsim.llm import ModelCallError, ModelClient, default_client, drain_logging
 from envsim.reward.base import RewardBreakdown
 from envsim.reward.outcome import REWARD_CARRYING, Outcome

@@ -52,7 +52,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envsim.batch.plan import SCHEMA_VERSION, EpisodeSpec, GenerateConfig, RunOptions, ScenarioSource, sha256_hex
-from envsim.errors import EnvsimError
+from envsim.errors import RunStoreError
 from envsim.fileio import fsync_dir as _fsync_dir
 from envsim.fileio import naming, write_atomic
 from envsim.reward.base import RewardBreakdown
@@ -66,10 +66,6 @@ PARQUET = "episodes.parquet"
 LOCK = ".lock"
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024
 """A session starts a new shard once the current one is this big."""
-
-
-class RunStoreError(EnvsimError):
-    """A run directory that cannot be used: not a run, already a run, in use, unreadable."""
 
 
 class EpisodeRecord(BaseModel):

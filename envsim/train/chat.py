@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from envsim.agents.hf import template_messages
-from envsim.errors import EnvsimError
+from envsim.errors import ChatTemplateError as TemplateError
 
 
 class ChatTokenizer(Protocol):
@@ -46,10 +46,6 @@ class ChatTokenizer(Protocol):
 
     def apply_chat_template(self, *args: Any, **kwargs: Any) -> Any:
         """Render messages (and tools) with the chat template."""
-
-
-class TemplateError(EnvsimError):
-    """The chat template cannot be split into per-turn segments (it is not prefix-preserving)."""
 
 
 def render(
