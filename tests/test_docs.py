@@ -11,10 +11,12 @@ what an earlier one wrote), offline and with no API key; the folder has links to
   ``envsim validate``;
 - other ``yaml`` blocks, and ``toml``, ``json`` and ``text`` blocks, are fragments of data and are not run.
 
-A block that cannot run here (it installs packages, calls a model provider, needs a GPU, a corpus,
-minutes of CPU or a server left running) says so in the Markdown, on the line before its fence:
-``<!-- docs-test: skip (the reason) -->``. An unmarked block that fails fails its test, which is
-named after the file and line of the block.
+A block that cannot run here (it installs packages, needs a corpus, calls a model provider, trains a
+model or needs a server left running) says so in the Markdown, on the line before its fence:
+``<!-- docs-test: skip (the reason) -->``. Such a block is not collected as a test at all (the suite
+has no skips); instead one test checks that every marker sits right before a block and gives a
+reason, and another that each reason is one of :data:`REASON_KINDS`. An unmarked block that fails
+fails its test, which is named after the file and line of the block.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ TIMEOUT_S = 120
 _FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")
 _SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->\s*$")
 _MARKER = re.compile(r"^\s*<!--.*docs-test")
+REASON_KINDS = {
+    "installs packages": re.compile(r"\binstalls\b"),
+    "needs a corpus": re.compile(r"\bcorp(?:us|ora)\b"),
+    "calls a model provider": re.compile(r"\bmodel provider\b"),
+    "trains a model": re.compile(r"\btrains\b"),
+    "needs a running server": re.compile(r"\brunning\b"),
+}
+"""The kinds of reason a block may be left out for, each recognised by a word of the reason."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,13 @@ def is_scenario(block: Block) -> bool:
     return block.lang == "yaml" and all(re.search(rf"^{key}:", block.code, re.M) for key in ("id", "toolkits"))
 
 
+def runnable(found: list[Block]) -> list[Block]:
+    """The blocks that run: code and whole scenarios, less the blocks marked as not runnable here."""
+    return [block for block in found if (block.lang in RUN or is_scenario(block)) and block.skip is None]
+
+
 ALL = [block for page in PAGES for block in blocks(page)]
-RUNNABLE = [block for block in ALL if block.lang in RUN or is_scenario(block)]
+RUNNABLE = runnable(ALL)
 
 
 def commands(block: Block) -> list[str]:
@@ -185,11 +200,9 @@ def _run(block: Block, run: PageRun) -> None:
 def test_the_code_block_runs(
     block: Block, page_runs: dict[Path, PageRun], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    if block.skip is not None:
-        pytest.skip(f"marked in the page: {block.skip}")
     run = _folder(page_runs, block.page, tmp_path_factory)
     for earlier in RUNNABLE:
-        if earlier.page == block.page and earlier.line < block.line and earlier.skip is None:
+        if earlier.page == block.page and earlier.line < block.line:
             _run(earlier, run)
     _run(block, run)
 
@@ -216,6 +229,26 @@ def test_every_docs_test_marker_is_a_skip_with_a_reason_before_a_block() -> None
             if _SKIP.match(line) is None or after is None or (page, after + 1) not in placed:
                 stray.append(f"{page.relative_to(REPO)}:{i + 1}")
     assert stray == []
+
+
+def test_a_marked_block_is_left_out_and_an_unmarked_one_runs(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs-test: skip (calls a model provider) -->\n```python\nask()\n```\n\n```python\nprint(1)\n```\n",
+        encoding="utf-8",
+    )
+    found = blocks(page)
+    assert [(b.line, b.skip) for b in found] == [(2, "calls a model provider"), (6, None)]
+    assert [b.line for b in runnable(found)] == [6]
+
+
+def test_every_left_out_block_gives_a_reason_of_a_known_kind() -> None:
+    left_out = [
+        (b.where, b.skip, [k for k, word in REASON_KINDS.items() if word.search(b.skip)]) for b in ALL if b.skip
+    ]
+    listing = "\n".join(f"{where}: {reason} -> {kinds or 'no known kind'}" for where, reason, kinds in left_out)
+    unknown = [where for where, _, kinds in left_out if not kinds]
+    assert unknown == [], f"reasons of no kind in {sorted(REASON_KINDS)}:\n{listing}"
 
 
 def test_the_readme_test_command_is_the_one_ci_runs() -> None:
