@@ -212,12 +212,15 @@ class _BaseTable:
 class Table(Generic[R]):
     """One table of a :class:`World`: the shared base plus this episode's changes."""
 
-    __slots__ = ("_base", "_overlay", "_record")
+    __slots__ = ("_base", "_overlay", "_record", "_version")
 
-    def __init__(self, base: _BaseTable, overlay: dict[str, Any], record: type[R]) -> None:
+    def __init__(
+        self, base: _BaseTable, overlay: dict[str, Any], record: type[R], version: list[int] | None = None
+    ) -> None:
         self._base = base
         self._overlay = overlay
         self._record = record
+        self._version = version if version is not None else [0]  # the world's change counter, shared
 
     @property
     def name(self) -> str:
@@ -245,11 +248,13 @@ class Table(Generic[R]):
     def put(self, key: str, record: R) -> None:
         """Insert or replace the record under ``key``."""
         self._overlay[key] = record
+        self._version[0] += 1
 
     def delete(self, key: str) -> None:
         """Remove the record under ``key`` (a no-op if absent)."""
         if self.get(key) is not None:
             self._overlay[key] = _DELETED
+            self._version[0] += 1
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.get(key) is not None
@@ -308,7 +313,7 @@ class World:
     Build one with :meth:`World.__init__` from a state model, then fork it per episode.
     """
 
-    __slots__ = ("_bases", "_overlays")
+    __slots__ = ("_bases", "_hash", "_overlays", "_version")
 
     def __init__(self, state: WorldState | None = None, *, _bases: dict[str, _BaseTable] | None = None) -> None:
         if _bases is not None:
@@ -318,6 +323,10 @@ class World:
                 raise TypeError("World needs a state model")
             self._bases = {name: _BaseTable(name, getattr(state, name)) for name in type(state).model_fields}
         self._overlays: dict[str, dict[str, Any]] = {name: {} for name in self._bases}
+        # Every change through a table view or reset/restore bumps the counter, so an unchanged
+        # world answers state_hash from its last digest (the mock user asks it on every reply).
+        self._version = [0]
+        self._hash: tuple[int, str] | None = None
 
     @classmethod
     def merge(cls, worlds: list[World]) -> World:
@@ -337,7 +346,7 @@ class World:
 
     def table(self, name: str, record: type[R]) -> Table[R]:
         """A typed view of table ``name``; views stay valid across :meth:`reset`."""
-        return Table(self._bases[name], self._overlays[name], record)
+        return Table(self._bases[name], self._overlays[name], record, self._version)
 
     def fork(self) -> World:
         """A fresh world on the same base, without this world's changes."""
@@ -347,6 +356,7 @@ class World:
         """Drop every change since the base (views from :meth:`table` stay valid)."""
         for overlay in self._overlays.values():
             overlay.clear()
+        self._version[0] += 1
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """An opaque copy of the changes, for :meth:`restore`."""
@@ -357,6 +367,7 @@ class World:
         for name, overlay in self._overlays.items():
             overlay.clear()
             overlay.update(snapshot[name])
+        self._version[0] += 1
 
     def freeze(self) -> World:
         """A fresh world whose base is this world's current state (tables without changes are shared)."""
@@ -383,6 +394,9 @@ class World:
 
     def state_hash(self) -> str:
         """Hex digest of the whole state; equal states give equal hashes, whatever the path."""
+        version = self._version[0]
+        if self._hash is not None and self._hash[0] == version:
+            return self._hash[1]
         h = hashlib.blake2b(digest_size=16)
         for name, base in self._bases.items():
             total = base.total()
@@ -393,7 +407,9 @@ class World:
                     total += record_digest(name, key, row)
             h.update(name.encode())
             h.update((total & _MASK).to_bytes(16, "big"))
-        return h.hexdigest()
+        digest = h.hexdigest()
+        self._hash = (version, digest)
+        return digest
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The full current state as plain JSON-able data (slow: for debugging and export)."""

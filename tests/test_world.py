@@ -134,3 +134,29 @@ def test_dicts_of_plain_values_are_sorted_one_level_deep() -> None:
     assert a == b and canonical_json(a) == canonical_json(b) == '{"labels":{"2":"b","x":"a"},"units":{"P1":3,"P2":1}}'
     assert record_digest("t", "k", a) == record_digest("t", "k", b)
     assert canonical_json(Stocked(units={"b": 1, "a": 2})) == '{"units":{"a":2,"b":1},"labels":null}'
+
+
+def test_a_hash_asked_again_follows_every_kind_of_change(world: World) -> None:
+    """state_hash answers an unchanged world from its last digest; every change path invalidates it."""
+    items = world.table("items", Item)
+    other_view = world.table("items", Item)  # a second view shares the world's change counter
+    base = world.state_hash()
+    assert world.state_hash() == base  # asked twice, unchanged
+    items.put("i1", Item(sku="s1", stock=42))
+    changed = world.state_hash()
+    assert changed != base
+    other_view.delete("i2")
+    deleted = world.state_hash()
+    assert deleted not in (base, changed)
+    items.delete("absent")  # a no-op changes nothing
+    assert world.state_hash() == deleted
+    snap = world.snapshot()
+    world.reset()
+    assert world.state_hash() == base
+    world.restore(snap)
+    assert world.state_hash() == deleted
+    fresh = World(Shop(items={f"i{n}": Item(sku=f"s{n % 3}", stock=n) for n in range(10)}))
+    fresh_items = fresh.table("items", Item)
+    fresh_items.put("i1", Item(sku="s1", stock=42))
+    fresh_items.delete("i2")
+    assert fresh.state_hash() == deleted  # the cached digest is the digest a fresh computation gives
