@@ -8,7 +8,7 @@ Whatever calls a model (the LLM agent, the LLM user, the judge) takes a **model 
   ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set before the import; :func:`litellm` sets it and
   imports once, here and nowhere else. A registered litellm custom provider or ``mock_response``
   drives this real client path in tests.
-- :class:`envsim.batch.cache.ModelCalls` wraps another client with what a run needs: retries
+- :class:`envsim.calls.ModelCalls` wraps another client with what a run needs: retries
   with backoff honouring ``Retry-After``, record/replay, and usage metering per episode and role.
 - :class:`envsim.testing.fake_client.FakeClient` answers from a script, in process, for unit tests.
 
@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from envsim.errors import ModelCallError, ModelTimeout, ProviderError, RateLimited
+from envsim.errors import ModelCallError, ModelTimeout, ProviderError, RateLimited, ReplayedFailure
 from envsim.trajectory import Usage
 
 __all__ = [
@@ -280,6 +280,16 @@ def status_code(error: BaseException) -> int | None:
         return None
 
 
+def describe(error: BaseException) -> str:
+    """A one-line description of a failure: the provider's exception class and message."""
+    cause = error.error if isinstance(error, ModelCallError) else error
+    if isinstance(cause, ReplayedFailure):
+        return str(cause)  # as it was described when recorded
+    text = " ".join(str(cause).split())
+    model = f"{error.model}: " if isinstance(error, ModelCallError) else ""
+    return f"{model}{type(cause).__name__}: {text[:300]}"
+
+
 def error_type(error: BaseException) -> type[ModelCallError]:
     """Which :class:`ModelCallError` a failure is (litellm's, openai's and httpx's exceptions, by class and status).
 
@@ -462,7 +472,7 @@ def check_settings(
 
 @runtime_checkable
 class ModelClient(Protocol):
-    """What calls a model: :class:`LiteLLMClient`, a run's :class:`envsim.batch.cache.ModelCalls`, a fake.
+    """What calls a model: :class:`LiteLLMClient`, a run's :class:`envsim.calls.ModelCalls`, a fake.
 
     ``kwargs`` are litellm's (``temperature``, ``seed``, ``tools``, ``api_base``, ``mock_response``...).
     A failure raises :class:`ModelCallError` (typed: :func:`model_call_error`).

@@ -32,17 +32,15 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from envsim.calls import CacheMode
 from envsim.errors import EnvsimError, UnknownNameError
 
 SCHEMA_VERSION = 1
 """Version of the run directory's formats (manifest, plan, episode records, Parquet columns)."""
-
-CacheMode = Literal["off", "record", "replay"]
-"""What the model-call cache does: nothing, record every call, or answer every call from records."""
 
 
 class _Strict(BaseModel):

@@ -26,26 +26,12 @@ Example:
 from __future__ import annotations
 
 from envsim.errors import ReplayedFailure
-from envsim.llm import ModelCallError, backoff_delay, error_type, retry_after, status_code
+from envsim.llm import backoff_delay, describe, error_type, retry_after, status_code
 
 __all__ = ["ReplayedFailure", "backoff_delay", "describe", "is_retryable", "retry_after", "status_code"]
-
-
-def _cause(error: BaseException) -> BaseException:
-    return error.error if isinstance(error, ModelCallError) else error
 
 
 def is_retryable(error: BaseException) -> bool:
     """Whether a failed call may succeed if tried again: a :class:`~envsim.errors.RateLimited`,
     :class:`~envsim.errors.ModelTimeout` or :class:`~envsim.errors.ProviderError` (:func:`envsim.llm.error_type`)."""
     return error_type(error).retryable
-
-
-def describe(error: BaseException) -> str:
-    """A one-line description of a failure: the provider's exception class and message."""
-    cause = _cause(error)
-    if isinstance(cause, ReplayedFailure):
-        return str(cause)  # as it was described when recorded
-    text = " ".join(str(cause).split())
-    model = f"{error.model}: " if isinstance(error, ModelCallError) else ""
-    return f"{model}{type(cause).__name__}: {text[:300]}"

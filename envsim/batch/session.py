@@ -34,9 +34,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from envsim.batch.cache import CallLog, ModelCalls
+from envsim.batch.cache import CacheMode, CallLog, ModelCalls
 from envsim.batch.plan import (
-    CacheMode,
     EpisodeSpec,
     GenerateConfig,
     RunOptions,

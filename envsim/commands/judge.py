@@ -122,7 +122,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Run the judge on labelled trajectories; report agreement and the disagreements."""
-        from envsim.reward.judge.cache import JudgeCache
+        from envsim.calls import CallLog
+        from envsim.reward.judge.cache import shared_log
         from envsim.reward.judge.model import Judge
         from envsim.reward.judge_calibration import calibrate as run_calibration
         from envsim.reward.judge_calibration import load_labels
@@ -132,7 +133,7 @@ def register(app: typer.Typer) -> None:
         rows = load_labels(labels)
         for spec in provider or []:
             register_provider(spec)
-        cache = JudgeCache(None) if no_cache else JudgeCache.shared(cache_dir)
+        cache = CallLog(None) if no_cache else shared_log(cache_dir)
         judge = Judge(parsed, model=model, samples=samples, cache=cache)
         report = run_calibration(judge, rows, threshold=threshold, concurrency=concurrency)
         _print_report(report)

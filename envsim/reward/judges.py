@@ -47,7 +47,6 @@ from typing import Any
 from envsim.errors import JudgeError, ModelCallError
 from envsim.llm import ModelClient
 from envsim.reward.base import ComponentScore, RewardContext
-from envsim.reward.judge.cache import JudgeCache
 from envsim.reward.judge.model import Judge
 from envsim.reward.judge.verdicts import JudgeResult, could_not_judge
 from envsim.rubric_schema import JudgeReference, JudgeRubric, is_rubric_file, judge_rubric, load_rubric
@@ -167,12 +166,13 @@ def run_judge_options(client: ModelClient) -> dict[str, Any]:
     """The options (:class:`ScenarioJudge`, :class:`~envsim.reward.judge.Judge`) of the judges of a batch run
     whose model client (:class:`envsim.llm.ModelClient`) is ``client``.
 
-    No verdict cache of the judges' own: record/replay is the run's call cache, and a cache shared
-    across episodes would make which episode pays for a verdict depend on timing. No backoff of
-    their own: the run's client already backs off. A provider failure raises (the episode is an
-    ``infra_error``, played again by a resumed run) instead of scoring ``judge_error``.
+    No verdict cache of the judges' own (``client`` is used as it is): record/replay is the run's
+    call cache, and a cache shared across episodes would make which episode pays for a verdict
+    depend on timing. No backoff of their own: the run's client already backs off. A provider
+    failure raises (the episode is an ``infra_error``, played again by a resumed run) instead of
+    scoring ``judge_error``.
     """
-    return {"cache": JudgeCache(None, memory=False), "backoff": 0.0, "client": client, "provider_errors_raise": True}
+    return {"backoff": 0.0, "client": client, "provider_errors_raise": True}
 
 
 def scenario_judges(

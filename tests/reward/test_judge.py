@@ -20,22 +20,23 @@ from typing import Any
 
 import pytest
 
+from envsim.calls import CallEntry, ModelCalls
 from envsim.env import ScenarioEnv
 from envsim.errors import ScenarioError
-from envsim.llm import litellm
+from envsim.llm import Completion, litellm
 from envsim.reward.base import RewardContext
 from envsim.reward.judge import (
     CACHE_ENV,
+    CallLog,
     Judge,
-    JudgeCache,
     JudgeError,
     JudgeRubric,
-    JudgeSample,
     default_cache_dir,
     judge_component,
     load_rubric,
     load_rubric_text,
 )
+from envsim.testing.fake_client import FakeClient
 from envsim.trajectory import Trajectory
 from tests.conftest import REPO
 
@@ -221,7 +222,7 @@ def trajectory() -> Trajectory:
 
 def make_judge(rubric: JudgeRubric, tmp_path: Path, **options: Any) -> Judge:
     """A judge with a fresh cache in ``tmp_path`` and no backoff."""
-    options.setdefault("cache", JudgeCache(tmp_path / "cache"))
+    options.setdefault("cache", CallLog(tmp_path / "cache"))
     return Judge(rubric, backoff=0.0, **options)
 
 
@@ -393,8 +394,7 @@ def test_same_judgement_is_never_paid_twice(
 ) -> None:
     provider = register(ScriptedJudgeLLM(default=reply(4, "pass")))
     first = make_judge(rubric, tmp_path).judge(trajectory)
-    again = make_judge(rubric, tmp_path)  # a new judge: fresh memory, same cache directory
-    again.cache.clear_memory()
+    again = make_judge(rubric, tmp_path)  # a new judge: fresh records read from the same cache directory
     second = again.judge(trajectory)
     assert len(provider.requests) == 1
     assert second.cached and second.cost == 0 and second.calls == 0 and second.score == first.score
@@ -410,17 +410,33 @@ def test_same_judgement_is_never_paid_twice(
     assert len(provider.requests) == 3
 
 
+def test_a_second_identical_judgement_is_answered_from_the_call_layer_without_a_model_call(
+    rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
+) -> None:
+    client = FakeClient(default=Completion(text=reply(4, "pass"), prompt_tokens=100, cost=0.25))
+    judge = Judge(rubric, client=client, cache=CallLog(tmp_path / "cache"), backoff=0.0)
+    assert isinstance(judge.calls, ModelCalls)  # the judge caches through the run's model-call layer
+    first = judge.judge(trajectory)
+    second = judge.judge(trajectory)
+    assert len(client.requests) == 1 and not first.cached and first.cost == 0.25
+    assert second.cached and second.calls == 0 and second.cost == 0 and second.score == first.score
+    assert judge.totals.cache_hits == 1 and judge.totals.calls == 1
+    silent = FakeClient()  # no reply scripted: any model call would fail
+    again = Judge(rubric, client=silent, cache=CallLog(tmp_path / "cache"), backoff=0.0)
+    assert again.judge(trajectory).score == first.score and not silent.requests
+
+
 def test_disk_cache_files_and_memory_only_cache(
     register: Any, rubric: JudgeRubric, trajectory: Trajectory, tmp_path: Path
 ) -> None:
     provider = register(ScriptedJudgeLLM(default=reply(4, "pass")))
     judge = make_judge(rubric, tmp_path)
     judge.judge(trajectory)
-    files = list((tmp_path / "cache").rglob("*"))
-    entries = [f for f in files if f.is_file()]
-    assert len(entries) == 1 and entries[0].suffix == ".json"
-    assert json.loads(entries[0].read_text())["format"] == "envsim.judge_cache/1"
-    memory_only = make_judge(rubric, tmp_path, cache=JudgeCache(None))
+    files = [f for f in (tmp_path / "cache").rglob("*") if f.is_file()]
+    assert [f.name for f in files] == ["calls-0000.jsonl"]  # the format of a run's record/replay
+    (line,) = files[0].read_text().splitlines()
+    assert json.loads(line)["role"] == "judge" and json.loads(line)["completion"]["text"]
+    memory_only = make_judge(rubric, tmp_path, cache=CallLog(None))
     memory_only.judge(trajectory)
     memory_only.judge(trajectory)
     assert len(provider.requests) == 2
@@ -431,23 +447,28 @@ def test_a_corrupt_cache_file_is_a_miss(
 ) -> None:
     provider = register(ScriptedJudgeLLM(default=reply(4, "pass")))
     make_judge(rubric, tmp_path).judge(trajectory)
-    (entry,) = [f for f in (tmp_path / "cache").rglob("*.json")]
+    (entry,) = [f for f in (tmp_path / "cache").rglob("*.jsonl")]
     entry.write_text("{truncated", encoding="utf-8")
-    fresh = JudgeCache(tmp_path / "cache")
+    fresh = CallLog(tmp_path / "cache")
+    assert fresh.skipped_lines == 1 and not fresh.entries
     assert make_judge(rubric, tmp_path, cache=fresh).judge(trajectory).score == pytest.approx(2.5 / 3)
-    assert len(provider.requests) == 2 and json.loads(entry.read_text())["key"] == entry.stem
+    assert len(provider.requests) == 2 and len(CallLog(tmp_path / "cache").entries) == 1
 
 
-def test_concurrent_writers_leave_one_whole_file(tmp_path: Path) -> None:
-    sample = JudgeSample(index=0, verdicts={}, attempts=1, cost=0.5)
-    caches = [JudgeCache(tmp_path, memory=False) for _ in range(8)]
-    threads = [threading.Thread(target=c.put, args=("ab" * 32, "m", sample)) for c in caches for _ in range(5)]
+def test_concurrent_writers_each_write_whole_lines_of_their_own_file(tmp_path: Path) -> None:
+    entry = CallEntry(Completion(text="ok", cost=0.5))
+    logs = [CallLog(tmp_path) for _ in range(8)]
+    threads = [threading.Thread(target=log.put, args=(f"{n:02d}" * 32, entry)) for log in logs for n in range(5)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["ab" * 32 + ".json"]
-    assert JudgeCache(tmp_path).get("ab" * 32) == sample
+    for log in logs:
+        log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"calls-{n:04d}.jsonl" for n in range(8)]
+    merged = CallLog(tmp_path)
+    assert merged.skipped_lines == 0 and sorted(merged.entries) == [f"{n:02d}" * 32 for n in range(5)]
+    assert merged.entries["00" * 32] == entry
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -537,7 +558,7 @@ def test_judge_component_has_the_reward_signature(
     register(ScriptedJudgeLLM([reply(3, "pass")]))
     path = tmp_path / "rubric.yaml"
     path.write_text(RUBRIC_YAML, encoding="utf-8")
-    component = judge_component(path, cache=JudgeCache(tmp_path / "cache"), backoff=0.0)
+    component = judge_component(path, cache=CallLog(tmp_path / "cache"), backoff=0.0)
     score = component(trajectory, RewardContext(tiny_env.runtime))
     assert score.score == pytest.approx((2 * 0.5 + 1) / 3) and score.judged
     assert score.explanation.startswith("judge tiny (judgetest/priced): resolution=3: resolution 3")

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from envsim.errors import ScenarioError
 from envsim.reward import components
 from envsim.reward.classifier import context_for
-from envsim.reward.judge import Judge, JudgeCache, load_rubric
+from envsim.reward.judge import CallLog, Judge, load_rubric
 from envsim.reward.judge_calibration import (
     CalibrationReport,
     LabelledTrajectory,
@@ -175,7 +175,7 @@ def expected_report(rows: list[LabelledTrajectory]) -> tuple[dict[str, dict[str,
 
 def test_calibrate_reports_agreement_and_disagreements(heuristic: ScriptedJudgeLLM, tmp_path: Path) -> None:
     rows = load_labels(LABELS)
-    judge = Judge(load_rubric(RUBRIC), model="judgetest/heuristic", cache=JudgeCache(tmp_path), backoff=0.0)
+    judge = Judge(load_rubric(RUBRIC), model="judgetest/heuristic", cache=CallLog(tmp_path), backoff=0.0)
     report = calibrate(judge, rows)
     confusion, disagreeing = expected_report(rows)
     assert report.confusion == confusion and [d.id for d in report.disagreements] == disagreeing
@@ -196,7 +196,7 @@ def test_calibrate_reports_agreement_and_disagreements(heuristic: ScriptedJudgeL
 def test_judge_errors_are_listed_not_counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     rows = load_labels(LABELS)[:3]
     install(monkeypatch, ScriptedJudgeLLM(default="I'm sorry, I can't evaluate this."))
-    judge = Judge(load_rubric(RUBRIC), model="judgetest/x", cache=JudgeCache(tmp_path), backoff=0.0)
+    judge = Judge(load_rubric(RUBRIC), model="judgetest/x", cache=CallLog(tmp_path), backoff=0.0)
     report = calibrate(judge, rows, concurrency=1)
     assert report.judged == 0 and report.accuracy is None and report.kappa is None
     assert [f.reason for f in report.failures] == ["refusal"] * 3
@@ -217,7 +217,7 @@ def test_numeric_labels_report_mae(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
             )
         ),
     )
-    judge = Judge(load_rubric(RUBRIC), model="judgetest/x", cache=JudgeCache(tmp_path), backoff=0.0)
+    judge = Judge(load_rubric(RUBRIC), model="judgetest/x", cache=CallLog(tmp_path), backoff=0.0)
     report = calibrate(judge, rows)
     assert report.score_mae == pytest.approx(0.5) and report.confusion["bad"]["good"] == 2  # 0.5 < 0.75: bad
 

@@ -21,7 +21,6 @@ from envsim.env import ScenarioEnv
 from envsim.errors import ModelCallError
 from envsim.llm import Completion
 from envsim.reward.base import ComponentScore, RewardContext
-from envsim.reward.judge import JudgeCache
 from envsim.reward.rubric import Rubric
 from envsim.rollout import EpisodeDriver
 from envsim.scenario import Scenario
@@ -42,7 +41,7 @@ def verdict(client: FakeClient) -> FakeClient:
 
 
 def options(client: FakeClient, **more: Any) -> dict[str, Any]:
-    return {"cache": JudgeCache(None, memory=False), "backoff": 0.0, "client": client, **more}
+    return {"backoff": 0.0, "client": client, **more}
 
 
 class Slow:

@@ -29,9 +29,9 @@ from envsim.loader import load_scenario, load_scenario_text
 from envsim.report import episode_view
 from envsim.reward import Rubric
 from envsim.reward.base import RewardBreakdown
-from envsim.reward.judge import CACHE_ENV, JudgeCache
-from envsim.rubric_schema import shipped_rubric, shipped_rubrics
+from envsim.reward.judge import CACHE_ENV, CallLog
 from envsim.rollout import run_episode
+from envsim.rubric_schema import shipped_rubric, shipped_rubrics
 from envsim.scenario import RewardSpec, Scenario
 from tests.conftest import REPO, TINY_SCENARIO
 from tests.reward.test_judge import CALL_COST, ScriptedJudgeLLM, install
@@ -68,7 +68,7 @@ def play(env: ScenarioEnv, seed: int = 0) -> RewardBreakdown:
 
 def judge_env(reward: dict[str, Any], **options: Any) -> ScenarioEnv:
     """The tiny scenario's environment with its judges calling the test provider."""
-    options.setdefault("cache", JudgeCache(None))
+    options.setdefault("cache", CallLog(None))
     options.setdefault("backoff", 0.0)
     return ScenarioEnv(load_scenario_text(with_reward(reward)), judge_model=MODEL, judge_options=options)
 
@@ -139,7 +139,7 @@ def test_an_env_with_a_judge_model_pickles_before_and_after_judging(
 
 def test_gym_make_takes_the_judge_model(provider: Any) -> None:
     judge = provider(default=empathy_reply("pass", 2))
-    options = {"cache": JudgeCache(None), "backoff": 0.0}
+    options = {"cache": CallLog(None), "backoff": 0.0}
     env = gym.make("envsim/MedicalSupplyPanicCaller-v0", judge_model=MODEL, judge_options=options).unwrapped
     assert isinstance(env, ScenarioEnv)
     empathy = play(env, seed=3).components["empathy"]
@@ -197,7 +197,7 @@ def test_an_inline_rubric_and_a_rubric_file_relative_to_the_scenario(provider: A
     # the file is read in at load time: the scenario carries the rubric wherever it goes
     assert scenario.reward.judges == {"inline": rubric, "file": rubric}
     provider(default=json.dumps({"short": {"rationale": "terse", "score": "pass"}}))
-    env = ScenarioEnv(scenario, judge_model=MODEL, judge_options={"cache": JudgeCache(None), "backoff": 0.0})
+    env = ScenarioEnv(scenario, judge_model=MODEL, judge_options={"cache": CallLog(None), "backoff": 0.0})
     breakdown = play(env)
     assert breakdown.components["inline"].score == 1.0 and breakdown.components["file"].score == 1.0
     assert breakdown.total == 1.0 and breakdown.outcome == "success"

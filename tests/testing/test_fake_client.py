@@ -15,7 +15,7 @@ from envsim.env import ScenarioEnv
 from envsim.errors import EnvsimError, ModelCallError, ModelTimeout, ProviderError, RateLimited
 from envsim.llm import Completion, ModelClient, RetryingClient, UsageMeter, litellm
 from envsim.registration import load_registered
-from envsim.reward.judge import Judge, JudgeCache, JudgeError, JudgeRubric
+from envsim.reward.judge import Judge, JudgeError, JudgeRubric
 from envsim.testing.fake_client import FakeClient
 from envsim.trajectory import Trajectory
 from envsim.user.llm import LLMUser
@@ -92,18 +92,18 @@ def test_the_judge_scores_through_the_fake_and_retries_a_timeout_within_its_atte
     verdict = '{"polite": {"rationale": "Kind.", "score": "pass"}}'
     client = FakeClient([TimeoutError("slow"), Completion(text=verdict, prompt_tokens=100, cost=0.25)])
     retrying = RetryingClient(client, max_retries=RUBRIC.max_attempts - 1, backoff=0.0)
-    judge = Judge(RUBRIC, cache=JudgeCache(None), client=retrying)
+    judge = Judge(RUBRIC, client=retrying)
     result = judge.judge(TRAJECTORY)
     assert result.score == 1.0 and result.calls == 2 and result.cost == 0.25
     assert judge.totals.calls == 2 and judge.totals.usage.cost == 0.25
     slow = FakeClient(default=TimeoutError("slow"))
-    failing = Judge(RUBRIC, cache=JudgeCache(None), client=RetryingClient(slow, max_retries=2, backoff=0.0))
+    failing = Judge(RUBRIC, client=RetryingClient(slow, max_retries=2, backoff=0.0))
     with pytest.raises(JudgeError) as caught:
         failing.judge(TRAJECTORY)
     assert caught.value.reason == "timeout" and caught.value.attempts == 3 == len(slow.requests)
     once = FakeClient(default=TimeoutError("slow"))  # a client that does not retry: the judge does not either
     with pytest.raises(JudgeError):
-        Judge(RUBRIC, cache=JudgeCache(None), client=once).judge(TRAJECTORY)
+        Judge(RUBRIC, client=once).judge(TRAJECTORY)
     assert len(once.requests) == 1
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from envsim.env import ScenarioEnv
 from envsim.registration import discover, load_registered
-from envsim.reward.judge import Judge, JudgeCache, load_rubric, reply_model
+from envsim.reward.judge import CallLog, Judge, load_rubric, reply_model
 from envsim.scenario import Scenario
 from envsim.testing.playbook import (
     DEFAULT_CLOSING,
@@ -81,7 +81,7 @@ def test_envsim_prompts_give_the_role_away() -> None:
     user_prompt = [{"role": "system", "content": user.system_prompt()}, *user.conversation("Hello?", [])]
     assert detect_role("gpt-4o", user_prompt) == "user"
 
-    judge = Judge(load_rubric(REPO / "tests/data/judge_rubric.yaml"), cache=JudgeCache(None))
+    judge = Judge(load_rubric(REPO / "tests/data/judge_rubric.yaml"), cache=CallLog(None))
     trajectory = Trajectory(scenario_id=scenario.id, seed=0, messages=info["messages"])
     assert detect_role("gpt-4o", judge.messages(trajectory)) == "judge"
 
@@ -210,7 +210,7 @@ def test_generic_user_answers_from_the_prompt(playbook: Playbook) -> None:
 
 def test_judge_reply_validates_against_the_rubric(playbook: Playbook) -> None:
     rubric = load_rubric(REPO / "tests/data/judge_rubric.yaml")
-    judge = Judge(rubric, cache=JudgeCache(None))
+    judge = Judge(rubric, cache=CallLog(None))
     messages = judge.messages(Trajectory(scenario_id="X", seed=0, messages=[{"role": "user", "content": "hi"}]))
     for fmt in (
         None,

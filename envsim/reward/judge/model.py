@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import re
 import threading
@@ -15,11 +15,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
+from envsim.calls import CallLog, CallScope, ModelCalls, episode_scope
 from envsim.errors import JudgeError, JudgeErrorReason
-from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, RetryingClient, UsageMeter, litellm
+from envsim.llm import Completion, ModelCallError, ModelClient, ModelTimeout, UsageMeter, litellm
 from envsim.prompts import render
 from envsim.reward.base import ComponentScore, RewardContext, RewardFn
-from envsim.reward.judge.cache import CACHE_FORMAT, JudgeCache
+from envsim.reward.judge.cache import shared_log
 from envsim.reward.judge.verdicts import (
     CriterionResult,
     CriterionVerdict,
@@ -151,12 +152,20 @@ class Judge:
         rubric: The rubric, or a path to its YAML file.
         model: Overrides the rubric's model.
         samples: Overrides the rubric's number of samples.
-        cache: Where verdicts are cached (default: the process-wide cache of :func:`default_cache_dir`).
+        cache: The records the model's answers are cached in (default, without a ``client``: the
+            process-wide :class:`~envsim.calls.CallLog` of :func:`~envsim.reward.judge.cache.default_cache_dir`;
+            ``CallLog(None)``: in memory only).
         completion_kwargs: Extra arguments for ``litellm.completion`` (``api_base``, ``mock_response``...);
-            they are not part of the cache key.
+            transport settings among them (:data:`envsim.calls.TRANSPORT_PARAMS`) are not part of the cache key.
         backoff: Base of the default client's backoff after a provider error or timeout, in seconds.
-        client: The model client (default: litellm through a :class:`envsim.llm.RetryingClient` that
-            retries a provider error or timeout within the rubric's ``max_attempts``).
+        client: The model client, used as it is unless a ``cache`` is given too (default: litellm through
+            a :class:`envsim.calls.ModelCalls` that retries a provider error or timeout within the rubric's
+            ``max_attempts`` and caches the answers in ``cache``).
+
+    The cache is the model-call layer's record/replay (:class:`envsim.calls.ModelCalls` in ``record``
+    mode): each call is keyed by its full request and the sample it belongs to, so a judgement asked
+    again is answered from the records, and a sample all of whose calls were answered from them is
+    ``cached`` (nothing paid for it this time).
     """
 
     def __init__(
@@ -165,7 +174,7 @@ class Judge:
         *,
         model: str | None = None,
         samples: int | None = None,
-        cache: JudgeCache | None = None,
+        cache: CallLog | None = None,
         completion_kwargs: Mapping[str, Any] | None = None,
         backoff: float = 0.5,
         client: ModelClient | None = None,
@@ -175,11 +184,17 @@ class Judge:
         self.samples = samples if samples is not None else self.rubric.samples
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
-        self.cache = cache if cache is not None else JudgeCache.shared()
         self.completion_kwargs = dict(completion_kwargs or {})
         self.backoff = backoff
-        if client is None:
-            client = RetryingClient(max_retries=self.rubric.max_attempts - 1, backoff=backoff)
+        self.calls: ModelCalls | None = None
+        """The caching layer of the judge's model calls (None: ``client`` is used as it is, uncached)."""
+        if client is None or cache is not None:
+            retries = self.rubric.max_attempts - 1 if client is None else 0  # a given client retries itself
+            log = cache if cache is not None else shared_log()
+            self.calls = ModelCalls(
+                mode="record", log=log, timeout=None, max_retries=retries, backoff=backoff, transport=client
+            )
+            client = self.calls.for_role("judge")
         self.client: ModelClient = client
         self.totals = JudgeTotals()
         self._totals_lock = threading.Lock()
@@ -244,20 +259,6 @@ class Judge:
             }
         kwargs.update(self.completion_kwargs)
         return kwargs
-
-    def cache_key(self, messages: list[dict[str, Any]], index: int) -> str:
-        """The content hash of one sample: model, temperature, prompt, reply schema, sample index."""
-        payload = {
-            "format": CACHE_FORMAT,
-            "model": self.model,
-            "temperature": self.rubric.temperature,
-            "messages": messages,
-            "schema": self._schema,
-            "json_schema": self.uses_json_schema(),
-            "sample": index,
-        }
-        text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     # -- one sample ---------------------------------------------------------------------------
 
@@ -363,36 +364,54 @@ class Judge:
         except ModelCallError as error:
             return error
 
+    def _sample_scope(self, index: int) -> episode_scope | contextlib.nullcontext[None]:
+        """Where the calls of sample ``index`` are keyed and counted (with a cache: a scope of their own)."""
+        return episode_scope(f"judge sample {index}") if self.calls is not None else contextlib.nullcontext()
+
+    @staticmethod
+    def _mark(sample: JudgeSample, scope: CallScope | None, calls: int) -> JudgeSample:
+        """``sample``, ``cached`` when every one of its ``calls`` was answered from the records."""
+        cached = scope is not None and scope.replayed == calls
+        return sample.model_copy(update={"cached": True}) if cached else sample
+
+    def _forget(self, scope: CallScope | None) -> None:
+        """Drop the recorded answers of a sample that failed: the next judgement asks the model again."""
+        if scope is not None and self.calls is not None and self.calls.log is not None:
+            self.calls.log.forget(scope.keys)
+
     def _sample_sync(self, prompt: list[dict[str, Any]], index: int, tally: UsageMeter) -> JudgeSample:
         attempts = self._attempts(prompt, index, tally)
-        try:
-            attempt = next(attempts)
-            while True:
-                attempt = attempts.send(self._call(attempt))
-        except StopIteration as stop:
-            sample: JudgeSample = stop.value
-            return sample
+        calls = 0
+        with self._sample_scope(index) as scope:
+            try:
+                attempt = next(attempts)
+                while True:
+                    calls += 1
+                    attempt = attempts.send(self._call(attempt))
+            except StopIteration as stop:
+                sample: JudgeSample = stop.value
+                return self._mark(sample, scope, calls)
+            except JudgeError:
+                self._forget(scope)
+                raise
 
     async def _sample_async(self, prompt: list[dict[str, Any]], index: int, tally: UsageMeter) -> JudgeSample:
         attempts = self._attempts(prompt, index, tally)
-        try:
-            attempt = next(attempts)
-            while True:
-                attempt = attempts.send(await self._acall(attempt))
-        except StopIteration as stop:
-            sample: JudgeSample = stop.value
-            return sample
+        calls = 0
+        with self._sample_scope(index) as scope:
+            try:
+                attempt = next(attempts)
+                while True:
+                    calls += 1
+                    attempt = attempts.send(await self._acall(attempt))
+            except StopIteration as stop:
+                sample: JudgeSample = stop.value
+                return self._mark(sample, scope, calls)
+            except JudgeError:
+                self._forget(scope)
+                raise
 
     # -- judgements ---------------------------------------------------------------------------
-
-    def _cached(self, prompt: list[dict[str, Any]]) -> tuple[list[str], dict[int, JudgeSample]]:
-        keys = [self.cache_key(prompt, i) for i in range(self.samples)]
-        hits = {}
-        for i, key in enumerate(keys):
-            sample = self.cache.get(key)
-            if sample is not None:
-                hits[i] = sample.model_copy(update={"index": i, "cached": True})
-        return keys, hits
 
     def _record(self, paid: list[JudgeSample], hits: int, errors: list[JudgeError]) -> None:
         with self._totals_lock:
@@ -402,14 +421,13 @@ class Judge:
             for usage in (*(s.usage for s in paid), *(spent(e) for e in errors)):
                 self.totals.usage.include(usage)
 
-    def _finish(
-        self, keys: list[str], hits: dict[int, JudgeSample], fresh: dict[int, JudgeSample | JudgeError]
-    ) -> JudgeResult:
+    def _finish(self, drawn: dict[int, JudgeSample | JudgeError]) -> JudgeResult:
+        if self.calls is not None:
+            self.calls.close()  # durable, and no file left open (the next judgement appends to it)
+        hits = {i: s for i, s in drawn.items() if isinstance(s, JudgeSample) and s.cached}
+        fresh = {i: s for i, s in drawn.items() if i not in hits}
         paid = [s for s in fresh.values() if isinstance(s, JudgeSample)]
         errors = [e for e in fresh.values() if isinstance(e, JudgeError)]
-        for i, sample in fresh.items():
-            if isinstance(sample, JudgeSample):
-                self.cache.put(keys[i], self.model, sample)
         self._record(paid, len(hits), errors)
         if errors:
             first = errors[0]
@@ -468,24 +486,20 @@ class Judge:
     def judge(self, trajectory: Trajectory) -> JudgeResult:
         """Judge ``trajectory`` (samples drawn one after the other); raises :class:`JudgeError`."""
         prompt = self.messages(trajectory)
-        keys, hits = self._cached(prompt)
-        fresh: dict[int, JudgeSample | JudgeError] = {}
+        drawn: dict[int, JudgeSample | JudgeError] = {}
         for i in range(self.samples):
-            if i in hits:
-                continue
             try:
-                fresh[i] = self._sample_sync(prompt, i, UsageMeter())
+                drawn[i] = self._sample_sync(prompt, i, UsageMeter())
             except JudgeError as error:
-                fresh[i] = error
-        return self._finish(keys, hits, fresh)
+                drawn[i] = error
+        return self._finish(drawn)
 
     async def ajudge(self, trajectory: Trajectory) -> JudgeResult:
         """Judge ``trajectory`` with the samples drawn concurrently; raises :class:`JudgeError`."""
         import asyncio
 
         prompt = self.messages(trajectory)
-        keys, hits = self._cached(prompt)
-        todo = [i for i in range(self.samples) if i not in hits]
+        todo = list(range(self.samples))
 
         async def one(i: int) -> JudgeSample | JudgeError:
             try:
@@ -494,7 +508,7 @@ class Judge:
                 return error
 
         results = await asyncio.gather(*(one(i) for i in todo))
-        return self._finish(keys, hits, dict(zip(todo, results, strict=True)))
+        return self._finish(dict(zip(todo, results, strict=True)))
 
     def component(self, trajectory: Trajectory, context: RewardContext) -> ComponentScore:
         """The judge as a reward component, with its usage; NaN (could not judge) on a :class:`JudgeError`."""
