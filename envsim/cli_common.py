@@ -14,8 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -50,3 +52,24 @@ def write_schema(model: type[BaseModel], output: Path | None) -> None:
     else:
         output.write_text(text + "\n", encoding="utf-8")
         out.print(f"wrote {output}")
+
+
+def require_serve_extra(command: str, modules: Sequence[str]) -> None:
+    """Raise :class:`envsim.errors.EnvsimError` naming the install command when a module ``command`` needs is missing.
+
+    ``envsim serve`` and ``envsim mcp`` check this before importing the ``serve`` extra's packages.
+
+    Example:
+        >>> require_serve_extra("envsim mcp", ["json"])
+        >>> require_serve_extra("envsim mcp", ["json", "no_such_module_xyz"])
+        Traceback (most recent call last):
+        ...
+        envsim.errors.EnvsimError: envsim mcp needs the serve extra (missing: no_such_module_xyz): pip install ...
+    """
+    from envsim.errors import EnvsimError
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise EnvsimError(
+            f"{command} needs the serve extra (missing: {', '.join(missing)}): pip install 'envsim[serve]'"
+        )

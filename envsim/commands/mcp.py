@@ -17,8 +17,10 @@ from typing import Annotated
 
 import typer
 
-from envsim.cli_common import err
-from envsim.errors import EnvsimError
+from envsim.cli_common import err, require_serve_extra
+
+MCP_EXTRA = ("mcp", "anyio", "uvicorn")
+"""Modules ``envsim mcp`` needs."""
 
 
 class McpTransport(StrEnum):
@@ -53,13 +55,11 @@ def register(app: typer.Typer) -> None:
         ] = 1 << 20,
     ) -> None:
         """Serve a scenario's mocked tools over MCP: one world per session, the reward as a resource."""
-        try:
-            import anyio
+        require_serve_extra("envsim mcp", MCP_EXTRA)
+        import anyio
 
-            from envsim.serve.mcp_server import HttpLimits, serve_http, serve_stdio
-        except ImportError as error:
-            raise EnvsimError(f"envsim mcp needs the serve extra (pip install 'envsim[serve]'): {error}") from None
         from envsim.serve.mcp_episode import McpScenario
+        from envsim.serve.mcp_server import HttpLimits, serve_http, serve_stdio
 
         shared = McpScenario.load(scenario)
         if transport is McpTransport.stdio:

@@ -8,13 +8,12 @@ scenarios (ids, files, suites ``DIR`` or ``DIR:split``, or ``all``) over OpenEnv
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 from typing import Annotated
 
 import typer
 
-from envsim.cli_common import err
+from envsim.cli_common import err, require_serve_extra
 from envsim.errors import EnvsimError
 
 BACKLOG = 2048
@@ -29,15 +28,6 @@ _HELP = (
     "/metadata, /stats. One gym.make environment per session; the last step carries the reward and its "
     "breakdown. Binds 127.0.0.1 unless told otherwise."
 )
-
-
-def require_serve_extra() -> None:
-    """Raise :class:`EnvsimError` naming the install command when a module of the serve extra is missing."""
-    missing = [name for name in SERVE_EXTRA if importlib.util.find_spec(name) is None]
-    if missing:
-        raise EnvsimError(
-            f"envsim serve needs the serve extra (missing: {', '.join(missing)}): pip install 'envsim[serve]'"
-        )
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +53,7 @@ def register(app: typer.Typer) -> None:
             "scripted"
         ),
     ) -> None:
-        require_serve_extra()
+        require_serve_extra("envsim serve", SERVE_EXTRA)
         from envsim.serve.openenv_server import Catalog, ServeConfig, check_version, make_server
 
         version = check_version()
