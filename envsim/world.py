@@ -143,6 +143,11 @@ def canonical_json(record: BaseModel) -> str:
         >>> canonical_json(Tags(tags={"b": 1, "a": 2}))
         '{"tags":{"a":2,"b":1}}'
     """
+    return _canonical_bytes(record).decode()
+
+
+def _canonical_bytes(record: BaseModel) -> bytes:
+    """:func:`canonical_json` as UTF-8 bytes, straight from the record's serializer (what digests read)."""
     cls = type(record)
     fields = _PLANS.get(cls, _DEEP)
     if fields is _DEEP and cls not in _PLANS:
@@ -161,15 +166,16 @@ def canonical_json(record: BaseModel) -> str:
                     update[name] = {k: value[k] for k in keys}
         if update and fields is not _DEEP:
             record = record.model_copy(update=update)
-    text = record.model_dump_json()
-    if fields is _DEEP and text.find('{"', 1) != -1:  # a non-empty nested object somewhere
-        text = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text
+    data: bytes = record.__pydantic_serializer__.to_json(record)  # model_dump_json's bytes, without its wrapper
+    if fields is _DEEP and data.find(b'{"', 1) != -1:  # a non-empty nested object somewhere
+        text = json.dumps(json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = text.encode("utf-8", "surrogatepass")
+    return data
 
 
 def record_digest(table: str, key: str, record: BaseModel) -> int:
     """128-bit digest of one record, namespaced by table and key (of its :func:`canonical_json`)."""
-    data = f"{table}\x00{key}\x00".encode() + canonical_json(record).encode("utf-8", "surrogatepass")
+    data = f"{table}\x00{key}\x00".encode() + _canonical_bytes(record)
     return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
 
 
@@ -192,11 +198,16 @@ class _BaseTable:
         return d
 
     def total(self) -> int:
-        if self._sum is None:
+        if self._sum is None:  # every record's digest, as :meth:`digest` makes it, in one tight loop
+            digests, prefix, blake2b = self._digests, f"{self.name}\x00".encode(), hashlib.blake2b
             s = 0
-            for key in self.rows:
-                s = (s + self.digest(key)) & _MASK
-            self._sum = s
+            for key, row in self.rows.items():
+                d = digests.get(key)
+                if d is None:
+                    data = prefix + key.encode() + b"\x00" + _canonical_bytes(row)
+                    d = digests[key] = int.from_bytes(blake2b(data, digest_size=16).digest(), "big")
+                s += d
+            self._sum = s & _MASK
         return self._sum
 
     def index(self, field: str) -> dict[Any, list[str]]:

@@ -160,3 +160,23 @@ def test_a_hash_asked_again_follows_every_kind_of_change(world: World) -> None:
     fresh_items.put("i1", Item(sku="s1", stock=42))
     fresh_items.delete("i2")
     assert fresh.state_hash() == deleted  # the cached digest is the digest a fresh computation gives
+
+
+def test_a_table_total_is_the_sum_of_its_record_digests_each_of_its_canonical_json() -> None:
+    import hashlib
+
+    from envsim.world import _BaseTable, canonical_json, record_digest
+
+    class Tagged(Record):
+        name: str
+        tags: dict[str, int]
+
+    rows = {"b": Tagged(name="é", tags={"z": 1, "a": 2}), "a": Tagged(name="x", tags={})}
+    base = _BaseTable("tagged", rows)
+    for key, row in rows.items():
+        text = f"tagged\x00{key}\x00{canonical_json(row)}".encode()
+        digest = hashlib.blake2b(text, digest_size=16).digest()
+        assert record_digest("tagged", key, row) == int.from_bytes(digest, "big")
+    assert canonical_json(rows["b"]) == '{"name":"é","tags":{"a":2,"z":1}}'
+    assert base.total() == sum(record_digest("tagged", k, r) for k, r in rows.items()) % (1 << 128)
+    assert base.digest("b") == record_digest("tagged", "b", rows["b"])

@@ -10,7 +10,8 @@ base32 characters of the SHA-256 of the parameters' canonical JSON.
 
 The records a query reads are each table of the toolkit's fixture world, dumped once per process
 (``model_dump(mode="json")``, sorted by id); a binding's conditions that read no other binding are
-applied once per world seed, and an equality with a reference is answered from an index.
+applied once per world seed (starting from the table's index on a field one of them wants equal to a
+text or a boolean), and an equality with a reference is answered from an index.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from pydantic import ValidationError
@@ -96,11 +99,33 @@ def _static_rows(toolkit: str, fixture: str, seed: int, table: str, where: str) 
     """The rows of a table meeting conditions that read no binding (``where``: their canonical JSON);
     shared by every family and binding that asks the same."""
     conditions = [(path, Condition.model_validate(cond)) for path, cond in json.loads(where)]
-    rows = table_records(toolkit, fixture, seed, table)
     if not conditions:
-        return list(rows)
-    compiled = compile_conditions(conditions)
-    return [row for row in rows if matches(row[1], compiled, {})]
+        return list(table_records(toolkit, fixture, seed, table))
+    at = next((i for i, (_, cond) in enumerate(conditions) if _indexable(cond)), None)
+    rows: list[Row] | tuple[Row, ...]
+    if at is None:
+        rows = table_records(toolkit, fixture, seed, table)
+    else:  # the rows whose field equals the wanted text (or one of them), from the table's index on that field
+        path, cond = conditions.pop(at)
+        index = _row_index(toolkit, fixture, seed, table, "[]", path)
+        wanted = cond.operand if cond.operator == "in" else [cond.operand]
+        buckets = [index.get(key, []) for key in dict.fromkeys((type(w), w) for w in wanted)]
+        rows = buckets[0] if len(buckets) == 1 else sorted(chain.from_iterable(buckets), key=itemgetter(0))
+    for path, test in compile_conditions(conditions):  # one condition at a time over the rows left
+        if "." in path:
+            rows = [row for row in rows if test.holds(lookup(row[1], path), {})]
+        else:
+            rows = [row for row in rows if test.holds(row[1].get(path), {})]
+    return list(rows)
+
+
+def _indexable(cond: Condition) -> bool:
+    """Whether ``cond`` holds exactly for the values under some keys of :func:`_row_index`: equality with
+    text or a boolean, or ``in`` a list of them (a number would also equal a float, which the index keys apart)."""
+    if cond.operator == "eq":
+        return type(cond.operand) in (str, bool)
+    operand = cond.operand
+    return cond.operator == "in" and isinstance(operand, list) and all(type(w) in (str, bool) for w in operand)
 
 
 @lru_cache(maxsize=4096)

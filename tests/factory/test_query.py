@@ -135,3 +135,27 @@ def test_a_required_binding_that_matches_nothing_fails_the_draw_an_optional_one_
     assert miss.value.binding == "order"
     params = _drawer("  order: {table: orders, where: {status: teleported}, optional: true}\n").parameters(0, 0)
     assert params.values["bindings"] == {"order": None}
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        [("status", {"eq": "active"})],
+        [("status", {"in": ["expired", "cancelled", "expired"]}), ("refills_left", {"gte": 1})],
+        [("life_support", {"eq": True}), ("unit_price_cents", {"gte": 10000})],
+        [("stock", {"eq": 0})],
+        [("stock", {"gte": 1}), ("category", {"eq": "oxygen"})],
+        [("status", {"eq": "no such status"})],
+        [("status", {"in": []})],
+    ],
+)
+def test_static_matches_from_the_field_index_are_those_of_a_full_scan(where: list[tuple[str, Any]]) -> None:
+    from envsim.factory.draw import _static_rows, canonical_json, table_records
+    from envsim.factory.query import compile_conditions, matches
+
+    table = "catalogue" if where[0][0] in ("life_support", "stock") else "prescriptions"
+    conditions = compile_conditions([(path, Condition.model_validate(cond)) for path, cond in where])
+    scanned = [row for row in table_records("medical_supply", "small", 3, table) if matches(row[1], conditions, {})]
+    found = _static_rows("medical_supply", "small", 3, table, canonical_json([[p, c] for p, c in where]))
+    assert found == scanned
+    assert [key for key, _ in found] == sorted(key for key, _ in found)

@@ -112,6 +112,21 @@ DISPUTED_EVERY, DISPUTED_FROM = 15, 5
 REVERSED_EVERY, REVERSED_FROM = 15, 7
 PENDING_FROM_DAY = 27
 
+# Draws of ``rng.choice`` from these give the same numbers, from the same random stream, as the
+# ``rng.randint(low, high)`` they stand for (both take one ``_randbelow(high - low + 1)``), faster:
+# the hot loop of a world of 4,000 transactions, built for every seed a suite draws.
+_AREA_EXCHANGE = range(200, 1000)
+_LINE = tuple(f"{n:04d}" for n in range(10_000))
+_BIRTH_YEAR = range(1940, 2006)
+_MONTH = tuple(f"{n:02d}" for n in range(1, 13))
+_DAY = tuple(f"{n:02d}" for n in range(1, 29))
+_TXN_DAY = tuple(f"{n:02d}" for n in range(1, 31))
+_HOUR = tuple(f"{n:02d}" for n in range(6, 23))
+_MINUTE = tuple(f"{n:02d}" for n in range(60))
+_EXPIRY_YEAR = range(27, 32)
+_TXNS_PER_CARD = range(5, 12)
+_AMOUNTS = {(low, high): range(low, high + 1) for _, _, low, high in _MERCHANTS}
+
 
 def dispute_id_for(transaction_id: str) -> str:
     """The id of the dispute of a transaction (at most one each): ``TX000123`` → ``DP000123``.
@@ -125,6 +140,7 @@ def dispute_id_for(transaction_id: str) -> str:
 def generate(seed: int, n_customers: int) -> BankingState:
     """A state with ``n_customers`` customers, ~1.3 accounts each, a card per account, ~8 transactions a card."""
     rng = random.Random(seed)
+    choice, random_ = rng.choice, rng.random
     customers: dict[str, Customer] = {}
     accounts: dict[str, Account] = {}
     cards: dict[str, Card] = {}
@@ -136,9 +152,9 @@ def generate(seed: int, n_customers: int) -> BankingState:
         customer_id = f"BC{c:04d}"
         phone = ""
         while not phone or phone in phones:
-            phone = f"{rng.choice(_AREA)}-{rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
+            phone = f"{choice(_AREA)}-{choice(_AREA_EXCHANGE)}-{choice(_LINE)}"
         phones.add(phone)
-        dob = f"{rng.randint(1940, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        dob = f"{choice(_BIRTH_YEAR)}-{choice(_MONTH)}-{choice(_DAY)}"
         customers[customer_id] = Customer(
             id=customer_id, name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}", phone=phone, date_of_birth=dob
         )
@@ -153,9 +169,9 @@ def generate(seed: int, n_customers: int) -> BankingState:
                 id=card_id,
                 account_id=account_id,
                 customer_id=customer_id,
-                last4=f"{rng.randint(0, 9999):04d}",
+                last4=choice(_LINE),
                 network=network,
-                expires=f"{rng.randint(1, 12):02d}/{rng.randint(27, 31)}",
+                expires=f"{choice(_MONTH)}/{choice(_EXPIRY_YEAR)}",
             )
             if card_index % FROZEN_EVERY == FROZEN_FROM:
                 card = card.model_copy(update={"status": "frozen"})
@@ -165,15 +181,14 @@ def generate(seed: int, n_customers: int) -> BankingState:
                 fraud_cases[case_id] = FraudCase(id=case_id, customer_id=customer_id, card_id=card_id, kind="lost")
             cards[card_id] = card
             times = sorted(
-                f"2026-11-{rng.randint(1, 30):02d}T{rng.randint(6, 22):02d}:{rng.randint(0, 59):02d}:"
-                f"{rng.randint(0, 59):02d}Z"
-                for _ in range(rng.randint(5, 11))
+                f"2026-11-{choice(_TXN_DAY)}T{choice(_HOUR)}:{choice(_MINUTE)}:{choice(_MINUTE)}Z"
+                for _ in range(choice(_TXNS_PER_CARD))
             )
             card_txns: list[Transaction] = []
             for ts in times:
-                merchant, category, low, high = rng.choice(_MERCHANTS)
-                amount = rng.randint(low, high)
-                if rng.random() < 0.04:
+                merchant, category, low, high = choice(_MERCHANTS)
+                amount = choice(_AMOUNTS[low, high])
+                if random_() < 0.04:
                     amount = -amount  # a merchant refund
                 status: TransactionStatus = "pending" if int(ts[8:10]) >= PENDING_FROM_DAY else "posted"
                 txn_id = f"TX{len(transactions) + 1:06d}"
