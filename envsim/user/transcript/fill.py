@@ -84,9 +84,11 @@ def _sentence_initial(text: str, position: int) -> bool:
 NEEDS_OBJECT = frozenset(
     ("the", "a", "an", "my", "your", "his", "her", "our", "their", "its", "it's", "is", "are", "was", "were", "am",
      "be", "been", "named", "called", "i", "to", "with", "for", "by", "than", "as", "like", "on", "in", "into",
-     "under", "until", "till", "before", "after", "between", "number", "code", "pin", "name", "email")
+     "under", "until", "till", "before", "after", "between", "number", "code", "pin", "name", "email", "actually",
+     "around", "about", "approximately", "roughly", "exactly")
 )  # fmt: skip
-"""Words that cannot stand right before a dropped span (the span was what they lead to)."""
+"""Words that cannot stand right before a dropped span (the span was what they lead to: 'the flight ID was
+actually 731' does not become 'the flight ID was actually.')."""
 
 CUT_WITH = frozenset(("at", "of"))
 """Prepositions that go with a span dropped mid-sentence (:func:`envsim.user.transcript.text.drop_span`)."""

@@ -183,9 +183,30 @@ ON_TOPIC_BOOST = 2.0
 TOPIC_WEIGHT = 0.3
 """Weight of a turn mentioning a detail, when the reply gives none."""
 
+VOLUNTEER_INTENTS: frozenset[Intent] = frozenset(("greet", "question", "react", "insist", "nudge"))
+"""Replies in which a persona that volunteers (``disclosure: volunteers``) may say a detail it was not asked for,
+where the retrieved human turn names it ('my name is ...', 'a flight to ...'): saying what it needs, reacting,
+insisting. Never in an answer (it gives what was asked), a closing, giving up or saying it does not know."""
+
 _log = logging.getLogger("envsim.user.transcript")  # the package's logger, as before the split
 _warned = False
 
+
+_HOLDS = re.compile(
+    r"\b(?:do|did|does|have|has) (?:you|he|she|they) (?:still |already |now )?(?:have|know|remember|recall|got)\b"
+    r"|\bhave you got\b|\bis (?:that|this|it|your|his|her|their)\b|\bare (?:those|these|they|your)\b",
+    re.IGNORECASE,
+)
+"""A yes/no question about a detail itself: whether the user has, knows or remembers it, or whether a value is it
+('Do you have your flight ID?', 'Is that your PIN?'); such a question asks for the detail (:func:`asks_for`)."""
+
+_PROPOSES = re.compile(
+    r"\b(?:do|does|did|can|could|may|shall|should|will|would|are|were|have|has)\s+(?:you|i|we)\b", re.IGNORECASE
+)
+"""A yes/no question with its own verb ('Do you require...?', 'Can I book...?', 'Would you like...?'); an elliptical
+one ('And your date of birth, please?') is a request for the detail it names."""
+
+_YES_NO = frozenset(("yes", "no", "y", "n", "true", "false"))
 
 _ALTERNATIVE = re.compile(r"\s*,?\s*(?:or|and/or|or maybe|or perhaps)\s+", re.IGNORECASE)
 
@@ -222,6 +243,46 @@ def keep_lengths(weights: np.ndarray, base: np.ndarray, bins: np.ndarray) -> np.
     mass_base = np.bincount(bins, weights=base, minlength=n) / total_base
     scale = np.divide(mass_base, mass_w, out=np.zeros(n), where=mass_w > 0)
     return np.asarray(weights * scale[bins], dtype=float)
+
+
+def _names(lead: int, topics: int) -> bool:
+    """Whether the detail words before a span (``lead``, :data:`~.text.FACT_TOPICS` bits) name a fact of ``topics``
+    and no other detail: 'my phone number is' names a phone, 'my account number is' does not.
+
+    Example:
+        >>> phone, account, number = (cue_mask(w) & TOPIC_MASK for w in ("phone number", "account", "number"))
+        >>> _names(phone, phone), _names(account | number, phone), _names(number, phone), _names(0, phone)
+        (True, False, True, False)
+    """
+    return bool(lead & topics) and not lead & ~topics
+
+
+def asks_for(fact: Fact, keys: Sequence[str], asking: str, act: AgentAct) -> bool:
+    """Whether the agent's questions and requests (``asking``, lower case) ask for ``fact`` (its ``asked_by`` words,
+    ``keys``).
+
+    A yes/no question that names a detail in proposing or offering something (:data:`_PROPOSES`) asks for a yes or
+    a no, not for the detail ('Do you require parking at the venue?', 'Dr. Johnson is free at 9 pm. Can I book
+    it?'): people answer it, they do not say the venue or the doctor again. It asks for the fact only when the fact
+    is itself a yes or a no, or the question is about the detail (:data:`_HOLDS`: 'Do you have your flight ID?');
+    an elliptical one ('And your date of birth, please?') asks for what it names.
+
+    Example:
+        >>> venue = Fact(key="venue", value="West Bay Venue", asked_by=["venue"])
+        >>> asks_for(venue, ["venue"], "do you require parking at the venue?", "ask_yesno")
+        False
+        >>> asks_for(venue, ["venue"], "which venue is it?", "ask_info")
+        True
+        >>> asks_for(venue, ["venue"], "do you know the venue?", "ask_yesno")
+        True
+        >>> asks_for(venue, ["venue"], "and the venue, please?", "ask_yesno")
+        True
+    """
+    if not any(k in asking for k in keys):
+        return False
+    if act != "ask_yesno" or fact.value.strip().lower() in _YES_NO or _HOLDS.search(asking) is not None:
+        return True
+    return _PROPOSES.search(asking) is None
 
 
 def _compatible(fact: SpanKind, span: SpanKind) -> bool:
@@ -278,7 +339,8 @@ class TurnSource:
     ``ref`` is the human turn retrieved (``None`` for a persona line: giving up, demanding a
     person, or a fact said on its own); ``filled`` the fact keys put into its entity spans,
     ``appended`` those said after it, ``dropped`` how many of its spans were removed, ``rejected``
-    how many candidates were rejected before it (unclean adaptation or a misfit).
+    how many candidates were rejected before it (unclean adaptation or a misfit), ``volunteered`` the fact keys
+    said unasked (a persona that volunteers, :data:`VOLUNTEER_INTENTS`).
     """
 
     intent: Intent
@@ -287,6 +349,7 @@ class TurnSource:
     appended: tuple[str, ...] = ()
     dropped: int = 0
     rejected: int = 0
+    volunteered: tuple[str, ...] = ()
 
 
 def _warn_once(message: str) -> None:
@@ -338,6 +401,7 @@ class TranscriptUser(UserSimulator):
         self._emergency = False
         self._keep_quantities = False
         self._keep_when = False
+        self._volunteers = False
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
         self._rng: np.random.Generator | None = None
@@ -430,7 +494,7 @@ class TranscriptUser(UserSimulator):
         cues = cue_mask(heard)
         asking = asking_text(heard)
         self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & TOPIC_MASK, 0
-        asked = [(fact, kind) for fact, keys, kind in self._facts if any(k in asking for k in keys)]
+        asked = [(fact, kind) for fact, keys, kind in self._facts if asks_for(fact, keys, asking, act)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
         if new and not state.gives_up:
             self._revealed.update(fact.key for fact, _ in new)
@@ -458,7 +522,7 @@ class TranscriptUser(UserSimulator):
         ignored = step.before.requires_emergency and "ignores_emergency" in step.events
         if not ignored and unknown_details(agent_message, scenario):  # asked for what it does not have: it says so
             intent = "unknown"
-        elif not step.helped and intent not in ("question", "insist"):
+        elif not step.helped and intent not in ("question", "insist", "greet"):
             intent = "nudge"
         return UserTurn(self._retrieve_text(intent, act, cues, state), affect=state.affect)
 
@@ -477,6 +541,7 @@ class TranscriptUser(UserSimulator):
         self._keep_when = not any(kind in ("date", "time") for _, _, kind in self._facts) and not any(
             p.search(scenario.user.goal) for p in (DATE, TIME)
         )
+        self._volunteers = persona.disclosure == "volunteers"
         self._rest = AffectState.start(persona, emergency=self._emergency).intensity
         self._style = Style.for_persona(persona, self._group)
         self._length_factor = self._style.length_factors(LENGTH_BINS)
@@ -501,6 +566,7 @@ class TranscriptUser(UserSimulator):
         state: AffectState,
         facts: Sequence[tuple[Fact, SpanKind]],
         same_context: bool,
+        volunteer: bool = False,
     ) -> np.ndarray:
         index = self._index
         assert index is not None
@@ -533,6 +599,8 @@ class TranscriptUser(UserSimulator):
             asked |= _fact_topics(fact)
         for fact, _ in spare:
             known |= _fact_topics(fact)
+        unsaid = self._unsaid(facts) if volunteer else []
+        offered = _all_topics(unsaid)
         topics = index.topics[rows]
         want_text = sum(FACT_CLASS[kind] == "text" for _, kind in facts)
         if self._keeps_when():  # asked when, and the scenario has no date or time: the turn's stay as written
@@ -542,12 +610,16 @@ class TranscriptUser(UserSimulator):
         reused = np.where((topics & known) != 0, np.minimum(n_text + n_digits - placed, len(spare)), 0)
         other = 0 if self._keep_quantities else index.n_other[rows]
         dropped = n_text + n_digits + other - placed - reused
+        if offered:  # a turn that names a detail the user volunteers says it instead of dropping it
+            dropped = dropped - np.where(
+                (topics & offered) != 0, np.minimum(n_text + n_digits - placed - reused, len(unsaid)), 0
+            )
         w = w * APPEND_WEIGHT ** (len(facts) - placed) * DROP_WEIGHT**dropped
         if facts:
             on = np.where((topics & asked) != 0, ON_TOPIC_BOOST, 1.0)
             w = w * np.where((topics & ~(asked | known)) != 0, OFF_TOPIC_WEIGHT, on)
         else:
-            w = w * np.where((topics & ~known) != 0, TOPIC_WEIGHT, 1.0)
+            w = w * np.where((topics & ~(known | offered)) != 0, TOPIC_WEIGHT, 1.0)
         target = {"confused": 1, "frustrated": 2, "angry": 2, "panicked": 3}.get(state.affect)
         if state.affect == "relieved":
             w = w * np.where(index.mood[rows] == 0, 2.0, 1.0)
@@ -579,7 +651,13 @@ class TranscriptUser(UserSimulator):
         return self._sim
 
     def _candidates(
-        self, intent: Intent, act: AgentAct, cues: int, state: AffectState, facts: Sequence[tuple[Fact, SpanKind]]
+        self,
+        intent: Intent,
+        act: AgentAct,
+        cues: int,
+        state: AffectState,
+        facts: Sequence[tuple[Fact, SpanKind]],
+        volunteer: bool = False,
     ) -> Iterator[int]:
         """Rows drawn with the environment's generator, without replacement, from the first tier with enough
         candidates (at most :data:`MAX_TRIES`)."""
@@ -588,7 +666,7 @@ class TranscriptUser(UserSimulator):
         for rows, same_context in ((rows, same) for rows in self._tiers for same in (True, False)):
             if not len(rows):
                 continue
-            w = self._weights(rows, intent, act, cues, state, facts, same_context)
+            w = self._weights(rows, intent, act, cues, state, facts, same_context, volunteer)
             if int((w > 0).sum()) >= MIN_CANDIDATES:
                 for _ in range(MAX_TRIES):
                     total = float(w.sum())
@@ -607,33 +685,37 @@ class TranscriptUser(UserSimulator):
         state: AffectState,
         facts: Sequence[tuple[Fact, SpanKind]],
         compose: Callable[[str, list[Fact]], str],
-    ) -> tuple[int, str, tuple[str, ...], tuple[str, ...], int] | None:
+    ) -> tuple[int, str, tuple[str, ...], tuple[str, ...], int, tuple[str, ...]] | None:
         """The first candidate row that adapts cleanly and fits the agent's message, with its final text.
 
         ``compose`` turns the adapted text and the facts left over into the reply. A candidate whose
         adaptation is unclean (:mod:`envsim.user.transcript.fill`) or whose reply the coherence model calls a
         misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
-        Returns the row, the reply, the fact keys filled and appended, and the spans dropped; ``None``
-        when every candidate was rejected or none could be drawn.
+        A persona that volunteers may say facts it was not asked for in the spans of a turn that names them
+        (:data:`VOLUNTEER_INTENTS`); they count as given once the reply is taken.
+        Returns the row, the reply, the fact keys filled and appended, the spans dropped and the fact keys
+        volunteered; ``None`` when every candidate was rejected or none could be drawn.
         """
         index = self._index
         assert index is not None
         model = index.coherence()
         reject = model.quantile(REJECT_SHARE) if model is not None else 0.0
-        for row in self._candidates(intent, act, cues, state, facts):
-            adapted = self._adapt(row, facts)
-            if adapted is None:
+        volunteer = self._volunteers and intent in VOLUNTEER_INTENTS and not facts
+        for row in self._candidates(intent, act, cues, state, facts, volunteer):
+            adapted = self._adapt(row, facts, volunteer=volunteer)
+            if adapted is None or not self._discreet(adapted[0], adapted[4]):
                 self.stats["rejected_unclean"] += 1
                 self._rejected += 1
                 continue
-            text, filled, left, dropped = adapted
-            reply = compose(self._scrub(text), left)
+            text, filled, left, dropped, volunteered = adapted
+            reply = compose(text, left)
             if not reply or (model is not None and self._heard.strip() and model.score(self._heard, reply) < reject):
                 self.stats["rejected_misfit"] += 1
                 self._rejected += 1
                 continue
             self._used.add(row)
-            return row, reply, tuple(filled), tuple(f.key for f in left), dropped
+            self._revealed.update(volunteered)
+            return row, reply, tuple(filled), tuple(f.key for f in left), dropped, tuple(volunteered)
         return None
 
     def _spare(self, facts: Sequence[tuple[Fact, SpanKind]]) -> list[tuple[Fact, SpanKind]]:
@@ -641,11 +723,22 @@ class TranscriptUser(UserSimulator):
         giving = {fact.key for fact, _ in facts}
         return [(f, kind) for f, _, kind in self._facts if f.key in self._revealed and f.key not in giving]
 
-    def _adapt(self, row: int, facts: Sequence[tuple[Fact, SpanKind]]) -> tuple[str, list[str], list[Fact], int] | None:
-        """The row's text with its spans filled by ``facts`` (then by facts already given) or dropped.
+    def _unsaid(self, facts: Sequence[tuple[Fact, SpanKind]]) -> list[tuple[Fact, SpanKind]]:
+        """Facts not yet given (and not among ``facts``): what a persona that volunteers may say unasked."""
+        giving = {fact.key for fact, _ in facts}
+        return [(f, kind) for f, _, kind in self._facts if f.key not in self._revealed and f.key not in giving]
 
-        Returns the text, the keys of ``facts`` placed, the facts of ``facts`` left over and the
-        number of spans dropped; ``None`` when a span to fill or drop is not a whole token run
+    def _adapt(
+        self, row: int, facts: Sequence[tuple[Fact, SpanKind]], *, volunteer: bool = False
+    ) -> tuple[str, list[str], list[Fact], int, list[str]] | None:
+        """The row's text with its spans filled by ``facts`` (then by facts already given, then, with
+        ``volunteer``, by facts not yet given) or dropped.
+
+        A fact given before, or volunteered, goes only where the turn names it: the words before the span (or,
+        for one given before, the turn) name its topic ('my name is'), or, for one volunteered, one of the words
+        it is asked by ('a flight to <destination>'). Returns the text, the keys of ``facts`` placed, the facts of
+        ``facts`` left over, the number of spans dropped and the keys volunteered; ``None`` when a span to fill
+        or drop is not a whole token run
         (:func:`~envsim.user.transcript.fill.clean_span`) or a drop leaves a word hanging
         (:func:`~envsim.user.transcript.fill.dangling`): the turn cannot be adapted cleanly.
         """
@@ -662,13 +755,29 @@ class TranscriptUser(UserSimulator):
             topics = _fact_topics(fact)
             free = [i for i, span in enumerate(spans) if i not in fill and _compatible(kind, span[2])]
             free = [i for i in free if not lead[i] or lead[i] & topics]  # never 'my PIN is <phone>'
-            if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN')
-                free = [i for i in free if lead[i] & topics or (not lead[i] and own & topics)]
+            if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN'),
+                # and nothing else ('my account number is' is no place for a phone number)
+                free = [i for i in free if _names(lead[i], topics) or (not lead[i] and own & topics)]
             ranked = sorted(free, key=lambda i: (not lead[i] & topics, spans[i][2] != kind, i))
             if ranked:
                 fill[ranked[0]] = fact
             elif fact.key in giving:
                 left.append(fact)
+        unsaid = self._unsaid(facts) if volunteer else []
+        if unsaid:
+            before = [sentence_tail(text[max(0, s - 40) : s]).lower() for s, _, _ in spans]
+            for fact, kind in unsaid:
+                topics = _fact_topics(fact)
+                named = [re.compile(rf"\b{re.escape(k.lower())}") for k in fact.asked_by if k.strip()]
+                free = [
+                    i
+                    for i, span in enumerate(spans)
+                    if i not in fill
+                    and _compatible(kind, span[2])
+                    and (_names(lead[i], topics) or (not lead[i] and any(n.search(before[i]) for n in named)))
+                ]
+                if free:
+                    fill[free[0]] = fact
         if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
             return None  # it names a detail it does not give ('my PIN is' before a phone number)
         placed = sorted(fill)
@@ -693,14 +802,21 @@ class TranscriptUser(UserSimulator):
         text = tidy(text)
         if dropped and dangling(text) is not None and dangling(text) != dangling(tidy(original)):
             return None
-        return text, [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped
+        said = {fact.key for fact, _ in unsaid}
+        volunteered = list(dict.fromkeys(fill[i].key for i in sorted(fill) if fill[i].key in said))
+        return text, [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped, volunteered
 
-    def _scrub(self, text: str) -> str:
-        """Remove any unrevealed fact value that a human turn happens to contain."""
+    def _discreet(self, text: str, volunteered: Sequence[str] = ()) -> bool:
+        """Whether ``text`` holds no fact value not yet given (as a whole word), ``volunteered`` ones aside.
+
+        A human turn may happen to hold one ('I'd like to RSVP', a 5 where the scenario's code is 5): the turn is
+        not used (cutting the value out would garble it: 'I'd like to to a party')."""
         for fact, _, _ in self._facts:
-            if fact.key not in self._revealed and fact.value.lower() in text.lower():
-                text = tidy(re.sub(re.escape(fact.value), "", text, flags=re.IGNORECASE))
-        return text
+            if fact.key in self._revealed or fact.key in volunteered or not fact.value.strip():
+                continue
+            if re.search(rf"(?<!\w){re.escape(fact.value)}(?!\w)", text, flags=re.IGNORECASE):
+                return False
+        return True
 
     def _answer(
         self,
@@ -722,7 +838,7 @@ class TranscriptUser(UserSimulator):
         if found is None:  # the fallback: the facts said by the scenario's own lines
             self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in facts)))
             return self._styled(" ".join(say(f) for f, _ in facts))
-        row, text, filled, appended, dropped = found
+        row, text, filled, appended, dropped, _ = found
         self._note(TurnSource(intent, self._index.ref(row) if self._index else None, filled, appended, dropped))
         return self._styled(text)
 
@@ -731,8 +847,9 @@ class TranscriptUser(UserSimulator):
         assert persona is not None and self._scenario is not None
         found = self._retrieve(intent, act, cues, state, (), lambda text, _: text)
         if found is not None:
-            row, text, _, _, dropped = found
-            self._note(TurnSource(intent, self._index.ref(row) if self._index else None, dropped=dropped))
+            row, text, _, _, dropped, volunteered = found
+            ref = self._index.ref(row) if self._index else None
+            self._note(TurnSource(intent, ref, dropped=dropped, volunteered=volunteered))
             return self._styled(text)
         self._note(TurnSource(intent, None))
         if intent == "close":

@@ -44,6 +44,8 @@ def test_clean_span(text: str, part: str, kind: str, clean: bool) -> None:
         ("Sure, 4321, I think.", "4321", True),
         ("4321", "4321", True),
         ("book a table at the Ritz today", "Ritz", False),
+        ("The flight ID was actually 731.", "731", False),  # not 'The flight ID was actually.'
+        ("It should be around 5 pm.", "5 pm", False),
     ],
 )
 def test_droppable(text: str, part: str, ok: bool) -> None:

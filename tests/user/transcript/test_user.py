@@ -25,7 +25,7 @@ from envsim.calibration_outcomes import shipped_scenarios
 from envsim.cli import app
 from envsim.loader import load_scenario
 from envsim.registration import load_registered
-from envsim.scenario import PersonaSpec, Scenario
+from envsim.scenario import Fact, PersonaSpec, Scenario
 from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation
 from envsim.user.affect import asking_text
@@ -299,14 +299,14 @@ def test_quantities_kept_unless_the_scenario_has_its_own(corpus: Path) -> None:
     for row in rows:  # another customer's amount is a human detail that contradicts nothing: it stays
         adapted = user._adapt(row, ())
         assert adapted is not None
-        text, _, _, dropped = adapted
+        text, _, _, dropped, _ = adapted
         assert dropped == 0 and money.search(text)
     user.reset(load_registered("BankingHotelHoldConfusedSenior"), np.random.default_rng(0))  # its goal says $300
     kept = 0
     for row in rows:  # it could contradict the scenario's own amount: it goes, or the turn is not used
         adapted = user._adapt(row, ())
         if adapted is not None:  # None: the amount cannot be dropped cleanly ('I paid $300 for it')
-            text, _, _, dropped = adapted
+            text, _, _, dropped, _ = adapted
             assert dropped == 1 and not money.search(text)
             kept += 1
     assert kept >= 2
@@ -641,3 +641,106 @@ def test_each_conversation_keeps_a_length_of_its_own(corpus: Path, monkeypatch: 
     independent = _episode_mean_lengths(user, scenario, range(60))
     assert own.std() > 1.5 * independent.std()
     assert abs(own.mean() - independent.mean()) < 0.25  # a spread around the category's lengths, not a shift
+
+
+# -- what a person says unasked, and what it never says (issue 19, fit to the agent turn) ----------
+
+
+def test_a_turn_holding_a_detail_not_yet_given_is_not_used(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A human turn that happens to hold a value of the scenario not yet given is passed over, not cut: cutting
+    it out garbled the turn ('I would like to RSVP to a party' with an unrevealed 'RSVP' became 'to to')."""
+    base = load_registered("RetailCancelPendingOrder")
+    user = TranscriptUser(corpus)
+    user.reset(base, np.random.default_rng(0))
+    index, model = user._index, user._index.coherence() if user._index else None
+    assert index is not None and model is not None
+    offer = AGENT_ACTS.index("offer")
+    word = re.compile(r"\b([a-z]{5,})\b(?= [a-z])")  # a word in mid-sentence
+    row = next(
+        r
+        for r in range(len(index))
+        if index.context[r] == offer and word.search(index.texts[r]) and (a := user._adapt(r, ())) is not None
+        and a[3] == 0 and word.search(a[0]) and not model.misfit(OFFER, a[0])
+    )  # fmt: skip
+    value = word.search(index.texts[row]).group(1)  # type: ignore[union-attr]
+    secret = Fact(key="code_word", value=value, asked_by=["code word"])
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [*base.user.facts, secret]})})
+    drawn = user._candidates
+
+    def planted(*args: Any) -> Any:
+        yield row
+        yield from drawn(*args)
+
+    monkeypatch.setattr(user, "_candidates", planted)
+    user.attach_goal(lambda: False)
+    before = user.stats["rejected_unclean"]
+    user.reset(scenario, np.random.default_rng(0))
+    reply = user.reply(OFFER, []).text
+    assert user.trace[-1].ref != index.ref(row) and user.stats["rejected_unclean"] > before
+    assert not re.search(rf"\b{value}\b", reply, re.IGNORECASE), reply
+
+
+def _with_account(scenario: Scenario) -> Scenario:
+    """``scenario`` with an account number to give (STAR's role-players say theirs: 'my account number is ...')."""
+    account = Fact(key="account_number", value="85731890", asked_by=["account number", "account"])
+    return scenario.model_copy(
+        update={"user": scenario.user.model_copy(update={"facts": [*scenario.user.facts, account]})}
+    )
+
+
+def test_a_persona_that_volunteers_says_a_detail_where_the_turn_names_it(corpus: Path) -> None:
+    """A persona with ``disclosure: volunteers`` says an unasked fact in the span of a turn that names it ('my
+    account number is ...'), as STAR's role-players of those categories state their details with their request;
+    one that answers only drops the span or passes the turn over. An answer never volunteers."""
+    scenario = _with_account(load_registered("RetailRefundDamagedMug"))  # calm: volunteers
+    account = scenario.user.facts[-1]
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    index = user._index
+    assert index is not None
+    named = re.compile(r"\baccount(?: number)? is\s*$", re.IGNORECASE)
+    rows = [
+        r
+        for r in range(len(index))
+        if any(k == "number" and named.search(index.texts[r][:s]) for s, _, k in index.spans(r))
+    ][:20]
+    assert len(rows) >= 5
+    said = 0
+    for row in rows:
+        offered = user._adapt(row, (), volunteer=True)
+        kept = user._adapt(row, ())
+        assert kept is None or account.value not in kept[0]
+        if offered is not None:
+            assert "account_number" in offered[4] and account.value in offered[0]
+            said += 1
+    assert said >= 3
+    greeting = ("Hello, how can I help you today?",)
+    volunteered: dict[str, int] = {}
+    for disclosure in ("volunteers", "answers_only"):
+        persona = _with_account(_with_persona("RetailRefundDamagedMug", disclosure=disclosure))
+        volunteered[disclosure] = 0
+        for seed in range(40):
+            reply = _play(user, persona, seed, greeting)[0]
+            assert user.trace[-1].intent == "greet"  # a greeting asks what the user needs: not a nudge
+            keys = user.trace[-1].volunteered
+            volunteered[disclosure] += len(keys)
+            for fact in persona.user.facts[1:]:  # said only when volunteered (the first: in a volunteering opening)
+                assert (fact.value in reply) == (fact.key in keys), reply
+                assert fact.key not in keys or fact.key in user._revealed
+    assert volunteered["volunteers"] >= 1 and volunteered["answers_only"] == 0
+
+
+def test_a_yes_no_question_naming_a_detail_does_not_ask_for_it(corpus: Path) -> None:
+    """'Do you require parking at the venue?' asks for a yes or a no: the user does not say the venue again
+    ('Yes please. West Bay Venue'), as people do not; a question about the detail itself still gets it."""
+    venue = Fact(key="venue", value="West Bay Venue", asked_by=["venue"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [venue]})})
+    user = TranscriptUser(corpus)
+    for seed in range(5):
+        user.attach_goal(lambda: False)
+        proposal, about_it = _play(
+            user, scenario, seed, ("Do you require parking at the venue?", "Do you know the venue?")
+        )
+        assert venue.value not in proposal and user.trace[0].intent != "answer", proposal
+        assert venue.value in about_it and user.trace[1].intent == "answer", about_it
