@@ -15,7 +15,10 @@ dialogue in five (by a hash of the dialogue id), and fits per group, on the othe
 * affect intensities from :mod:`envsim.user.affect_scorer`, over all user turns and over
   opening turns; the shares of high-distress, high-panic (fear or nervousness) and
   high-hostility (anger or annoyance) turns, "high" meaning above the 90th percentile of the
-  calm group's turns; and how soon a dialogue reaches its first high-distress turn.
+  calm group's turns; and how soon a dialogue reaches its first high-distress turn;
+* patience, by :mod:`envsim.calibrate_patience` (``envsim calibrate`` runs it after :func:`calibrate`):
+  the longest run of unhelpful wizard turns, by envsim's own affect rules, that the group's humans
+  sat through without leaving (:class:`PatienceFit`).
 
 ABCD is not used: the shared sample holds three conversations, too few to fit anything.
 
@@ -355,6 +358,22 @@ class HeldoutCheck(BaseModel):
     )
 
 
+class PatienceFit(BaseModel):
+    """How long a group's humans stayed: the longest run of unhelpful agent turns each answered, and the patience.
+
+    Measured by :func:`envsim.calibrate_patience.tolerated_streak` on the fitting dialogues; the
+    patience is the ``quantile`` quantile of the runs (see :mod:`envsim.calibrate_patience`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dialogues: int = Field(description="Fitting dialogues measured.")
+    quantile: float = Field(description="The quantile of the runs taken as the patience.")
+    patience: int = Field(ge=0, le=50, description="The fitted patience: that quantile of the runs (an observed run).")
+    median: float = Field(description="Median longest run of unhelpful agent turns a human answered.")
+    longest: int = Field(description="The longest such run in any fitting dialogue.")
+
+
 class GroupFit(BaseModel):
     """Everything fitted for one persona group (on the fitting dialogues)."""
 
@@ -377,6 +396,9 @@ class GroupFit(BaseModel):
     affect: AffectFit
     heldout: HeldoutCheck
     exemplars: list[Exemplar] = Field(description="Characteristic fitting turns, as references only.")
+    patience: PatienceFit | None = Field(
+        None, description="The tolerated runs and the patience (envsim.calibrate_patience.with_patience; None before)."
+    )
 
 
 class Calibration(BaseModel):
@@ -696,14 +718,19 @@ PROVENANCE_IDS = 50
 """Dialogue ids listed in a persona's provenance (the count is always complete)."""
 
 
-def persona_entries(calibration: Calibration) -> list[Persona]:
+def persona_entries(calibration: Calibration, patience: int | None = None) -> list[Persona]:
     """The calibrated personas: each group's fitted numbers mapped onto :class:`Persona` traits.
+
+    ``patience``: give every persona this patience instead of its fitted one (what
+    :mod:`envsim.calibrate_patience` measures with); without it, a group whose patience is not
+    fitted yet (:attr:`GroupFit.patience` is ``None``) is an error.
 
     * ``verbosity``: the log-normal fit of words per user turn;
     * ``question_rate``, ``typo_rate``: as fitted;
     * ``disclosure``: ``volunteers`` when most opening turns state a number or a name;
     * ``register``: casual / formal when informality is :data:`REGISTER_MARGIN` above / below calm;
-    * ``patience``: the median user turns before the first high-distress turn, minus one;
+    * ``patience``: the group's :class:`PatienceFit`: the longest run of unhelpful agent turns that
+      99% of its humans sat through (:mod:`envsim.calibrate_patience`);
     * ``escalation_propensity``: the share of user turns with high hostility (anger or annoyance);
     * ``panic_intensity``: for emergency groups, the share of user turns with high panic (fear or
       nervousness), at least 0.01; zero otherwise;
@@ -724,8 +751,9 @@ def persona_entries(calibration: Calibration) -> list[Persona]:
         register = "neutral"
         if abs(informality) >= REGISTER_MARGIN:
             register = "casual" if informality > 0 else "formal"
-        to_high = fit.affect.turns_to_high_distress
-        patience = 50 if to_high is None else min(50, max(0, round(to_high) - 1))
+        fitted = patience if patience is not None else fit.patience.patience if fit.patience is not None else None
+        if fitted is None:
+            raise EnvsimError(f"{name}: patience not fitted (envsim.calibrate_patience.with_patience)")
         panic = max(0.01, fit.affect.high_share[PANIC]) if spec.emergency else 0.0
         personas.append(
             Persona.model_validate(
@@ -733,7 +761,7 @@ def persona_entries(calibration: Calibration) -> list[Persona]:
                     "name": name,
                     "description": spec.description,
                     "initial_affect": spec.affect if shows else "calm",
-                    "patience": patience,
+                    "patience": fitted,
                     "nudges": list(spec.nudges),
                     "give_up": spec.give_up,
                     "human_demands": list(spec.human_demands),
@@ -771,6 +799,11 @@ def _comment(fit: GroupFit, calibration: Calibration) -> list[str]:
         f"{fit.affect.turns_to_high_distress} user turns; hostile turns {fit.affect.high_share[HOSTILITY]:.2f}; "
         f"panicky turns {fit.affect.high_share[PANIC]:.2f}",
     ]
+    if fit.patience is not None:
+        lines.append(
+            f"  longest run of unhelpful agent turns answered: median {fit.patience.median:g}, "
+            f"longest {fit.patience.longest}; patience = its {fit.patience.quantile:g} quantile"
+        )
     if held.mean:
         check = f"  held out: distress {held.mean['distress']:.3f}"
         if calm is not None and calm.heldout.mean:

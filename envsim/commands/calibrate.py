@@ -61,9 +61,10 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from envsim.calibrate import calibrate, library_yaml, persona_entries, shipped_library_path
+        from envsim.calibrate_patience import with_patience
 
         started = time.perf_counter()
-        calibration = calibrate(_corpus(corpus))
+        calibration = with_patience(calibrate(_corpus(corpus)), _corpus(corpus))
         target = output or shipped_library_path()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(library_yaml(calibration), encoding="utf-8")

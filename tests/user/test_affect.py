@@ -357,7 +357,7 @@ def test_repeated_and_known_questions_frustrate_more_than_plain_unhelpfulness() 
 
 
 def test_asking_for_details_the_user_lacks_is_neither_help_nor_ignoring_it() -> None:
-    confused = load_persona("star_confused")  # patience 3
+    confused = load_persona("star_confused")
     machine = AffectMachine(confused)
     start = machine.state
     steps = [machine.observe({"asks_unknown_info"}) for _ in range(confused.patience + 3)]
