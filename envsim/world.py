@@ -291,11 +291,17 @@ class Table(Generic[R]):
                 yield key
 
     def items(self) -> Iterator[tuple[str, R]]:
-        """``(key, record)`` pairs of live records."""
-        for key in self.keys():
-            row = self.get(key)
-            assert row is not None
-            yield key, row
+        """``(key, record)`` pairs of live records (in :meth:`keys` order)."""
+        rows, overlay = self._base.rows, self._overlay
+        for key, row in rows.items():
+            if overlay:  # an unchanged table (the usual case) is its base, as it is
+                row = overlay.get(key, row)
+                if row is _DELETED:
+                    continue
+            yield key, row  # type: ignore[misc]
+        for key, row in overlay.items():
+            if row is not _DELETED and key not in rows:
+                yield key, row
 
     def values(self) -> Iterator[R]:
         """Live records."""

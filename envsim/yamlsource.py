@@ -18,6 +18,12 @@ module, which bounds what a hostile file can cost. Each limit is a located
 - a value that cannot be built (``2024-13-45`` as a date, a list as a key) is an error at its
   position, never a ``ValueError`` or ``TypeError``.
 
+Where PyYAML has libyaml, text is parsed and composed in C (a tenth of the time), then the node
+graph is checked against the same bounds before anything is built; text on which libyaml and
+PyYAML's own scanner may part (tabs, a byte order mark, ``\r``, ``?`` or nothing inside a flow
+collection, ...), a bound crossed or any error sends the text to the Python loader above, whose
+reading and located errors are the ones that count.
+
 Merge keys (``<<: *base``) work as in ``yaml.safe_load``: the merged mapping's keys come first
 and the keys written beside ``<<`` override them; a key written twice is still an error.
 
@@ -39,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Hashable
@@ -67,13 +74,31 @@ MAX_INT_DIGITS = 4300
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _VALUE_TAG = "tag:yaml.org,2002:value"
 _STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 def _composer_error(problem: str, mark: Any) -> yaml.composer.ComposerError:
     return yaml.composer.ComposerError(None, None, problem, mark)
 
 
-class _SafeLoader(yaml.SafeLoader):
+class _Building(yaml.constructor.SafeConstructor):
+    """How both loaders build values: ``safe_load``'s constructors, refusing what :func:`_mapping` and
+    :func:`_integer` refuse, and reporting a value Python cannot build at its position."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Build one value; one that Python refuses (a 13th month, a list as a key) is a located YAML error."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as err:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            shown = node.value if isinstance(node.value, str) else "this value"
+            problem = f"cannot read {_short(shown)!r} as {kind}: {err}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+class _SafeLoader(_Building, yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and bounds nesting, alias expansion and integer size.
 
     While composing it keeps, for every finished node, the values and characters it stands for
@@ -131,24 +156,12 @@ class _SafeLoader(yaml.SafeLoader):
             )
         return node
 
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        """Build one value; one that Python refuses (a 13th month, a list as a key) is a located YAML error."""
-        try:
-            return super().construct_object(node, deep=deep)
-        except yaml.YAMLError:
-            raise
-        except (ValueError, TypeError, OverflowError) as err:
-            kind = str(node.tag).rsplit(":", 1)[-1]
-            shown = node.value if isinstance(node.value, str) else "this value"
-            problem = f"cannot read {_short(shown)!r} as {kind}: {err}"
-            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
-
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _mapping(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _mapping(loader: _SafeLoader | yaml.CSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     """A mapping as ``safe_load`` builds it (merge keys included), refusing a key written twice."""
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
@@ -172,7 +185,7 @@ def _mapping(loader: _SafeLoader, node: yaml.MappingNode, deep: bool = False) ->
     return dict(loader.construct_pairs(node, deep=deep))
 
 
-def _integer(loader: _SafeLoader, node: yaml.ScalarNode) -> int:
+def _integer(loader: _SafeLoader | yaml.CSafeLoader, node: yaml.ScalarNode) -> int:
     """An integer as ``safe_load`` reads it, refused past :data:`MAX_INT_DIGITS` digits."""
     digits = str(node.value).replace("_", "").replace(":", "").lstrip("+-")
     if digits[:2] in ("0x", "0b"):
@@ -186,6 +199,21 @@ def _integer(loader: _SafeLoader, node: yaml.ScalarNode) -> int:
 
 _SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 _SafeLoader.add_constructor("tag:yaml.org,2002:int", _integer)
+
+_FastLoader: type[yaml.CSafeLoader] | None = None
+"""libyaml's parser and composer (in C) with :class:`_SafeLoader`'s constructors, when PyYAML has libyaml."""
+if yaml.__with_libyaml__:  # pragma: no branch
+
+    class _CFastLoader(_Building, yaml.CSafeLoader):
+        """The C parser and composer, building values as :class:`_SafeLoader` does."""
+
+    _CFastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    _CFastLoader.add_constructor("tag:yaml.org,2002:int", _integer)
+    _FastLoader = _CFastLoader
+
+C_NESTING = 5_000
+"""Deepest nesting the C composer (which recurses in C, unbounded) is given: text that might nest
+deeper goes to :class:`_SafeLoader`, which refuses it past :data:`MAX_DEPTH`."""
 
 
 @dataclass
@@ -296,10 +324,103 @@ def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
+_PARTING = ("\t", "\ufeff", "\r", "\x85", "\u2028", "\u2029")
+"""Characters on which libyaml's scanner and PyYAML's do not always agree (tabs, a byte order mark, the
+line breaks other than ``\\n``): text holding any is read by :class:`_SafeLoader` alone."""
+
+
+_BLOCK_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
+"""A block scalar's header run into a comment (``>-#``): PyYAML refuses it, libyaml reads it."""
+
+
+def _nesting_bound(text: str) -> int:
+    """At least the deepest nesting of nodes in ``text``: each flow collection takes a bracket and every
+    two levels of block collections at least one more column (a sequence may share its key's)."""
+    longest = max(map(len, text.splitlines()), default=0)
+    return 2 * (longest + 2) + text.count("[") + text.count("{")
+
+
+def _scanners_part(node: yaml.ScalarNode, in_flow: bool, block_value: bool) -> bool:
+    """Whether libyaml and PyYAML may have read ``node`` apart: a plain scalar (libyaml's style is "",
+    PyYAML's None) with a ``?`` inside a flow collection, or empty anywhere but as a block mapping's
+    value (``[1, , 2]``, a bare ``!``, a lone ``?`` or ``---``: the two place or type it differently)."""
+    if node.style:
+        return False
+    if not node.value:
+        return in_flow or not block_value or node.tag != _NULL_TAG
+    return in_flow and "?" in node.value
+
+
+def _within_bounds(root: yaml.Node) -> bool:
+    """Whether the node graph the C composer made is one :class:`_SafeLoader` reads alike and accepts: no
+    scalar the two scanners read apart, no alias inside the node it names, nesting below :data:`MAX_DEPTH`,
+    aliases adding at most :data:`MAX_ALIAS_VALUES` values and :data:`MAX_ALIAS_CHARS` characters (what
+    the expanded tree holds beyond each node written once)."""
+    expanded: dict[int, tuple[int, int]] = {}
+    written_values = written_chars = 0
+    # (node, depth, its children are done, inside a flow collection, a block mapping's value)
+    stack: list[tuple[yaml.Node, int, bool, bool, bool]] = [(root, 0, False, False, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, depth, done, in_flow, block_value = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+            sizes = [expanded[id(c)] for c in children]
+            expanded[key] = (1 + sum(v for v, _ in sizes), sum(c for _, c in sizes))
+            continue
+        if key in open_nodes:
+            return False  # a recursive structure
+        if key in expanded:
+            continue  # an alias of a node already built
+        if depth >= MAX_DEPTH - 2:
+            return False
+        if isinstance(node, yaml.ScalarNode):
+            if _scanners_part(node, in_flow, block_value):
+                return False
+            expanded[key] = (1, len(node.value))
+            written_values, written_chars = written_values + 1, written_chars + len(node.value)
+            continue
+        assert isinstance(node, yaml.CollectionNode)
+        written_values += 1
+        open_nodes.add(key)
+        stack.append((node, depth, True, in_flow, block_value))
+        flow = in_flow or bool(node.flow_style)
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1, False, flow, False) for child in reversed(node.value))
+        else:
+            for k, v in reversed(node.value):
+                stack.extend(((v, depth + 1, False, flow, not flow), (k, depth + 1, False, flow, False)))
+    values, chars = expanded[id(root)]
+    return values - written_values <= MAX_ALIAS_VALUES and chars - written_chars <= MAX_ALIAS_CHARS
+
+
+def _compose_fast(text: str) -> tuple[yaml.Node | None, Any] | None:
+    """:func:`_compose_and_construct` through libyaml, or None when it is not there, the text might nest
+    too deep for it, or anything is wrong (:class:`_SafeLoader` then reads the text again, to say what)."""
+    if _FastLoader is None or _nesting_bound(text) > C_NESTING or any(c in text for c in _PARTING):
+        return None
+    if _BLOCK_HEADER_COMMENT.search(text):
+        return None
+    try:
+        loader = _FastLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and not _within_bounds(node):
+                return None
+            return node, (loader.construct_document(node) if node is not None else None)
+        finally:
+            loader.dispose()
+    except Exception:  # every error is reported, located and worded, by the Python loader
+        return None
+
+
 def _parse(text: str, path: Path | None) -> YamlDocument:
     """Compose ``text`` once (bounded), build the data from that node tree, and index its positions."""
+    fast = _compose_fast(text)
     try:
-        node, data = _compose_and_construct(text)
+        node, data = fast if fast is not None else _compose_and_construct(text)
     except yaml.MarkedYAMLError as err:
         line, col, message = _explain(err, text)
         raise ScenarioError([Problem(path, line, col, "", f"invalid YAML: {message}")]) from None

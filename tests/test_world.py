@@ -180,3 +180,24 @@ def test_a_table_total_is_the_sum_of_its_record_digests_each_of_its_canonical_js
     assert canonical_json(rows["b"]) == '{"name":"é","tags":{"a":2,"z":1}}'
     assert base.total() == sum(record_digest("tagged", k, r) for k, r in rows.items()) % (1 << 128)
     assert base.digest("b") == record_digest("tagged", "b", rows["b"])
+
+
+def test_items_are_the_live_records_in_key_order_through_changes() -> None:
+    class Item(Record):
+        stock: int
+
+    class Shop(WorldState):
+        items: dict[str, Item]
+
+    world = World(Shop(items={k: Item(stock=i) for i, k in enumerate("abcd")}))
+    table = world.table("items", Item)
+    assert list(table.items()) == [(k, Item(stock=i)) for i, k in enumerate("abcd")]
+    table.put("b", Item(stock=20))
+    table.delete("c")
+    table.put("e", Item(stock=5))
+    table.delete("e")
+    table.put("f", Item(stock=6))
+    assert list(table.items()) == [(k, table.get(k)) for k in table.keys()]  # noqa: SIM118 (a Table is no dict)
+    assert [(k, r.stock) for k, r in table.items()] == [("a", 0), ("b", 20), ("d", 3), ("f", 6)]
+    world.reset()
+    assert [r.stock for r in table.values()] == [0, 1, 2, 3]

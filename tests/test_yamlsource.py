@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envsim import yamlsource
 from envsim.errors import ScenarioError
 from envsim.loader import load_scenario_text
 from envsim.reward.judge import load_rubric_text
@@ -169,7 +170,8 @@ def test_merging_a_scalar_is_a_located_error() -> None:
     assert "expected a mapping or list of mappings for merging" in located("d:\n  <<: 3\n")
 
 
-def test_a_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("text", ["a: 1\n", "a: 1  # a\ttab\n"])  # libyaml's composer, or PyYAML's (a tab)
+def test_a_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     """One compose per file (it used to be parsed twice: a load and a compose)."""
     composed = []
     original = yaml.composer.Composer.compose_document
@@ -179,10 +181,64 @@ def test_a_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         return original(self)
 
     monkeypatch.setattr(yaml.composer.Composer, "compose_document", counting)
+    if yamlsource._FastLoader is not None:
+        fast = yamlsource._FastLoader.get_single_node
+
+        def fast_counting(self: yaml.CSafeLoader) -> object:
+            composed.append(1)
+            return fast(self)
+
+        monkeypatch.setattr(yamlsource._FastLoader, "get_single_node", fast_counting)
     path = tmp_path / "a.yaml"
-    path.write_text("a: 1\n", encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     assert load_yaml(path).data == {"a": 1}
     assert len(composed) == 1
+
+
+SAME_EITHER_WAY = [
+    "base: &b {x: 1, y: [a, 'b', \"c\"]}\nd:\n  <<: *b\n  y: 3\n  when: 2024-05-01\n  n: 0x1F\n",
+    "opening: |\n  Hello, is that the bank?\n  My card — the one ending 1234 — is gone!\nfacts: {last4: '1234'}\n",
+    "- a: ~\n  b:\n  c: yes\n- [1, 2.5, .inf, -3]\n- {k: v, 'q?': \"r?\"}\n- >-\n  folded\n  text\n",
+    "emoji: 😀 é\nlist:\n- - nested\n  - x\n",
+]
+
+
+@pytest.mark.parametrize("text", SAME_EITHER_WAY)
+def test_libyaml_reads_what_pyyaml_reads_to_the_same_data_and_positions(text: str) -> None:
+    fast = yamlsource._compose_fast(text)
+    if yamlsource._FastLoader is None:
+        pytest.skip("PyYAML without libyaml: every text is read by the Python loader")
+    assert fast is not None
+    node, data = yamlsource._compose_and_construct(text)
+    slow_doc, fast_doc = yamlsource.YamlDocument(data, None), yamlsource.YamlDocument(fast[1], None)
+    yamlsource._index(node, (), slow_doc)
+    yamlsource._index(fast[0], (), fast_doc)
+    assert repr(fast_doc.data) == repr(slow_doc.data)
+    assert (fast_doc.values, fast_doc.keys) == (slow_doc.values, slow_doc.keys)
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("a: {b: c?d}\n", "<string>:1:9: invalid YAML: while parsing a flow mapping expected ',' or '}', but got '?'"),
+        ("a: [1, , 2]\n", "<string>:1:8: invalid YAML: while parsing a flow node expected the node content"),
+        ("a: >-#\n  text\n", "<string>:1:6: invalid YAML: while scanning a block scalar expected chomping"),
+        ("a: !\n", {"a": None}),  # libyaml: ''
+        ("- \n- 2\n", [None, 2]),
+        ("?", {None: None}),
+        ("---", None),
+        ("a: 1  # a\ttab\n", {"a": 1}),
+        ("\ufeffa: 1\n", {"a": 1}),
+        ("a: 1\r\nb: 2\r\n", {"a": 1, "b": 2}),
+    ],
+)
+def test_where_libyaml_and_pyyaml_part_pyyaml_reads(text: str, read: object) -> None:
+    """libyaml reads these otherwise than PyYAML (or reads what PyYAML refuses): they go to PyYAML."""
+    assert yamlsource._compose_fast(text) is None
+    if isinstance(read, str):
+        assert located(text).startswith(read)
+    else:
+        assert load_yaml_text(text).data == read
 
 
 def test_envsim_judge_with_a_bomb_rubric_exits_2_with_the_located_error(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from envsim.errors import NoMatch, Problem, RenderError
 from envsim.factory.family import LoadedFamily
@@ -77,12 +77,16 @@ Row = tuple[str, dict[str, Any]]
 @lru_cache(maxsize=1024)
 def table_records(toolkit: str, fixture: str, seed: int, table: str) -> tuple[Row, ...]:
     """The records of a fixture world's table as JSON data, sorted by id (shared: never modify them)."""
-    from pydantic import TypeAdapter
-
     record_type = table_record_types(get_toolkit(toolkit).state_model)[table]
-    rows = sorted(family_world(toolkit, fixture, seed).table(table, record_type).items())
-    dumped = TypeAdapter(list[record_type]).dump_python([record for _, record in rows], mode="json")  # type: ignore[valid-type]
+    rows = sorted(family_world(toolkit, fixture, seed).table(table, record_type).items(), key=itemgetter(0))
+    dumped = _list_adapter(record_type).dump_python([record for _, record in rows], mode="json")
     return tuple(zip((key for key, _ in rows), dumped, strict=True))
+
+
+@lru_cache(maxsize=256)
+def _list_adapter(record_type: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    """The adapter that dumps a list of ``record_type`` records (made once per type)."""
+    return TypeAdapter(list[record_type])  # type: ignore[valid-type]
 
 
 def family_world(toolkit: str, fixture: str, seed: int) -> World:
@@ -112,10 +116,11 @@ def _static_rows(toolkit: str, fixture: str, seed: int, table: str, where: str) 
         buckets = [index.get(key, []) for key in dict.fromkeys((type(w), w) for w in wanted)]
         rows = buckets[0] if len(buckets) == 1 else sorted(chain.from_iterable(buckets), key=itemgetter(0))
     for path, test in compile_conditions(conditions):  # one condition at a time over the rows left
+        holds = test.predicate()
         if "." in path:
-            rows = [row for row in rows if test.holds(lookup(row[1], path), {})]
+            rows = [row for row in rows if holds(lookup(row[1], path))]
         else:
-            rows = [row for row in rows if test.holds(row[1].get(path), {})]
+            rows = [row for row in rows if holds(row[1].get(path))]
     return list(rows)
 
 

@@ -22,7 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -191,6 +193,33 @@ class CompiledCondition:
         """This condition with its references read from ``bound`` (itself when it reads none)."""
         return CompiledCondition(self.op, _resolve(self.operand, bound), False) if self.reads else self
 
+    def predicate(self) -> Callable[[Any], bool]:
+        """:meth:`holds` of a condition that reads no binding, as a one-argument function: specialised for
+        the usual operands (text, numbers, booleans, null), quick to apply to every record of a table.
+
+        Example:
+            >>> CompiledCondition("gte", 2, False).predicate()(3), CompiledCondition("in", ["a"], False).predicate()(1)
+            (True, False)
+        """
+        if self.reads:
+            raise ValueError("a condition that reads bindings has no predicate of the value alone")
+        op, want = self.op, self.operand
+        kind = type(want)
+        if op in ("eq", "ne") and (want is None or kind in (bool, str, int, float)):
+            return _equality(want, negate=op == "ne")
+        if op in ("in", "not_in") and isinstance(want, list) and all(type(w) is str for w in want):
+            return _membership(frozenset(want), negate=op == "not_in")
+        if op in ("gt", "gte", "lt", "lte") and kind in (int, float):
+            compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
+
+            def ordered(value: Any) -> bool:
+                if value.__class__ in (int, float):
+                    return bool(compare(value, want))
+                return self.holds(value, {})  # text, null, a boolean: as holds says
+
+            return ordered
+        return lambda value: self.holds(value, {})
+
     def holds(self, value: Any, bound: dict[str, Any]) -> bool:
         """Whether a field's ``value`` satisfies the condition, references read from ``bound``."""
         op = self.op
@@ -230,6 +259,33 @@ class CompiledCondition:
             return bool(value <= want)
         except TypeError:  # incomparable types (a number against text): the condition does not hold
             return False
+
+
+def _equality(want: Any, *, negate: bool) -> Callable[[Any], bool]:
+    """``same_value(value, want)`` (or its negation) for a ``want`` that is null, a boolean, text or a number."""
+    if want is None or isinstance(want, bool):  # singletons: only themselves are the same value
+
+        def same(value: Any) -> bool:
+            return value is want
+
+    elif isinstance(want, str):  # only text equals text
+
+        def same(value: Any) -> bool:
+            return bool(value == want)
+
+    else:  # a number equals a number of the same value, never a boolean
+
+        def same(value: Any) -> bool:
+            return bool(value == want) and value.__class__ is not bool
+
+    return (lambda value: not same(value)) if negate else same
+
+
+def _membership(texts: frozenset[str], *, negate: bool) -> Callable[[Any], bool]:
+    """``in`` (or ``not_in``) a list of texts: only text can be one of them."""
+    if negate:
+        return lambda value: not (value.__class__ is str and value in texts)
+    return lambda value: value.__class__ is str and value in texts
 
 
 class Binding(BaseModel):

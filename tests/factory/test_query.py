@@ -159,3 +159,18 @@ def test_static_matches_from_the_field_index_are_those_of_a_full_scan(where: lis
     found = _static_rows("medical_supply", "small", 3, table, canonical_json([[p, c] for p, c in where]))
     assert found == scanned
     assert [key for key, _ in found] == sorted(key for key, _ in found)
+
+
+VALUES: list[Any] = [None, True, False, 0, 1, 2, 1.0, 2.5, -3, "", "a", "b", "1", [], [1], ["a"], {}, {"a": 1}]
+OPERANDS: list[Any] = [None, True, False, 0, 1, 2.5, "a", "1", ["a", "b"], [], [1, "a"], [True], {"a": 1}]
+
+
+@pytest.mark.parametrize("op", ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "min_len", "max_len", "contains"])
+def test_a_predicate_holds_exactly_where_the_condition_holds(op: str) -> None:
+    from envsim.factory.query import CompiledCondition
+
+    for operand in OPERANDS:
+        condition = CompiledCondition(op, operand, False)
+        predicate = condition.predicate()
+        for value in VALUES:
+            assert predicate(value) is condition.holds(value, {}), (op, operand, value)
