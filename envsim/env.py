@@ -42,7 +42,7 @@ from pydantic_core import to_json
 
 from envsim.actions import Malformed, Message, ToolCalls, escape_surrogates, parse_action
 from envsim.llm import UsageMeter
-from envsim.prompts import render
+from envsim.prompts import render_remembered
 from envsim.reward import RewardBreakdown, RewardContext, Rubric
 from envsim.runtime import ScenarioRuntime
 from envsim.scenario import Scenario
@@ -156,7 +156,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self.user = user or ScriptedUser()
         self.rubric = rubric or Rubric.for_scenario(self.scenario, judge_model=judge_model, judge_options=judge_options)
         self._reward_context = RewardContext(self.runtime)
-        self._system_prompt = render(
+        self._system_prompt = render_remembered(
             "agent_system.j2", domain=self.scenario.domain, guidelines=self.scenario.agent.guidelines
         )
         self._tools = self.session.tools.schemas()

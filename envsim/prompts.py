@@ -64,6 +64,27 @@ def render(template_name: str, **context: Any) -> str:
     return environment().get_template(template_name).render(**context).strip()
 
 
+Frozen = str | int | float | bool | None | tuple["Frozen", ...]
+"""A context value :func:`render_remembered` takes: immutable, so that it can key the rendering."""
+
+
+@lru_cache(maxsize=4096)
+def _remembered(template_name: str, context: tuple[tuple[str, Frozen], ...]) -> str:
+    return render(template_name, **dict(context))
+
+
+def render_remembered(template_name: str, **context: Frozen) -> str:
+    """:func:`render`, remembered per template and context (the 4,096 latest): for the short lines an episode
+    renders again and again (a scripted agent's questions, a system prompt). A packaged template does not change
+    under a running process (``auto_reload=False``), so the text of a context never does either.
+
+    Example:
+        >>> render_remembered("agent_closing.j2", statements=("Your card is frozen.",))
+        'Your card is frozen. Is there anything else I can help you with?'
+    """
+    return _remembered(template_name, tuple(sorted(context.items())))
+
+
 # -- scenario text ------------------------------------------------------------------------------
 
 SCENARIO_FILTERS: frozenset[str] = frozenset(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from envsim import prompts
 from envsim.errors import EnvsimError, TemplateError
-from envsim.prompts import TemplateProblem, check_scenario_template, render, render_scenario_text
+from envsim.prompts import TemplateProblem, check_scenario_template, render, render_remembered, render_scenario_text
 
 BOMBS = [
     "{% for a in range(10**5) %}{% for b in range(10**5) %}x{% endfor %}{% endfor %}",
@@ -162,3 +162,15 @@ def test_plain_text_renders_as_jinja2_renders_it_without_a_template(text: str) -
     assert render_scenario_text(text) == scenario_environment().from_string(text).render()
     assert check_scenario_template(text) == []
     assert _compiled.cache_info().currsize == before  # nothing compiled for plain text
+
+
+def test_render_remembered_is_render_and_follows_its_context() -> None:
+    for statements in [(), ("Your card is frozen.",), ("Done.", "Refunded.")]:
+        assert render_remembered("agent_closing.j2", statements=statements) == render(
+            "agent_closing.j2", statements=list(statements)
+        )
+    first = render_remembered("agent_system.j2", domain="retail", guidelines="Verify the email first.")
+    assert first == render("agent_system.j2", domain="retail", guidelines="Verify the email first.")
+    again = render_remembered("agent_system.j2", domain="retail", guidelines="Never refund twice.")
+    assert "Never refund twice." in again and "Verify the email first." not in again
+    assert render_remembered("user_fact.j2", key="zip_code", value="10001") == "My zip code is 10001."

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from envsim.agents.base import Policy
-from envsim.prompts import render
+from envsim.prompts import render_remembered
 from envsim.scenario import Scenario, ToolCallSpec
 
 
@@ -95,13 +95,13 @@ class ScriptedAgent(Policy):
         final = actions.pop() if actions and actions[-1].name in ending else None
         plan: list[str | dict[str, Any]] = []
         if scenario.user.facts:
-            plan.append(render("agent_ask_facts.j2", asks=[f.asked_by[0] for f in scenario.user.facts]))
+            plan.append(render_remembered("agent_ask_facts.j2", asks=tuple(f.asked_by[0] for f in scenario.user.facts)))
         for action in actions:
             plan.extend(self._maybe_wrong(action, scenario, rng))
         if rng.random() < self.error_rate and statements:  # forget one statement
             statements.pop(int(rng.integers(len(statements))))
         if final is None:
-            plan.append(render("agent_closing.j2", statements=statements))
+            plan.append(render_remembered("agent_closing.j2", statements=tuple(statements)))
         else:
             for step in self._maybe_wrong(final, scenario, rng):
                 if isinstance(step, str) and step.startswith("{"):
@@ -121,7 +121,7 @@ class ScriptedAgent(Policy):
                     )
                 else:
                     plan.append(step)
-            plan.append(render("agent_closing.j2", statements=statements))
+            plan.append(render_remembered("agent_closing.j2", statements=tuple(statements)))
         self._plan = plan
 
     def _maybe_wrong(

@@ -154,6 +154,17 @@ _STR = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 _PLAIN: dict[str, bool] = {}
 """Per string: whether it reads back as a string when written plainly (remembered: a suite repeats them)."""
+_KEYS: dict[str, yaml.ScalarEvent] = {}
+"""Per mapping key: its scalar event (a suite's documents share a few hundred keys; an event is only read by the
+emitter, so one serves every place and document). Values get events of their own: remembering the many values
+would leave the garbage collector tens of thousands more objects to walk."""
+_MAP_START = yaml.MappingStartEvent(None, None, True, flow_style=False)
+_MAP_END = yaml.MappingEndEvent()
+_SEQ_START = yaml.SequenceStartEvent(None, None, True, flow_style=False)
+_SEQ_END = yaml.SequenceEndEvent()
+_NULL = yaml.ScalarEvent(None, "tag:yaml.org,2002:null", (True, False), "null")
+_TRUE = yaml.ScalarEvent(None, "tag:yaml.org,2002:bool", (True, False), "true")
+_FALSE = yaml.ScalarEvent(None, "tag:yaml.org,2002:bool", (True, False), "false")
 
 
 def _plain_is_str(value: str) -> bool:
@@ -165,6 +176,22 @@ def _plain_is_str(value: str) -> bool:
     return known
 
 
+def _str_event(value: str) -> yaml.ScalarEvent:
+    """The scalar event of a string: plain when it reads back as a string, a literal block (``|``) when it
+    spans lines."""
+    return yaml.ScalarEvent(None, _STR, (_plain_is_str(value), True), value, style="|" if "\n" in value else None)
+
+
+def _key_event(key: str) -> yaml.ScalarEvent:
+    """:func:`_str_event` of a mapping key, remembered in :data:`_KEYS` (up to a bound)."""
+    event = _KEYS.get(key)
+    if event is None:
+        event = _str_event(key)
+        if len(_KEYS) < 10_000:
+            _KEYS[key] = event
+    return event
+
+
 def _float(value: float) -> str:
     node = yaml.SafeDumper(io.StringIO()).represent_float(value)
     assert isinstance(node.value, str)
@@ -174,25 +201,41 @@ def _float(value: float) -> str:
 def _events(value: Any, out: list[yaml.Event]) -> None:
     """The YAML events of JSON data, as the safe dumper makes them with ``default_flow_style=False`` (a
     multi-line string as a literal block, ``|``). Made here rather than by the representer and serializer,
-    whose type dispatch, alias bookkeeping and calls back into the resolver cost more than the emitting."""
-    if isinstance(value, str):
-        style = "|" if "\n" in value else None
-        out.append(yaml.ScalarEvent(None, _STR, (_plain_is_str(value), True), value, style=style))
-    elif isinstance(value, dict):
-        out.append(yaml.MappingStartEvent(None, None, True, flow_style=False))
+    whose type dispatch, alias bookkeeping and calls back into the resolver cost more than the emitting;
+    the events of mapping keys and of the constants are shared."""
+    kind = type(value)
+    if kind is str:
+        out.append(_str_event(value))
+    elif kind is dict:
+        out.append(_MAP_START)
         for key, item in value.items():
-            _events(key, out)
-            _events(item, out)
-        out.append(yaml.MappingEndEvent())
-    elif isinstance(value, list):
-        out.append(yaml.SequenceStartEvent(None, None, True, flow_style=False))
+            if type(key) is str:
+                out.append(_KEYS.get(key) or _key_event(key))
+            else:
+                _events(key, out)
+            if type(item) is str:
+                out.append(_str_event(item))
+            else:
+                _events(item, out)
+        out.append(_MAP_END)
+    elif kind is list:
+        out.append(_SEQ_START)
         for item in value:
-            _events(item, out)
-        out.append(yaml.SequenceEndEvent())
+            if type(item) is str:
+                out.append(_str_event(item))
+            else:
+                _events(item, out)
+        out.append(_SEQ_END)
     elif value is None:
-        out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:null", (True, False), "null"))
+        out.append(_NULL)
     elif isinstance(value, bool):
-        out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:bool", (True, False), "true" if value else "false"))
+        out.append(_TRUE if value else _FALSE)
+    elif isinstance(value, str):
+        out.append(_str_event(value))
+    elif isinstance(value, dict):
+        _events(dict(value), out)
+    elif isinstance(value, list):
+        _events(list(value), out)
     elif isinstance(value, int):
         out.append(yaml.ScalarEvent(None, "tag:yaml.org,2002:int", (True, False), str(value)))
     elif isinstance(value, float):

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.prompts import render, render_scenario_text
+from envsim.prompts import render_remembered, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.user.affect import (
     AffectMachine,
@@ -58,7 +58,7 @@ can be retrieved)."""
 def _say(fact: Fact) -> str:
     if fact.say is not None:
         return render_scenario_text(fact.say, value=fact.value, key=fact.key)
-    return render("user_fact.j2", key=fact.key, value=fact.value)
+    return render_remembered("user_fact.j2", key=fact.key, value=fact.value)
 
 
 def _keyboard_neighbours() -> dict[str, str]:
@@ -74,8 +74,9 @@ def _keyboard_neighbours() -> dict[str, str]:
 
 
 _NEIGHBOURS = _keyboard_neighbours()
-_TOKEN = re.compile(r"\S+")
-_CORE = re.compile(r"^([^A-Za-z0-9]*)([a-z]{3,})([^A-Za-z0-9]*)$")
+_ELIGIBLE = re.compile(r"(?<!\S)([^A-Za-z0-9\s]*)([a-z]{3,})([^A-Za-z0-9\s]*)(?!\S)")
+"""A whole whitespace-separated token that is one all-lower-case word of three or more letters, with any other
+non-alphanumeric characters around it (groups: before, the word, after)."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -109,13 +110,12 @@ def apply_typos(text: str, rate: float, rng: np.random.Generator, protected: Col
         return text
 
     def swap(match: re.Match[str]) -> str:
-        token = match.group(0)
-        core = _CORE.match(token)
-        if core is None or core.group(2) in protected or rng.random() >= rate:
-            return token
-        return core.group(1) + _typo(core.group(2), rng) + core.group(3)
+        before, word, after = match.groups()
+        if word in protected or rng.random() >= rate:
+            return match.group(0)
+        return before + _typo(word, rng) + after
 
-    return _TOKEN.sub(swap, text)
+    return _ELIGIBLE.sub(swap, text)
 
 
 def _words(text: str) -> int:
@@ -213,7 +213,7 @@ class ScriptedUser(UserSimulator):
         opening = self._opening
         if self._persona.disclosure == "volunteers" and self._facts:
             fact = self._facts[0][0]
-            opening = f"{opening} {render('user_fact.j2', key=fact.key, value=fact.value)}"
+            opening = f"{opening} {render_remembered('user_fact.j2', key=fact.key, value=fact.value)}"
             self._revealed.add(fact.key)
         return self._typed(opening)
 

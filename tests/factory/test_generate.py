@@ -192,10 +192,12 @@ def test_yaml_out_is_what_the_safe_dumper_writes_and_reads_back() -> None:
         "empty": [[], {}],
         "words": ["é ü 中", "yes", "null", "a: b", "#W0001", "0042", "  lead\ntrail  \n", "", "~", "- x"],
         "nested": {"n": None, "b": False, "i": -7},
+        "keys": {"yes": "yes", "null": [{"null": None}], "two\nlines": "words", "#W0001": {"words": ["#W0001"]}},
     }
     text = dump_yaml(data)
     assert text == yaml.dump(data, Dumper=Reference, sort_keys=False, width=100, allow_unicode=True)
     assert yaml.safe_load(text) == data
+    assert dump_yaml(data) == text  # the shared events of keys and constants write the same the second time
 
 
 def test_names_resolve_to_family_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envsim.registration import load_registered
 from envsim.scenario import Scenario
 from envsim.user.persona import load_persona
 from envsim.user.registry import make_user
-from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser, apply_typos, fit_length
+from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser, _typo, apply_typos, fit_length
 
 
 def _with_persona(scenario: Scenario, **persona: Any) -> Scenario:
@@ -159,6 +162,38 @@ def test_typos_never_touch_protected_words_emails_or_numbers() -> None:
     typed = apply_typos(text, 1.0, rng, protected={"lakeview"})
     assert "ada.lovelace@example.org" in typed and "#W0003" in typed and typed.endswith("lakeview")
     assert typed.split()[0] == "my" and typed.split()[1] != "email"
+
+
+def _typos_token_by_token(text: str, rate: float, rng: np.random.Generator, protected: frozenset[str]) -> str:
+    """The typo rule spelled out: each whitespace-separated token that is one lower-case word of 3+ letters with
+    only other non-alphanumeric characters around it, and not protected, draws; the draws go in token order."""
+    if rate <= 0:
+        return text
+
+    def swap(match: re.Match[str]) -> str:
+        core = re.fullmatch(r"([^A-Za-z0-9]*)([a-z]{3,})([^A-Za-z0-9]*)", match.group(0))
+        if core is None or core.group(2) in protected or rng.random() >= rate:
+            return match.group(0)
+        return core.group(1) + _typo(core.group(2), rng) + core.group(3)
+
+    return re.sub(r"\S+", swap, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(["help", "Help", "a", "an", "the", "(now)", "ab-cde", "é", "abcé", "x1yz", "...", "Walter,"])
+        | st.text(alphabet="abcXYZ09 .,-!\n\t\u00a0\u2003é中", max_size=12),
+        max_size=12,
+    ),
+    rate=st.sampled_from([0.0, 0.3, 1.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_typos_are_drawn_token_by_token_in_order(words: list[str], rate: float, seed: int) -> None:
+    text = " ".join(words)
+    protected = frozenset({"help", "abc"})
+    expected = _typos_token_by_token(text, rate, np.random.default_rng(seed), protected)
+    assert apply_typos(text, rate, np.random.default_rng(seed), protected) == expected
 
 
 def test_verbosity_trims_or_extends_nudges(tiny_scenario: Scenario) -> None:
