@@ -504,6 +504,13 @@ def _repeats(now: Sequence[frozenset[str]], earlier: Sequence[Sequence[frozenset
     return any(_similar(q, p) for questions in earlier for p in questions[:FUZZY_QUESTIONS] for q in head)
 
 
+@lru_cache(maxsize=4096)
+def _topics_in(words: str) -> frozenset[str]:
+    """The :data:`DETAILS` topics whose pattern ``words`` hold (a fact's ``asked_by`` words and key, which the
+    instances of a task family share)."""
+    return frozenset(topic for topic, pattern in _DETAIL.items() if pattern.search(words))
+
+
 class _FactIndex:
     """What classification reads from a scenario, derived once per scenario object (see :func:`_fact_index`).
 
@@ -514,7 +521,7 @@ class _FactIndex:
         topics: set[str] = set()
         for fact in scenario.user.facts:
             words = " ".join([*fact.asked_by, fact.key.replace("_", " ")]).lower()
-            topics.update(topic for topic, pattern in _DETAIL.items() if pattern.search(words))
+            topics.update(_topics_in(words))
         if topics & _SECURITY_TOPICS:
             topics.add("security")  # any security answer will do
         self.topics = frozenset(topics)
