@@ -154,10 +154,10 @@ _STR = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 _PLAIN: dict[str, bool] = {}
 """Per string: whether it reads back as a string when written plainly (remembered: a suite repeats them)."""
-_KEYS: dict[str, yaml.ScalarEvent] = {}
-"""Per mapping key: its scalar event (a suite's documents share a few hundred keys; an event is only read by the
-emitter, so one serves every place and document). Values get events of their own: remembering the many values
-would leave the garbage collector tens of thousands more objects to walk."""
+_SCALARS: dict[str, yaml.ScalarEvent] = {}
+"""Per string met more than once (a key, a family's constant text): its scalar event, shared by every place and
+document it is in (the emitter only reads an event). A string met once has an event of its own: remembering the
+many one-off values would only leave the garbage collector more objects to walk."""
 _MAP_START = yaml.MappingStartEvent(None, None, True, flow_style=False)
 _MAP_END = yaml.MappingEndEvent()
 _SEQ_START = yaml.SequenceStartEvent(None, None, True, flow_style=False)
@@ -167,28 +167,21 @@ _TRUE = yaml.ScalarEvent(None, "tag:yaml.org,2002:bool", (True, False), "true")
 _FALSE = yaml.ScalarEvent(None, "tag:yaml.org,2002:bool", (True, False), "false")
 
 
-def _plain_is_str(value: str) -> bool:
-    known = _PLAIN.get(value)
-    if known is None:
-        known = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR  # type: ignore[no-untyped-call]
-        if len(_PLAIN) < 100_000:
-            _PLAIN[value] = known
-    return known
-
-
 def _str_event(value: str) -> yaml.ScalarEvent:
     """The scalar event of a string: plain when it reads back as a string, a literal block (``|``) when it
-    spans lines."""
-    return yaml.ScalarEvent(None, _STR, (_plain_is_str(value), True), value, style="|" if "\n" in value else None)
-
-
-def _key_event(key: str) -> yaml.ScalarEvent:
-    """:func:`_str_event` of a mapping key, remembered in :data:`_KEYS` (up to a bound)."""
-    event = _KEYS.get(key)
-    if event is None:
-        event = _str_event(key)
-        if len(_KEYS) < 10_000:
-            _KEYS[key] = event
+    spans lines (remembered from the second time on, see :data:`_SCALARS`)."""
+    event = _SCALARS.get(value)
+    if event is not None:
+        return event
+    plain = _PLAIN.get(value)
+    seen = plain is not None
+    if plain is None:
+        plain = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR  # type: ignore[no-untyped-call]
+        if len(_PLAIN) < 100_000:
+            _PLAIN[value] = plain
+    event = yaml.ScalarEvent(None, _STR, (plain, True), value, style="|" if "\n" in value else None)
+    if seen and type(value) is str and len(_SCALARS) < 20_000:
+        _SCALARS[value] = event
     return event
 
 
@@ -202,7 +195,7 @@ def _events(value: Any, out: list[yaml.Event]) -> None:
     """The YAML events of JSON data, as the safe dumper makes them with ``default_flow_style=False`` (a
     multi-line string as a literal block, ``|``). Made here rather than by the representer and serializer,
     whose type dispatch, alias bookkeeping and calls back into the resolver cost more than the emitting;
-    the events of mapping keys and of the constants are shared."""
+    the events of repeated strings and of the constants are shared (see :data:`_SCALARS`)."""
     kind = type(value)
     if kind is str:
         out.append(_str_event(value))
@@ -210,7 +203,7 @@ def _events(value: Any, out: list[yaml.Event]) -> None:
         out.append(_MAP_START)
         for key, item in value.items():
             if type(key) is str:
-                out.append(_KEYS.get(key) or _key_event(key))
+                out.append(_str_event(key))
             else:
                 _events(key, out)
             if type(item) is str:
