@@ -11,6 +11,8 @@ holds small codes, all from the rules of :mod:`envsim.user.transcript.text`:
   question topics (:data:`~.text.CUES`), the details its questions and requests ask for (``asks``:
   :data:`~.text.FACT_TOPICS` bits) and its content words in an inverted index
   (:class:`~envsim.user.transcript.context.ContentIndex`);
+- the turn's own content words, in an inverted index of their own (``said``: how much a turn reads like
+  the scenario's goal, when a user states its need);
 - the turn's own dialogue act (:func:`~.text.user_act`);
 - its mood (calm, confused, hostile, panicky) from :mod:`envsim.user.affect_scorer`: the affect whose
   score is highest relative to the calm group's 90th percentile, when above it;
@@ -176,7 +178,8 @@ class TurnIndex:
 
     ``texts`` are read from the corpus at run time and kept only in memory; ``contexts`` are the agent
     (wizard) turns they answer, ``asks`` the details those turns ask for (:data:`~.text.FACT_TOPICS` bits of
-    their questions and requests), ``content`` their words (:class:`~envsim.user.transcript.context.ContentIndex`).
+    their questions and requests), ``content`` their words (:class:`~envsim.user.transcript.context.ContentIndex`);
+    ``said`` the words of the turns themselves.
     """
 
     _coherence: CoherenceModel | None = field(default=None, init=False, repr=False)
@@ -186,6 +189,7 @@ class TurnIndex:
     contexts: list[str]
     asks: np.ndarray
     content: ContentIndex
+    said: ContentIndex
     dialogue_ids: list[str]
     turn_index: np.ndarray
     group: np.ndarray
@@ -339,6 +343,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         contexts=contexts,
         asks=np.array([cue_mask(asking_text(read_part(c))) & TOPIC_MASK for c in contexts], dtype=np.int64),
         content=ContentIndex.build(contexts),
+        said=ContentIndex.build(texts),
         dialogue_ids=[r[1] for r in rows],
         turn_index=np.array([r[2] for r in rows], dtype=np.int32),
         group=np.array([groups.index(r[3]) for r in rows], dtype=np.int16),

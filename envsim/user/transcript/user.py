@@ -82,6 +82,7 @@ from envsim.user.transcript.text import (
     fact_kind,
     sentence_tail,
     tidy,
+    user_act,
 )
 
 MIN_CANDIDATES = 5
@@ -183,6 +184,15 @@ ON_TOPIC_BOOST = 2.0
 TOPIC_WEIGHT = 0.3
 """Weight of a turn mentioning a detail, when the reply gives none."""
 
+GOAL_GAIN = 3.0
+"""How strongly a turn that reads like the scenario's goal is preferred when the user states its need (a greeting's
+answer, or the need again): ``exp(GOAL_GAIN * similarity)`` (cosine of idf-weighted word sets of the turn and the
+goal, 0..1). People answer 'How can I help?' with their own request ('I'd like to RSVP to Mark's party'), not with
+any request of their business's."""
+
+NEED_INTENTS: frozenset[Intent] = frozenset(("greet", "insist"))
+"""Replies that state the user's need: retrieval prefers turns that read like the goal (:data:`GOAL_GAIN`)."""
+
 VOLUNTEER_INTENTS: frozenset[Intent] = frozenset(("greet", "question", "react", "insist", "nudge"))
 """Replies in which a persona that volunteers (``disclosure: volunteers``) may say a detail it was not asked for,
 where the retrieved human turn names it ('my name is ...', 'a flight to ...'): saying what it needs, reacting,
@@ -205,6 +215,13 @@ _PROPOSES = re.compile(
 )
 """A yes/no question with its own verb ('Do you require...?', 'Can I book...?', 'Would you like...?'); an elliptical
 one ('And your date of birth, please?') is a request for the detail it names."""
+
+_REQUEST_FORM = re.compile(
+    r"\b(?:can|could|would|will) you\b|\bplease\b|\bi (?:need|want|would like|'d like)\b|\bis it possible\b",
+    re.IGNORECASE,
+)
+"""A request ('can you...', 'I need...'): the only kind of question that insists on the need ('anything else?' with
+the goal not met); another question ('what am I supposed to do now?') does not answer the offer."""
 
 _YES_NO = frozenset(("yes", "no", "y", "n", "true", "false"))
 
@@ -402,6 +419,7 @@ class TranscriptUser(UserSimulator):
         self._keep_quantities = False
         self._keep_when = False
         self._volunteers = False
+        self._goal_sim: np.ndarray | None = None
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
         self._rng: np.random.Generator | None = None
@@ -542,6 +560,7 @@ class TranscriptUser(UserSimulator):
             p.search(scenario.user.goal) for p in (DATE, TIME)
         )
         self._volunteers = persona.disclosure == "volunteers"
+        self._goal_sim = index.said.similarity(scenario.user.goal)
         self._rest = AffectState.start(persona, emergency=self._emergency).intensity
         self._style = Style.for_persona(persona, self._group)
         self._length_factor = self._style.length_factors(LENGTH_BINS)
@@ -591,6 +610,8 @@ class TranscriptUser(UserSimulator):
             w = w * np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0)
         if intent != "unknown":  # a detail it does not have: saying so matters, not what the turn was about
             w = w * np.exp(CONTENT_GAIN * self._similarity()[rows])
+        if intent in NEED_INTENTS and self._goal_sim is not None:  # its own need, not any of its business's
+            w = w * np.exp(GOAL_GAIN * self._goal_sim[rows])
         n_text = index.n_text[rows].astype(float)
         n_digits = index.n_digits[rows].astype(float)
         spare = self._spare(facts)
@@ -660,19 +681,36 @@ class TranscriptUser(UserSimulator):
         volunteer: bool = False,
     ) -> Iterator[int]:
         """Rows drawn with the environment's generator, without replacement, from the first tier with enough
-        candidates (at most :data:`MAX_TRIES`)."""
+        candidates (at most :data:`MAX_TRIES`).
+
+        The first draw picks the reply's length and question stratum (the index's ``stratum``: the lengths
+        :func:`keep_lengths` keeps); a candidate rejected after it is replaced from the same stratum while one is
+        left, else from the nearest (the same length with or without a question mark, then the next lengths).
+        Otherwise the rejections would shape the lengths: a long human turn has more spans, so more ways to fail a
+        clean adaptation, and the replies taken would be shorter than the turns people write."""
         rng = self._rng
-        assert rng is not None
+        index = self._index
+        assert rng is not None and index is not None
         for rows, same_context in ((rows, same) for rows in self._tiers for same in (True, False)):
             if not len(rows):
                 continue
             w = self._weights(rows, intent, act, cues, state, facts, same_context, volunteer)
             if int((w > 0).sum()) >= MIN_CANDIDATES:
+                strata = index.stratum[rows]
+                gap = np.zeros(len(rows), dtype=np.int64)  # from the first draw's stratum: 0 until it is drawn
+                used = (
+                    np.isin(rows, np.fromiter(self._used, dtype=np.int64)) if self._used else np.zeros(len(rows), bool)
+                )
                 for _ in range(MAX_TRIES):
-                    total = float(w.sum())
-                    if total <= 0:
+                    alive = w > 0
+                    if not alive.any():
                         return
-                    k = int(rng.choice(len(rows), p=w / total))
+                    if (alive & ~used).any():  # a turn used in the episode only when nothing else is left
+                        alive &= ~used
+                    p = np.where(alive & (gap == gap[alive].min()), w, 0.0)  # the nearest stratum left
+                    k = int(rng.choice(len(rows), p=p / float(p.sum())))
+                    if not gap.any():
+                        gap = 2 * np.abs(strata // 2 - strata[k] // 2) + (strata % 2 != strata[k] % 2)
                     yield int(rows[k])
                     w[k] = 0.0
                 return
@@ -709,7 +747,12 @@ class TranscriptUser(UserSimulator):
                 continue
             text, filled, left, dropped, volunteered = adapted
             reply = compose(text, left)
-            if not reply or (model is not None and self._heard.strip() and model.score(self._heard, reply) < reject):
+            off = intent == "insist" and user_act(reply) == "question" and not _REQUEST_FORM.search(reply)
+            if (
+                not reply
+                or off
+                or (model is not None and self._heard.strip() and model.score(self._heard, reply) < reject)
+            ):
                 self.stats["rejected_misfit"] += 1
                 self._rejected += 1
                 continue

@@ -8,6 +8,7 @@ made-up corpus written in STAR's format, and the rules are checked on made-up st
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import logging
 import re
@@ -250,12 +251,15 @@ def test_replies_come_from_the_corpus(corpus: Path) -> None:
     assert len(refs) == len(replies) and user.group == persona_group(user._persona)  # type: ignore[arg-type]
     sources = _source_turns(corpus, {r.dialogue_id for r in refs})
     facts = {f.value for f in scenario.user.facts}
-    for reply, ref in zip(replies, refs, strict=True):
+    lines = {f.key: say(f) for f in scenario.user.facts}
+    for reply, ref, source in zip(replies, refs, user.trace, strict=True):
         conversation = sources[ref.dialogue_id]
         human = conversation.turns[ref.turn_index]
         assert human.role == "user" and classify(conversation) == user.group
         assert not is_heldout("star", conversation.id)
         said = reply
+        for key in source.appended:  # a fact with no span left is said after the turn, with its own line
+            said = said.replace(lines[key], " ")
         for value in facts:
             said = said.replace(value, " ")
         source_words = set(re.findall(r"[a-z']+", human.text.lower()))
@@ -744,3 +748,47 @@ def test_a_yes_no_question_naming_a_detail_does_not_ask_for_it(corpus: Path) -> 
         )
         assert venue.value not in proposal and user.trace[0].intent != "answer", proposal
         assert venue.value in about_it and user.trace[1].intent == "answer", about_it
+
+
+def test_a_rejected_candidate_is_replaced_by_one_of_the_same_length(corpus: Path) -> None:
+    """Retries stay in the first draw's length and question stratum: rejections (more likely for a long turn, with
+    more spans to adapt) do not make the replies taken shorter than the turns people write."""
+    user = TranscriptUser(corpus)
+    index = load_index(corpus)
+    assert index is not None
+    same = pairs = 0
+    for seed in range(20):
+        user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(seed))
+        user.reply("Let me check that for you.", [])
+        state = user.affect_state
+        assert state is not None
+        drawn = list(itertools.islice(user._candidates("react", "inform", 0, state, ()), 3))
+        strata = [int(index.stratum[row]) for row in drawn]
+        same += sum(s == strata[0] for s in strata[1:])
+        pairs += len(strata) - 1
+    assert pairs >= 30 and same >= 0.9 * pairs  # drawn regardless of length: about one in five
+
+
+def test_stating_the_need_prefers_turns_that_read_like_the_goal(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked 'How can I help?', people state their own request: the greeting's answer shares the goal's words
+    more often than a request drawn without the goal (GOAL_GAIN 0)."""
+    scenario = load_registered("BankingLostCardReplacement")
+    user = TranscriptUser(corpus)
+    index = load_index(corpus)
+    assert index is not None
+    goal = index.said.similarity(scenario.user.goal)
+
+    def fit() -> float:
+        scores = []
+        for seed in range(40):
+            _play(user, scenario, seed, ("Hello, how can I help you today?",))
+            ref = user.trace[-1].ref
+            assert user.trace[-1].intent == "greet"
+            if ref is not None:
+                row = next(i for i in range(len(index)) if index.ref(i) == ref)
+                scores.append(goal[row])
+        return float(np.mean(scores))
+
+    with_goal = fit()
+    monkeypatch.setattr(user_module, "GOAL_GAIN", 0.0)
+    assert with_goal > fit() + 0.02
