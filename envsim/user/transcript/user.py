@@ -22,7 +22,10 @@ a misfit (below its :data:`REJECT_SHARE` quantile) is rejected. The retrieved tu
 are replaced by the values of the facts asked (same kind only, never where the words before the
 span name another detail), then by facts already given where the turn names them, or dropped
 (:func:`~envsim.user.transcript.text.drop_span`); asked facts with no span left are said after it
-(:func:`say`). A fact not yet given never appears. When every candidate is rejected the reply falls
+(:func:`say`). A fact not yet given never appears, unless a persona that volunteers says it where a turn names
+it (:data:`VOLUNTEER_INTENTS`). Stating the need prefers turns that read like the goal (:data:`GOAL_GAIN`); a
+yes/no question that merely names a detail does not ask for it (:func:`asks_for`); a rejected candidate is
+replaced from the first draw's length stratum. When every candidate is rejected the reply falls
 back to the scenario's own lines; :attr:`TranscriptUser.trace` and :attr:`TranscriptUser.stats` say
 which replies did. The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
 
