@@ -39,7 +39,7 @@ from envsim.reward.custom import load_reward_function
 from envsim.reward.judges import RUN_JUDGE
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
 from envsim.runtime import ScenarioRuntime, Session
-from envsim.scenario import Scenario, ToolCallSpec
+from envsim.scenario import RewardSpec, Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
 from envsim.toolkits import apply_records, build_world, get_toolkit, table_record_types
 from envsim.user.persona import load_persona
@@ -87,10 +87,12 @@ def lint_scenario(scenario: Scenario, *, broken: Collection[str] = ()) -> list[L
             problems.append((("user", "persona", "ref"), str(err), False))
     if ok("user.facts"):
         problems.extend(_lint_facts(scenario))
+    reward: RewardSpec | None = None  # the merged reward spec, once the sections it reads are intact
     if ok("reward", "domain"):
-        problems.extend(_lint_reward(scenario, criteria=ok("expected")))
+        reward = effective_reward_spec(scenario)
+        problems.extend(_lint_reward(scenario, reward, criteria=ok("expected")))
         if ok("expected"):
-            problems.extend(_lint_criteria(scenario))
+            problems.extend(_lint_criteria(scenario, reward))
     if not ok("toolkits", "world") or any(loc[0] == "toolkits" for loc, _, _ in problems):
         return problems
     try:
@@ -161,8 +163,8 @@ def lint_scenario(scenario: Scenario, *, broken: Collection[str] = ()) -> list[L
                             False,
                         )
                     )
-    if ok("expected", "reward", "domain") and not any(loc[0] == "expected" for loc, _, _ in problems):
-        problems.extend(_lint_reference_reward(scenario, succeeded, escalates))
+    if reward is not None and ok("expected") and not any(loc[0] == "expected" for loc, _, _ in problems):
+        problems.extend(_lint_reference_reward(scenario, reward, succeeded, escalates))
     return problems
 
 
@@ -289,7 +291,7 @@ def _lint_template(loc: Loc, source: str, **context: str) -> list[LintProblem]:
     return [(loc, f"template line {p.line}, column {p.column}: {p.message}", False) for p in found]
 
 
-def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
+def _lint_criteria(scenario: Scenario, spec: RewardSpec) -> list[LintProblem]:
     expected = scenario.expected
     problems: list[LintProblem] = []
     if not (
@@ -312,7 +314,6 @@ def _lint_criteria(scenario: Scenario) -> list[LintProblem]:
             )
         )
         return problems
-    spec = effective_reward_spec(scenario)
     weights = spec.weighted()
     counted = {name for name, weight in weights.items() if weight > 0} | set(spec.gates or ())
     if expected.no_change and "final_state" not in counted:
@@ -361,12 +362,11 @@ _USES = {
 """Criteria sections of ``expected`` and the reward component that reads each."""
 
 
-def _lint_reward(scenario: Scenario, *, criteria: bool = True) -> list[LintProblem]:
+def _lint_reward(scenario: Scenario, spec: RewardSpec, *, criteria: bool = True) -> list[LintProblem]:
     """Names in the reward section, custom reward functions, and (with ``criteria``) criteria of
-    ``expected`` that no component reads."""
+    ``expected`` that no component reads (``spec``: the scenario's :func:`effective_reward_spec`)."""
     own = scenario.reward
     problems: list[LintProblem] = []
-    spec = effective_reward_spec(scenario)
     custom = spec.custom or {}
     idle = set(custom_without_role(spec))
     for name, reference in (own.custom or {}).items():
@@ -432,7 +432,7 @@ def _lint_reward(scenario: Scenario, *, criteria: bool = True) -> list[LintProbl
 
 
 def _lint_reference_reward(
-    scenario: Scenario, actions: list[ToolCallSpec], escalates: list[ToolCallSpec]
+    scenario: Scenario, spec: RewardSpec, actions: list[ToolCallSpec], escalates: list[ToolCallSpec]
 ) -> list[LintProblem]:
     """The expected actions that succeed must pass the scenario's own action-based reward criteria
     (the reward reads successful calls only, so a declared failure counts for none of them)."""
@@ -479,7 +479,6 @@ def _lint_reference_reward(
                         )
                     )
                     break
-    spec = effective_reward_spec(scenario)
     counted = {n for n, w in spec.weighted().items() if w > 0} | set(spec.gates or ())
     if "handoff_summary" in counted and expected.escalation != "forbidden" and escalates:
         subjects = [v for a in escalates for k, v in a.arguments.items() if k.endswith("_id") and isinstance(v, str)]
