@@ -68,7 +68,9 @@ from envsim.fidelity_measures import (
     COPY_DISTANCE,
     SHUFFLED_REPEATS,
     NearDuplicates,
+    agent_act_of,
     context_features,
+    normalise,
     pair_accuracy,
 )
 from envsim.fidelity_split import Split, split_by_template, write_pool
@@ -452,7 +454,33 @@ class Target(BaseModel):
     figure: str
     value: float | None
     target: str
-    passed: bool | None = Field(description="None: reported, no pass/fail (or not measured).")
+    passed: bool | None = Field(None, description="None: reported or a reference, no pass/fail (or not measured).")
+
+
+class HumanReference(BaseModel):
+    """The measures applied to a stand-in for a perfect simulator: another held-out human answering the same turn.
+
+    At each evaluated (agent turn, reply) position (near-duplicates left out, as for the context
+    figures), the stand-in's reply is a human reply to the same agent turn (same normalised text;
+    else the same agent act, :func:`~envsim.fidelity_measures.agent_act_of`) from *another*
+    replayed dialogue of the persona, drawn whether or not it is a near-duplicate. Where no other
+    dialogue has that act, a reply of any other dialogue of the persona is drawn. A user at these
+    figures is as distinguishable as another human answering the same turn.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    context_auc: dict[str, float | None] = Field(description="The context-aware AUC of the stand-in, per persona.")
+    context_auc_all: float | None = Field(description="The same over every persona.")
+    dialogue_accuracy: float | None = Field(description="The dialogue-level test's accuracy on the stand-in.")
+    dialogue_pairs: int = Field(description="(human, stand-in) dialogue pairs of the dialogue-level test.")
+    positions: int = Field(description="Evaluated positions given a stand-in reply, over every persona.")
+    exact_matches: int = Field(description="Positions whose stand-in answered the same agent turn (normalised text).")
+    act_fallbacks: int = Field(description="Positions whose stand-in answered an agent turn of the same act.")
+    any_fallbacks: int = Field(
+        description="Positions where no other dialogue had that act: a reply of any other dialogue of the persona."
+    )
+    note: str
 
 
 class FidelityReport(BaseModel):
@@ -472,6 +500,9 @@ class FidelityReport(BaseModel):
     dialogue_level: DialogueLevel
     copy_rate: CopyRate
     context_fit: ContextFit | None
+    human_reference: HumanReference | None = Field(
+        None, description="The same measures on another held-out human's reply to the same agent turn (a reference)."
+    )
     wall_seconds: float
 
 
@@ -654,6 +685,105 @@ def dialogue_level(
         pairs=len(sides),
         accuracy=_r(pair_accuracy(human, simulated, seed=seed)),
         accuracy_shuffled=_r(pair_accuracy(human, simulated, seed=seed, shuffle=True, repeats=SHUFFLED_REPEATS)),
+    )
+
+
+# -- the human reference ---------------------------------------------------------------------
+
+
+@dataclass
+class StandIn:
+    """Replays whose simulated side is another held-out human's reply to the same agent turn (:class:`HumanReference`).
+
+    ``replays`` mirror the originals: the same agent turns and human replies, the stand-in reply at
+    each evaluated position and ``None`` elsewhere; ``sources`` gives, per stand-in reply, the dialogue it came from.
+    """
+
+    replays: list[Replay] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    exact: int = 0
+    act: int = 0
+    other: int = 0
+
+
+def stand_in(replays: Sequence[Replay], pool: NearDuplicates | None, rng: np.random.Generator) -> StandIn:
+    """The stand-in of one persona's replays: at each position :func:`context_rows` keeps, a reply of another dialogue.
+
+    Candidates are every human reply of the other replays (near-duplicates included) to the same
+    normalised agent turn, else to one of the same act, else any; one is drawn with ``rng``, in
+    order. A position with no other dialogue at all gets no stand-in (``None``).
+
+    Example:
+        >>> a = Replay("a", pairs=[("What time?", "7 pm", None), ("Anything else?", "no", None)])
+        >>> b = Replay("b", pairs=[("What time?", "at 8", None)])
+        >>> out = stand_in([a, b], None, np.random.default_rng(0))
+        >>> [[s for _, _, s in r.pairs] for r in out.replays], out.sources, (out.exact, out.act, out.other)
+        ([['at 8', 'at 8'], ['7 pm']], ['b', 'b', 'a'], (2, 0, 1))
+    """
+    by_text: dict[str, list[tuple[str, str]]] = {}
+    by_act: dict[str, list[tuple[str, str]]] = {}
+    every: list[tuple[str, str]] = []
+    for r in replays:
+        for agent, human, _ in r.pairs:
+            by_text.setdefault(normalise(agent), []).append((r.dialogue_id, human))
+            by_act.setdefault(agent_act_of(agent), []).append((r.dialogue_id, human))
+            every.append((r.dialogue_id, human))
+    out = StandIn()
+    for r in replays:
+        pairs: list[tuple[str, str, str | None]] = []
+        for agent, human, _ in r.pairs:
+            if pool is not None and pool.within(human):
+                pairs.append((agent, human, None))
+                continue
+            exact = [c for c in by_text.get(normalise(agent), []) if c[0] != r.dialogue_id]
+            act = [] if exact else [c for c in by_act.get(agent_act_of(agent), []) if c[0] != r.dialogue_id]
+            other = [] if exact or act else [c for c in every if c[0] != r.dialogue_id]
+            candidates = exact or act or other
+            if not candidates:
+                pairs.append((agent, human, None))
+                continue
+            out.exact, out.act, out.other = out.exact + bool(exact), out.act + bool(act), out.other + bool(other)
+            source, text = candidates[int(rng.integers(len(candidates)))]
+            out.sources.append(source)
+            pairs.append((agent, human, text))
+        out.replays.append(Replay(r.dialogue_id, human=list(r.human), simulated=[], pairs=pairs))
+    return out
+
+
+def human_reference(
+    replays_of: Mapping[str, Sequence[Replay]],
+    pool: NearDuplicates | None,
+    scorer: AffectScorer | None = None,
+    seed: int = 0,
+) -> HumanReference:
+    """The context AUCs and the dialogue-level test of the stand-in (:func:`stand_in`): where real people sit.
+
+    The same kept positions, features, classifiers and seed as the simulated figures
+    (:func:`context_aucs`, :func:`dialogue_level`); each persona's draws are seeded by ``seed``
+    and the persona's name, so they do not depend on which other personas are measured.
+    """
+    scorer = scorer or default_scorer()
+    stand_ins = {
+        name: stand_in(replays, pool, np.random.default_rng([seed, zlib.crc32(f"reference/{name}".encode())]))
+        for name, replays in replays_of.items()
+    }
+    aucs = context_aucs({name: context_rows(s.replays, pool) for name, s in stand_ins.items()}, scorer, seed)
+    level = dialogue_level([r for s in stand_ins.values() for r in s.replays], pool, scorer, seed)
+    exact, act, other = (sum(getattr(s, k) for s in stand_ins.values()) for k in ("exact", "act", "other"))
+    return HumanReference(
+        context_auc={name: aucs[name][0] for name in stand_ins},
+        context_auc_all=aucs["*"][0],
+        dialogue_accuracy=level.accuracy,
+        dialogue_pairs=level.pairs,
+        positions=exact + act + other,
+        exact_matches=exact,
+        act_fallbacks=act,
+        any_fallbacks=other,
+        note=(
+            "a stand-in for a perfect simulator: at each evaluated position, another held-out human's reply (another "
+            "dialogue of the persona) to the same agent turn, else to one of the same act; a user at these figures is "
+            "as distinguishable as another human answering the same turn"
+        ),
     )
 
 
@@ -856,6 +986,7 @@ def evaluate(
             human=_r(pool.rate([t for r in everything for t in r.human])),
         ),
         context_fit=fit,
+        human_reference=human_reference(replays_of, pool, scorer, seed),
         wall_seconds=_r(time.perf_counter() - started, 2),
     )
 
@@ -874,7 +1005,8 @@ def targets(report: FidelityReport | None, taus: Mapping[str, float | None] | No
     """Every figure of issue 19's targets against its target.
 
     ``report``: the replay figures (``None``: not run); ``taus``: Kendall's tau per user of the
-    outcome calibration (``None``: not run). A figure that could not be measured has ``passed`` None.
+    outcome calibration (``None``: not run). A figure that could not be measured has ``passed`` None;
+    so has each figure of the human reference (target ``reference``): it shows where real people sit, it is no target.
     """
     out: list[Target] = []
 
@@ -902,6 +1034,18 @@ def targets(report: FidelityReport | None, taus: Mapping[str, float | None] | No
     if report is not None:
         out.append(Target(figure="copy_rate_sim", value=report.copy_rate.simulated, target="reported", passed=None))
         out.append(Target(figure="copy_rate_human", value=report.copy_rate.human, target="reported", passed=None))
+        reference = report.human_reference
+        if reference is not None:  # where real people sit under the same measures: no pass, no fail
+            for name, value in reference.context_auc.items():
+                out.append(Target(figure=f"human_reference.context_auc[{name}]", value=value, target="reference"))
+            out.append(
+                Target(figure="human_reference.context_auc_all", value=reference.context_auc_all, target="reference")
+            )
+            out.append(
+                Target(
+                    figure="human_reference.dialogue_accuracy", value=reference.dialogue_accuracy, target="reference"
+                )
+            )
     return out
 
 

@@ -20,13 +20,17 @@ from envsim.errors import EnvsimError
 from envsim.fidelity import (
     PersonaFidelity,
     Replay,
+    context_aucs,
+    context_rows,
     dialogue_level,
     evaluate,
+    human_reference,
     js_divergence,
     ks_distance,
     persona_figures,
     replay,
     replay_scenario,
+    stand_in,
     targets,
     task_facts,
     wasserstein,
@@ -297,12 +301,18 @@ def test_a_user_copying_pool_turns_verbatim_has_copy_rate_one(
     assert figures.copy_rate_human < 0.7  # held-out human replies are not all copies
 
 
+@pytest.fixture(scope="module")
+def ignoring(calm: list[Conversation]) -> list[Replay]:
+    """A planted user ignoring the agent: human replies of other held-out dialogues of the persona, in random order."""
+    lines = [t for r in _replays(Drawer(["x"]), calm[40:]) for t in r.human]
+    return _replays(Drawer(lines), calm[:40])
+
+
 def test_a_user_ignoring_the_agent_fails_context_auc_misfit_and_dialogue_level(
-    pool: NearDuplicates, coherence: CoherenceModel, calm: list[Conversation]
+    pool: NearDuplicates, coherence: CoherenceModel, ignoring: list[Replay]
 ) -> None:
     # human replies of other held-out dialogues of the same persona, in random order: not one answers its turn
-    lines = [t for r in _replays(Drawer(["x"]), calm[40:]) for t in r.human]
-    replays = _replays(Drawer(lines), calm[:40])
+    replays = ignoring
     figures = persona_figures("star_calm", replays, pool=pool, coherence=coherence, seed=0)
     assert figures.context_auc is not None and figures.context_auc > 0.65  # fails its target
     assert figures.context_auc > figures.turn_auc + 0.1  # what a reply alone cannot show
@@ -317,6 +327,54 @@ def test_a_user_ignoring_the_agent_fails_context_auc_misfit_and_dialogue_level(
     verdicts = {t.figure: t.passed for t in report_targets}
     assert verdicts["context_auc[star_calm]"] is False and verdicts["dialogue_accuracy"] is False
     assert verdicts["misfit_gap"] is False and verdicts["tau[transcript]"] is False
+
+
+def test_the_human_reference_sits_below_a_user_ignoring_the_agent(pool: NearDuplicates, ignoring: list[Replay]) -> None:
+    planted = context_aucs({"star_calm": context_rows(ignoring, pool)}, seed=0)["star_calm"][0]
+    reference = human_reference({"star_calm": ignoring}, pool, seed=0)
+    auc = reference.context_auc["star_calm"]
+    assert planted is not None and auc is not None and reference.context_auc_all is not None
+    assert auc < planted - 0.05  # another human answering the same turn fits it better than a reply to another turn
+    assert reference.dialogue_accuracy is not None and reference.dialogue_pairs >= 30
+    kept = len(context_rows(ignoring, pool).human)  # the same positions as the planted user's figures
+    assert reference.positions == kept == reference.exact_matches + reference.act_fallbacks + reference.any_fallbacks
+    assert reference.exact_matches > 0 and reference.act_fallbacks > 0
+    assert human_reference({"star_calm": ignoring}, pool, seed=0) == reference  # the same seed, the same figures
+
+
+def _tiny(dialogue: str, pairs: list[tuple[str, str]]) -> Replay:
+    """A replay whose human replies start with their dialogue's id, so a stand-in reply tells where it came from."""
+    return Replay(dialogue, pairs=[(agent, f"{dialogue} {reply}", None) for agent, reply in pairs])
+
+
+def test_the_stand_in_never_draws_the_evaluated_dialogues_own_reply() -> None:
+    replays = [
+        _tiny("d1", [("Hello, how can I help?", "I need a taxi"), ("What is your name?", "Ann Lee"),
+                     ("Your flight is booked.", "great, thanks so much")]),
+        _tiny("d2", [("Hello, how can I help?", "book me a table for two"),
+                     ("What time works for you?", "around seven in the evening")]),
+        # d3's closing turn: no other dialogue has its act
+        _tiny("d3", [("What is your name?", "Bob"), ("Anything else?", "no that is all")]),
+    ]  # fmt: skip
+    pool = NearDuplicates(["d3 Bob"])  # d3's first reply is a near-duplicate of a pool turn: not evaluated
+    for seed in range(20):
+        out = stand_in(replays, pool, np.random.default_rng(seed))
+        drawn = [(r.dialogue_id, i, s) for r in out.replays for i, (_, _, s) in enumerate(r.pairs)]
+        assert [(d, i) for d, i, s in drawn if s is None] == [("d3", 0)]  # every kept position, and only those
+        for (dialogue, _, text), source in zip([x for x in drawn if x[2] is not None], out.sources, strict=True):
+            assert text is not None and source != dialogue and not text.startswith(dialogue)
+        # the same turn: d1's greeting and name question, d2's greeting; the same act: d2's time question; any
+        # other dialogue: d1's inform and d3's closing (no other dialogue has those acts)
+        assert (out.exact, out.act, out.other) == (3, 1, 2)
+        by_position = {(d, i): s for d, i, s in drawn}
+        assert by_position[("d1", 1)] == "d3 Bob"  # the same agent turn, drawn although a near-duplicate
+        assert by_position[("d3", 1)] is not None and by_position[("d3", 1)].startswith(("d1", "d2"))
+        again = stand_in(replays, pool, np.random.default_rng(seed))
+        assert again.sources == out.sources and [r.pairs for r in again.replays] == [r.pairs for r in out.replays]
+    alone = stand_in(replays[:1], None, np.random.default_rng(0))  # no other dialogue: no stand-in, nothing drawn
+    assert all(s is None for _, _, s in alone.replays[0].pairs) and alone.sources == []
+    small = human_reference({"star_calm": replays}, pool, seed=0)  # too few dialogues for folds: no AUC, no crash
+    assert small.context_auc == {"star_calm": None} and small.dialogue_accuracy is None and small.positions == 6
 
 
 def _report(figures: PersonaFidelity, level: fidelity.DialogueLevel) -> fidelity.FidelityReport:
@@ -356,6 +414,7 @@ def command_json(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     result = CliRunner().invoke(app, args)  # in process: the split and the pool are read once
     assert result.exit_code == 0, result.output
     assert "targets (issue 19):" in result.stdout and ("PASS" in result.stdout or "FAIL" in result.stdout)
+    assert "human reference (another held-out human's reply to the same agent turn): context AUC" in result.stdout
     payload: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
     return payload
 
@@ -381,6 +440,20 @@ def test_fidelity_command_json_carries_every_figure_and_target(command_json: dic
             "tau[transcript]", "copy_rate_sim", "copy_rate_human"} <= set(checks)  # fmt: skip
     assert checks["context_auc[star_calm]"]["passed"] == (checks["context_auc[star_calm]"]["value"] <= 0.65)
     assert checks["copy_rate_sim"]["passed"] is None and checks["copy_rate_sim"]["target"] == "reported"
+    reference = command_json["human_reference"]  # where real people sit under the same measures
+    assert set(reference["context_auc"]) == set(figures) and "another held-out human" in reference["note"]
+    assert all(
+        v is not None and 0 <= v <= 1 for v in [*reference["context_auc"].values(), reference["context_auc_all"]]
+    )
+    assert reference["dialogue_accuracy"] is not None and reference["dialogue_pairs"] >= 5
+    kept = {n: f["context_pairs"] for n, f in figures.items()}
+    assert reference["positions"] >= sum(kept.values()) > 0  # every kept position (the simulated side may end early)
+    assert (
+        reference["positions"] == reference["exact_matches"] + reference["act_fallbacks"] + reference["any_fallbacks"]
+    )
+    for figure in ("human_reference.context_auc[star_calm]", "human_reference.context_auc_all",
+                   "human_reference.dialogue_accuracy"):  # fmt: skip
+        assert checks[figure]["target"] == "reference" and checks[figure]["passed"] is None
 
 
 def test_same_seed_same_figures(command_json: dict[str, Any], corpus: Path) -> None:
@@ -388,7 +461,7 @@ def test_same_seed_same_figures(command_json: dict[str, Any], corpus: Path) -> N
     assert {n: {k: v for k, v in f.items() if k != "plot"} for n, f in command_json["personas"].items()} == {
         n: f.model_dump(mode="json", exclude={"plot"}) for n, f in again.personas.items()
     }
-    for key in ("dialogue_level", "copy_rate", "context_fit", "split_counts"):
+    for key in ("dialogue_level", "copy_rate", "context_fit", "split_counts", "human_reference"):
         assert command_json[key] == json.loads(again.model_dump_json())[key], key
 
 

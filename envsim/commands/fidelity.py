@@ -9,8 +9,10 @@ baseline, the copy rate and the coherence model's misfit rates; over all, the di
 the context fit. The outcome calibration (:mod:`envsim.calibration_outcomes`) follows: graded scripted
 agents under the scripted, transcript and (with ``--user-model``) LLM users, Kendall's tau per user.
 Last, every figure against its target, PASS or FAIL. With ``--json`` one JSON object on the last line
-carries all of it (``personas``, ``dialogue_level``, ``copy_rate``, ``context_fit``, ``split``,
-``outcome_calibration``, ``targets``). The transcript user runs offline; the LLM user takes any litellm
+carries all of it (``personas``, ``dialogue_level``, ``copy_rate``, ``context_fit``, ``human_reference``,
+``split``, ``outcome_calibration``, ``targets``). The human reference (:func:`envsim.fidelity.human_reference`)
+applies the same measures to another held-out human's reply to the same agent turn: where real people sit, in the
+targets table as ``reference``, no PASS or FAIL. The transcript user runs offline; the LLM user takes any litellm
 model. A missing corpus exits with status 2 and a message. ``--outcome-episodes 0`` leaves the outcome
 calibration out; ``--outcomes-only`` runs only it (no corpus needed).
 """
@@ -173,6 +175,17 @@ def _replay_section(
         f"copy rate: {copies.simulated:.2f} of simulated replies, {copies.human:.2f} of held-out human replies "
         f"within edit distance {copies.distance:g} of one of {copies.pool_turns} pool turns"
     )
+    reference = report.human_reference
+    if reference is not None:
+        per_persona = ", ".join(f"{name} {_fmt(auc)}" for name, auc in reference.context_auc.items())
+        out.print(
+            f"human reference (another held-out human's reply to the same agent turn): context AUC "
+            f"{_fmt(reference.context_auc_all)} ({per_persona}), dialogue accuracy {_fmt(reference.dialogue_accuracy)} "
+            f"over {reference.dialogue_pairs} pairs; {reference.exact_matches} of {reference.positions} positions "
+            f"answered the same agent turn, {reference.act_fallbacks} one of the same act, {reference.any_fallbacks} "
+            "any turn (no other dialogue had the act); no target: a user at these figures is as distinguishable as "
+            "another human"
+        )
     if fit is not None:
         out.print(
             f"context fit: misfit {_fmt(fit.misfit_sim, 3)} simulated vs {_fmt(fit.misfit_human, 3)} human "
@@ -210,8 +223,8 @@ def _print_targets(targets: list[Target]) -> None:
     rows: list[tuple[str, ...]] = [("figure", "value", "target", "result")]
     for t in targets:
         verdict = (
-            "reported"
-            if t.passed is None and t.target == "reported"
+            t.target
+            if t.passed is None and t.target in ("reported", "reference")
             else "-"
             if t.passed is None
             else ("PASS" if t.passed else "FAIL")
