@@ -671,13 +671,15 @@ def dialogue_level(
     sides have no row each is left out.
     """
     scorer = scorer or default_scorer()
+    kept = [rows for rows in (context_rows([r], pool) for r in replays) if rows.human and rows.simulated]
+    x = _context_x([row for rows in kept for row in (*rows.human, *rows.simulated)], scorer)  # one batch: rows alone
     sides: list[tuple[np.ndarray, np.ndarray]] = []
-    for r in replays:
-        rows = context_rows([r], pool)
-        if not rows.human or not rows.simulated:
-            continue
-        h, s = _context_x(rows.human, scorer), _context_x(rows.simulated, scorer)
+    start = 0
+    for rows in kept:
+        middle, end = start + len(rows.human), start + len(rows.human) + len(rows.simulated)
+        h, s = x[start:middle], x[middle:end]
         sides.append((np.r_[h.mean(axis=0), math.log1p(len(h))], np.r_[s.mean(axis=0), math.log1p(len(s))]))
+        start = end
     if len(sides) < FOLDS:
         return DialogueLevel(pairs=len(sides), accuracy=None, accuracy_shuffled=None)
     human, simulated = np.array([h for h, _ in sides]), np.array([s for _, s in sides])
