@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,25 @@ def _fit(observation: str, limit: int | None) -> str:
     return observation[:limit] if len(note) > limit // 2 else observation[: limit - len(note)] + note
 
 
+class _WorldGoal:
+    """An environment's :meth:`ScenarioEnv.goal_met` as its user holds it (:data:`~envsim.user.base.GoalCheck`),
+    through a weak reference: the environment and its user then form no reference cycle, so that an environment
+    dropped is freed at once with its worlds and episode, not at the garbage collector's next pass. It pickles
+    (and copies) as the environment it stands for; ``None`` once that environment is gone."""
+
+    __slots__ = ("_env",)
+
+    def __init__(self, env: ScenarioEnv | None) -> None:
+        self._env = weakref.ref(env) if env is not None else None
+
+    def __call__(self) -> bool | None:
+        env = self._env() if self._env is not None else None
+        return None if env is None else env.goal_met()
+
+    def __reduce__(self) -> tuple[type[_WorldGoal], tuple[ScenarioEnv | None]]:
+        return _WorldGoal, (self._env() if self._env is not None else None,)
+
+
 @dataclass(frozen=True)
 class _AwaitingUser:
     """A message to the user whose reply is still to come."""
@@ -156,6 +176,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self.user = user or ScriptedUser()
         self.rubric = rubric or Rubric.for_scenario(self.scenario, judge_model=judge_model, judge_options=judge_options)
         self._reward_context = RewardContext(self.runtime)
+        self._world_goal = _WorldGoal(self)
         self._system_prompt = render_remembered(
             "agent_system.j2", domain=self.scenario.domain, guidelines=self.scenario.agent.guidelines
         )
@@ -202,7 +223,7 @@ class ScenarioEnv(gym.Env[str, str]):
         self._final = None
         self._fault = None
         self.usage = {}
-        self.user.attach_goal(self.goal_met)
+        self.user.attach_goal(self._world_goal)
         opening = self.user.reset(self.scenario, self.np_random)
         first_affect = getattr(self.user, "affect", None)
         self._affects = [first_affect] if isinstance(first_affect, str) else []

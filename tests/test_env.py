@@ -318,12 +318,39 @@ def test_async_vector_env_with_its_defaults_returns_the_real_observations() -> N
         envs.close()
 
 
+def test_an_env_dropped_is_freed_at_once_and_its_user_reads_no_goal_then() -> None:
+    import gc
+    import weakref
+
+    def started() -> ScenarioEnv:  # (reset reads its caller's frame locals: a frame of its own, ended here)
+        env = ScenarioEnv("MedicalSupplyPanicCaller")
+        env.reset(seed=7)
+        env.step(LOOKUP)
+        env.step("Is he breathing?")
+        return env
+
+    env = started()
+    user, gone = env.user, weakref.ref(env)
+    assert user.goal_met() is False  # the goal check reads the environment's world
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del env
+        assert gone() is None  # no reference cycle: freed without the garbage collector
+    finally:
+        if enabled:
+            gc.enable()
+    assert user.goal_met() is None
+    assert pickle.loads(pickle.dumps(user)).goal_met() is None
+
+
 def test_a_registered_env_pickles_mid_episode_and_goes_on_where_it_was() -> None:
     env = gym.make("envsim/MedicalSupplyPanicCaller-v0", max_episode_steps=3)
     env.reset(seed=7)
     env.step(LOOKUP)
     env.unwrapped.score()  # type: ignore[attr-defined]  # the reward context has replayed the expected actions
     clone = pickle.loads(pickle.dumps(env))
+    assert clone.unwrapped.user.goal_met() is env.unwrapped.user.goal_met() is False  # type: ignore[attr-defined]
     for copy in (env, clone):
         copy.step("Is he breathing?")
         _, reward, terminated, truncated, info = copy.step(DISPATCH)
