@@ -94,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2000)
     parser.add_argument("--fixture-repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="The last line is one JSON object (always).")
     args = parser.parse_args()
 
     base = fixture_world("retail", "default", 0)

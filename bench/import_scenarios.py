@@ -55,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="The last line is one JSON object (always).")
     args = parser.parse_args()
     plain = {k: v for k, v in os.environ.items() if k != "ENVSIM_SCENARIOS"}
     with tempfile.TemporaryDirectory() as tmp:

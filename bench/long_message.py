@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--lengths", default="100000,1000000,10000000", help="comma-separated message lengths")
+    parser.add_argument("--json", action="store_true", help="The last line is one JSON object (always).")
     args = parser.parse_args()
     lengths = [int(n) for n in args.lengths.split(",")]
 

@@ -332,6 +332,7 @@ def main() -> None:
     )
     parser.add_argument("--role", choices=["client", "worker", "recorder"], help=argparse.SUPPRESS)
     parser.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="The last line is one JSON object (always).")
     args = parser.parse_args()
 
     if args.role == "client":

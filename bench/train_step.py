@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=2, help="GRPO groups per step.")
     parser.add_argument("--generations", type=int, default=4, help="Episodes per group.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads.")
+    parser.add_argument("--json", action="store_true", help="The last line is one JSON object (always).")
     args = parser.parse_args()
 
     import torch

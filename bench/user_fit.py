@@ -20,9 +20,9 @@ Figures and their history: ``bench/README.md``, "Transcript user: context fit".
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
-import sys
 import time
 import zlib
 from collections import Counter
@@ -102,4 +102,9 @@ def main(seeds: int = 3, probes: int = 300) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seeds", type=int, nargs="?", default=3, help="Episode seeds per scenario and error rate.")
+    parser.add_argument("probes", type=int, nargs="?", default=300, help="Wizard turns probed.")
+    parser.add_argument("--json", action="store_true", help="Accepted for scripts: the output is one JSON object.")
+    args = parser.parse_args()
+    main(args.seeds, args.probes)
