@@ -38,7 +38,7 @@ from envsim.reward.components import summary_problems
 from envsim.reward.custom import load_reward_function
 from envsim.reward.judges import RUN_JUDGE
 from envsim.reward.spec import custom_without_role, effective_reward_spec, judges_without_role
-from envsim.runtime import ScenarioRuntime, Session
+from envsim.runtime import ScenarioRuntime, Session, remember_expected_hash
 from envsim.scenario import RewardSpec, Scenario, ToolCallSpec
 from envsim.suggest import did_you_mean
 from envsim.toolkits import apply_records, build_world, get_toolkit, table_record_types
@@ -132,6 +132,7 @@ def lint_scenario(scenario: Scenario, *, broken: Collection[str] = ()) -> list[L
         return problems
 
     problems.extend(_lint_replay(scenario, runtime.initial_world.state_hash(), session))
+    remember_expected_hash(scenario, session.world.state_hash())  # every action ran: the reward's replay, done
     actions = scenario.expected.actions
     succeeded = [a for a in actions if a.expect_error is None]  # (when the replay holds)
     escalates = [a for a in succeeded if (spec := tools.spec(a.name)) is not None and spec.flags.escalation]
