@@ -8,7 +8,8 @@ in small per-table overlays, so that
 - ``reset()`` clears the overlays (microseconds, whatever the size of the base),
 - ``fork()`` gives a fresh world on the same base (used to replay expected actions),
 - ``state_hash()`` is incremental: the base's hash is computed once, then only the
-  changed records are hashed again.
+  changed records are hashed again, each new record object once (its digest is kept, keyed
+  by the object's identity, until the next ``reset()``).
 
 Records are never mutated in place: a tool writes a new record with
 ``table.put(key, record.model_copy(update=...))``.
@@ -330,7 +331,7 @@ class World:
     Build one with :meth:`World.__init__` from a state model, then fork it per episode.
     """
 
-    __slots__ = ("_bases", "_hash", "_overlays", "_version")
+    __slots__ = ("_bases", "_hash", "_overlays", "_rows", "_version")
 
     def __init__(self, state: WorldState | None = None, *, _bases: dict[str, _BaseTable] | None = None) -> None:
         if _bases is not None:
@@ -344,6 +345,10 @@ class World:
         # world answers state_hash from its last digest (the mock user asks it on every reply).
         self._version = [0]
         self._hash: tuple[int, str] | None = None
+        # Per table, the digest of each overlay record already hashed, with the record object itself: records
+        # are frozen and replaced, never changed in place, so the same object under the same key has the
+        # same digest (holding the object keeps its identity from being reused).
+        self._rows: dict[str, dict[str, tuple[Any, int]]] = {name: {} for name in self._bases}
 
     @classmethod
     def merge(cls, worlds: list[World]) -> World:
@@ -373,6 +378,8 @@ class World:
         """Drop every change since the base (views from :meth:`table` stay valid)."""
         for overlay in self._overlays.values():
             overlay.clear()
+        for rows in self._rows.values():
+            rows.clear()
         self._version[0] += 1
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
@@ -402,6 +409,11 @@ class World:
                     rows[key] = row
             new = _BaseTable(name, rows)
             new._digests = {k: d for k, d in base._digests.items() if k not in overlay}
+            hashed = self._rows[name]
+            for key, row in overlay.items():
+                seen = hashed.get(key)
+                if seen is not None and seen[0] is row:
+                    new._digests[key] = seen[1]
             bases[name] = new
         return World(_bases=bases)
 
@@ -417,11 +429,20 @@ class World:
         h = hashlib.blake2b(digest_size=16)
         for name, base in self._bases.items():
             total = base.total()
-            for key, row in self._overlays[name].items():
-                if key in base.rows:
-                    total -= base.digest(key)
-                if row is not _DELETED:
-                    total += record_digest(name, key, row)
+            overlay = self._overlays[name]
+            if overlay:
+                hashed = self._rows[name]
+                for key, row in overlay.items():
+                    if key in base.rows:
+                        total -= base.digest(key)
+                    if row is not _DELETED:
+                        seen = hashed.get(key)
+                        if seen is not None and seen[0] is row:
+                            total += seen[1]
+                        else:
+                            d = record_digest(name, key, row)
+                            hashed[key] = (row, d)
+                            total += d
             h.update(name.encode())
             h.update((total & _MASK).to_bytes(16, "big"))
         digest = h.hexdigest()
