@@ -26,8 +26,8 @@ personas keep their designed patience. :func:`with_patience` adds the fit to a
 Example:
     >>> fit_patience([0, 1, 1, 2, 2, 2, 3, 9])
     PatienceFit(dialogues=8, quantile=0.99, patience=9, median=2.0, longest=9)
-    >>> fit_patience([0, 1, 1, 2, 2, 2, 3, 9], quantile=0.75).patience
-    2
+    >>> fit_patience([0, 1, 1, 2, 2, 2, 3, 9], quantile=0.75).patience  # the run at or above the quantile
+    3
 """
 
 from __future__ import annotations
