@@ -174,7 +174,8 @@ _IDENTITY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("origin", r"(?i:from) '([^']{2,40})'", ("depart", "where are you", "pick you up", "leaving from", "start")),
     (
         "destination",
-        r"(?i:to|somewhere near) '?([A-Z0-9][\w']*(?: [A-Z0-9][\w']*)*(?: and [A-Z][\w']*(?: [A-Z][\w']*)*)?)",
+        r"(?i:to|somewhere near) '?(?![A-Z]{2,}\b|\d+(?:st|nd|rd|th)\b)"
+        r"([A-Z0-9][\w']*(?: [A-Z0-9][\w']*)*(?: and [A-Z][\w']*(?: [A-Z][\w']*)*)?)",
         ("where do you", "where to", "destination", "where would you like to go", "want to go", "need to go"),
     ),
     ("account_number", r"(?i:account)(?: number)?(?: is|:)?\s*(\d{4,})", ("account",)),

@@ -149,6 +149,22 @@ def test_task_facts_and_replay_scenario() -> None:
     assert scenario.user.persona.ref == "star_calm"
 
 
+def _task_text(text: str) -> Conversation:
+    return Conversation(corpus="star", id="9", turns=[], labels={"user_task": text, "persona_instructions": []})
+
+
+def test_a_destination_is_a_place_not_an_acronym_or_a_day() -> None:
+    """'to RSVP' and 'to 23rd' are no destinations: a fact holding them made the user refuse every turn saying them."""
+    rsvp = {f.key: f.value for f in task_facts(_task_text("Your are Ben and would like to RSVP to a party."))}
+    assert "destination" not in rsvp and "RSVP" not in rsvp.values()
+    day = {f.key: f.value for f in task_facts(_task_text("Move your appointment to 23rd March."))}
+    assert day.get("destination") is None
+    ride = {f.key: f.value for f in task_facts(_task_text("You want a ride from 'Hospital' to 'Airport'."))}
+    assert ride["origin"] == "Hospital" and ride["destination"] == "Airport"
+    city = {f.key: f.value for f in task_facts(_task_text("Book a flight to San Francisco."))}
+    assert city["destination"] == "San Francisco"
+
+
 def test_replay_feeds_the_agent_side_and_collects_both_sides() -> None:
     user = Echo()
     conversation = _made_up()

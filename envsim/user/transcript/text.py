@@ -419,6 +419,8 @@ def drop_span(text: str, start: int, end: int) -> str:
         'It was 1596.'
         >>> drop_span("transfers of $10 over the week", 13, 16)
         'transfers over the week'
+        >>> drop_span("For my friend Mark.  39 guests.", 21, 30)  # a sentence that was the span alone goes whole
+        'For my friend Mark.'
     """
     before, after = text[:start], text[end:]
     lead = _CONNECTOR_BEFORE.search(before)
@@ -427,6 +429,8 @@ def drop_span(text: str, start: int, end: int) -> str:
     elif _CONNECTOR_AFTER.match(after):
         after = _CONNECTOR_AFTER.sub("", after, count=1)
         before = re.sub(r"\beither\s*$", "", before, flags=re.IGNORECASE)
+    if re.search(r"[.!?]\s*$", before) and re.match(r"\s*[.!?](?![.!?])", after):
+        after = after.lstrip()[1:]
     return (
         f"{before.rstrip()} {after.lstrip()}"
         if before.strip() and after.strip() and after.lstrip()[:1].isalnum()

@@ -23,7 +23,8 @@ are replaced by the values of the facts asked (same kind only, never where the w
 span name another detail), then by facts already given where the turn names them, or dropped
 (:func:`~envsim.user.transcript.text.drop_span`); asked facts with no span left are said after it
 (:func:`say`). A fact not yet given never appears, unless a persona that volunteers says it where a turn names
-it (:data:`VOLUNTEER_INTENTS`). Stating the need prefers turns that read like the goal (:data:`GOAL_GAIN`); a
+it, or in a span of its kind that no other unsaid fact could take (:data:`VOLUNTEER_INTENTS`,
+:meth:`TranscriptUser._by_kind`). Stating the need prefers turns that read like the goal (:data:`GOAL_GAIN`); a
 yes/no question that merely names a detail does not ask for it (:func:`asks_for`); a rejected candidate is
 replaced from the first draw's length stratum. When every candidate is rejected the reply falls
 back to the scenario's own lines; :attr:`TranscriptUser.trace` and :attr:`TranscriptUser.stats` say
@@ -187,19 +188,25 @@ ON_TOPIC_BOOST = 2.0
 TOPIC_WEIGHT = 0.3
 """Weight of a turn mentioning a detail, when the reply gives none."""
 
-GOAL_GAIN = 3.0
+GOAL_GAIN = 10.0
 """How strongly a turn that reads like the scenario's goal is preferred when the user states its need (a greeting's
 answer, or the need again): ``exp(GOAL_GAIN * similarity)`` (cosine of idf-weighted word sets of the turn and the
 goal, 0..1). People answer 'How can I help?' with their own request ('I'd like to RSVP to Mark's party'), not with
-any request of their business's."""
+any request of their business's. Most turns share no word with a goal (similarity 0, against about 0.6 for the best
+ones), so a gain of 3 (at most 6 times the weight) left the unrelated many to outweigh the few: an RSVP answered 'I
+need to plan a surprise party', an apartment viewing 'Call a taxi'. At 10 a turn of similarity 0.4 weighs about 50
+times one of 0."""
 
 NEED_INTENTS: frozenset[Intent] = frozenset(("greet", "insist"))
 """Replies that state the user's need: retrieval prefers turns that read like the goal (:data:`GOAL_GAIN`)."""
 
-VOLUNTEER_INTENTS: frozenset[Intent] = frozenset(("greet", "question", "react", "insist", "nudge"))
+VOLUNTEER_INTENTS: frozenset[Intent] = frozenset(
+    ("greet", "question", "react", "insist", "nudge", "answer", "reanswer")
+)
 """Replies in which a persona that volunteers (``disclosure: volunteers``) may say a detail it was not asked for,
-where the retrieved human turn names it ('my name is ...', 'a flight to ...'): saying what it needs, reacting,
-insisting. Never in an answer (it gives what was asked), a closing, giving up or saying it does not know."""
+where the retrieved human turn has a place for it (:meth:`TranscriptUser._adapt`): saying what it needs, reacting,
+insisting, and answering (STAR's role-players of those categories add details to an answer: 'I plan on showing up at
+1pm. Oh, and I'll be bringing 6 guests'). Never in a closing, giving up or saying it does not know."""
 
 _log = logging.getLogger("envsim.user.transcript")  # the package's logger, as before the split
 _warned = False
@@ -741,7 +748,7 @@ class TranscriptUser(UserSimulator):
         assert index is not None
         model = index.coherence()
         reject = model.quantile(REJECT_SHARE) if model is not None else 0.0
-        volunteer = self._volunteers and intent in VOLUNTEER_INTENTS and not facts
+        volunteer = self._volunteers and intent in VOLUNTEER_INTENTS
         for row in self._candidates(intent, act, cues, state, facts, volunteer):
             adapted = self._adapt(row, facts, volunteer=volunteer)
             if adapted is None or not self._discreet(adapted[0], adapted[4]):
@@ -811,7 +818,7 @@ class TranscriptUser(UserSimulator):
                 left.append(fact)
         unsaid = self._unsaid(facts) if volunteer else []
         if unsaid:
-            before = [sentence_tail(text[max(0, s - 40) : s]).lower() for s, _, _ in spans]
+            before = [" ".join(sentence_tail(text[max(0, s - 40) : s]).lower().split()[-3:]) for s, _, _ in spans]
             for fact, kind in unsaid:
                 topics = _fact_topics(fact)
                 named = [re.compile(rf"\b{re.escape(k.lower())}") for k in fact.asked_by if k.strip()]
@@ -824,6 +831,8 @@ class TranscriptUser(UserSimulator):
                 ]
                 if free:
                     fill[free[0]] = fact
+            for i, fact in self._by_kind(text, spans, lead, fill, unsaid):
+                fill[i] = fact
         if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
             return None  # it names a detail it does not give ('my PIN is' before a phone number)
         placed = sorted(fill)
@@ -851,6 +860,48 @@ class TranscriptUser(UserSimulator):
         said = {fact.key for fact, _ in unsaid}
         volunteered = list(dict.fromkeys(fill[i].key for i in sorted(fill) if fill[i].key in said))
         return text, [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped, volunteered
+
+    @staticmethod
+    def _by_kind(
+        text: str,
+        spans: Sequence[tuple[int, int, SpanKind]],
+        lead: Sequence[int],
+        fill: dict[int, Fact],
+        unsaid: Sequence[tuple[Fact, SpanKind]],
+    ) -> list[tuple[int, Fact]]:
+        """Spans a volunteered fact takes by its kind alone, where nothing names it: the span's words are the fact's
+        ('the Southside Venue' for 'West Bay Venue'), or it is the only unsaid fact of that kind ('for 10 pm' for the
+        user's own 7 pm; a name of one word only: 'North Heights Venue' is no person's name).
+
+        People state their need with its details ('I'd like to RSVP to a party at the West Bay Venue for 7 pm'); a
+        retrieved need whose details are another task's is taken with the user's own in their place, one span per
+        fact, never where the words before the span name another detail.
+
+        Example:
+            >>> venue = Fact(key="venue", value="West Bay Venue", asked_by=["where"])
+            >>> host, at = Fact(key="host", value="Ben", asked_by=["host"]), Fact(key="t", value="7 pm", asked_by=["x"])
+            >>> text = "I'd like to RSVP a party at the Southside Venue for 10 pm"
+            >>> spans = [(32, 47, "name"), (52, 57, "time")]
+            >>> unsaid = [(host, "name"), (venue, "name"), (at, "time")]
+            >>> found = TranscriptUser._by_kind(text, spans, [0, 0], {}, unsaid)
+            >>> [(text[spans[i][0] : spans[i][1]], f.value) for i, f in found]
+            [('Southside Venue', 'West Bay Venue'), ('10 pm', '7 pm')]
+        """
+        taken = {f.key for f in fill.values()}
+        left = [(f, kind) for f, kind in unsaid if f.key not in taken]
+        found: list[tuple[int, Fact]] = []
+        for i, (start, end, span_kind) in enumerate(spans):
+            if i in fill or lead[i]:
+                continue
+            same = [f for f, kind in left if _compatible(kind, span_kind)]
+            words = set(re.findall(r"[a-z]{4,}", text[start:end].lower()))
+            shared = [f for f in same if words & set(re.findall(r"[a-z]{4,}", f.value.lower()))]
+            alone = len(same) == 1 and (span_kind != "name" or len(text[start:end].split()) == 1)
+            pick = shared if len(shared) == 1 else same if alone and not shared else []
+            if pick:
+                found.append((i, pick[0]))
+                left = [(f, kind) for f, kind in left if f.key != pick[0].key]
+        return found
 
     def _discreet(self, text: str, volunteered: Sequence[str] = ()) -> bool:
         """Whether ``text`` holds no fact value not yet given (as a whole word), ``volunteered`` ones aside.

@@ -695,7 +695,7 @@ def _with_account(scenario: Scenario) -> Scenario:
 def test_a_persona_that_volunteers_says_a_detail_where_the_turn_names_it(corpus: Path) -> None:
     """A persona with ``disclosure: volunteers`` says an unasked fact in the span of a turn that names it ('my
     account number is ...'), as STAR's role-players of those categories state their details with their request;
-    one that answers only drops the span or passes the turn over. An answer never volunteers."""
+    one that answers only drops the span or passes the turn over."""
     scenario = _with_account(load_registered("RetailRefundDamagedMug"))  # calm: volunteers
     account = scenario.user.facts[-1]
     user = TranscriptUser(corpus)
