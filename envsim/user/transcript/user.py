@@ -353,6 +353,29 @@ def persona_group(persona: Persona, index: TurnIndex | None = None) -> str:
     return AFFECT_GROUPS[persona.initial_affect]
 
 
+def need_of(scenario: Scenario) -> str:
+    """The scenario's goal without its details (the facts' values): what the user needs, not who it is or which.
+
+    Retrieval prefers need statements that read like it (:data:`GOAL_GAIN`); with the details in, a turn sharing
+    only the user's name ('I was told to follow up on my doctor appointment, my name is Angela') read like a goal
+    of getting a ride.
+
+    Example:
+        >>> from envsim.registration import load_registered
+        >>> scenario = load_registered("RetailRefundDamagedMug")
+        >>> need_of(scenario.model_copy(update={"user": scenario.user.model_copy(update={
+        ...     "goal": "You want a ride from 'Hospital' to 'Airport'. Your name is Angela.",
+        ...     "facts": [Fact(key="name", value="Angela", asked_by=["name"]),
+        ...               Fact(key="origin", value="Hospital", asked_by=["from"])]})}))
+        "You want a ride from '' to 'Airport'. Your name is ."
+    """
+    goal = scenario.user.goal
+    for fact in sorted(scenario.user.facts, key=lambda f: -len(f.value)):
+        if len(fact.value.strip()) >= 2:
+            goal = re.sub(rf"(?<!\w){re.escape(fact.value.strip())}(?!\w)", "", goal, flags=re.IGNORECASE)
+    return goal
+
+
 def say(fact: Fact) -> str:
     if fact.say is not None:
         return render_scenario_text(fact.say, value=fact.value, key=fact.key)
@@ -570,7 +593,7 @@ class TranscriptUser(UserSimulator):
             p.search(scenario.user.goal) for p in (DATE, TIME)
         )
         self._volunteers = persona.disclosure == "volunteers"
-        self._goal_sim = index.said.similarity(scenario.user.goal)
+        self._goal_sim = index.said.similarity(need_of(scenario))
         self._rest = AffectState.start(persona, emergency=self._emergency).intensity
         self._style = Style.for_persona(persona, self._group)
         self._length_factor = self._style.length_factors(LENGTH_BINS)
@@ -871,7 +894,7 @@ class TranscriptUser(UserSimulator):
     ) -> list[tuple[int, Fact]]:
         """Spans a volunteered fact takes by its kind alone, where nothing names it: the span's words are the fact's
         ('the Southside Venue' for 'West Bay Venue'), or it is the only unsaid fact of that kind ('for 10 pm' for the
-        user's own 7 pm; a name of one word only: 'North Heights Venue' is no person's name).
+        user's own 7 pm; never a name: 'from Airport' is no place for the user's one destination).
 
         People state their need with its details ('I'd like to RSVP to a party at the West Bay Venue for 7 pm'); a
         retrieved need whose details are another task's is taken with the user's own in their place, one span per
@@ -896,7 +919,7 @@ class TranscriptUser(UserSimulator):
             same = [f for f, kind in left if _compatible(kind, span_kind)]
             words = set(re.findall(r"[a-z]{4,}", text[start:end].lower()))
             shared = [f for f in same if words & set(re.findall(r"[a-z]{4,}", f.value.lower()))]
-            alone = len(same) == 1 and (span_kind != "name" or len(text[start:end].split()) == 1)
+            alone = len(same) == 1 and span_kind != "name"
             pick = shared if len(shared) == 1 else same if alone and not shared else []
             if pick:
                 found.append((i, pick[0]))
