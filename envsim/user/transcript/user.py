@@ -208,6 +208,13 @@ where the retrieved human turn has a place for it (:meth:`TranscriptUser._adapt`
 insisting, and answering (STAR's role-players of those categories add details to an answer: 'I plan on showing up at
 1pm. Oh, and I'll be bringing 6 guests'). Never in a closing, giving up or saying it does not know."""
 
+REPLY_INTENTS: frozenset[Intent] = frozenset(("answer", "reanswer", "question", "react", "greet", "insist", "nudge"))
+"""Replies whose lengths and share of questions are those of people's replies to turns of the agent's act
+(:func:`keep_lengths` over the context pool), whatever acts the intent prefers among them. People answer in a
+question ('Could we do Thursday at 12pm?') and at length; with the intent's act weights in the lengths kept,
+star_calm's replies held a question half as often as people's. The other intents have a set kind of turn to say ('I
+don't know', thanks and goodbye, giving up): their lengths are those of such turns."""
+
 _log = logging.getLogger("envsim.user.transcript")  # the package's logger, as before the split
 _warned = False
 
@@ -628,11 +635,12 @@ class TranscriptUser(UserSimulator):
             alpha = min(1.0, state.unhelpful_streak / (self._persona.patience + 1))
             table = (1 - alpha) * np.array([INTENT_ACTS["react"][a] for a in USER_ACTS]) + alpha * table
         w = table[index.act[rows]]
+        base = np.ones(len(rows)) if intent in REPLY_INTENTS else w
         if same_context:
-            w = w * (index.context[rows] == AGENT_ACTS.index(act))
+            base = base * (index.context[rows] == AGENT_ACTS.index(act))
         if not facts:  # a turn that is nothing but a detail cannot answer without one
-            w = w * ~index.bare[rows]
-        base = w
+            base = base * ~index.bare[rows]
+        w = w * base if intent in REPLY_INTENTS else base
         if cues:
             w = w * np.where((index.cues[rows] & cues) != 0, CUE_BOOST, 1.0)
         asks = self._asks

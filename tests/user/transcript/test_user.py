@@ -792,3 +792,29 @@ def test_stating_the_need_prefers_turns_that_read_like_the_goal(corpus: Path, mo
     with_goal = fit()
     monkeypatch.setattr(user_module, "GOAL_GAIN", 0.0)
     assert with_goal > fit() + 0.02
+
+
+def test_a_reply_in_kind_asks_questions_as_often_as_people_replying_to_that_act(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lengths and question share kept for a reply in kind (``REPLY_INTENTS``) are those of every human reply
+    to turns of the agent's act: an answer's preference for statements chooses among them, it does not make the
+    user ask fewer questions than people do ('Could we do Thursday at 12pm?'). A closing keeps its own."""
+    user = TranscriptUser(corpus)
+    user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))
+    user.reply("Which day would suit you?", [])
+    index, state = user._index, user.affect_state
+    assert index is not None and state is not None
+    rows = user._tiers[-1]
+    asks = index.stratum[rows] % 2 == 1
+
+    def question_mass(intent: str) -> float:
+        w = user._weights(rows, intent, "ask_info", 0, state, (), True)  # type: ignore[arg-type]
+        return float(w[asks].sum() / w.sum())
+
+    react = question_mass("react")
+    assert react > 0.05
+    assert question_mass("answer") == pytest.approx(react, abs=0.01)  # answers weigh questions 0.3, react 1
+    assert question_mass("close") < 0.5 * react
+    monkeypatch.setattr(user_module, "REPLY_INTENTS", frozenset())  # the intent's act weights in the lengths kept
+    assert question_mass("answer") < 0.8 * question_mass("react")
