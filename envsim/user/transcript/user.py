@@ -319,6 +319,21 @@ def asks_for(fact: Fact, keys: Sequence[str], asking: str, act: AgentAct) -> boo
     return _PROPOSES.search(asking) is None
 
 
+def _stray_digits(text: str, spans: Sequence[tuple[int, int, SpanKind]]) -> bool:
+    """Whether ``text`` holds a digit outside its entity spans (a number glued to a word, 'either3941').
+
+    Example:
+        >>> _stray_digits("my PIN is either3941 or 7402", [(24, 28, "number")])
+        True
+        >>> _stray_digits("my PIN is either 3941 or 7402", [(17, 21, "number"), (25, 29, "number")])
+        False
+    """
+    inside = bytearray(len(text))
+    for start, end, _ in spans:
+        inside[start:end] = b"\x01" * (end - start)
+    return any(ch.isdigit() and not inside[i] for i, ch in enumerate(text))
+
+
 def _compatible(fact: SpanKind, span: SpanKind) -> bool:
     """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: only the same kind (a date of
     birth is no amount: 'keep that extra 50' must not become 'keep that extra 1991-01-23')."""
@@ -768,8 +783,9 @@ class TranscriptUser(UserSimulator):
         """The first candidate row that adapts cleanly and fits the agent's message, with its final text.
 
         ``compose`` turns the adapted text and the facts left over into the reply. A candidate whose
-        adaptation is unclean (:mod:`envsim.user.transcript.fill`) or whose reply the coherence model calls a
-        misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
+        adaptation is unclean (:mod:`envsim.user.transcript.fill`), that says the user does not know or remember
+        (:data:`~.text.UNSURE`) while a fact it gives would be said after it, or whose reply the coherence model calls
+        a misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
         A persona that volunteers may say facts it was not asked for in the spans of a turn that names them
         (:data:`VOLUNTEER_INTENTS`); they count as given once the reply is taken.
         Returns the row, the reply, the fact keys filled and appended, the spans dropped and the fact keys
@@ -787,6 +803,10 @@ class TranscriptUser(UserSimulator):
                 self._rejected += 1
                 continue
             text, filled, left, dropped, volunteered = adapted
+            if left and index.unsure[row]:  # 'I forgot it! Is there another way?' and then the PIN after it
+                self.stats["rejected_unclean"] += 1
+                self._rejected += 1
+                continue
             reply = compose(text, left)
             off = intent == "insist" and user_act(reply) == "question" and not _REQUEST_FORM.search(reply)
             if (
@@ -866,6 +886,8 @@ class TranscriptUser(UserSimulator):
                 fill[i] = fact
         if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
             return None  # it names a detail it does not give ('my PIN is' before a phone number)
+        if any(FACT_CLASS[kind] != "text" for _, kind in facts) and _stray_digits(text, spans):
+            return None  # another number it cannot replace ('either3941 or <PIN>'): it would contradict the one given
         placed = sorted(fill)
         for i, j in itertools.pairwise(placed):
             if fill[i].key != fill[j].key and _ALTERNATIVE.fullmatch(text[spans[i][1] : spans[j][0]]):

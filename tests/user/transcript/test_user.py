@@ -818,3 +818,26 @@ def test_a_reply_in_kind_asks_questions_as_often_as_people_replying_to_that_act(
     assert question_mass("close") < 0.5 * react
     monkeypatch.setattr(user_module, "REPLY_INTENTS", frozenset())  # the intent's act weights in the lengths kept
     assert question_mass("answer") < 0.8 * question_mass("react")
+
+
+def test_an_answer_never_says_it_does_not_know_and_then_the_value(corpus: Path) -> None:
+    """A retrieved 'I forgot it! Is there any other way to verify it's me?' cannot carry the PIN said after it: a
+    turn that says the user does not know (UNSURE) is passed over when the fact would be appended to it; so is one
+    holding a number it cannot replace ('I think my PIN is either3941 or <PIN>')."""
+    base = load_registered("BankingLostCardReplacement")
+    pin = Fact(key="pin", value="7402", asked_by=["pin"])
+    user_spec = base.user.model_copy(update={"facts": [pin], "persona": PersonaSpec(ref="star_worried")})
+    scenario = base.model_copy(update={"user": user_spec, "domain": "bank", "tags": ["bank"]})
+    user = TranscriptUser(corpus)
+    answered = 0
+    for seed in range(40):
+        user.attach_goal(lambda: False)
+        reply = _play(user, scenario, seed, ("Right, and your PIN as well please.",))[0]
+        source = user.trace[-1]
+        assert source.intent in ("answer", "reanswer") and pin.value in reply, reply
+        assert not re.search(r"[a-z]\d{3,}", reply.lower()), reply  # no other number left ('either3941 or 7402')
+        answered += 1
+        if source.appended:
+            said = reply[: reply.rindex(pin.value)]
+            assert not UNSURE.search(said.lower()), reply
+    assert answered == 40
