@@ -242,6 +242,10 @@ the goal not met); another question ('what am I supposed to do now?') does not a
 
 _YES_NO = frozenset(("yes", "no", "y", "n", "true", "false"))
 
+_NO_LEAD_IN: frozenset[UserAct] = frozenset(("question", "greet", "thanks"))
+"""User acts of a turn that cannot lead in to a detail said after it ('How was your night. 91', 'Hi. 91'); a
+question that holds the detail in its own words is another matter ('Could we do Thursday at 12pm?')."""
+
 _ALTERNATIVE = re.compile(r"\s*,?\s*(?:or|and/or|or maybe|or perhaps)\s+", re.IGNORECASE)
 
 
@@ -376,7 +380,8 @@ def persona_group(persona: Persona, index: TurnIndex | None = None) -> str:
 
 
 def need_of(scenario: Scenario) -> str:
-    """The scenario's goal without its details (the facts' values): what the user needs, not who it is or which.
+    """The scenario's goal without its details (the facts' values and the words they are asked by): what the user
+    needs, not who it is or which.
 
     Retrieval prefers need statements that read like it (:data:`GOAL_GAIN`); with the details in, a turn sharing
     only the user's name ('I was told to follow up on my doctor appointment, my name is Angela') read like a goal
@@ -387,14 +392,17 @@ def need_of(scenario: Scenario) -> str:
         >>> scenario = load_registered("RetailRefundDamagedMug")
         >>> need_of(scenario.model_copy(update={"user": scenario.user.model_copy(update={
         ...     "goal": "You want a ride from 'Hospital' to 'Airport'. Your name is Angela.",
-        ...     "facts": [Fact(key="name", value="Angela", asked_by=["name"]),
-        ...               Fact(key="origin", value="Hospital", asked_by=["from"])]})}))
-        "You want a ride from '' to 'Airport'. Your name is ."
+        ...     "facts": [Fact(key="name", value="Angela", asked_by=["your name"]),
+        ...               Fact(key="origin", value="Hospital", asked_by=["where from"])]})}))
+        "You want a ride from '' to 'Airport'.  is ."
     """
     goal = scenario.user.goal
-    for fact in sorted(scenario.user.facts, key=lambda f: -len(f.value)):
-        if len(fact.value.strip()) >= 2:
-            goal = re.sub(rf"(?<!\w){re.escape(fact.value.strip())}(?!\w)", "", goal, flags=re.IGNORECASE)
+    details = {f.value.strip() for f in scenario.user.facts} | {
+        k.strip() for f in scenario.user.facts for k in f.asked_by
+    }
+    for detail in sorted(details, key=lambda d: (-len(d), d)):
+        if len(detail) >= 2:
+            goal = re.sub(rf"(?<!\w){re.escape(detail)}(?!\w)", "", goal, flags=re.IGNORECASE)
     return goal
 
 
@@ -784,8 +792,10 @@ class TranscriptUser(UserSimulator):
 
         ``compose`` turns the adapted text and the facts left over into the reply. A candidate whose
         adaptation is unclean (:mod:`envsim.user.transcript.fill`), that says the user does not know or remember
-        (:data:`~.text.UNSURE`) while a fact it gives would be said after it, or whose reply the coherence model calls
-        a misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in :attr:`stats`).
+        (:data:`~.text.UNSURE`) while a fact it gives would be said after it, that would have every fact it gives
+        said after it while it is a question, a greeting or thanks (:data:`_NO_LEAD_IN`), or whose reply the coherence
+        model calls a misfit (:class:`~envsim.user.transcript.coherence.CoherenceModel`) is rejected (counted in
+        :attr:`stats`).
         A persona that volunteers may say facts it was not asked for in the spans of a turn that names them
         (:data:`VOLUNTEER_INTENTS`); they count as given once the reply is taken.
         Returns the row, the reply, the fact keys filled and appended, the spans dropped and the fact keys
@@ -803,7 +813,8 @@ class TranscriptUser(UserSimulator):
                 self._rejected += 1
                 continue
             text, filled, left, dropped, volunteered = adapted
-            if left and index.unsure[row]:  # 'I forgot it! Is there another way?' and then the PIN after it
+            if left and (index.unsure[row] or (not filled and USER_ACTS[index.act[row]] in _NO_LEAD_IN)):
+                # 'I forgot it! Is there another way?' or 'How was your night.' and then the PIN after it
                 self.stats["rejected_unclean"] += 1
                 self._rejected += 1
                 continue

@@ -822,8 +822,8 @@ def test_a_reply_in_kind_asks_questions_as_often_as_people_replying_to_that_act(
 
 def test_an_answer_never_says_it_does_not_know_and_then_the_value(corpus: Path) -> None:
     """A retrieved 'I forgot it! Is there any other way to verify it's me?' cannot carry the PIN said after it: a
-    turn that says the user does not know (UNSURE) is passed over when the fact would be appended to it; so is one
-    holding a number it cannot replace ('I think my PIN is either3941 or <PIN>')."""
+    turn that says the user does not know (UNSURE) is passed over when the fact would be appended to it, and so is
+    a question, greeting or thanks; so is one holding a number it cannot replace ('my PIN is either3941 or <PIN>')."""
     base = load_registered("BankingLostCardReplacement")
     pin = Fact(key="pin", value="7402", asked_by=["pin"])
     user_spec = base.user.model_copy(update={"facts": [pin], "persona": PersonaSpec(ref="star_worried")})
@@ -840,4 +840,5 @@ def test_an_answer_never_says_it_does_not_know_and_then_the_value(corpus: Path) 
         if source.appended:
             said = reply[: reply.rindex(pin.value)]
             assert not UNSURE.search(said.lower()), reply
+            assert user_act(said) not in ("question", "greet", "thanks"), reply  # not 'How was your night. 7402'
     assert answered == 40
