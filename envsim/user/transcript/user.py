@@ -338,6 +338,28 @@ def _stray_digits(text: str, spans: Sequence[tuple[int, int, SpanKind]]) -> bool
     return any(ch.isdigit() and not inside[i] for i, ch in enumerate(text))
 
 
+def _last_word(text: str) -> str:
+    """The last word of ``text`` but an article (lower case; '' when it ends in a mark or has none): what leads to a
+    span after it.
+
+    Example:
+        >>> _last_word("I need a ride from "), _last_word("to get to the "), _last_word("It is. "), _last_word("")
+        ('from', 'to', '', '')
+    """
+    match = re.search(r"([A-Za-z]+)(?:\s+(?:the|a|an|my|our))?\s*$", text, flags=re.IGNORECASE)
+    return match.group(1).lower() if match else ""
+
+
+def lead_words(fact: Fact) -> frozenset[str]:
+    """The last words of a fact's ``asked_by`` phrases: the words that lead to its value in a sentence.
+
+    Example:
+        >>> sorted(lead_words(Fact(key="origin", value="Airport", asked_by=["leaving from", "depart", "pick you up"])))
+        ['depart', 'from', 'up']
+    """
+    return frozenset(w.split()[-1].lower() for w in fact.asked_by if w.split() and w.split()[-1].isalpha())
+
+
 def _compatible(fact: SpanKind, span: SpanKind) -> bool:
     """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: only the same kind (a date of
     birth is no amount: 'keep that extra 50' must not become 'keep that extra 1991-01-23')."""
@@ -477,6 +499,7 @@ class TranscriptUser(UserSimulator):
         self._persona: Persona | None = None
         self._group = ""
         self._facts: list[tuple[Fact, tuple[str, ...], SpanKind]] = []
+        self._lead_words: dict[str, frozenset[str]] = {}
         self._satisfied: tuple[str, ...] = ()
         self._emergency = False
         self._keep_quantities = False
@@ -614,6 +637,7 @@ class TranscriptUser(UserSimulator):
         self._persona = persona
         self._group = persona_group(persona, index)
         self._facts = [(f, tuple(k.lower() for k in f.asked_by), fact_kind(f.value)) for f in scenario.user.facts]
+        self._lead_words = {f.key: lead_words(f) for f in scenario.user.facts}
         self._satisfied = tuple(p.lower() for p in scenario.user.satisfied_by)
         self._emergency = is_emergency(scenario)
         self._keep_quantities = not any(
@@ -866,10 +890,12 @@ class TranscriptUser(UserSimulator):
         fill: dict[int, Fact] = {}
         left: list[Fact] = []
         giving = {fact.key for fact, _ in facts}
+        before_word = [_last_word(text[max(0, s - 20) : s]) for s, _, _ in spans]
         for fact, kind in [*facts, *self._spare(facts)]:
             topics = _fact_topics(fact)
             free = [i for i, span in enumerate(spans) if i not in fill and _compatible(kind, span[2])]
             free = [i for i in free if not lead[i] or lead[i] & topics]  # never 'my PIN is <phone>'
+            free = [i for i in free if not self._led_to_another(fact, before_word[i])]  # never 'get to <origin>'
             if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN'),
                 # and nothing else ('my account number is' is no place for a phone number)
                 free = [i for i in free if _names(lead[i], topics) or (not lead[i] and own & topics)]
@@ -889,12 +915,14 @@ class TranscriptUser(UserSimulator):
                     for i, span in enumerate(spans)
                     if i not in fill
                     and _compatible(kind, span[2])
+                    and not self._led_to_another(fact, before_word[i])
                     and (_names(lead[i], topics) or (not lead[i] and any(n.search(before[i]) for n in named)))
                 ]
                 if free:
                     fill[free[0]] = fact
             for i, fact in self._by_kind(text, spans, lead, fill, unsaid):
-                fill[i] = fact
+                if not self._led_to_another(fact, before_word[i]):
+                    fill[i] = fact
         if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
             return None  # it names a detail it does not give ('my PIN is' before a phone number)
         if any(FACT_CLASS[kind] != "text" for _, kind in facts) and _stray_digits(text, spans):
@@ -966,6 +994,16 @@ class TranscriptUser(UserSimulator):
                 found.append((i, pick[0]))
                 left = [(f, kind) for f, kind in left if f.key != pick[0].key]
         return found
+
+    def _led_to_another(self, fact: Fact, word: str) -> bool:
+        """Whether ``word``, right before a span, is how another fact of the scenario is asked for and not how
+        ``fact`` is (the last word of an ``asked_by`` phrase: 'a ride to <destination>', 'leaving from <origin>'):
+        the span is the other fact's place ('I need to get to <origin> from ...' would send the user the wrong way).
+        """
+        if not word:
+            return False
+        mine = self._lead_words.get(fact.key, frozenset())
+        return word not in mine and any(word in words for key, words in self._lead_words.items() if key != fact.key)
 
     def _discreet(self, text: str, volunteered: Sequence[str] = ()) -> bool:
         """Whether ``text`` holds no fact value not yet given (as a whole word), ``volunteered`` ones aside.

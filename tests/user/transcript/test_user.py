@@ -842,3 +842,31 @@ def test_an_answer_never_says_it_does_not_know_and_then_the_value(corpus: Path) 
             assert not UNSURE.search(said.lower()), reply
             assert user_act(said) not in ("question", "greet", "thanks"), reply  # not 'How was your night. 7402'
     assert answered == 40
+
+
+def test_a_span_led_to_by_another_facts_words_is_not_its_place(corpus: Path) -> None:
+    """'a ride from X to Y': asked where to, the user's destination goes after 'to', never after 'from' (the word
+    before a span that ends another fact's asked_by phrase marks that fact's place)."""
+    origin = Fact(key="origin", value="Airport", asked_by=["leaving from", "depart"])
+    destination = Fact(key="destination", value="Forbes and Murray", asked_by=["where to", "destination"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [origin, destination]})})
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    assert user._led_to_another(origin, "to") and not user._led_to_another(origin, "from")
+    assert user._led_to_another(destination, "from") and not user._led_to_another(destination, "at")
+    index = user._index
+    assert index is not None
+    shape = re.compile(r"\bfrom (?:the )?$")
+    rows = [
+        r
+        for r in range(len(index))
+        if sum(k == "name" for _, _, k in index.spans(r)) == 2
+        and shape.search(index.texts[r][: index.spans(r)[0][0]])
+        and re.search(r"\bto (?:the )?$", index.texts[r][: index.spans(r)[1][0]])
+    ]
+    assert len(rows) >= 3
+    for row in rows:
+        adapted = user._adapt(row, [(destination, "name")])
+        if adapted is not None and destination.key in adapted[1]:
+            assert not re.search(r"\bfrom (?:the )?Forbes and Murray", adapted[0]), adapted[0]
