@@ -242,6 +242,8 @@ the goal not met); another question ('what am I supposed to do now?') does not a
 
 _YES_NO = frozenset(("yes", "no", "y", "n", "true", "false"))
 
+USER_ACTS_ARRAY = np.array(USER_ACTS)
+
 _NO_LEAD_IN: frozenset[UserAct] = frozenset(("question", "greet", "thanks"))
 """User acts of a turn that cannot lead in to a detail said after it ('How was your night. 91', 'Hi. 91'); a
 question that holds the detail in its own words is another matter ('Could we do Thursday at 12pm?')."""
@@ -682,6 +684,12 @@ class TranscriptUser(UserSimulator):
             alpha = min(1.0, state.unhelpful_streak / (self._persona.patience + 1))
             table = (1 - alpha) * np.array([INTENT_ACTS["react"][a] for a in USER_ACTS]) + alpha * table
         w = table[index.act[rows]]
+        if intent == "close":  # a dialogue's last human turn closes it, whatever its act ('Great, I feel good
+            # about it'), unless it asks for something more ('Yes, I'd like some room service')
+            last = np.flatnonzero(index.last[rows] & (USER_ACTS_ARRAY[index.act[rows]] == "inform"))
+            closing = [i for i in last if not _REQUEST_FORM.search(index.texts[rows[i]])]
+            w = w.copy()
+            w[closing] = 1.0
         base = np.ones(len(rows)) if intent in REPLY_INTENTS else w
         if same_context:
             base = base * (index.context[rows] == AGENT_ACTS.index(act))

@@ -39,6 +39,7 @@ from envsim.user.transcript.index import load_index
 from envsim.user.transcript.text import (
     AGENT_ACTS,
     UNSURE,
+    USER_ACTS,
     agent_act,
     drop_span,
     entity_spans,
@@ -870,3 +871,21 @@ def test_a_span_led_to_by_another_facts_words_is_not_its_place(corpus: Path) -> 
         adapted = user._adapt(row, [(destination, "name")])
         if adapted is not None and destination.key in adapted[1]:
             assert not re.search(r"\bfrom (?:the )?Forbes and Murray", adapted[0]), adapted[0]
+
+
+def test_a_closing_may_be_any_last_human_turn_that_asks_for_nothing_more(corpus: Path) -> None:
+    """People close with thanks, but also with a statement that ended their dialogue ('Great, I have a good feeling
+    about my interview'): such a turn may close, wherever it was last; one that asks for more ('Yes, I'd like some
+    room service') may not, nor a statement that did not end its dialogue."""
+    user = TranscriptUser(corpus)
+    user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))
+    user.reply("Is there anything else I can help you with?", [])
+    index, state = user._index, user.affect_state
+    assert index is not None and state is not None
+    rows = user._tiers[-1]
+    w = user._weights(rows, "close", "offer", 0, state, (), False)
+    inform = np.array([USER_ACTS[a] == "inform" for a in index.act[rows]])
+    last = index.last[rows]
+    asks = np.array([bool(user_module._REQUEST_FORM.search(index.texts[r])) for r in rows])
+    assert (w[inform & last & ~asks] > 0).sum() >= 20
+    assert not (w[inform & last & asks] > 0).any() and not (w[inform & ~last] > 0).any()
