@@ -340,6 +340,22 @@ def _stray_digits(text: str, spans: Sequence[tuple[int, int, SpanKind]]) -> bool
     return any(ch.isdigit() and not inside[i] for i, ch in enumerate(text))
 
 
+_IS_MY = re.compile(r"^\s*(?:is|was|are|were|'s)\s+(?:my|the|our|his|her|their)\s+([^.!?,]{1,30})", re.IGNORECASE)
+
+
+def _named_after(text: str) -> int:
+    """The :data:`~.text.FACT_TOPICS` bits a span is named by in the words after it ('<value> is my account
+    number'; 0 when they do not name it).
+
+    Example:
+        >>> account = cue_mask("account number") & TOPIC_MASK
+        >>> _named_after(" is my account number, and I forgot") == account, _named_after(" please")
+        (True, 0)
+    """
+    match = _IS_MY.match(text)
+    return cue_mask(match.group(1).lower()) & TOPIC_MASK if match else 0
+
+
 def _last_word(text: str) -> str:
     """The last word of ``text`` but an article (lower case; '' when it ends in a mark or has none): what leads to a
     span after it.
@@ -899,10 +915,12 @@ class TranscriptUser(UserSimulator):
         left: list[Fact] = []
         giving = {fact.key for fact, _ in facts}
         before_word = [_last_word(text[max(0, s - 20) : s]) for s, _, _ in spans]
+        trail = [_named_after(text[e : e + 40]) for _, e, _ in spans]
         for fact, kind in [*facts, *self._spare(facts)]:
             topics = _fact_topics(fact)
             free = [i for i, span in enumerate(spans) if i not in fill and _compatible(kind, span[2])]
             free = [i for i in free if not lead[i] or lead[i] & topics]  # never 'my PIN is <phone>'
+            free = [i for i in free if not trail[i] or trail[i] & topics]  # never '<PIN> is my account number'
             free = [i for i in free if not self._led_to_another(fact, before_word[i])]  # never 'get to <origin>'
             if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN'),
                 # and nothing else ('my account number is' is no place for a phone number)
@@ -912,6 +930,10 @@ class TranscriptUser(UserSimulator):
                 fill[ranked[0]] = fact
             elif fact.key in giving:
                 left.append(fact)
+        given = [(f, kind) for f, kind in self._spare(facts) if f.key not in {g.key for g in fill.values()}]
+        for i, fact in self._by_kind(text, spans, lead, fill, given):  # said before: 'see you at <its venue>'
+            if not self._led_to_another(fact, before_word[i]) and (not trail[i] or trail[i] & _fact_topics(fact)):
+                fill[i] = fact
         unsaid = self._unsaid(facts) if volunteer else []
         if unsaid:
             before = [" ".join(sentence_tail(text[max(0, s - 40) : s]).lower().split()[-3:]) for s, _, _ in spans]
@@ -924,12 +946,13 @@ class TranscriptUser(UserSimulator):
                     if i not in fill
                     and _compatible(kind, span[2])
                     and not self._led_to_another(fact, before_word[i])
+                    and (not trail[i] or trail[i] & topics)
                     and (_names(lead[i], topics) or (not lead[i] and any(n.search(before[i]) for n in named)))
                 ]
                 if free:
                     fill[free[0]] = fact
             for i, fact in self._by_kind(text, spans, lead, fill, unsaid):
-                if not self._led_to_another(fact, before_word[i]):
+                if not self._led_to_another(fact, before_word[i]) and (not trail[i] or trail[i] & _fact_topics(fact)):
                     fill[i] = fact
         if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
             return None  # it names a detail it does not give ('my PIN is' before a phone number)

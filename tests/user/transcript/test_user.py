@@ -889,3 +889,46 @@ def test_a_closing_may_be_any_last_human_turn_that_asks_for_nothing_more(corpus:
     asks = np.array([bool(user_module._REQUEST_FORM.search(index.texts[r])) for r in rows])
     assert (w[inform & last & ~asks] > 0).sum() >= 20
     assert not (w[inform & last & asks] > 0).any() and not (w[inform & ~last] > 0).any()
+
+
+def test_a_detail_given_before_takes_a_span_that_is_its_own_kind_of_thing(corpus: Path) -> None:
+    """Once the user has said its venue, a retrieved 'See you at the Southside Venue' says the user's own venue
+    (the span's words are the fact's) rather than being dropped or kept as another customer's."""
+    venue = Fact(key="venue", value="West Bay Venue", asked_by=["venue"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [venue]})})
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    user._revealed.add("venue")
+    index = user._index
+    assert index is not None
+    rows = [
+        r
+        for r in range(len(index))
+        if len(index.spans(r)) == 1
+        and index.spans(r)[0][2] == "name"
+        and index.texts[r][index.spans(r)[0][0] : index.spans(r)[0][1]].endswith("Venue")
+        and "West Bay" not in index.texts[r]
+    ]
+    assert len(rows) >= 5
+    adapted = [a for a in (user._adapt(r, ()) for r in rows) if a is not None]
+    assert len(adapted) >= 3 and all(venue.value in text for text, *_ in adapted)
+
+
+def test_a_value_is_not_put_where_the_words_after_it_name_another_detail(corpus: Path) -> None:
+    """'<value> is my account number, and I forgot my PIN' is no place for the PIN (``_named_after``)."""
+    pin = Fact(key="pin", value="7402", asked_by=["pin"])
+    account = Fact(key="account_number", value="85731890", asked_by=["account number", "account"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [pin, account]})})
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    user._revealed.add("account_number")
+    index = user._index
+    assert index is not None
+    after = re.compile(r"^\s*is my account", re.IGNORECASE)
+    rows = [r for r in range(len(index)) if any(after.match(index.texts[r][e:]) for _, e, _ in index.spans(r))]
+    assert rows
+    for row in rows:
+        adapted = user._adapt(row, [(pin, "number")])
+        assert adapted is None or not re.search(r"7402\s+is my account", adapted[0], re.IGNORECASE), adapted[0]
