@@ -37,10 +37,12 @@ from typing import Literal, get_args
 from envsim.user.affect import REQUEST, SENTENCE
 
 UNSURE = re.compile(
-    r"\b(?:do ?n[o']?t|dont|can ?n?[o']?t|cant|could ?n[o']?t) (?:really |even |quite |seem to )?(?:know|remember"
-    r"|recall|have|find|think of)\b|\bnot (?:sure|certain)\b|\bno (?:idea|clue)\b|\bforg[oe]t|\bdunno\b|\bunsure\b"
+    r"\b(?:do ?n[o']?t|dont|can ?n?[o']?t|cant|could ?n[o']?t) (?:really |even |quite |seem to )?"
+    r"(?:know|rem[ea]m?b[ea]?r|recall|have|find|think of)\b"
+    r"|\bnot (?:sure|certain)\b|\bno (?:idea|clue)\b|\bforg[oe]t|\bdunno\b|\bunsure\b"
 )
-"""A user turn that says the user does not know, remember or have something (on lower-cased text)."""
+"""A user turn that says the user does not know, remember (or 'remeber', as typed) or have something (on lower-cased
+text)."""
 
 
 AgentAct = Literal["none", "greet", "ask_info", "ask_yesno", "inform", "apology", "offer", "close"]

@@ -994,7 +994,8 @@ class TranscriptUser(UserSimulator):
     ) -> list[tuple[int, Fact]]:
         """Spans a volunteered fact takes by its kind alone, where nothing names it: the span's words are the fact's
         ('the Southside Venue' for 'West Bay Venue'), or it is the only unsaid fact of that kind ('for 10 pm' for the
-        user's own 7 pm; never a name: 'from Airport' is no place for the user's one destination).
+        user's own 7 pm; a time, a date or an email only: 'from Airport' is no place for the user's one destination,
+        'transferred 2000' none for its account number).
 
         People state their need with its details ('I'd like to RSVP to a party at the West Bay Venue for 7 pm'); a
         retrieved need whose details are another task's is taken with the user's own in their place, one span per
@@ -1009,6 +1010,9 @@ class TranscriptUser(UserSimulator):
             >>> found = TranscriptUser._by_kind(text, spans, [0, 0], {}, unsaid)
             >>> [(text[spans[i][0] : spans[i][1]], f.value) for i, f in found]
             [('Southside Venue', 'West Bay Venue'), ('10 pm', '7 pm')]
+            >>> account = [(Fact(key="account", value="85731890", asked_by=["account"]), "number")]
+            >>> TranscriptUser._by_kind("someone took 2000 from me", [(13, 17, "number")], [0], {}, account)
+            []
         """
         taken = {f.key for f in fill.values()}
         left = [(f, kind) for f, kind in unsaid if f.key not in taken]
@@ -1019,7 +1023,7 @@ class TranscriptUser(UserSimulator):
             same = [f for f, kind in left if _compatible(kind, span_kind)]
             words = set(re.findall(r"[a-z]{4,}", text[start:end].lower()))
             shared = [f for f in same if words & set(re.findall(r"[a-z]{4,}", f.value.lower()))]
-            alone = len(same) == 1 and span_kind != "name"
+            alone = len(same) == 1 and span_kind in ("time", "date", "email")
             pick = shared if len(shared) == 1 else same if alone and not shared else []
             if pick:
                 found.append((i, pick[0]))

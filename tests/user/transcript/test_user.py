@@ -932,3 +932,11 @@ def test_a_value_is_not_put_where_the_words_after_it_name_another_detail(corpus:
     for row in rows:
         adapted = user._adapt(row, [(pin, "number")])
         assert adapted is None or not re.search(r"7402\s+is my account", adapted[0], re.IGNORECASE), adapted[0]
+
+
+def test_unsure_reads_remember_as_people_type_it() -> None:
+    """'I don't remeber my PIN' says the user does not know, as 'I don't remember' does: a retrieved turn with the
+    typo cannot carry the PIN said after it either."""
+    for text in ("i don't remember my pin", "i don't remeber my pin", "i can't remembr it", "i dont remamber"):
+        assert UNSURE.search(text), text
+    assert not UNSURE.search("i remember my pin now")
