@@ -221,11 +221,13 @@ _warned = False
 
 _HOLDS = re.compile(
     r"\b(?:do|did|does|have|has) (?:you|he|she|they) (?:still |already |now )?(?:have|know|remember|recall|got)\b"
-    r"|\bhave you got\b|\bis (?:that|this|it|your|his|her|their)\b|\bare (?:those|these|they|your)\b",
+    r"|\bhave you got\b|\bis (?:that|this|it|your|his|her|their)\b|\bare (?:those|these|they|your)\b"
+    r"|\b(?:can|could|may) (?:i|we) (?:please )?(?:have|get|take|ask for|confirm) (?:your|the)\b",
     re.IGNORECASE,
 )
-"""A yes/no question about a detail itself: whether the user has, knows or remembers it, or whether a value is it
-('Do you have your flight ID?', 'Is that your PIN?'); such a question asks for the detail (:func:`asks_for`)."""
+"""A yes/no question about a detail itself: whether the user has, knows or remembers it, whether a value is it, or a
+request for it in a question's form ('Do you have your flight ID?', 'Is that your PIN?', 'Can I have your flight ID,
+please?'); such a question asks for the detail (:func:`asks_for`)."""
 
 _PROPOSES = re.compile(
     r"\b(?:do|does|did|can|could|may|shall|should|will|would|are|were|have|has)\s+(?:you|i|we)\b", re.IGNORECASE
@@ -316,6 +318,8 @@ def asks_for(fact: Fact, keys: Sequence[str], asking: str, act: AgentAct) -> boo
         >>> asks_for(venue, ["venue"], "do you know the venue?", "ask_yesno")
         True
         >>> asks_for(venue, ["venue"], "and the venue, please?", "ask_yesno")
+        True
+        >>> asks_for(venue, ["venue"], "can i have the venue, please?", "ask_yesno")
         True
     """
     if not any(k in asking for k in keys):
