@@ -244,10 +244,10 @@ the goal not met); another question ('what am I supposed to do now?') does not a
 
 _YES_NO = frozenset(("yes", "no", "y", "n", "true", "false"))
 
-USER_ACTS_ARRAY = np.array(USER_ACTS)
+_ACT_NAMES = np.array(USER_ACTS)  # the user act of each index code, for vectorised lookups
 
 _NO_LEAD_IN: frozenset[UserAct] = frozenset(("question", "greet", "thanks"))
-"""User acts of a turn that cannot lead in to a detail said after it ('How was your night. 91', 'Hi. 91'); a
+"""User acts of a turn that cannot lead in to a detail said after it ('Can you lend me some money? 7402', 'Hi. 7402'); a
 question that holds the detail in its own words is another matter ('Could we do Thursday at 12pm?')."""
 
 _ALTERNATIVE = re.compile(r"\s*,?\s*(?:or|and/or|or maybe|or perhaps)\s+", re.IGNORECASE)
@@ -706,7 +706,7 @@ class TranscriptUser(UserSimulator):
         w = table[index.act[rows]]
         if intent == "close":  # a dialogue's last human turn closes it, whatever its act ('Great, I feel good
             # about it'), unless it asks for something more ('Yes, I'd like some room service')
-            last = np.flatnonzero(index.last[rows] & (USER_ACTS_ARRAY[index.act[rows]] == "inform"))
+            last = np.flatnonzero(index.last[rows] & (_ACT_NAMES[index.act[rows]] == "inform"))
             closing = [i for i in last if not _REQUEST_FORM.search(index.texts[rows[i]])]
             w = w.copy()
             w[closing] = 1.0
@@ -866,7 +866,7 @@ class TranscriptUser(UserSimulator):
                 continue
             text, filled, left, dropped, volunteered = adapted
             if left and (index.unsure[row] or (not filled and USER_ACTS[index.act[row]] in _NO_LEAD_IN)):
-                # 'I forgot it! Is there another way?' or 'How was your night.' and then the PIN after it
+                # 'I forgot it! Is there another way?' or 'Can you lend me some money?' and then the PIN
                 self.stats["rejected_unclean"] += 1
                 self._rejected += 1
                 continue

@@ -841,7 +841,7 @@ def test_an_answer_never_says_it_does_not_know_and_then_the_value(corpus: Path) 
         if source.appended:
             said = reply[: reply.rindex(pin.value)]
             assert not UNSURE.search(said.lower()), reply
-            assert user_act(said) not in ("question", "greet", "thanks"), reply  # not 'How was your night. 7402'
+            assert user_act(said) not in ("question", "greet", "thanks"), reply  # not 'Can you lend me money? 7402'
     assert answered == 40
 
 
