@@ -795,18 +795,23 @@ def test_stating_the_need_prefers_turns_that_read_like_the_goal(corpus: Path, mo
     assert with_goal > fit() + 0.02
 
 
+def _weighing(corpus: Path, message: str) -> tuple[TranscriptUser, Any, Any, np.ndarray]:
+    """A transcript user that has just heard ``message``, with its index, affect state and widest retrieval tier."""
+    user = TranscriptUser(corpus)
+    user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))
+    user.reply(message, [])
+    index, state = user._index, user.affect_state
+    assert index is not None and state is not None
+    return user, index, state, user._tiers[-1]
+
+
 def test_a_reply_in_kind_asks_questions_as_often_as_people_replying_to_that_act(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lengths and question share kept for a reply in kind (``REPLY_INTENTS``) are those of every human reply
     to turns of the agent's act: an answer's preference for statements chooses among them, it does not make the
     user ask fewer questions than people do ('Could we do Thursday at 12pm?'). A closing keeps its own."""
-    user = TranscriptUser(corpus)
-    user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))
-    user.reply("Which day would suit you?", [])
-    index, state = user._index, user.affect_state
-    assert index is not None and state is not None
-    rows = user._tiers[-1]
+    user, index, state, rows = _weighing(corpus, "Which day would suit you?")
     asks = index.stratum[rows] % 2 == 1
 
     def question_mass(intent: str) -> float:
@@ -877,12 +882,7 @@ def test_a_closing_may_be_any_last_human_turn_that_asks_for_nothing_more(corpus:
     """People close with thanks, but also with a statement that ended their dialogue ('Great, I have a good feeling
     about my interview'): such a turn may close, wherever it was last; one that asks for more ('Yes, I'd like some
     room service') may not, nor a statement that did not end its dialogue."""
-    user = TranscriptUser(corpus)
-    user.reset(load_registered("RetailCancelPendingOrder"), np.random.default_rng(0))
-    user.reply("Is there anything else I can help you with?", [])
-    index, state = user._index, user.affect_state
-    assert index is not None and state is not None
-    rows = user._tiers[-1]
+    user, index, state, rows = _weighing(corpus, "Is there anything else I can help you with?")
     w = user._weights(rows, "close", "offer", 0, state, (), False)
     inform = np.array([USER_ACTS[a] == "inform" for a in index.act[rows]])
     last = index.last[rows]
