@@ -710,12 +710,13 @@ class TranscriptUser(UserSimulator):
             closing = [i for i in last if not _REQUEST_FORM.search(index.texts[rows[i]])]
             w = w.copy()
             w[closing] = 1.0
-        base = np.ones(len(rows)) if intent in REPLY_INTENTS else w
+        allowed = np.ones(len(rows), dtype=bool)
         if same_context:
-            base = base * (index.context[rows] == AGENT_ACTS.index(act))
+            allowed &= index.context[rows] == AGENT_ACTS.index(act)
         if not facts:  # a turn that is nothing but a detail cannot answer without one
-            base = base * ~index.bare[rows]
-        w = w * base if intent in REPLY_INTENTS else base
+            allowed &= ~index.bare[rows]
+        w = w * allowed
+        base = allowed.astype(float) if intent in REPLY_INTENTS else w  # the lengths kept (REPLY_INTENTS)
         if cues:
             w = w * np.where((index.cues[rows] & cues) != 0, CUE_BOOST, 1.0)
         asks = self._asks
@@ -920,12 +921,19 @@ class TranscriptUser(UserSimulator):
         giving = {fact.key for fact, _ in facts}
         before_word = [_last_word(text[max(0, s - 20) : s]) for s, _, _ in spans]
         trail = [_named_after(text[e : e + 40]) for _, e, _ in spans]
-        for fact, kind in [*facts, *self._spare(facts)]:
+        spare = self._spare(facts)
+
+        def clear(i: int, fact: Fact) -> bool:
+            """No other detail's words around span ``i``: never 'get to <origin>', '<PIN> is my account number'."""
+            return not self._led_to_another(fact, before_word[i]) and (
+                not trail[i] or bool(trail[i] & _fact_topics(fact))
+            )
+
+        for fact, kind in [*facts, *spare]:
             topics = _fact_topics(fact)
             free = [i for i, span in enumerate(spans) if i not in fill and _compatible(kind, span[2])]
-            free = [i for i in free if not lead[i] or lead[i] & topics]  # never 'my PIN is <phone>'
-            free = [i for i in free if not trail[i] or trail[i] & topics]  # never '<PIN> is my account number'
-            free = [i for i in free if not self._led_to_another(fact, before_word[i])]  # never 'get to <origin>'
+            # never 'my PIN is <phone>', nor a place that other words mark as another detail's
+            free = [i for i in free if (not lead[i] or lead[i] & topics) and clear(i, fact)]
             if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN'),
                 # and nothing else ('my account number is' is no place for a phone number)
                 free = [i for i in free if _names(lead[i], topics) or (not lead[i] and own & topics)]
@@ -934,9 +942,8 @@ class TranscriptUser(UserSimulator):
                 fill[ranked[0]] = fact
             elif fact.key in giving:
                 left.append(fact)
-        given = [(f, kind) for f, kind in self._spare(facts) if f.key not in {g.key for g in fill.values()}]
-        for i, fact in self._by_kind(text, spans, lead, fill, given):  # said before: 'see you at <its venue>'
-            if not self._led_to_another(fact, before_word[i]) and (not trail[i] or trail[i] & _fact_topics(fact)):
+        for i, fact in self._by_kind(text, spans, lead, fill, spare):  # said before: 'see you at <its venue>'
+            if clear(i, fact):
                 fill[i] = fact
         unsaid = self._unsaid(facts) if volunteer else []
         if unsaid:
@@ -949,16 +956,15 @@ class TranscriptUser(UserSimulator):
                     for i, span in enumerate(spans)
                     if i not in fill
                     and _compatible(kind, span[2])
-                    and not self._led_to_another(fact, before_word[i])
-                    and (not trail[i] or trail[i] & topics)
+                    and clear(i, fact)
                     and (_names(lead[i], topics) or (not lead[i] and any(n.search(before[i]) for n in named)))
                 ]
                 if free:
                     fill[free[0]] = fact
             for i, fact in self._by_kind(text, spans, lead, fill, unsaid):
-                if not self._led_to_another(fact, before_word[i]) and (not trail[i] or trail[i] & _fact_topics(fact)):
+                if clear(i, fact):
                     fill[i] = fact
-        if facts and own & ~_all_topics([*facts, *self._spare(facts)]):
+        if facts and own & ~_all_topics([*facts, *spare]):
             return None  # it names a detail it does not give ('my PIN is' before a phone number)
         if any(FACT_CLASS[kind] != "text" for _, kind in facts) and _stray_digits(text, spans):
             return None  # another number it cannot replace ('either3941 or <PIN>'): it would contradict the one given
