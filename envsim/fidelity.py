@@ -230,6 +230,65 @@ def _stem(word: str) -> str:
     return word[:5]
 
 
+_TASK_STATEMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"you (?:do not|don't) need ([a-z ]{3,30})", re.IGNORECASE), "no"),
+    (re.compile(r"you have no ([a-z ]{3,30})", re.IGNORECASE), "no"),
+    (re.compile(r"you have not (?:paid|payed) ([a-z ]{3,30})", re.IGNORECASE), "no"),
+    (re.compile(r"you need ([a-z ]{3,30})", re.IGNORECASE), "yes"),
+    (re.compile(r"you have (?:paid|payed) ([a-z ]{3,30})", re.IGNORECASE), "yes"),
+    (re.compile(r"you can only (?:eat|have|drink) ([a-z]+) ([a-z ]{3,20})", re.IGNORECASE), "only"),
+    (re.compile(r"you have had ([a-z ,]{3,80}?),? for ([a-z0-9 ]{3,30})", re.IGNORECASE), "had"),
+)
+"""STAR task sentences that tell the role-player an answer no entity span holds, each a whole sentence: a yes or a no
+('You don't need parking.', 'You have paid the application fee.'), a restriction ('You can only eat vegetarian
+food.') and what has happened ('You have had a cough and a sore throat, for two days now.')."""
+
+_SENTENCE = re.compile(r"[^.!?]+[.!?]?")
+
+
+def task_statements(task: str) -> list[Fact]:
+    """The answers a STAR task states in whole sentences (:data:`_TASK_STATEMENTS`), as facts.
+
+    A yes or a no is asked for by the stems of its object's words ('parking', 'dietary restrictions'); a restriction
+    by its object's and by *restrict*, said 'I can only eat vegetarian food.'; what has happened by *symptom*,
+    *feel* and *wrong* and its own words, said in the first person.
+
+    Example:
+        >>> [(f.key, f.value, f.asked_by, f.say) for f in task_statements(
+        ...     "You are Ben. You don't need parking. You can only eat halal food.")]  # doctest: +NORMALIZE_WHITESPACE
+        [('yes_no_1', 'no', ['parki'], None),
+         ('statement_1', 'halal', ['halal', 'food', 'restr'], 'I can only eat halal food.')]
+    """
+    facts: list[Fact] = []
+    counts: Counter[str] = Counter()
+    for sentence in _SENTENCE.findall(task):
+        sentence = sentence.strip()
+        for pattern, answer in _TASK_STATEMENTS:
+            match = pattern.fullmatch(sentence.rstrip(".!? "))
+            if match is None:
+                continue
+            words = [w for w in re.findall(r"[a-z]+", match.group(1).lower()) if len(w) >= 3 and w not in _TASK_STOP]
+            asked = [_stem(w) for w in words]
+            if answer in ("yes", "no"):
+                key, value, said = "yes_no", answer, None
+            elif answer == "only":
+                verb = re.search(r"only (\w+)", sentence, re.IGNORECASE)
+                key, value = "statement", match.group(1)
+                asked = [_stem(w) for w in [match.group(1).lower(), *re.findall(r"[a-z]{3,}", match.group(2).lower())]]
+                asked.append("restr")
+                said = f"I can only {verb.group(1) if verb else 'eat'} {match.group(1)} {match.group(2)}."
+            else:
+                key, value = "statement", " ".join(match.group(1).split())
+                asked = ["sympt", "feel", "wrong", *asked]
+                said = f"I have had {value} for {match.group(2).strip()}."
+            asked = list(dict.fromkeys(asked))
+            if asked:
+                counts[key] += 1
+                facts.append(Fact(key=f"{key}_{counts[key]}", value=value, asked_by=asked, say=said))
+            break
+    return facts
+
+
 def task_facts(conversation: Conversation, names: Names | None = None) -> list[Fact]:
     """The details the role-playing user was given (STAR task and instructions), as scenario facts.
 
@@ -264,6 +323,9 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
         if value and value not in values:
             values.add(value)
             facts.append(Fact(key=key, value=value, asked_by=list(asked), say="{{ value }}"))
+    for fact in task_statements(task):
+        values.add(fact.value)
+        facts.append(fact)
     counts: Counter[str] = Counter()
     text = task
     names = names or Names()

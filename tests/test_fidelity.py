@@ -165,6 +165,25 @@ def test_a_destination_is_a_place_not_an_acronym_or_a_day() -> None:
     assert city["destination"] == "San Francisco"
 
 
+def test_answers_a_task_states_in_sentences_are_facts() -> None:
+    """'You don't need parking.', 'You have no dietary restrictions.', 'You can only eat halal food.' and what has
+    happened: the role-player had them, so the replaying user has them too (a yes or a no, or its own line)."""
+    task = (
+        "Your are Ben and would like to RSVP to a party. You need parking. You have no dietary restrictions. "
+        "You have not paid the application fee. You can only eat halal food. "
+        "You have had a cough and a sore throat, for two days now."
+    )
+    facts = {f.key: f for f in task_facts(_task_text(task))}
+    answers = [(f.value, f.asked_by) for k, f in facts.items() if k.startswith("yes_no")]
+    assert answers == [("yes", ["parki"]), ("no", ["dieta", "restr"]), ("no", ["appli", "fee"])]
+    halal, happened = facts["statement_1"], facts["statement_2"]
+    assert (halal.value, halal.say) == ("halal", "I can only eat halal food.") and "restr" in halal.asked_by
+    assert happened.say == "I have had a cough and a sore throat for two days now." and "sympt" in happened.asked_by
+    # a need with more to it is the goal, not a yes
+    ride = task_facts(_task_text("You need directions from 'University' to 'Airport'."))
+    assert not any(f.key.startswith(("yes_no", "statement")) for f in ride) and ride
+
+
 def test_replay_feeds_the_agent_side_and_collects_both_sides() -> None:
     user = Echo()
     conversation = _made_up()

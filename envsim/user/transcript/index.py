@@ -55,6 +55,7 @@ from envsim.user.transcript.text import (
     Names,
     SpanKind,
     agent_act,
+    answer_polarity,
     cue_mask,
     entity_spans,
     learn_names,
@@ -206,6 +207,7 @@ class TurnIndex:
     last: np.ndarray
     bare: np.ndarray
     unsure: np.ndarray
+    polar: np.ndarray
     generic: np.ndarray
     domains: np.ndarray
     groups: tuple[str, ...]
@@ -361,6 +363,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         generic=generic,
         bare=bare,
         unsure=np.array([UNSURE.search(t.lower()) is not None for t in texts], dtype=bool),
+        polar=np.array([USER_ACTS.index(p) if (p := answer_polarity(t)) else -1 for t in texts], dtype=np.int8),
         domains=np.array([sum(1 << domain_names.index(d) for d in set(r[6])) for r in rows], dtype=np.int64),
         groups=groups,
         domain_names=domain_names,

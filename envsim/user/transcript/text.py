@@ -56,8 +56,8 @@ USER_ACTS: tuple[UserAct, ...] = get_args(UserAct)
 """Every :data:`UserAct`."""
 
 
-SpanKind = Literal["email", "time", "date", "quantity", "number", "name"]
-"""The kind of an entity span."""
+SpanKind = Literal["email", "time", "date", "quantity", "number", "name", "statement"]
+"""The kind of an entity span, or of a fact's value (``statement``: a fact no span holds, said in its own words)."""
 
 
 CUES: tuple[str, ...] = (
@@ -137,6 +137,28 @@ _U_AFFIRM = re.compile(
     r"|that works|please do|go ahead|absolutely|definitely|of course|cool|fine|awesome|excellent)\b"
 )
 _U_DENY = re.compile(r"^\W*(?:no|nope|nah|not really|never ?mind)\b")
+_YES_START = re.compile(r"^\W*(?:yes|yeah|yea|yep|yup|sure|of course|absolutely|definitely|i do|we do|i will)\b")
+_NO_START = re.compile(r"^\W*(?:no|nope|nah|not really|i (?:do not|don't|have not|haven't)|we (?:do not|don't))\b")
+
+
+def answer_polarity(text: str) -> UserAct | None:
+    """Whether a user turn answers a yes/no question with a yes (``affirm``) or a no (``deny``), at any length: by
+    its first words ('Yes, please. Also, I'm vegetarian', 'We do not.', 'Nah we got it'); else ``None``.
+
+    Example:
+        >>> answer_polarity("Yes, please. Also, I'm strictly vegetarian too!"), answer_polarity("We do not.")
+        ('affirm', 'deny')
+        >>> answer_polarity("Great, book it"), answer_polarity("Nobody told me")
+        (None, None)
+    """
+    low = " ".join(text.lower().split())
+    if _NO_START.search(low):  # first: 'we do not' is a no
+        return "deny"
+    if _YES_START.search(low):
+        return "affirm"
+    return None
+
+
 _U_COMPLAIN = re.compile(
     r"\b(?:hurry|come on|seriously|ridiculous|useless|stupid|annoy\w*|frustrat\w*|waiting|taking (?:so )?long"
     r"|too (?:long|slow)|slow|what'?s taking|are you (?:still )?there|ugh|wtf|damn|hell|idiot\w*|terrible|awful"
@@ -340,17 +362,20 @@ FACT_CLASS: dict[SpanKind, str] = {
     "date": "digits",
     "time": "digits",
     "quantity": "none",
+    "statement": "none",
 }
-"""The class of value each span kind holds: a fact fills a span of its own kind only, and never a quantity
-(``none``); ``text`` and ``digits`` are counted apart in the index."""
+"""The class of value each span kind holds: a fact fills a span of its own kind only, and never a quantity or a
+statement (``none``); ``text`` and ``digits`` are counted apart in the index."""
 
 
 def fact_kind(value: str) -> SpanKind:
-    """The span kind a fact value fills: email, time, date, number (any digit) or name.
+    """The span kind a fact value fills: email, time, date, number (any digit), name (a capital letter), else
+    ``statement``, which fills no span (a yes or a no, 'vegetarian', 'a few weeks': a human turn holds no place
+    for it; it is said in the fact's own words).
 
     Example:
-        >>> [fact_kind(v) for v in ("a@b.co", "5 pm", "1942-03-07", "555-0142", "Harbor Hotel")]
-        ['email', 'time', 'date', 'number', 'name']
+        >>> [fact_kind(v) for v in ("a@b.co", "5 pm", "1942-03-07", "555-0142", "Harbor Hotel", "a few weeks")]
+        ['email', 'time', 'date', 'number', 'name', 'statement']
     """
     if "@" in value:
         return "email"
@@ -360,6 +385,8 @@ def fact_kind(value: str) -> SpanKind:
             return kind  # type: ignore[return-value]
     if any(ch.isdigit() for ch in value):
         return "number"
+    if not any(ch.isupper() for ch in value):
+        return "statement"
     return "name"
 
 

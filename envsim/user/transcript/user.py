@@ -242,7 +242,9 @@ _REQUEST_FORM = re.compile(
 """A request ('can you...', 'I need...'): the only kind of question that insists on the need ('anything else?' with
 the goal not met); another question ('what am I supposed to do now?') does not answer the offer."""
 
-_YES_NO = frozenset(("yes", "no", "y", "n", "true", "false"))
+_YES = frozenset(("yes", "y", "true"))
+_NO = frozenset(("no", "n", "false"))
+_YES_NO = _YES | _NO
 
 _ACT_NAMES = np.array(USER_ACTS)  # the user act of each index code, for vectorised lookups
 
@@ -450,9 +452,35 @@ def need_of(scenario: Scenario) -> str:
     return goal
 
 
+def polarity(fact: Fact) -> UserAct | None:
+    """The act of a human turn that gives ``fact``: ``affirm`` for a yes, ``deny`` for a no, else ``None``.
+
+    A yes or a no has no place in a turn's words; the transcript user gives it by the act of the turn it retrieves
+    ('Yes, please.', 'Nope, we got it.'), never by saying the value after another turn.
+
+    Example:
+        >>> polarity(Fact(key="parking", value="No", asked_by=["parking"])), polarity(Fact(key="x", value="yes",
+        ...     asked_by=["x"])), polarity(Fact(key="pin", value="7402", asked_by=["pin"]))
+        ('deny', 'affirm', None)
+    """
+    value = fact.value.strip().lower()
+    return "affirm" if value in _YES else "deny" if value in _NO else None
+
+
 def say(fact: Fact) -> str:
+    """How the user says ``fact`` on its own: its ``say``, a bare 'Yes.' or 'No.' for a yes or a no, else
+    'My <key> is <value>.'.
+
+    Example:
+        >>> no, pin = Fact(key="parking", value="no", asked_by=["x"]), Fact(key="pin", value="7402", asked_by=["pin"])
+        >>> say(no), say(pin)
+        ('No.', 'My pin is 7402.')
+    """
     if fact.say is not None:
         return render_scenario_text(fact.say, value=fact.value, key=fact.key)
+    answer = polarity(fact)
+    if answer is not None:
+        return "Yes." if answer == "affirm" else "No."
     return render("user_fact.j2", key=fact.key, value=fact.value)
 
 
@@ -461,7 +489,8 @@ class TurnSource:
     """Where one reply came from and how it was adapted.
 
     ``ref`` is the human turn retrieved (``None`` for a persona line: giving up, demanding a
-    person, or a fact said on its own); ``filled`` the fact keys put into its entity spans,
+    person, or a fact said on its own); ``filled`` the fact keys put into its entity spans (or given by its act: a
+    yes or a no, :func:`polarity`),
     ``appended`` those said after it, ``dropped`` how many of its spans were removed, ``rejected``
     how many candidates were rejected before it (unclean adaptation or a misfit), ``volunteered`` the fact keys
     said unasked (a persona that volunteers, :data:`VOLUNTEER_INTENTS`).
@@ -495,7 +524,8 @@ class TranscriptUser(UserSimulator):
         trace: One :class:`TurnSource` per reply of the current episode.
         stats: Counts since the user was made: ``replies`` (retrieved or fallback), ``retrieved``,
             ``fallback`` (no candidate accepted: the scenario's or persona's own lines),
-            ``persona_line`` (a demand for a person: the persona's own line, by design),
+            ``persona_line`` (a demand for a person: the persona's own line, by design), ``fact_line`` (details no
+            human turn has a place for, said in the scenario's words, :func:`say`),
             ``rejected_misfit`` (candidates the coherence model called misfits) and
             ``rejected_unclean`` (candidates whose slots could not be adapted cleanly).
 
@@ -541,6 +571,7 @@ class TranscriptUser(UserSimulator):
         self._heard = ""
         self._sim: np.ndarray | None = None
         self._asks = 0
+        self._polarity: UserAct | None = None
         self._rejected = 0
         self.stats: Counter[str] = Counter()
 
@@ -620,6 +651,7 @@ class TranscriptUser(UserSimulator):
         cues = cue_mask(heard)
         asking = asking_text(heard)
         self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & TOPIC_MASK, 0
+        self._polarity = None
         asked = [(fact, kind) for fact, keys, kind in self._facts if asks_for(fact, keys, asking, act)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
         if new and not state.gives_up:
@@ -715,6 +747,8 @@ class TranscriptUser(UserSimulator):
             allowed &= index.context[rows] == AGENT_ACTS.index(act)
         if not facts:  # a turn that is nothing but a detail cannot answer without one
             allowed &= ~index.bare[rows]
+        if self._polarity is not None:  # a yes or a no to give: a turn of that act ('Yes, please.', 'Nope.')
+            allowed &= index.polar[rows] == USER_ACTS.index(self._polarity)
         w = w * allowed
         base = allowed.astype(float) if intent in REPLY_INTENTS else w  # the lengths kept (REPLY_INTENTS)
         if cues:
@@ -741,9 +775,10 @@ class TranscriptUser(UserSimulator):
         offered = _all_topics(unsaid)
         topics = index.topics[rows]
         want_text = sum(FACT_CLASS[kind] == "text" for _, kind in facts)
+        want_digits = sum(FACT_CLASS[kind] == "digits" for _, kind in facts)
         if self._keeps_when():  # asked when, and the scenario has no date or time: the turn's stay as written
             n_digits = n_digits - index.n_when[rows]
-        placed = np.minimum(n_text, want_text) + np.minimum(n_digits, len(facts) - want_text)
+        placed = np.minimum(n_text, want_text) + np.minimum(n_digits, want_digits)
         # a turn that names a detail already given ('my PIN is ...') may say it again
         reused = np.where((topics & known) != 0, np.minimum(n_text + n_digits - placed, len(spare)), 0)
         other = 0 if self._keep_quantities else index.n_other[rows]
@@ -1078,12 +1113,26 @@ class TranscriptUser(UserSimulator):
                 return f"{text if text[-1] in '.!?' else f'{text}.'} {extra}"
             return text
 
-        found = self._retrieve(intent, act, cues, state, facts, compose)
+        answers = {polarity(f) for f, _ in facts} - {None}
+        if len(answers) == 1:  # a yes or a no is the act of the turn retrieved, not words said after it
+            self._polarity = answers.pop()
+            given = [(f, kind) for f, kind in facts if polarity(f) is None]
+        else:
+            given = list(facts)
+        if given and self._polarity is None and all(kind == "statement" for _, kind in given):
+            # what happened, a restriction, 'a few weeks': no human turn has a place for it, and one said after
+            # another's turn would follow that turn's own symptoms or wishes
+            self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in given)), unmatched="fact_line")
+            return self._styled(" ".join(say(f) for f, _ in given))
+        found = self._retrieve(intent, act, cues, state, given, compose)
+        self._polarity = None
         if found is None:  # the fallback: the facts said by the scenario's own lines
             self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in facts)))
             return self._styled(" ".join(say(f) for f, _ in facts))
         row, text, filled, appended, dropped, _ = found
-        self._note(TurnSource(intent, self._index.ref(row) if self._index else None, filled, appended, dropped))
+        by_act = tuple(f.key for f, _ in facts if polarity(f) is not None) if len(given) < len(facts) else ()
+        ref = self._index.ref(row) if self._index else None
+        self._note(TurnSource(intent, ref, (*filled, *by_act), appended, dropped))
         return self._styled(text)
 
     def _retrieve_text(self, intent: Intent, act: AgentAct, cues: int, state: AffectState) -> str:

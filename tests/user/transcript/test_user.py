@@ -41,6 +41,7 @@ from envsim.user.transcript.text import (
     UNSURE,
     USER_ACTS,
     agent_act,
+    answer_polarity,
     drop_span,
     entity_spans,
     fact_kind,
@@ -121,12 +122,15 @@ def test_entity_spans_and_fact_kinds() -> None:
         ("3 guests", "quantity"),
         ("ann@x.org", "email"),
     ]
-    assert [fact_kind(v) for v in ("x@y.org", "10:30", "2026-03-07", "#W0010", "Harbor Hotel")] == [
+    values = ("x@y.org", "10:30", "2026-03-07", "#W0010", "Harbor Hotel", "no", "a few weeks")
+    assert [fact_kind(v) for v in values] == [
         "email",
         "time",
         "date",
         "number",
         "name",
+        "statement",
+        "statement",
     ]
 
 
@@ -940,3 +944,49 @@ def test_unsure_reads_remember_as_people_type_it() -> None:
     for text in ("i don't remember my pin", "i don't remeber my pin", "i can't remembr it", "i dont remamber"):
         assert UNSURE.search(text), text
     assert not UNSURE.search("i remember my pin now")
+
+
+def test_answer_polarity_reads_a_yes_or_a_no_at_any_length() -> None:
+    assert [answer_polarity(t) for t in ("Yes, please. Also, I'm strictly vegetarian too!", "Yeah", "Sure thing")] == [
+        "affirm"
+    ] * 3
+    assert [answer_polarity(t) for t in ("We do not.", "Nah we got it. Thanks", "No parking, I will take a taxi.")] == [
+        "deny"
+    ] * 3
+    assert [answer_polarity(t) for t in ("Great, book it", "Nobody told me", "I do need it")] == [None, None, "affirm"]
+
+
+@pytest.mark.parametrize("value", ["yes", "no"])
+def test_a_yes_or_no_fact_is_given_by_a_turn_of_that_answer(corpus: Path, value: str) -> None:
+    """'Do you require parking?' with the scenario's answer a no gets a human no ('Nope, we got it'), never a turn
+    of the other answer or one about something else, and never 'My parking is no.' said after it."""
+    parking = Fact(key="parking", value=value, asked_by=["parking"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [parking]})})
+    user = TranscriptUser(corpus)
+    index = load_index(corpus)
+    assert index is not None
+    want = "affirm" if value == "yes" else "deny"
+    for seed in range(8):
+        user.attach_goal(lambda: False)
+        (reply,) = _play(user, scenario, seed, ("Do you require parking at the venue?",))
+        source = user.trace[0]
+        assert source.ref is not None and source.intent == "answer", (reply, source)
+        assert answer_polarity(reply) == want and "parking is" not in reply.lower(), reply
+        assert source.filled == ("parking",) and not source.appended, source
+
+
+def test_a_statement_fact_is_said_in_its_own_words(corpus: Path) -> None:
+    """What happened ('a cough and a sore throat') has no place in another person's turn: said after one, it would
+    follow that turn's own symptoms ('Runny nose. I have had a cough...'); the user says the fact's line."""
+    line = "I have had a cough and a sore throat for two days now."
+    symptoms = Fact(key="symptoms", value="a cough and a sore throat", asked_by=["symptom"], say=line)
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [symptoms]})})
+    user = TranscriptUser(corpus)
+    before = user.stats["fact_line"]
+    for seed in range(3):
+        user.attach_goal(lambda: False)
+        (reply,) = _play(user, scenario, seed, ("Could you describe your symptoms, please?",))
+        assert reply == line and user.trace[0].appended == ("symptoms",) and user.trace[0].ref is None, reply
+    assert user.stats["fact_line"] == before + 3
