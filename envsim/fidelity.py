@@ -245,6 +245,9 @@ food.') and what has happened ('You have had a cough and a sore throat, for two 
 
 _SENTENCE = re.compile(r"[^.!?]+[.!?]?")
 
+_DOCTOR = re.compile(r"(?i)(?:dr|doctor)\b")
+"""A name with a doctor's title ('Dr. Johnson'): the agent asks for it as the doctor ('What doctor would you like?')."""
+
 
 def task_statements(task: str) -> list[Fact]:
     """The answers a STAR task states in whole sentences (:data:`_TASK_STATEMENTS`), as facts.
@@ -298,7 +301,8 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
     span of the task text
     (:func:`~envsim.user.transcript.entity_spans`) by the stems of the two content words before
     it and of the common nouns in it (``the Hyatt Hotel`` is asked for by *hotel*), plus *time*
-    / *when* for a time, *day* / *date* / *when* for a date and *how many* for a quantity. (The
+    / *when* for a time, *day* / *date* / *when* for a date, *how many* for a quantity and *doctor* for a
+    name with a doctor's title; and the answers the task states in sentences (:func:`task_statements`). (The
     transcript user counts them only in the agent's questions and requests.) The user says
     each as the bare value.
 
@@ -338,6 +342,8 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
         inner = [w for w in re.findall(r"[a-z]+", value.lower()) if len(w) >= 3 and not names.is_name(w.title())]
         by_kind = {"time": ["time", "when"], "date": ["day", "date", "when"], "quantity": ["how many", "number of"]}
         words = [_stem(w) for w in [*before[-2:], *inner] if len(w) >= 3] + by_kind.get(kind, [])
+        if _DOCTOR.match(value) or re.search(r"(?i)\b(?:dr|doctor)\.?\s*$", text[max(0, start - 10) : start]):
+            words.append("doctor")
         words = list(dict.fromkeys(words))
         if not words:
             continue

@@ -46,6 +46,7 @@ from envsim.user.affect_scorer import rank_auc
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.transcript.coherence import CoherenceModel
 from envsim.user.transcript.corpus import star_file
+from envsim.user.transcript.text import Names
 from tests.conftest import REPO
 
 
@@ -179,6 +180,12 @@ def test_answers_a_task_states_in_sentences_are_facts() -> None:
     halal, happened = facts["statement_1"], facts["statement_2"]
     assert (halal.value, halal.say) == ("halal", "I can only eat halal food.") and "restr" in halal.asked_by
     assert happened.say == "I have had a cough and a sore throat for two days now." and "sympt" in happened.asked_by
+    # 'What doctor would you like to see?' asks for Dr. Johnson, whether the name's span holds the title or not
+    for names in (Names(proper=frozenset({"johnson"})), Names(proper=frozenset({"dr", "johnson"}))):
+        doctor = task_facts(_task_text("You would like an appointment with Dr. Johnson."), names)
+        assert [f.asked_by[-1] for f in doctor if f.value.endswith("Johnson")] == ["doctor"], doctor
+    host = task_facts(_task_text("You would like to RSVP. The host is Mark."), Names(proper=frozenset({"mark"})))
+    assert "doctor" not in host[-1].asked_by
     # a need with more to it is the goal, not a yes
     ride = task_facts(_task_text("You need directions from 'University' to 'Airport'."))
     assert not any(f.key.startswith(("yes_no", "statement")) for f in ride) and ride

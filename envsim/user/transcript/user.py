@@ -374,6 +374,13 @@ def _last_word(text: str) -> str:
     return match.group(1).lower() if match else ""
 
 
+_PLACE_WORDS = frozenset(("in", "at", "from", "near", "into", "inside", "towards", "around"))
+"""Words before a span that make it a place: no person's name goes there ('check the weather in <name>')."""
+
+_NAME_TOPIC = cue_mask("name") & TOPIC_MASK
+"""The topic bit of a person's name (a fact asked for by 'your name')."""
+
+
 def lead_words(fact: Fact) -> frozenset[str]:
     """The last words of a fact's ``asked_by`` phrases: the words that lead to its value in a sentence.
 
@@ -959,7 +966,10 @@ class TranscriptUser(UserSimulator):
         spare = self._spare(facts)
 
         def clear(i: int, fact: Fact) -> bool:
-            """No other detail's words around span ``i``: never 'get to <origin>', '<PIN> is my account number'."""
+            """No other detail's words around span ``i``: never 'get to <origin>', '<PIN> is my account number', nor
+            a person's name where a place goes ('the weather in <name>')."""
+            if before_word[i] in _PLACE_WORDS and _fact_topics(fact) & _NAME_TOPIC:
+                return False
             return not self._led_to_another(fact, before_word[i]) and (
                 not trail[i] or bool(trail[i] & _fact_topics(fact))
             )

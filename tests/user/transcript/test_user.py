@@ -990,3 +990,26 @@ def test_a_statement_fact_is_said_in_its_own_words(corpus: Path) -> None:
         (reply,) = _play(user, scenario, seed, ("Could you describe your symptoms, please?",))
         assert reply == line and user.trace[0].appended == ("symptoms",) and user.trace[0].ref is None, reply
     assert user.stats["fact_line"] == before + 3
+
+
+def test_a_persons_name_never_goes_where_a_place_does(corpus: Path) -> None:
+    """Asked for their name, the user does not put it after 'in' or 'at' ('check the weather in <name>'); a turn
+    with a name span after 'my name is' still takes it."""
+    name = Fact(key="name", value="Ben", asked_by=["your name", "full name"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [name]})})
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    index = user._index
+    assert index is not None
+    place = re.compile(r"\b(?:in|at|from|near) (?:the )?$")
+    rows = [
+        r
+        for r in range(len(index))
+        if [k for _, _, k in index.spans(r)] == ["name"] and place.search(index.texts[r][: index.spans(r)[0][0]])
+    ]
+    assert len(rows) >= 20
+    filled = [adapted for r in rows if (adapted := user._adapt(r, [(name, "name")])) is not None and adapted[1]]
+    assert not filled, filled[:3]
+    named = [r for r in range(len(index)) if re.search(r"\bmy name is [A-Z]\w+\.?$", index.texts[r])][:20]
+    assert named and any((a := user._adapt(r, [(name, "name")])) is not None and a[1] == ["name"] for r in named)
