@@ -179,7 +179,7 @@ _IDENTITY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("where do you", "where to", "destination", "where would you like to go", "want to go", "need to go"),
     ),
     ("account_number", r"(?i:account)(?: number)?(?: is|:)?\s*(\d{4,})", ("account",)),
-    ("pin", r"\bPIN\b.{0,60}?(\d{4})", ("pin",)),
+    ("pin", r"\bPIN\b.{0,60}?(\d{4}(?: or \d{4})?)", ("pin",)),  # 'either 7402 or 3941': the role-player was unsure
     ("date_of_birth", r"(?i:date of birth|born)(?: is| on|:)?\s*([\d/.-]{6,10})", ("birth", "dob", "born")),
     ("maiden_name", r"(?i:maiden name)[^A-Z]{0,40}([A-Z][a-z]+)", ("maiden",)),
     ("pet_name", r"(?i:pet)(?:'s name)?(?: is|:)\s*([A-Z][a-z]+)", ("pet",)),

@@ -186,6 +186,8 @@ def test_answers_a_task_states_in_sentences_are_facts() -> None:
         assert [f.asked_by[-1] for f in doctor if f.value.endswith("Johnson")] == ["doctor"], doctor
     host = task_facts(_task_text("You would like to RSVP. The host is Mark."), Names(proper=frozenset({"mark"})))
     assert "doctor" not in host[-1].asked_by
+    unsure = task_facts(_task_text("You forgot your PIN. Now you remember your PIN again. It was either 7402 or 3941."))
+    assert [f.value for f in unsure if f.key == "pin"] == ["7402 or 3941"]  # what the role-player knew
     # a need with more to it is the goal, not a yes
     ride = task_facts(_task_text("You need directions from 'University' to 'Airport'."))
     assert not any(f.key.startswith(("yes_no", "statement")) for f in ride) and ride

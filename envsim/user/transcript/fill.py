@@ -7,8 +7,9 @@ only when the span is a whole token run (:func:`clean_span`): nothing glued to i
 a name, no capitalised word right beside it that would leave half a name ("Ann *Lee*" detected
 as "Ann" only). A span is dropped only where no word leads to it (:func:`droppable`); after a
 drop, the text must not end a phrase on a word that needs what was dropped (:func:`dangling`:
-"do you like the?", "my PIN is."). A turn that cannot be adapted cleanly is not used: retrieval
-takes the next candidate.
+"do you like the?", "my PIN is."), nor keep the first half of a pair whose second went with it
+(:func:`unpaired`: "either 7402." from "either 7402 or 3941"). A turn that cannot be adapted cleanly is not
+used: retrieval takes the next candidate.
 
 Example:
     >>> text = "Only 2% of the crew died"
@@ -124,3 +125,16 @@ def dangling(text: str) -> str | None:
     """The word left hanging by a dropped span (before punctuation or the end), or ``None``."""
     match = DANGLING.search(text)
     return " ".join(match.group().split()) if match is not None else None
+
+
+_UNPAIRED = re.compile(r"\beither\b(?![^.!?]*\bor\b)|\bbetween\b(?![^.!?]*\band\b)|\bneither\b(?![^.!?]*\bnor\b)", re.I)
+
+
+def unpaired(text: str) -> int:
+    """How many first words of a pair have no second in their sentence ('either' with no 'or' after it).
+
+    Example:
+        >>> unpaired("It's either 7402."), unpaired("It's either 7402 or 3941."), unpaired("Between 5 and 6 pm.")
+        (1, 0, 0)
+    """
+    return len(_UNPAIRED.findall(text))

@@ -65,7 +65,7 @@ from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Exemplar, Persona
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 from envsim.user.transcript.corpus import CORPUS
-from envsim.user.transcript.fill import clean_span, dangling, droppable
+from envsim.user.transcript.fill import clean_span, dangling, droppable, unpaired
 from envsim.user.transcript.index import LENGTH_BINS, TurnIndex, forget_indexes, load_index
 from envsim.user.transcript.style import Style, length_tilt, talkativeness
 from envsim.user.transcript.text import (
@@ -1035,6 +1035,8 @@ class TranscriptUser(UserSimulator):
         text = tidy(text)
         if dropped and dangling(text) is not None and dangling(text) != dangling(tidy(original)):
             return None
+        if dropped and unpaired(text) > unpaired(tidy(original)):
+            return None  # 'either 7402.': the other half of 'either 7402 or 3941' went with the span dropped
         said = {fact.key for fact, _ in unsaid}
         volunteered = list(dict.fromkeys(fill[i].key for i in sorted(fill) if fill[i].key in said))
         return text, [fill[i].key for i in sorted(fill) if fill[i].key in giving], left, dropped, volunteered

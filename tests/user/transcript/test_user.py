@@ -1013,3 +1013,19 @@ def test_a_persons_name_never_goes_where_a_place_does(corpus: Path) -> None:
     assert not filled, filled[:3]
     named = [r for r in range(len(index)) if re.search(r"\bmy name is [A-Z]\w+\.?$", index.texts[r])][:20]
     assert named and any((a := user._adapt(r, [(name, "name")])) is not None and a[1] == ["name"] for r in named)
+
+
+def test_an_either_or_turn_never_keeps_either_without_its_or(corpus: Path) -> None:
+    """'It's either 3100 or 1596' with one PIN to give: filling one span and dropping the other left 'It's either
+    7402.' (seen in 7 of 40 sampled replies of star_worried); such a turn is not used, or keeps both halves."""
+    pin = Fact(key="pin", value="7402", asked_by=["pin"])
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [pin]})})
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    index = user._index
+    assert index is not None
+    rows = [r for r in range(len(index)) if re.search(r"\beither \d{4} or \d{4}\b", index.texts[r])]
+    assert len(rows) >= 10
+    adapted = [a[0] for r in rows if (a := user._adapt(r, [(pin, "number")])) is not None]
+    assert not [t for t in adapted if re.search(r"\beither\b(?![^.!?]*\bor\b)", t)], adapted[:5]
