@@ -349,7 +349,52 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
             continue
         counts[kind] += 1
         facts.append(Fact(key=f"{kind}_{counts[kind]}", value=value, asked_by=words, say="{{ value }}"))
-    return facts
+    instructions = " ".join(map(str, labels.get("persona_instructions") or []))
+    return [_as_recalled(fact, instructions) for fact in facts]
+
+
+_ACTUALLY = re.compile(r"\b(?i:the ([a-z]+(?: [a-z]+)?) (?:was|is) actually) '?([A-Za-z0-9][\w-]*(?: [A-Z][\w-]*)*)")
+"""A STAR instruction that changes a task value ('The flight ID was actually 704.')."""
+
+_MOVED = re.compile(r"\b(?i:you are actually (?:closer to|at|near)) '?([A-Z0-9][\w-]*(?: (?:and )?[A-Z0-9][\w-]*)*)")
+"""A STAR instruction that moves the role-player's starting point ('You realize that you are actually closer to
+University right now... change your departure location to there'): the origin changes."""
+
+_FORGOT = re.compile(r"(?i)\byou forgot your ([a-z]+(?: [a-z]+)?)")
+"""A STAR instruction that the role-player has forgotten a detail ('you forgot your PIN'), remembered later."""
+
+
+def _as_recalled(fact: Fact, instructions: str) -> Fact:
+    """``fact`` as the STAR instructions have the role-player give it: a value 'actually' another (or a starting point
+    the role-player turns out to be closer to) is said wrongly first and corrected (``said_first``), a forgotten one
+    that a later instruction gives is found when asked again (``found_after``).
+
+    Example:
+        >>> flight = Fact(key="number_1", value="761", asked_by=["fligh"])
+        >>> changed = _as_recalled(flight, "The flight ID was actually 704. Once you've booked the flight 704...")
+        >>> changed.value, changed.said_first
+        ('704', '761')
+        >>> origin = Fact(key="origin", value="Hospital", asked_by=["depart"])
+        >>> _as_recalled(origin, "You realize that you are actually closer to Broadway and Main right now.").value
+        'Broadway and Main'
+        >>> pin = Fact(key="pin", value="7402 or 3941", asked_by=["pin"])
+        >>> _as_recalled(pin, "You forgot your PIN. Now you remember you PIN. It was either 7402 or 3941.").found_after
+        1
+    """
+    words = [_stem(w) for k in fact.asked_by for w in k.lower().split()] + [fact.key.split("_")[0]]
+    for match in _ACTUALLY.finditer(instructions):
+        named = [_stem(w) for w in match.group(1).lower().split()]
+        value = match.group(2)
+        if value != fact.value and any(n in words for n in named):
+            return fact.model_copy(update={"value": value, "said_first": fact.value})
+    moved = _MOVED.search(instructions)
+    if fact.key == "origin" and moved is not None and moved.group(1) != fact.value:
+        return fact.model_copy(update={"value": moved.group(1), "said_first": fact.value})
+    for match in _FORGOT.finditer(instructions):
+        named = [_stem(w) for w in match.group(1).lower().split()]
+        if any(n in words for n in named) and fact.value.split()[0] in instructions[match.end() :]:
+            return fact.model_copy(update={"found_after": 1})
+    return fact
 
 
 def replay_scenario(conversation: Conversation, persona: str, facts: Sequence[Fact]) -> Scenario:

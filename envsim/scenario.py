@@ -91,6 +91,25 @@ class Fact(StrictModel):
         description="How the user says it; may use {{ value }} and {{ key }} (placeholders and simple filters "
         "only, see envsim.prompts). Default: 'My <key> is <value>.'",
     )
+    found_after: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="How many times the agent must ask for it before the user has it at hand: until then the user "
+        "says it cannot find it (a card not in reach, an order number in another email). Default 0: at hand.",
+    )
+    said_first: str | None = Field(
+        None,
+        min_length=1,
+        description="A wrong value the user gives the first time (a slip: a digit swapped, an old address); it "
+        "corrects it to value in its next reply. The world and the expected writes use value.",
+    )
+
+    @model_validator(mode="after")
+    def _slip_differs(self) -> Fact:
+        if self.said_first is not None and self.said_first.strip() == self.value.strip():
+            raise ValueError("said_first must differ from value (it is the wrong value the user corrects)")
+        return self
 
 
 class PersonaSpec(StrictModel):

@@ -38,7 +38,7 @@ from envsim.fidelity import (
 from envsim.fidelity_classifier import FEATURES, cv_auc, fit_logistic, turn_features
 from envsim.fidelity_measures import NearDuplicates, edit_distance, pair_accuracy
 from envsim.fidelity_split import Split, SplitLeakError, check_split, split_by_template, write_pool
-from envsim.scenario import Scenario
+from envsim.scenario import Fact, Scenario
 from envsim.testing.server import start_server
 from envsim.transcripts.corpus import CORPUS_ENV, corpus_dir
 from envsim.transcripts.schema import Conversation, ToolEvent, Turn
@@ -191,6 +191,35 @@ def test_answers_a_task_states_in_sentences_are_facts() -> None:
     # a need with more to it is the goal, not a yes
     ride = task_facts(_task_text("You need directions from 'University' to 'Airport'."))
     assert not any(f.key.startswith(("yes_no", "statement")) for f in ride) and ride
+
+
+def test_instructions_that_change_or_withhold_a_value_reach_the_replayed_fact() -> None:
+    """'The flight ID was actually 704', 'you are actually closer to University' and 'you forgot your PIN' (then
+    'Now you remember your PIN'): what the role-player was told to do, as ``said_first`` and ``found_after``."""
+
+    def facts(task: str, *instructions: str) -> dict[str, Fact]:
+        labels = {"user_task": task, "persona_instructions": list(instructions)}
+        return {f.key: f for f in task_facts(Conversation(corpus="star", id="9", turns=[], labels=labels))}
+
+    flight = facts("Reserve flight with id 761. Your name is Mark.", "The flight ID was actually 704.")["number_1"]
+    assert (flight.value, flight.said_first) == ("704", "761")
+    ride = facts(
+        "You need a ride from 'Hospital' to '5th and Main'.",
+        "You realize that you are actually closer to Broadway and Main right now. Change your departure location.",
+    )
+    assert (ride["origin"].value, ride["origin"].said_first, ride["destination"].said_first) == (
+        "Broadway and Main",
+        "Hospital",
+        None,
+    )
+    bank = facts(
+        "Follow the instructions.",
+        "You are Jane Doe. Your account number is 95381901, but you forgot your PIN.",
+        "Now you remember you PIN again. Maybe. It was either 3941 or 0314.",
+    )
+    assert (bank["pin"].value, bank["pin"].found_after, bank["account_number"].found_after) == ("3941 or 0314", 1, 0)
+    plain = facts("Reserve flight with id 761. Your name is Mark.")["number_1"]
+    assert (plain.said_first, plain.found_after) == (None, 0)
 
 
 def test_replay_feeds_the_agent_side_and_collects_both_sides() -> None:

@@ -96,6 +96,10 @@ class ScriptedAgent(Policy):
         plan: list[str | dict[str, Any]] = []
         if scenario.user.facts:
             plan.append(render_remembered("agent_ask_facts.j2", asks=tuple(f.asked_by[0] for f in scenario.user.facts)))
+        for again in range(1, 1 + max((f.found_after for f in scenario.user.facts), default=0)):
+            # what the customer could not find yet (found_after): asked again
+            later = tuple(f.asked_by[0] for f in scenario.user.facts if f.found_after >= again)
+            plan.append(render_remembered("agent_ask_facts.j2", asks=later))
         for action in actions:
             plan.extend(self._maybe_wrong(action, scenario, rng))
         if rng.random() < self.error_rate and statements:  # forget one statement

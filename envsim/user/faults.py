@@ -327,6 +327,7 @@ def check_user_turn(
 
     known = [
         *(f.value for f in spec.facts),
+        *(f.said_first for f in spec.facts if f.said_first),
         *(f.say for f in spec.facts if f.say),
         spec.goal,
         spec.opening,

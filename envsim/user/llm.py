@@ -60,7 +60,14 @@ from envsim.llm import Completion, ModelClient, UsageMeter, check_settings, defa
 from envsim.prompts import render, render_scenario_text
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.schema import Conversation
-from envsim.user.affect import AffectMachine, AffectState, classify_agent_turn, is_emergency, scenario_persona
+from envsim.user.affect import (
+    AffectMachine,
+    AffectState,
+    classify_agent_turn,
+    is_emergency,
+    read_part,
+    scenario_persona,
+)
 from envsim.user.base import UserSimulator, UserTurn
 from envsim.user.faults import (
     STOP_MARKER,
@@ -74,6 +81,7 @@ from envsim.user.faults import (
     spoken_turns,
 )
 from envsim.user.persona import Affect, Persona
+from envsim.user.recall import Recall
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 """The user model when none is given (any litellm ``provider/model`` string works)."""
@@ -342,6 +350,8 @@ class LLMUser(UserSimulator):
         self._episode_seed = 0
         self._history: list[dict[str, Any]] = []
         self._revealed: set[str] = set()
+        self._recall = Recall()
+        self._correcting: list[Fact] = []
 
     @staticmethod
     def _read_exemplars(exemplars: Iterable[Conversation] | str | Path | None) -> list[Conversation]:
@@ -374,6 +384,8 @@ class LLMUser(UserSimulator):
         self.usage = UsageMeter()
         self.fault_log = []
         self._revealed = set()
+        self._recall.reset()
+        self._correcting = []
         opening = scenario.user.opening
         self._history = [{"role": "user", "content": opening}]
         return opening
@@ -417,11 +429,21 @@ class LLMUser(UserSimulator):
         scenario, persona, machine = self._ready()
         spec = scenario.user
         hidden: list[Fact] = [] if persona.disclosure == "volunteers" else spec.facts
+        unsaid = [f for f in spec.facts if f.key not in self._revealed]
         return render(
             "user_system.j2",
             persona=render_persona(persona, goal=spec.goal, facts_known=spec.facts, affect=affect or machine.state),
             hidden=[
                 {"key": f.key, "asked_by": f.asked_by, "say": _say(f)} for f in hidden if f.key not in self._revealed
+            ],
+            missing=[f.key.replace("_", " ") for f in unsaid if self._recall.asks[f.key] <= f.found_after],
+            slips=[
+                {"key": f.key.replace("_", " "), "wrong": f.said_first}
+                for f in unsaid
+                if f.said_first and f.key not in self._recall.slipped
+            ],
+            corrections=[
+                {"key": f.key.replace("_", " "), "wrong": f.said_first, "value": f.value} for f in self._correcting
             ],
             given=[f.key.replace("_", " ") for f in spec.facts if f.key in self._revealed],
             exemplars=self._exemplars,
@@ -469,6 +491,11 @@ class LLMUser(UserSimulator):
         world = self.goal_met()  # claims without the goal met are no resolution (affect) and no ending
         events = classify_agent_turn(agent_message, history, scenario, self._revealed, goal_met=world)
         state = machine.observe(events).after
+        self._correcting = self._recall.corrections()  # slips of the last reply, corrected in this one
+        heard = read_part(agent_message).lower()
+        for fact in scenario.user.facts:  # requests counted as the scripted and transcript users count them
+            if fact.key not in self._revealed and any(k.lower() in heard for k in fact.asked_by):
+                self._recall.at_hand(fact)
         system = self.system_prompt(state)
         conversation = self.conversation(agent_message, history)
         draft, text, done = "", "", False
@@ -500,6 +527,9 @@ class LLMUser(UserSimulator):
         if done and not text:
             text = persona.give_up if state.gives_up else scenario.user.closing
         self._revealed.update(f.key for f in scenario.user.facts if mentions(text, f.value))
+        for fact in scenario.user.facts:  # a slip said: corrected in the next reply
+            if fact.said_first and fact.key not in self._recall.slipped and mentions(text, fact.said_first):
+                self._recall.giving(fact)
         if not history or history[-1] != {"role": "assistant", "content": agent_message}:
             history.append({"role": "assistant", "content": agent_message})
         self._history = [*history, {"role": "user", "content": text}]

@@ -45,6 +45,7 @@ from envsim.user.affect import (
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Persona
+from envsim.user.recall import NOT_AT_HAND_LINES, Recall, correction_line
 
 DONT_KNOW_LINES: tuple[str, ...] = (
     "Sorry, I don't have that.",
@@ -188,6 +189,7 @@ class ScriptedUser(UserSimulator):
         self._rng: np.random.Generator | None = None
         self._machine: AffectMachine | None = None
         self._ended: str | None = None
+        self._recall = Recall()
 
     def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
         """Start a conversation and return the opening line (with a volunteered fact, if the persona volunteers)."""
@@ -209,10 +211,11 @@ class ScriptedUser(UserSimulator):
         self._rng = rng
         self._revealed = set()
         self._ended = None
+        self._recall.reset()
         self._machine = AffectMachine(self._persona, emergency=self._emergency)
         opening = self._opening
-        if self._persona.disclosure == "volunteers" and self._facts:
-            fact = self._facts[0][0]
+        if self._persona.disclosure == "volunteers" and self._facts and not self._facts[0][0].found_after:
+            fact = self._recall.giving(self._facts[0][0])
             opening = f"{opening} {render_remembered('user_fact.j2', key=fact.key, value=fact.value)}"
             self._revealed.add(fact.key)
         return self._typed(opening)
@@ -240,11 +243,17 @@ class ScriptedUser(UserSimulator):
         step = machine.observe(classify_agent_turn(agent_message, messages, scenario, self._revealed, goal_met=world))
         state = step.after
         text = read_part(agent_message).lower()  # what the user reads of it
+        slips = {f.key for f in self._recall.corrections()}  # given wrongly in the last reply: corrected first
+        corrected = [correction_line(f, said) for f, _, said in self._facts if f.key in slips]
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
-        if new and not state.gives_up:
-            self._revealed.update(fact.key for fact, _ in new)
-            parts = [said for _, said in new]
+        at_hand = [(fact, said) for fact, said in new if self._recall.at_hand(fact)]
+        if at_hand and not state.gives_up:
+            self._revealed.update(fact.key for fact, _ in at_hand)
+            parts = list(corrected)
+            for fact, said in at_hand:
+                giving = self._recall.giving(fact)  # with its said_first value the first time
+                parts.append(said if giving is fact else _say(giving))
             if state.wants_human:
                 parts.append(self._pick(persona.human_demands))
             return self._turn(" ".join(parts), state)
@@ -254,12 +263,15 @@ class ScriptedUser(UserSimulator):
         if state.gives_up:
             self._ended = self._typed(persona.give_up)
             return UserTurn(self._ended, done=True, affect=state.affect)
-        parts = []
-        if asked:  # asked again for what it already said
-            parts.append("I already told you. " + " ".join(said for _, said in asked))
+        parts = corrected
+        given = [(fact, said) for fact, said in asked if fact.key in self._revealed]
+        if given:  # asked again for what it already said
+            parts.append("I already told you. " + " ".join(said for _, said in given))
         ignored = step.before.requires_emergency and "ignores_emergency" in step.events
         if state.wants_human:
             parts.append(self._pick(persona.human_demands))
+        elif new and not given:  # asked for what it has not found yet (found_after)
+            parts.append(self._pick(NOT_AT_HAND_LINES))
         elif not asked and not ignored and unknown_details(agent_message, scenario):
             parts.append(self._pick(DONT_KNOW_LINES))
         elif not asked:

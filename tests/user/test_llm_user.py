@@ -424,3 +424,22 @@ def test_a_whole_async_episode(provider: Provider, tiny_scenario: Scenario) -> N
     trajectory, breakdown = asyncio.run(arun_episode(ScenarioEnv(tiny_scenario, user=user), ScriptedAgent(), seed=2))
     assert breakdown.total == 1.0 and user.fault_log == []
     assert {"role": "user", "content": "555-0142!"} in trajectory.messages
+
+
+def test_the_prompt_holds_what_is_not_found_yet_and_a_slip_to_correct(
+    provider: Provider, tiny_scenario: Scenario
+) -> None:
+    """``found_after`` and ``said_first`` (envsim.user.recall) reach the model: not found yet until asked enough,
+    the wrong value to give once, then the correction to start the next message with."""
+    phone = tiny_scenario.user.facts[0].model_copy(update={"found_after": 1, "said_first": "555-0124"})
+    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"facts": [phone]})})
+    provider.script("user", "I can't find it, hold on!", "It's 555-0124!", "Oh no, I mean 555-0142! Hurry!")
+    user = started(scenario)
+    for message in ("What is your phone number?", "What is your phone number?", "Thanks, one moment."):
+        user.reply(message, [])
+    prompts = [c["messages"][0]["content"] for c in provider.of("user")]
+    assert len(prompts) == 3
+    assert "you have not found it yet" in prompts[0] and "you have not found it yet" not in prompts[1]
+    assert all('you say "555-0124"' in p for p in prompts[:2]) and 'you say "555-0124"' not in prompts[2]
+    assert "Correct your mistake first" in prompts[2] and 'but it is "555-0142"' in prompts[2]
+    assert "Correct your mistake first" not in prompts[1] and user.revealed == {"phone"}

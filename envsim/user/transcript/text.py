@@ -38,11 +38,11 @@ from envsim.user.affect import REQUEST, SENTENCE
 
 UNSURE = re.compile(
     r"\b(?:do ?n[o']?t|dont|can ?n?[o']?t|cant|could ?n[o']?t) (?:really |even |quite |seem to )?"
-    r"(?:know|rem[ea]m?b[ea]?r|recall|have|find|think of)\b"
-    r"|\bnot (?:sure|certain)\b|\bno (?:idea|clue)\b|\bforg[oe]t|\bdunno\b|\bunsure\b"
+    r"(?:know|rem[ea]m?b[ea]?r|recall|have|find|think of)\b(?! (?:the |much |enough )?time\b)"
+    r"|\bnot (?:sure|certain)\b|\bno (?:idea|clue)\b|\bforgot|\bi (?:\w+ )?forget\b|\bdunno\b|\bunsure\b"
 )
 """A user turn that says the user does not know, remember (or 'remeber', as typed) or have something (on lower-cased
-text)."""
+text); not an order to forget something ('Forget the price') nor a lack of time ('I don't have time')."""
 
 
 AgentAct = Literal["none", "greet", "ask_info", "ask_yesno", "inform", "apology", "offer", "close"]

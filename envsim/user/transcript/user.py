@@ -63,6 +63,7 @@ from envsim.user.affect import (
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Exemplar, Persona
+from envsim.user.recall import Recall, correction_line
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 from envsim.user.transcript.corpus import CORPUS
 from envsim.user.transcript.fill import clean_span, dangling, droppable, unpaired
@@ -570,6 +571,7 @@ class TranscriptUser(UserSimulator):
         self._rng: np.random.Generator | None = None
         self._machine: AffectMachine | None = None
         self._revealed: set[str] = set()
+        self._recall = Recall()
         self._used: set[int] = set()
         self._ended: str | None = None
         self._style: Style | None = None
@@ -579,6 +581,7 @@ class TranscriptUser(UserSimulator):
         self._sim: np.ndarray | None = None
         self._asks = 0
         self._polarity: UserAct | None = None
+        self._missing = False
         self._rejected = 0
         self.stats: Counter[str] = Counter()
 
@@ -606,11 +609,12 @@ class TranscriptUser(UserSimulator):
         self._revealed = set()
         self._used = set()
         self._ended = None
+        self._recall.reset()
         self.trace = []
         self._machine = AffectMachine(self._persona, emergency=self._emergency)
         opening = scenario.user.opening
-        if self._persona.disclosure == "volunteers" and self._facts:
-            fact = self._facts[0][0]
+        if self._persona.disclosure == "volunteers" and self._facts and not self._facts[0][0].found_after:
+            fact = self._recall.giving(self._facts[0][0])
             opening = f"{opening} {render('user_fact.j2', key=fact.key, value=fact.value)}"
             self._revealed.add(fact.key)
         shift = talkativeness(rng)  # this conversation's own length (style.py)
@@ -642,9 +646,19 @@ class TranscriptUser(UserSimulator):
         return self._machine.state if self._machine is not None else None
 
     def reply(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
-        """Reveal asked-for facts, close when the goal is met, else a retrieved human turn that fits (see module)."""
+        """Reveal asked-for facts, close when the goal is met, else a retrieved human turn that fits (see module).
+
+        A fact given wrongly in the last reply (``said_first``, :mod:`envsim.user.recall`) is corrected first."""
         if self._fallback is not None:
             return self._fallback.reply(agent_message, messages)
+        slips = self._recall.corrections()
+        turn = self._respond(agent_message, messages)
+        if slips and not turn.done:
+            lead = " ".join(self._styled(correction_line(f, say(f))) for f in slips)
+            turn = replace(turn, text=f"{lead} {turn.text}")
+        return turn
+
+    def _respond(self, agent_message: str, messages: Sequence[dict[str, Any]]) -> UserTurn:
         persona, machine, scenario = self._persona, self._machine, self._scenario
         assert persona is not None and machine is not None and scenario is not None, "call reset() first"
         if self._ended is not None:
@@ -658,12 +672,14 @@ class TranscriptUser(UserSimulator):
         cues = cue_mask(heard)
         asking = asking_text(heard)
         self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & TOPIC_MASK, 0
-        self._polarity = None
+        self._polarity, self._missing = None, False
         asked = [(fact, kind) for fact, keys, kind in self._facts if asks_for(fact, keys, asking, act)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
-        if new and not state.gives_up:
-            self._revealed.update(fact.key for fact, _ in new)
-            text = self._answer("answer", new, act, cues, state)
+        at_hand = [(fact, kind) for fact, kind in new if self._recall.at_hand(fact)]
+        if at_hand and not state.gives_up:
+            self._revealed.update(fact.key for fact, _ in at_hand)
+            giving = [(slip, fact_kind(slip.value)) for slip in (self._recall.giving(f) for f, _ in at_hand)]
+            text = self._answer("answer", giving, act, cues, state)
             if state.wants_human:
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
@@ -673,6 +689,7 @@ class TranscriptUser(UserSimulator):
         if state.gives_up:
             self._ended = self._retrieve_text("give_up", act, cues, state)
             return UserTurn(self._ended, done=True, affect=state.affect)
+        asked = [(fact, kind) for fact, kind in asked if fact.key in self._revealed]
         if asked:
             text = self._answer("reanswer", asked, act, cues, state)
             if state.wants_human:
@@ -685,7 +702,8 @@ class TranscriptUser(UserSimulator):
         if act in ("offer", "close"):  # the goal is not met: not a goodbye, the need again (or a new request)
             intent = "insist"
         ignored = step.before.requires_emergency and "ignores_emergency" in step.events
-        if not ignored and unknown_details(agent_message, scenario):  # asked for what it does not have: it says so
+        self._missing = bool(new)  # asked for a fact it has not found yet
+        if new or (not ignored and unknown_details(agent_message, scenario)):  # it does not have it (yet): says so
             intent = "unknown"
         elif not step.helped and intent not in ("question", "insist", "greet"):
             intent = "nudge"
@@ -754,6 +772,10 @@ class TranscriptUser(UserSimulator):
             allowed &= index.context[rows] == AGENT_ACTS.index(act)
         if not facts:  # a turn that is nothing but a detail cannot answer without one
             allowed &= ~index.bare[rows]
+        if intent == "unknown" and self._missing:  # a fact it has not found yet (found_after): a turn that says so
+            # ('I forgot it', 'not sure'), naming no other detail ('I don't know my PIN' is no answer to 'your email?')
+            topics = index.topics[rows]
+            allowed &= index.unsure[rows] & ((topics == 0) | ((topics & self._asks) != 0))
         if self._polarity is not None:  # a yes or a no to give: a turn of that act ('Yes, please.', 'Nope.')
             allowed &= index.polar[rows] == USER_ACTS.index(self._polarity)
         w = w * allowed

@@ -1,0 +1,84 @@
+"""What a user can give of each fact as a conversation goes: details found only after some asking, and slips.
+
+A scenario fact may be out of reach at first or given wrongly once, as with real customers:
+
+- ``found_after`` (:class:`~envsim.scenario.Fact`): the first N times the agent asks for it, the user does not have
+  it at hand and says so (:data:`NOT_AT_HAND_LINES`, or a human turn saying it for the transcript user); asked
+  again after that, it gives it. An agent that gives up or escalates at the first "I can't find it" fails.
+- ``said_first``: the first time the user gives the fact, it gives that wrong value instead (a digit swapped, an
+  old address); its next reply starts by correcting it (:func:`correction_line`). An agent that acts on the first
+  value writes the wrong record, which the scenario's expected writes (made with ``value``) catch.
+
+Every user (scripted, transcript, LLM) keeps one :class:`Recall` per episode, so the three agree on when a fact is at
+hand and when a slip is corrected.
+
+Example:
+    >>> from envsim.scenario import Fact
+    >>> card = Fact(key="card", value="4417", asked_by=["card"], found_after=1, said_first="4471")
+    >>> recall = Recall()
+    >>> recall.at_hand(card), recall.at_hand(card)  # asked twice: found the second time
+    (False, True)
+    >>> recall.giving(card).value, recall.giving(card).value  # the slip once, then the value
+    ('4471', '4417')
+    >>> [f.value for f in recall.corrections()], recall.corrections()
+    (['4417'], [])
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from envsim.prompts import render_remembered
+from envsim.scenario import Fact
+
+NOT_AT_HAND_LINES: tuple[str, ...] = (
+    "Hold on, I don't have that in front of me right now.",
+    "I can't find it at the moment, sorry. Give me a second.",
+    "I don't have it at hand right now, let me look for it.",
+)
+"""What a user says when asked for a fact it has not found yet (``found_after``)."""
+
+
+@dataclass
+class Recall:
+    """One episode's record of the requests for each fact and of the slips made (see the module docstring)."""
+
+    asks: Counter[str] = field(default_factory=Counter)
+    slipped: set[str] = field(default_factory=set)
+    pending: list[Fact] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Forget the episode (a new conversation)."""
+        self.asks.clear()
+        self.slipped.clear()
+        self.pending.clear()
+
+    def at_hand(self, fact: Fact) -> bool:
+        """Count one request for ``fact``; whether the user has it now (asked more than ``found_after`` times)."""
+        self.asks[fact.key] += 1
+        return self.asks[fact.key] > fact.found_after
+
+    def giving(self, fact: Fact) -> Fact:
+        """``fact`` as the user gives it now: with its ``said_first`` value the first time (a slip, corrected in the
+        next reply: :meth:`corrections`), else as it is."""
+        if fact.said_first is None or fact.key in self.slipped:
+            return fact
+        self.slipped.add(fact.key)
+        self.pending.append(fact)
+        return fact.model_copy(update={"value": fact.said_first, "said_first": None})
+
+    def corrections(self) -> list[Fact]:
+        """The facts given wrongly since the last call, to correct now (each once)."""
+        out, self.pending = self.pending, []
+        return out
+
+
+def correction_line(fact: Fact, said: str) -> str:
+    """The words that correct a slip: 'Sorry, I got that wrong.' and the fact said right (``said``).
+
+    Example:
+        >>> correction_line(Fact(key="phone", value="555-0142", asked_by=["phone"]), "My phone is 555-0142.")
+        'Sorry, I got that wrong. My phone is 555-0142.'
+    """
+    return render_remembered("user_correction.j2", key=fact.key, said=said)

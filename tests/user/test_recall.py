@@ -1,0 +1,78 @@
+"""Facts found only after some asking (``found_after``) and slips corrected (``said_first``), in every user."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from envsim.agents import ScriptedAgent
+from envsim.env import ScenarioEnv
+from envsim.registration import load_registered
+from envsim.rollout import run_episode
+from envsim.scenario import Fact, Scenario
+from envsim.user.recall import NOT_AT_HAND_LINES, Recall
+from envsim.user.scripted import ScriptedUser
+from envsim.user.transcript.text import UNSURE
+from envsim.user.transcript.user import TranscriptUser
+
+
+def _with_facts(scenario: Scenario, **changes: dict[str, object]) -> Scenario:
+    """``scenario`` with each named fact updated (a fresh object, so users prepare it anew)."""
+    facts = [f.model_copy(update=changes.get(f.key, {})) for f in scenario.user.facts]
+    return scenario.model_copy(update={"user": scenario.user.model_copy(update={"facts": facts})})
+
+
+def test_said_first_must_be_a_different_value() -> None:
+    with pytest.raises(ValidationError, match="said_first must differ"):
+        Fact(key="phone", value="555-0142", asked_by=["phone"], said_first=" 555-0142")
+    with pytest.raises(ValidationError):
+        Fact(key="phone", value="555-0142", asked_by=["phone"], found_after=-1)
+
+
+def test_recall_counts_requests_per_episode() -> None:
+    card = Fact(key="card", value="4417", asked_by=["card"], found_after=2)
+    recall = Recall()
+    assert [recall.at_hand(card) for _ in range(3)] == [False, False, True]
+    recall.reset()
+    assert not recall.at_hand(card)
+
+
+def test_scripted_user_finds_a_fact_late_and_corrects_a_slip(tiny_scenario: Scenario) -> None:
+    scenario = _with_facts(tiny_scenario, phone={"found_after": 1, "said_first": "555-0124"})
+    user = ScriptedUser(typos=False)
+    user.reset(scenario, np.random.default_rng(0))
+    user.attach_goal(lambda: False)
+    first = user.reply("What is your phone number?", []).text
+    assert first in NOT_AT_HAND_LINES
+    assert user.reply("Could you look for your phone number?", []).text == "My phone is 555-0124."
+    corrected = user.reply("Thank you, one moment.", []).text
+    assert corrected.startswith("Sorry, I got that wrong. My phone is 555-0142.")
+    assert "Sorry" not in user.reply("Still checking.", []).text  # corrected once
+    user.reset(scenario, np.random.default_rng(0))  # a new episode starts over
+    assert user.reply("What is your phone number?", []).text in NOT_AT_HAND_LINES
+
+
+def test_transcript_user_says_it_cannot_find_it_then_gives_it_then_corrects_it() -> None:
+    base = load_registered("RetailCancelPendingOrder")
+    scenario = _with_facts(base, email={"found_after": 1}, order_id={"said_first": "#W0009"})
+    user = TranscriptUser()
+    for seed in range(4):
+        user.reset(scenario, np.random.default_rng(seed))
+        user.attach_goal(lambda: False)
+        missing = user.reply("What is your email address?", []).text
+        assert UNSURE.search(missing.lower()) and "dana" not in missing, missing
+        assert "dana.whitfield@example.org" in user.reply("Found it? What is your email address?", []).text
+        slip = user.reply("And your order number?", []).text
+        assert "#W0009" in slip and "#W0001" not in slip, slip
+        fixed = user.reply("Let me look that up.", []).text
+        assert fixed.startswith("Sorry, I got that wrong.") and "#W0001" in fixed, fixed
+
+
+def test_the_reference_agent_asks_again_for_what_the_customer_could_not_find(tiny_scenario: Scenario) -> None:
+    scenario = _with_facts(tiny_scenario, phone={"found_after": 2})
+    env = ScenarioEnv(scenario, user=ScriptedUser(typos=False))
+    trajectory, reward = run_episode(env, ScriptedAgent(), seed=0)
+    said = [m["content"] for m in trajectory.messages if m["role"] == "user"]
+    assert sum(text in NOT_AT_HAND_LINES for text in said) == 2 and any("555-0142" in t for t in said), said
+    assert reward.outcome == "success", reward
