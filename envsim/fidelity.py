@@ -236,12 +236,14 @@ _TASK_STATEMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"you have not (?:paid|payed) ([a-z ]{3,30})", re.IGNORECASE), "no"),
     (re.compile(r"you need ([a-z ]{3,30})", re.IGNORECASE), "yes"),
     (re.compile(r"you have (?:paid|payed) ([a-z ]{3,30})", re.IGNORECASE), "yes"),
+    (re.compile(r"you cannot remember (?:if|whether) you (?:had )?(?:paid|payed) ([a-z ]{3,30})", re.I), "unsure"),
     (re.compile(r"you can only (?:eat|have|drink) ([a-z]+) ([a-z ]{3,20})", re.IGNORECASE), "only"),
     (re.compile(r"you have had ([a-z ,]{3,80}?),? for ([a-z0-9 ]{3,30})", re.IGNORECASE), "had"),
 )
 """STAR task sentences that tell the role-player an answer no entity span holds, each a whole sentence: a yes or a no
 ('You don't need parking.', 'You have paid the application fee.'), a restriction ('You can only eat vegetarian
-food.') and what has happened ('You have had a cough and a sore throat, for two days now.')."""
+food.'), what the role-player cannot remember ('You cannot remember if you had payed the application fee.') and what has
+happened ('You have had a cough and a sore throat, for two days now.')."""
 
 _SENTENCE = re.compile(r"[^.!?]+[.!?]?")
 
@@ -274,6 +276,8 @@ def task_statements(task: str) -> list[Fact]:
             asked = [_stem(w) for w in words]
             if answer in ("yes", "no"):
                 key, value, said = "yes_no", answer, None
+            elif answer == "unsure":
+                key, value, said = "statement", "not sure", f"I can't remember if I paid {match.group(1).strip()}."
             elif answer == "only":
                 verb = re.search(r"only (\w+)", sentence, re.IGNORECASE)
                 key, value = "statement", match.group(1)

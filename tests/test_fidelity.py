@@ -172,7 +172,7 @@ def test_answers_a_task_states_in_sentences_are_facts() -> None:
     task = (
         "Your are Ben and would like to RSVP to a party. You need parking. You have no dietary restrictions. "
         "You have not paid the application fee. You can only eat halal food. "
-        "You have had a cough and a sore throat, for two days now."
+        "You have had a cough and a sore throat, for two days now. You cannot remember if you had payed the fee."
     )
     facts = {f.key: f for f in task_facts(_task_text(task))}
     answers = [(f.value, f.asked_by) for k, f in facts.items() if k.startswith("yes_no")]
@@ -180,6 +180,7 @@ def test_answers_a_task_states_in_sentences_are_facts() -> None:
     halal, happened = facts["statement_1"], facts["statement_2"]
     assert (halal.value, halal.say) == ("halal", "I can only eat halal food.") and "restr" in halal.asked_by
     assert happened.say == "I have had a cough and a sore throat for two days now." and "sympt" in happened.asked_by
+    assert (facts["statement_3"].value, facts["statement_3"].say) == ("not sure", "I can't remember if I paid the fee.")
     # 'What doctor would you like to see?' asks for Dr. Johnson, whether the name's span holds the title or not
     for names in (Names(proper=frozenset({"johnson"})), Names(proper=frozenset({"dr", "johnson"}))):
         doctor = task_facts(_task_text("You would like an appointment with Dr. Johnson."), names)

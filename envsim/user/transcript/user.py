@@ -245,7 +245,6 @@ the goal not met); another question ('what am I supposed to do now?') does not a
 
 _YES = frozenset(("yes", "y", "true"))
 _NO = frozenset(("no", "n", "false"))
-_YES_NO = _YES | _NO
 
 _ACT_NAMES = np.array(USER_ACTS)  # the user act of each index code, for vectorised lookups
 
@@ -309,7 +308,8 @@ def asks_for(fact: Fact, keys: Sequence[str], asking: str, act: AgentAct) -> boo
     A yes/no question that names a detail in proposing or offering something (:data:`_PROPOSES`) asks for a yes or
     a no, not for the detail ('Do you require parking at the venue?', 'Dr. Johnson is free at 9 pm. Can I book
     it?'): people answer it, they do not say the venue or the doctor again. It asks for the fact only when the fact
-    is itself a yes or a no, or the question is about the detail (:data:`_HOLDS`: 'Do you have your flight ID?');
+    is itself a yes, a no or a statement (:func:`~.text.fact_kind`), or the question is about the detail
+    (:data:`_HOLDS`: 'Do you have your flight ID?');
     an elliptical one ('And your date of birth, please?') asks for what it names.
 
     Example:
@@ -324,11 +324,14 @@ def asks_for(fact: Fact, keys: Sequence[str], asking: str, act: AgentAct) -> boo
         True
         >>> asks_for(venue, ["venue"], "can i have the venue, please?", "ask_yesno")
         True
+        >>> fee = Fact(key="fee", value="not sure", asked_by=["fee"], say="I can't remember if I paid it.")
+        >>> asks_for(fee, ["fee"], "have you paid the application fee?", "ask_yesno")
+        True
     """
     if not any(k in asking for k in keys):
         return False
-    if act != "ask_yesno" or fact.value.strip().lower() in _YES_NO or _HOLDS.search(asking) is not None:
-        return True
+    if act != "ask_yesno" or fact_kind(fact.value) == "statement" or _HOLDS.search(asking) is not None:
+        return True  # a yes, a no or a statement answers the question ('Have you paid the fee?': 'I can't remember')
     return _PROPOSES.search(asking) is None
 
 
