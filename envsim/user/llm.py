@@ -352,6 +352,7 @@ class LLMUser(UserSimulator):
         self._revealed: set[str] = set()
         self._recall = Recall()
         self._correcting: list[Fact] = []
+        self._not_found: set[str] = set()
 
     @staticmethod
     def _read_exemplars(exemplars: Iterable[Conversation] | str | Path | None) -> list[Conversation]:
@@ -386,6 +387,7 @@ class LLMUser(UserSimulator):
         self._revealed = set()
         self._recall.reset()
         self._correcting = []
+        self._not_found = set()
         opening = scenario.user.opening
         self._history = [{"role": "user", "content": opening}]
         return opening
@@ -436,7 +438,7 @@ class LLMUser(UserSimulator):
             hidden=[
                 {"key": f.key, "asked_by": f.asked_by, "say": _say(f)} for f in hidden if f.key not in self._revealed
             ],
-            missing=[f.key.replace("_", " ") for f in unsaid if self._recall.asks[f.key] <= f.found_after],
+            missing=[f.key.replace("_", " ") for f in unsaid if f.key in self._not_found or not self._recall.has(f)],
             slips=[
                 {"key": f.key.replace("_", " "), "wrong": f.said_first}
                 for f in unsaid
@@ -493,9 +495,13 @@ class LLMUser(UserSimulator):
         state = machine.observe(events).after
         self._correcting = self._recall.corrections()  # slips of the last reply, corrected in this one
         heard = read_part(agent_message).lower()
-        for fact in scenario.user.facts:  # requests counted as the scripted and transcript users count them
-            if fact.key not in self._revealed and any(k.lower() in heard for k in fact.asked_by):
-                self._recall.at_hand(fact)
+        self._not_found = {  # requests counted as the scripted and transcript users count them
+            fact.key
+            for fact in scenario.user.facts
+            if fact.key not in self._revealed
+            and any(k.lower() in heard for k in fact.asked_by)
+            and not self._recall.at_hand(fact)
+        }
         system = self.system_prompt(state)
         conversation = self.conversation(agent_message, history)
         draft, text, done = "", "", False

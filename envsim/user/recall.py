@@ -3,8 +3,9 @@
 A scenario fact may be out of reach at first or given wrongly once, as with real customers:
 
 - ``found_after`` (:class:`~envsim.scenario.Fact`): the first N times the agent asks for it, the user does not have
-  it at hand and says so (:data:`NOT_AT_HAND_LINES`, or a human turn saying it for the transcript user); asked
-  again after that, it gives it. An agent that gives up or escalates at the first "I can't find it" fails.
+  it at hand and says so (:data:`NOT_AT_HAND_LINES`, or a human turn saying it for the transcript user); then it
+  has found it: asked again, it gives it, and a persona that volunteers may say it unasked ('Oh, I found it!'). An
+  agent that gives up or escalates at the first "I can't find it" fails.
 - ``said_first``: the first time the user gives the fact, it gives that wrong value instead (a digit swapped, an
   old address); its next reply starts by correcting it (:func:`correction_line`). An agent that acts on the first
   value writes the wrong record, which the scenario's expected writes (made with ``value``) catch.
@@ -16,8 +17,10 @@ Example:
     >>> from envsim.scenario import Fact
     >>> card = Fact(key="card", value="4417", asked_by=["card"], found_after=1, said_first="4471")
     >>> recall = Recall()
-    >>> recall.at_hand(card), recall.at_hand(card)  # asked twice: found the second time
-    (False, True)
+    >>> recall.has(card), recall.at_hand(card), recall.has(card)  # asked once: it looks for it and finds it
+    (False, False, True)
+    >>> recall.at_hand(card)  # asked again: it gives it
+    True
     >>> recall.giving(card).value, recall.giving(card).value  # the slip once, then the value
     ('4471', '4417')
     >>> [f.value for f in recall.corrections()], recall.corrections()
@@ -58,6 +61,11 @@ class Recall:
         """Count one request for ``fact``; whether the user has it now (asked more than ``found_after`` times)."""
         self.asks[fact.key] += 1
         return self.asks[fact.key] > fact.found_after
+
+    def has(self, fact: Fact) -> bool:
+        """Whether the user has ``fact`` at hand now, without counting a request: asked ``found_after`` times, it went
+        looking and found it (a persona that volunteers may now say it unasked)."""
+        return self.asks[fact.key] >= fact.found_after
 
     def giving(self, fact: Fact) -> Fact:
         """``fact`` as the user gives it now: with its ``said_first`` value the first time (a slip, corrected in the

@@ -76,3 +76,16 @@ def test_the_reference_agent_asks_again_for_what_the_customer_could_not_find(tin
     said = [m["content"] for m in trajectory.messages if m["role"] == "user"]
     assert sum(text in NOT_AT_HAND_LINES for text in said) == 2 and any("555-0142" in t for t in said), said
     assert reward.outcome == "success", reward
+
+
+def test_a_fact_not_found_yet_is_never_volunteered_until_it_is() -> None:
+    """A persona that volunteers says details unasked, but not one it has not found: asked once, it goes looking and
+    has it from then on."""
+    base = load_registered("RetailCancelPendingOrder")
+    scenario = _with_facts(base, email={"found_after": 1})
+    user = TranscriptUser()
+    user.reset(scenario, np.random.default_rng(0))
+    user.attach_goal(lambda: False)
+    assert "email" not in {f.key for f, _ in user._unsaid(())}
+    user.reply("What is your email address?", [])
+    assert "email" in {f.key for f, _ in user._unsaid(())}

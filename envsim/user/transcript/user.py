@@ -959,9 +959,14 @@ class TranscriptUser(UserSimulator):
         return [(f, kind) for f, _, kind in self._facts if f.key in self._revealed and f.key not in giving]
 
     def _unsaid(self, facts: Sequence[tuple[Fact, SpanKind]]) -> list[tuple[Fact, SpanKind]]:
-        """Facts not yet given (and not among ``facts``): what a persona that volunteers may say unasked."""
+        """Facts not yet given (and not among ``facts``) that it has at hand: what a persona that volunteers may say
+        unasked."""
         giving = {fact.key for fact, _ in facts}
-        return [(f, kind) for f, _, kind in self._facts if f.key not in self._revealed and f.key not in giving]
+        return [
+            (f, kind)
+            for f, _, kind in self._facts
+            if f.key not in self._revealed and f.key not in giving and self._recall.has(f)
+        ]
 
     def _adapt(
         self, row: int, facts: Sequence[tuple[Fact, SpanKind]], *, volunteer: bool = False
