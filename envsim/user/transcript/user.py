@@ -74,6 +74,7 @@ from envsim.user.transcript.text import (
     DATE,
     FACT_CLASS,
     QUANTITY,
+    SETBACK,
     TIME,
     TOPIC_MASK,
     USER_ACTS,
@@ -121,7 +122,7 @@ DROP_WEIGHT = 0.1
 
 
 Intent = Literal[
-    "answer", "reanswer", "unknown", "question", "react", "greet", "insist", "close", "nudge", "give_up"
+    "answer", "reanswer", "unknown", "question", "react", "greet", "insist", "other", "close", "nudge", "give_up"
 ]  # fmt: skip
 """What a reply has to do (decided from the agent's message and the affect state)."""
 
@@ -137,6 +138,7 @@ INTENT_ACTS: dict[Intent, dict[UserAct, float]] = {
     "close": {"greet": 0, "thanks": 1, "affirm": 0.3, "deny": 1, "complain": 0, "question": 0, "inform": 0},
     "nudge": {"greet": 0.05, "thanks": 0, "affirm": 0.05, "deny": 0.3, "complain": 1, "question": 0.6, "inform": 0.15},
     "give_up": {"greet": 0, "thanks": 0, "affirm": 0, "deny": 0.3, "complain": 1, "question": 0.2, "inform": 0.1},
+    "other": {"greet": 0, "thanks": 0, "affirm": 0.1, "deny": 0.3, "complain": 0.5, "question": 1, "inform": 1},
 }
 """Per intent, the weight of each user act (0: never)."""
 
@@ -209,7 +211,9 @@ where the retrieved human turn has a place for it (:meth:`TranscriptUser._adapt`
 insisting, and answering (STAR's role-players of those categories add details to an answer: 'I plan on showing up at
 1pm. Oh, and I'll be bringing 6 guests'). Never in a closing, giving up or saying it does not know."""
 
-REPLY_INTENTS: frozenset[Intent] = frozenset(("answer", "reanswer", "question", "react", "greet", "insist", "nudge"))
+REPLY_INTENTS: frozenset[Intent] = frozenset(
+    ("answer", "reanswer", "question", "react", "greet", "insist", "other", "nudge")
+)
 """Replies whose lengths and share of questions are those of people's replies to turns of the agent's act
 (:func:`keep_lengths` over the context pool), whatever acts the intent prefers among them. People answer in a
 question ('Could we do Thursday at 12pm?') and at length; with the intent's act weights in the lengths kept,
@@ -704,11 +708,13 @@ class TranscriptUser(UserSimulator):
         intent: Intent = "greet" if act == "greet" else "question" if act in ("ask_info", "ask_yesno") else "react"
         if act in ("offer", "close"):  # the goal is not met: not a goodbye, the need again (or a new request)
             intent = "insist"
+        elif intent == "react" and SETBACK.search(heard) and world is not True:  # 'Dr. Morgan has no appointment
+            intent = "other"  # at 5 pm': it asks for another ('What about 6?'), unless asked something
         ignored = step.before.requires_emergency and "ignores_emergency" in step.events
         self._missing = bool(new)  # asked for a fact it has not found yet
         if new or (not ignored and unknown_details(agent_message, scenario)):  # it does not have it (yet): says so
             intent = "unknown"
-        elif not step.helped and intent not in ("question", "insist", "greet"):
+        elif not step.helped and intent not in ("question", "insist", "greet", "other"):
             intent = "nudge"
         return UserTurn(self._retrieve_text(intent, act, cues, state), affect=state.affect)
 

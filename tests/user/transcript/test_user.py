@@ -1029,3 +1029,24 @@ def test_an_either_or_turn_never_keeps_either_without_its_or(corpus: Path) -> No
     assert len(rows) >= 10
     adapted = [a[0] for r in rows if (a := user._adapt(r, [(pin, "number")])) is not None]
     assert not [t for t in adapted if re.search(r"\beither\b(?![^.!?]*\bor\b)", t)], adapted[:5]
+
+
+def test_told_what_it_asked_for_cannot_be_had_it_asks_for_another(corpus: Path) -> None:
+    """'Dr. Morgan has no appointment available at 5 pm' with the goal not met: the user asks for another option
+    ('What about 6?'), it does not thank and leave (STAR's role-players were told to change the time until something
+    works; a customer with a need does too)."""
+    index = load_index(corpus)
+    assert index is not None
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    user = TranscriptUser(corpus)
+    acts = []
+    for seed in range(12):
+        user.attach_goal(lambda: False)
+        (reply,) = _play(user, base, seed, ("Unfortunately Dr. Morgan has no appointment available at 5 pm.",))
+        source = user.trace[0]
+        assert source.intent == "other", source
+        acts.append(user_act(reply))
+    assert "thanks" not in acts and "greet" not in acts and acts.count("question") >= 3, acts
+    user.attach_goal(lambda: False)
+    (asked,) = _play(user, base, 0, ("That time is not available. Would you like to try another time?",))
+    assert user.trace[0].intent != "other"  # asked something, it answers
