@@ -9,7 +9,7 @@ affect as state (:mod:`envsim.user.affect`), a demand for a person and giving up
 patience. What differs is the text of each reply.
 
 A reply has an *intent* (:data:`Intent`: answer, reanswer, close, give_up, unknown, question, greet,
-react, insist, nudge), decided from the agent's message and the affect state. Index rows are
+react, insist, other, nudge), decided from the agent's message and the affect state. Index rows are
 weighted for it (:meth:`TranscriptUser._weights`: the intent's acts, :data:`INTENT_ACTS`; the context
 act, topics and details asked; how much the row's agent turn reads like the message; the fit of its
 entity spans to the facts to give; its mood; the persona's verbosity, with the lengths and the share
@@ -28,7 +28,9 @@ it, or in a span of its kind that no other unsaid fact could take (:data:`VOLUNT
 yes/no question that merely names a detail does not ask for it (:func:`asks_for`); a rejected candidate is
 replaced from the first draw's length stratum. When every candidate is rejected the reply falls
 back to the scenario's own lines; :attr:`TranscriptUser.trace` and :attr:`TranscriptUser.stats` say
-which replies did. The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
+which replies did. A yes or a no is given by the act of the turn retrieved (:func:`polarity`), a statement fact
+(:func:`~envsim.user.transcript.text.fact_kind`) in its own line; facts found late and slips follow
+:mod:`envsim.user.recall`. The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
 
 Where no corpus is present, the user falls back to :class:`~envsim.user.scripted.ScriptedUser`
 (the persona's template lines) and logs one warning line per process. ``docs/users.md`` ("The
