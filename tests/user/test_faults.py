@@ -279,6 +279,18 @@ def test_checker_prompt_shows_the_facts_and_the_turn(tiny_scenario: Scenario) ->
     assert tiny_scenario.user.goal in prompt
 
 
+def test_a_slip_and_a_late_find_are_no_faults(tiny_scenario: Scenario) -> None:
+    """``said_first`` and ``found_after`` (envsim.user.recall): the wrong value given once is no invented detail,
+    for the rules and for the checker model, which is told both."""
+    phone = tiny_scenario.user.facts[0].model_copy(update={"said_first": "555-0124", "found_after": 1})
+    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"facts": [phone]})})
+    faults = check_user_turn("It's 555-0124.", scenario=scenario, revealed=(), agent_message=ASK_PHONE, history=[])
+    assert not [f for f in faults if f.kind == "invents_fact"], faults
+    [message] = checker_messages("It's 555-0124.", scenario=scenario, revealed=(), agent_message=ASK_PHONE, history=[])
+    prompt = message["content"]
+    assert 'first gives "555-0124" by mistake' in prompt and "cannot find it the first 1" in prompt
+
+
 def test_checker_verdict_through_litellm(tiny_scenario: Scenario) -> None:
     verdict = '{"ok": false, "faults": [{"kind": "invents_fact", "detail": "he has no dog"}]}'
     faults, completion = llm_check_user_turn(
