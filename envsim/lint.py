@@ -277,7 +277,29 @@ def _lint_facts(scenario: Scenario) -> list[LintProblem]:
         first.setdefault(fact.key, i)
         if fact.say is not None:
             problems.extend(_lint_template(("user", "facts", i, "say"), fact.say, key=fact.key, value=fact.value))
+        if fact.said_first is not None:  # the slip is what the agent must not write: the expected writes use value
+            for j, action in enumerate(scenario.expected.actions):
+                if _holds(action.arguments, fact.said_first):
+                    problems.append(
+                        (
+                            ("user", "facts", i, "said_first"),
+                            f"said_first {fact.said_first!r} is the wrong value the user corrects, but expected."
+                            f"actions.{j} ({action.name}) writes it; the expected writes must use value {fact.value!r}",
+                            False,
+                        )
+                    )
     return problems
+
+
+def _holds(arguments: object, value: str) -> bool:
+    """Whether ``value`` is one of the (nested) string arguments of an expected action."""
+    if isinstance(arguments, str):
+        return arguments.strip() == value.strip()
+    if isinstance(arguments, dict):
+        return any(_holds(v, value) for v in arguments.values())
+    if isinstance(arguments, list):
+        return any(_holds(v, value) for v in arguments)
+    return False
 
 
 def _lint_template(loc: Loc, source: str, **context: str) -> list[LintProblem]:

@@ -190,3 +190,16 @@ def test_a_bad_template_is_located_at_its_value_in_the_file(tmp_path: Path) -> N
         f"{path}:{line}:{column}: user.facts.0.say: template line 1, column 16: "
         "the attribute '__class__' is blocked (it starts with _)"
     ]
+
+
+def test_a_slip_the_expected_writes_use_is_an_error() -> None:
+    """``said_first`` is the wrong value the user corrects: an expected action that writes it rewards the agent
+    for acting on the slip."""
+    slipped = [{"key": "order_id", "value": "#W0003", "asked_by": ["order"], "said_first": "#W0001"}]
+    wrong = _problems(
+        _scenario(
+            **{"user.facts": slipped, "expected.actions": [{"name": "get_order", "arguments": {"order_id": "#W0001"}}]}
+        )
+    )
+    assert any("user.facts.0.said_first" in p and "expected.actions.0 (get_order) writes it" in p for p in wrong), wrong
+    load_scenario_text(yaml.safe_dump(_scenario(**{"user.facts": slipped}), sort_keys=False))  # writes value: valid
