@@ -35,7 +35,7 @@ from envsim.user.registry import make_user
 from envsim.user.scripted import ScriptedUser
 from envsim.user.transcript import user as user_module
 from envsim.user.transcript.corpus import read_star
-from envsim.user.transcript.index import load_index
+from envsim.user.transcript.index import TurnIndex, load_index
 from envsim.user.transcript.text import (
     AGENT_ACTS,
     UNSURE,
@@ -992,16 +992,22 @@ def test_a_statement_fact_is_said_in_its_own_words(corpus: Path) -> None:
     assert user.stats["fact_line"] == before + 3
 
 
+def _reset_with(corpus: Path, *facts: Fact) -> tuple[TranscriptUser, TurnIndex]:
+    """A transcript user reset (seed 0) on a scenario whose only facts are ``facts``, and its turn index."""
+    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
+    user = TranscriptUser(corpus)
+    user.reset(
+        base.model_copy(update={"user": base.user.model_copy(update={"facts": list(facts)})}), np.random.default_rng(0)
+    )
+    assert user._index is not None
+    return user, user._index
+
+
 def test_a_persons_name_never_goes_where_a_place_does(corpus: Path) -> None:
     """Asked for their name, the user does not put it after 'in' or 'at' ('check the weather in <name>'); a turn
     with a name span after 'my name is' still takes it."""
     name = Fact(key="name", value="Ben", asked_by=["your name", "full name"])
-    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
-    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [name]})})
-    user = TranscriptUser(corpus)
-    user.reset(scenario, np.random.default_rng(0))
-    index = user._index
-    assert index is not None
+    user, index = _reset_with(corpus, name)
     place = re.compile(r"\b(?:in|at|from|near) (?:the )?$")
     rows = [
         r
@@ -1019,12 +1025,7 @@ def test_an_either_or_turn_never_keeps_either_without_its_or(corpus: Path) -> No
     """'It's either 3100 or 1596' with one PIN to give: filling one span and dropping the other left 'It's either
     7402.' (seen in 7 of 40 sampled replies of star_worried); such a turn is not used, or keeps both halves."""
     pin = Fact(key="pin", value="7402", asked_by=["pin"])
-    base = _with_persona("RetailCancelPendingOrder", disclosure="answers_only")
-    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [pin]})})
-    user = TranscriptUser(corpus)
-    user.reset(scenario, np.random.default_rng(0))
-    index = user._index
-    assert index is not None
+    user, index = _reset_with(corpus, pin)
     rows = [r for r in range(len(index)) if re.search(r"\beither \d{4} or \d{4}\b", index.texts[r])]
     assert len(rows) >= 10
     adapted = [a[0] for r in rows if (a := user._adapt(r, [(pin, "number")])) is not None]
