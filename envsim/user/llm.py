@@ -495,7 +495,7 @@ class LLMUser(UserSimulator):
         state = machine.observe(events).after
         self._correcting = self._recall.corrections()  # slips of the last reply, corrected in this one
         heard = read_part(agent_message).lower()
-        self._not_found = {  # requests counted as the scripted and transcript users count them
+        self._not_found = {  # requests counted as the scripted user counts them (an asked_by word)
             fact.key
             for fact in scenario.user.facts
             if fact.key not in self._revealed

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
-from envsim.prompts import render_remembered
+from envsim.prompts import render_remembered, render_scenario_text
 from envsim.scenario import Fact
 
 NOT_AT_HAND_LINES: tuple[str, ...] = (
@@ -41,6 +42,41 @@ NOT_AT_HAND_LINES: tuple[str, ...] = (
     "I don't have it at hand right now, let me look for it.",
 )
 """What a user says when asked for a fact it has not found yet (``found_after``)."""
+
+_YES = frozenset(("yes", "y", "true"))
+_NO = frozenset(("no", "n", "false"))
+
+
+def polarity(fact: Fact) -> Literal["affirm", "deny"] | None:
+    """The act of a turn that gives ``fact``: ``affirm`` for a yes, ``deny`` for a no, else ``None``.
+
+    A yes or a no has no place in a turn's words; the transcript user gives it by the act of the turn it retrieves
+    ('Yes, please.', 'Nope, we got it.'), never by saying the value after another turn.
+
+    Example:
+        >>> polarity(Fact(key="parking", value="No", asked_by=["parking"])), polarity(Fact(key="x", value="yes",
+        ...     asked_by=["x"])), polarity(Fact(key="pin", value="7402", asked_by=["pin"]))
+        ('deny', 'affirm', None)
+    """
+    value = fact.value.strip().lower()
+    return "affirm" if value in _YES else "deny" if value in _NO else None
+
+
+def say(fact: Fact) -> str:
+    """How the user says ``fact`` on its own: its ``say``, a bare 'Yes.' or 'No.' for a yes or a no, else
+    'My <key> is <value>.'.
+
+    Example:
+        >>> no, pin = Fact(key="parking", value="no", asked_by=["x"]), Fact(key="pin", value="7402", asked_by=["pin"])
+        >>> say(no), say(pin)
+        ('No.', 'My pin is 7402.')
+    """
+    if fact.say is not None:
+        return render_scenario_text(fact.say, value=fact.value, key=fact.key)
+    answer = polarity(fact)
+    if answer is not None:
+        return "Yes." if answer == "affirm" else "No."
+    return render_remembered("user_fact.j2", key=fact.key, value=fact.value)
 
 
 @dataclass
@@ -82,11 +118,11 @@ class Recall:
         return out
 
 
-def correction_line(fact: Fact, said: str) -> str:
-    """The words that correct a slip: 'Sorry, I got that wrong.' and the fact said right (``said``).
+def correction_line(fact: Fact) -> str:
+    """The words that correct a slip: 'Sorry, I got that wrong.' and the fact said right (:func:`say`).
 
     Example:
-        >>> correction_line(Fact(key="phone", value="555-0142", asked_by=["phone"]), "My phone is 555-0142.")
+        >>> correction_line(Fact(key="phone", value="555-0142", asked_by=["phone"]))
         'Sorry, I got that wrong. My phone is 555-0142.'
     """
-    return render_remembered("user_correction.j2", key=fact.key, said=said)
+    return render_remembered("user_correction.j2", said=say(fact))

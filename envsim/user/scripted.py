@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.prompts import render_remembered, render_scenario_text
+from envsim.prompts import render_remembered
 from envsim.scenario import Fact, Scenario
 from envsim.user.affect import (
     AffectMachine,
@@ -45,7 +45,7 @@ from envsim.user.affect import (
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Persona
-from envsim.user.recall import NOT_AT_HAND_LINES, Recall, correction_line
+from envsim.user.recall import NOT_AT_HAND_LINES, Recall, correction_line, say
 
 DONT_KNOW_LINES: tuple[str, ...] = (
     "Sorry, I don't have that.",
@@ -54,12 +54,6 @@ DONT_KNOW_LINES: tuple[str, ...] = (
 )
 """What the user says when asked for a detail it does not have (the transcript user, when no human turn
 can be retrieved)."""
-
-
-def _say(fact: Fact) -> str:
-    if fact.say is not None:
-        return render_scenario_text(fact.say, value=fact.value, key=fact.key)
-    return render_remembered("user_fact.j2", key=fact.key, value=fact.value)
 
 
 def _keyboard_neighbours() -> dict[str, str]:
@@ -196,7 +190,7 @@ class ScriptedUser(UserSimulator):
         if self._scenario is not scenario:  # prepare once per scenario object
             spec = scenario.user
             self._persona = scenario_persona(scenario)
-            self._facts = [(f, tuple(k.lower() for k in f.asked_by), _say(f)) for f in spec.facts]
+            self._facts = [(f, tuple(k.lower() for k in f.asked_by), say(f)) for f in spec.facts]
             self._satisfied = tuple(p.lower() for p in spec.satisfied_by)
             self._nudges = [*spec.nudges, *self._persona.nudges] or [f"I still need help: {spec.goal}"]
             self._questions = [n for n in self._nudges if n.rstrip().endswith("?")]
@@ -244,7 +238,7 @@ class ScriptedUser(UserSimulator):
         state = step.after
         text = read_part(agent_message).lower()  # what the user reads of it
         slips = {f.key for f in self._recall.corrections()}  # given wrongly in the last reply: corrected first
-        corrected = [correction_line(f, said) for f, _, said in self._facts if f.key in slips]
+        corrected = [correction_line(f) for f, _, _ in self._facts if f.key in slips]
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
         at_hand = [(fact, said) for fact, said in new if self._recall.at_hand(fact)]
@@ -253,7 +247,7 @@ class ScriptedUser(UserSimulator):
             parts = list(corrected)
             for fact, said in at_hand:
                 giving = self._recall.giving(fact)  # with its said_first value the first time
-                parts.append(said if giving is fact else _say(giving))
+                parts.append(said if giving is fact else say(giving))
             if state.wants_human:
                 parts.append(self._pick(persona.human_demands))
             return self._turn(" ".join(parts), state)

@@ -22,14 +22,14 @@ a misfit (below its :data:`REJECT_SHARE` quantile) is rejected. The retrieved tu
 are replaced by the values of the facts asked (same kind only, never where the words before the
 span name another detail), then by facts already given where the turn names them, or dropped
 (:func:`~envsim.user.transcript.text.drop_span`); asked facts with no span left are said after it
-(:func:`say`). A fact not yet given never appears, unless a persona that volunteers says it where a turn names
-it, or in a span of its kind that no other unsaid fact could take (:data:`VOLUNTEER_INTENTS`,
+(:func:`~envsim.user.recall.say`). A fact not yet given never appears, unless a persona that volunteers says it
+where a turn names it, or in a span of its kind that no other unsaid fact could take (:data:`VOLUNTEER_INTENTS`,
 :meth:`TranscriptUser._by_kind`). Stating the need prefers turns that read like the goal (:data:`GOAL_GAIN`); a
 yes/no question that merely names a detail does not ask for it (:func:`asks_for`); a rejected candidate is
 replaced from the first draw's length stratum. When every candidate is rejected the reply falls
 back to the scenario's own lines; :attr:`TranscriptUser.trace` and :attr:`TranscriptUser.stats` say
-which replies did. A yes or a no is given by the act of the turn retrieved (:func:`polarity`), a statement fact
-(:func:`~envsim.user.transcript.text.fact_kind`) in its own line; facts found late and slips follow
+which replies did. A yes or a no is given by the act of the turn retrieved (:func:`~envsim.user.recall.polarity`),
+a statement fact (:func:`~envsim.user.transcript.text.fact_kind`) in its own line; facts found late and slips follow
 :mod:`envsim.user.recall`. The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
 
 Where no corpus is present, the user falls back to :class:`~envsim.user.scripted.ScriptedUser`
@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from envsim.prompts import render, render_scenario_text
+from envsim.prompts import render
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.corpus import corpus_dir
 from envsim.user.affect import (
@@ -65,7 +65,7 @@ from envsim.user.affect import (
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Exemplar, Persona
-from envsim.user.recall import Recall, correction_line
+from envsim.user.recall import Recall, correction_line, polarity, say
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 from envsim.user.transcript.corpus import CORPUS
 from envsim.user.transcript.fill import clean_span, dangling, droppable, unpaired
@@ -249,8 +249,6 @@ _REQUEST_FORM = re.compile(
 """A request ('can you...', 'I need...'): the only kind of question that insists on the need ('anything else?' with
 the goal not met); another question ('what am I supposed to do now?') does not answer the offer."""
 
-_YES = frozenset(("yes", "y", "true"))
-_NO = frozenset(("no", "n", "false"))
 
 _ACT_NAMES = np.array(USER_ACTS)  # the user act of each index code, for vectorised lookups
 
@@ -469,45 +467,13 @@ def need_of(scenario: Scenario) -> str:
     return goal
 
 
-def polarity(fact: Fact) -> UserAct | None:
-    """The act of a human turn that gives ``fact``: ``affirm`` for a yes, ``deny`` for a no, else ``None``.
-
-    A yes or a no has no place in a turn's words; the transcript user gives it by the act of the turn it retrieves
-    ('Yes, please.', 'Nope, we got it.'), never by saying the value after another turn.
-
-    Example:
-        >>> polarity(Fact(key="parking", value="No", asked_by=["parking"])), polarity(Fact(key="x", value="yes",
-        ...     asked_by=["x"])), polarity(Fact(key="pin", value="7402", asked_by=["pin"]))
-        ('deny', 'affirm', None)
-    """
-    value = fact.value.strip().lower()
-    return "affirm" if value in _YES else "deny" if value in _NO else None
-
-
-def say(fact: Fact) -> str:
-    """How the user says ``fact`` on its own: its ``say``, a bare 'Yes.' or 'No.' for a yes or a no, else
-    'My <key> is <value>.'.
-
-    Example:
-        >>> no, pin = Fact(key="parking", value="no", asked_by=["x"]), Fact(key="pin", value="7402", asked_by=["pin"])
-        >>> say(no), say(pin)
-        ('No.', 'My pin is 7402.')
-    """
-    if fact.say is not None:
-        return render_scenario_text(fact.say, value=fact.value, key=fact.key)
-    answer = polarity(fact)
-    if answer is not None:
-        return "Yes." if answer == "affirm" else "No."
-    return render("user_fact.j2", key=fact.key, value=fact.value)
-
-
 @dataclass(frozen=True)
 class TurnSource:
     """Where one reply came from and how it was adapted.
 
     ``ref`` is the human turn retrieved (``None`` for a persona line: giving up, demanding a
     person, or a fact said on its own); ``filled`` the fact keys put into its entity spans (or given by its act: a
-    yes or a no, :func:`polarity`),
+    yes or a no, :func:`~envsim.user.recall.polarity`),
     ``appended`` those said after it, ``dropped`` how many of its spans were removed, ``rejected``
     how many candidates were rejected before it (unclean adaptation or a misfit), ``volunteered`` the fact keys
     said unasked (a persona that volunteers, :data:`VOLUNTEER_INTENTS`).
@@ -542,7 +508,7 @@ class TranscriptUser(UserSimulator):
         stats: Counts since the user was made: ``replies`` (retrieved or fallback), ``retrieved``,
             ``fallback`` (no candidate accepted: the scenario's or persona's own lines),
             ``persona_line`` (a demand for a person: the persona's own line, by design), ``fact_line`` (details no
-            human turn has a place for, said in the scenario's words, :func:`say`),
+            human turn has a place for, said in the scenario's words, :func:`~envsim.user.recall.say`),
             ``rejected_misfit`` (candidates the coherence model called misfits) and
             ``rejected_unclean`` (candidates whose slots could not be adapted cleanly).
 
@@ -663,7 +629,7 @@ class TranscriptUser(UserSimulator):
         slips = self._recall.corrections()
         turn = self._respond(agent_message, messages)
         if slips and not turn.done:
-            lead = " ".join(self._styled(correction_line(f, say(f))) for f in slips)
+            lead = " ".join(self._styled(correction_line(f)) for f in slips)
             turn = replace(turn, text=f"{lead} {turn.text}")
         return turn
 
