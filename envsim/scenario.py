@@ -96,7 +96,8 @@ class Fact(StrictModel):
         ge=0,
         le=5,
         description="How many times the agent must ask for it before the user has it at hand: until then the user "
-        "says it cannot find it (a card not in reach, an order number in another email). Default 0: at hand.",
+        "says it cannot find it (a card not in reach, an order number in another email); the last of those requests "
+        "sends it looking, and its next reply gives it, asked or not. Default 0: at hand.",
     )
     said_first: str | None = Field(
         None,

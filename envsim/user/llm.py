@@ -352,6 +352,7 @@ class LLMUser(UserSimulator):
         self._revealed: set[str] = set()
         self._recall = Recall()
         self._correcting: list[Fact] = []
+        self._found: list[Fact] = []
         self._not_found: set[str] = set()
 
     @staticmethod
@@ -387,6 +388,7 @@ class LLMUser(UserSimulator):
         self._revealed = set()
         self._recall.reset()
         self._correcting = []
+        self._found = []
         self._not_found = set()
         opening = scenario.user.opening
         self._history = [{"role": "user", "content": opening}]
@@ -436,7 +438,9 @@ class LLMUser(UserSimulator):
             "user_system.j2",
             persona=render_persona(persona, goal=spec.goal, facts_known=spec.facts, affect=affect or machine.state),
             hidden=[
-                {"key": f.key, "asked_by": f.asked_by, "say": _say(f)} for f in hidden if f.key not in self._revealed
+                {"key": f.key, "asked_by": f.asked_by, "say": _say(f)}
+                for f in hidden
+                if f.key not in self._revealed and f not in self._found
             ],
             missing=[f.key.replace("_", " ") for f in unsaid if f.key in self._not_found or not self._recall.has(f)],
             slips=[
@@ -446,6 +450,14 @@ class LLMUser(UserSimulator):
             ],
             corrections=[
                 {"key": f.key.replace("_", " "), "wrong": f.said_first, "value": f.value} for f in self._correcting
+            ],
+            found=[
+                {
+                    "key": f.key.replace("_", " "),
+                    "value": f.said_first if f.said_first and f.key not in self._recall.slipped else f.value,
+                }
+                for f in self._found
+                if f.key not in self._revealed
             ],
             given=[f.key.replace("_", " ") for f in spec.facts if f.key in self._revealed],
             exemplars=self._exemplars,
@@ -494,6 +506,7 @@ class LLMUser(UserSimulator):
         events = classify_agent_turn(agent_message, history, scenario, self._revealed, goal_met=world)
         state = machine.observe(events).after
         self._correcting = self._recall.corrections()  # slips of the last reply, corrected in this one
+        self._found = [f for f in self._recall.announcements() if f.key not in self._revealed]  # looked for: found
         heard = read_part(agent_message).lower()
         self._not_found = {  # requests counted as the scripted user counts them (an asked_by word)
             fact.key

@@ -3,9 +3,10 @@
 A scenario fact may be out of reach at first or given wrongly once, as with real customers:
 
 - ``found_after`` (:class:`~envsim.scenario.Fact`): the first N times the agent asks for it, the user does not have
-  it at hand and says so (:data:`NOT_AT_HAND_LINES`, or a human turn saying it for the transcript user); then it
-  has found it: asked again, it gives it, and a persona that volunteers may say it unasked ('Oh, I found it!'). An
-  agent that gives up or escalates at the first "I can't find it" fails.
+  it at hand and says so (:data:`NOT_AT_HAND_LINES`, or a human turn saying it for the transcript user); the Nth
+  request sends it looking, and its next reply comes back with the fact, asked or not (:meth:`Recall.announcements`,
+  :func:`found_line`: 'Oh, I found it: my card is 4417.'). An agent that gives up or escalates at the first "I can't
+  find it" fails.
 - ``said_first``: the first time the user gives the fact, it gives that wrong value instead (a digit swapped, an
   old address); its next reply starts by correcting it (:func:`correction_line`). An agent that acts on the first
   value writes the wrong record, which the scenario's expected writes (made with ``value``) catch.
@@ -86,16 +87,23 @@ class Recall:
     asks: Counter[str] = field(default_factory=Counter)
     slipped: set[str] = field(default_factory=set)
     pending: list[Fact] = field(default_factory=list)
+    found: list[Fact] = field(default_factory=list)
 
     def reset(self) -> None:
         """Forget the episode (a new conversation)."""
         self.asks.clear()
         self.slipped.clear()
         self.pending.clear()
+        self.found.clear()
 
     def at_hand(self, fact: Fact) -> bool:
-        """Count one request for ``fact``; whether the user has it now (asked more than ``found_after`` times)."""
+        """Count one request for ``fact``; whether the user has it now (asked more than ``found_after`` times).
+
+        The request that makes it ``found_after`` sends the user looking: it finds the fact and says so in its next
+        reply (:meth:`announcements`)."""
         self.asks[fact.key] += 1
+        if fact.found_after and self.asks[fact.key] == fact.found_after:
+            self.found.append(fact)
         return self.asks[fact.key] > fact.found_after
 
     def has(self, fact: Fact) -> bool:
@@ -112,6 +120,11 @@ class Recall:
         self.pending.append(fact)
         return fact.model_copy(update={"value": fact.said_first, "said_first": None})
 
+    def announcements(self) -> list[Fact]:
+        """The facts found since the last call (each once): the user comes back with them ('Oh, I found it')."""
+        out, self.found = self.found, []
+        return out
+
     def corrections(self) -> list[Fact]:
         """The facts given wrongly since the last call, to correct now (each once)."""
         out, self.pending = self.pending, []
@@ -126,3 +139,14 @@ def correction_line(fact: Fact) -> str:
         'Sorry, I got that wrong. My phone is 555-0142.'
     """
     return render_remembered("user_correction.j2", said=say(fact))
+
+
+def found_line(fact: Fact) -> str:
+    """The words that bring back a fact the user went looking for (``found_after``): 'Oh, I found it: my <key> is
+    <value>.' (said unasked, so it names the fact).
+
+    Example:
+        >>> found_line(Fact(key="order_number", value="W-3381", asked_by=["order"], found_after=1))
+        'Oh, I found it: my order number is W-3381.'
+    """
+    return render_remembered("user_found.j2", key=fact.key, value=fact.value)

@@ -45,7 +45,7 @@ from envsim.user.affect import (
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Persona
-from envsim.user.recall import NOT_AT_HAND_LINES, Recall, correction_line, say
+from envsim.user.recall import NOT_AT_HAND_LINES, Recall, correction_line, found_line, say
 
 DONT_KNOW_LINES: tuple[str, ...] = (
     "Sorry, I don't have that.",
@@ -239,9 +239,18 @@ class ScriptedUser(UserSimulator):
         text = read_part(agent_message).lower()  # what the user reads of it
         slips = {f.key for f in self._recall.corrections()}  # given wrongly in the last reply: corrected first
         corrected = [correction_line(f) for f, _, _ in self._facts if f.key in slips]
+        found = {f.key for f in self._recall.announcements()}  # looked for after the last reply: found now
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
         at_hand = [(fact, said) for fact, said in new if self._recall.at_hand(fact)]
+        back = [  # what it went looking for and found: it says so, asked or not
+            fact
+            for fact, _, _ in self._facts
+            if fact.key in found and fact.key not in self._revealed and all(fact.key != f.key for f, _ in new)
+        ]
+        if back and not state.gives_up and (at_hand or not satisfied(world, self._satisfied, text)):
+            self._revealed.update(fact.key for fact in back)
+            corrected += [found_line(self._recall.giving(fact)) for fact in back]
         if at_hand and not state.gives_up:
             self._revealed.update(fact.key for fact, _ in at_hand)
             parts = list(corrected)
@@ -268,7 +277,7 @@ class ScriptedUser(UserSimulator):
             parts.append(self._pick(NOT_AT_HAND_LINES))
         elif not asked and not ignored and unknown_details(agent_message, scenario):
             parts.append(self._pick(DONT_KNOW_LINES))
-        elif not asked:
+        elif not asked and not back:
             parts.append(self._nudge(persona, rng))
         return self._turn(" ".join(parts), state)
 

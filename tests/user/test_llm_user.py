@@ -443,3 +443,16 @@ def test_the_prompt_holds_what_is_not_found_yet_and_a_slip_to_correct(
     assert all('you say "555-0124"' in p for p in prompts[:2]) and 'you say "555-0124"' not in prompts[2]
     assert "Correct your mistake first" in prompts[2] and 'but it is "555-0142"' in prompts[2]
     assert "Correct your mistake first" not in prompts[1] and user.revealed == {"phone"}
+
+
+def test_the_prompt_holds_a_detail_just_found_for_the_next_message(provider: Provider, tiny_scenario: Scenario) -> None:
+    """A fact looked for (``found_after``) is given in the next message, asked or not, and only then."""
+    phone = tiny_scenario.user.facts[0].model_copy(update={"found_after": 1})
+    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"facts": [phone]})})
+    provider.script("user", "I can't find it, hold on!", "Found it: 555-0142.", "Thanks!")
+    user = started(scenario)
+    for message in ("What is your phone number?", "Thanks, one moment.", "Still checking."):
+        user.reply(message, [])
+    prompts = [c["messages"][0]["content"] for c in provider.of("user")]
+    assert ["Details you have just found" in p for p in prompts] == [False, True, False]
+    assert 'your phone: "555-0142"' in prompts[1] and user.revealed == {"phone"}

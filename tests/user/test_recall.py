@@ -11,7 +11,7 @@ from envsim.env import ScenarioEnv
 from envsim.registration import load_registered
 from envsim.rollout import run_episode
 from envsim.scenario import Fact, Scenario
-from envsim.user.recall import NOT_AT_HAND_LINES, Recall
+from envsim.user.recall import NOT_AT_HAND_LINES, Recall, found_line
 from envsim.user.scripted import ScriptedUser
 from envsim.user.transcript.text import UNSURE
 from envsim.user.transcript.user import TranscriptUser
@@ -36,6 +36,46 @@ def test_recall_counts_requests_per_episode() -> None:
     assert [recall.at_hand(card) for _ in range(3)] == [False, False, True]
     recall.reset()
     assert not recall.at_hand(card)
+
+
+def test_a_fact_looked_for_is_announced_once_in_the_next_reply() -> None:
+    card = Fact(key="card", value="4417", asked_by=["card"], found_after=2)
+    recall = Recall()
+    recall.at_hand(card)
+    assert recall.announcements() == []  # asked once of two: not looking yet
+    recall.at_hand(card)
+    assert [f.key for f in recall.announcements()] == ["card"] and recall.announcements() == []
+    recall.at_hand(card)  # asked again once found: given, not announced again
+    assert recall.announcements() == []
+    assert Recall().announcements() == [] and found_line(card) == "Oh, I found it: my card is 4417."
+
+
+def test_scripted_user_comes_back_with_what_it_found_unasked(tiny_scenario: Scenario) -> None:
+    scenario = _with_facts(tiny_scenario, phone={"found_after": 1})
+    user = ScriptedUser(typos=False)
+    user.reset(scenario, np.random.default_rng(0))
+    user.attach_goal(lambda: False)
+    assert user.reply("What is your phone number?", []).text in NOT_AT_HAND_LINES
+    assert user.reply("Thanks, one moment please.", []).text.startswith("Oh, I found it: my phone is 555-0142.")
+    later = user.reply("Thanks, one moment please.", []).text
+    assert "555-0142" not in later and "found it" not in later  # said once
+    user.reset(scenario, np.random.default_rng(0))
+    user.attach_goal(lambda: True)  # the goal met meanwhile: it closes instead
+    user.reply("What is your phone number?", [])
+    assert user.reply("Help is on the way.", []).done
+
+
+def test_transcript_user_comes_back_with_what_it_found_unasked() -> None:
+    base = load_registered("RetailCancelPendingOrder")
+    scenario = _with_facts(base, email={"found_after": 1})
+    user = TranscriptUser()
+    for seed in range(4):
+        user.reset(scenario, np.random.default_rng(seed))
+        user.attach_goal(lambda: False)
+        user.reply("What is your email address?", [])
+        back = user.reply("No problem. Do you have the order number?", []).text
+        assert "dana.whitfield@example.org" in back and not UNSURE.search(back.lower()), back
+        assert "email" in user._revealed
 
 
 def test_scripted_user_finds_a_fact_late_and_corrects_a_slip(tiny_scenario: Scenario) -> None:

@@ -65,7 +65,7 @@ from envsim.user.affect import (
 )
 from envsim.user.base import UserSimulator, UserTurn, satisfied
 from envsim.user.persona import Exemplar, Persona
-from envsim.user.recall import Recall, correction_line, polarity, say
+from envsim.user.recall import Recall, correction_line, found_line, polarity, say
 from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser
 from envsim.user.transcript.corpus import CORPUS
 from envsim.user.transcript.fill import clean_span, dangling, droppable, unpaired
@@ -265,6 +265,21 @@ def _all_topics(facts: Sequence[tuple[Fact, SpanKind]]) -> int:
     for fact, _ in facts:
         mask |= _fact_topics(fact)
     return mask
+
+
+_CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:but|and|so|or)\b", re.IGNORECASE)
+
+
+def _lead_topics(before: str) -> int:
+    """The detail topics named by the words leading up to a span: those of its clause when it names one ('I forgot my
+    PIN, but my account number is': the account number), else of its sentence.
+
+    Example:
+        >>> _lead_topics("I forgot my pin, but my account number is ") == _lead_topics("My account number is ")
+        True
+    """
+    tail = sentence_tail(before)
+    return cue_mask(_CLAUSE_BREAK.split(tail)[-1]) & TOPIC_MASK or cue_mask(tail) & TOPIC_MASK
 
 
 def _fact_topics(fact: Fact) -> int:
@@ -555,6 +570,8 @@ class TranscriptUser(UserSimulator):
         self._heard = ""
         self._sim: np.ndarray | None = None
         self._asks = 0
+        self._asks_when = False
+        self._back: set[str] = set()
         self._polarity: UserAct | None = None
         self._missing = False
         self._rejected = 0
@@ -647,11 +664,24 @@ class TranscriptUser(UserSimulator):
         cues = cue_mask(heard)
         asking = asking_text(heard)
         self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & TOPIC_MASK, 0
+        self._asks_when = cue_mask(asking) & WHEN_MASK != 0
         self._polarity, self._missing = None, False
+        found = {f.key for f in self._recall.announcements()}  # looked for after the last reply: found now
         asked = [(fact, kind) for fact, keys, kind in self._facts if asks_for(fact, keys, asking, act)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
         at_hand = [(fact, kind) for fact, kind in new if self._recall.at_hand(fact)]
-        if at_hand and not state.gives_up:
+        back = [  # what it went looking for and found: it says so, asked or not ('Oh, I remember my PIN now')
+            (fact, kind)
+            for fact, _, kind in self._facts
+            if fact.key in found and fact.key not in self._revealed and all(fact.key != f.key for f, _ in new)
+        ]
+        if back and not at_hand and satisfied(world, self._satisfied, low):
+            back = []  # the goal is met: it closes
+        self._back = {fact.key for fact, _ in back}
+        if (at_hand or back) and not state.gives_up:
+            if not at_hand:  # nothing asked that it gives: a turn that fits the fact, whatever the agent asked
+                self._asks, self._asks_when = 0, False
+            at_hand = [*at_hand, *back]
             self._revealed.update(fact.key for fact, _ in at_hand)
             giving = [(slip, fact_kind(slip.value)) for slip in (self._recall.giving(f) for f, _ in at_hand)]
             text = self._answer("answer", giving, act, cues, state)
@@ -819,7 +849,7 @@ class TranscriptUser(UserSimulator):
     def _keeps_when(self) -> bool:
         """Whether a retrieved turn's dates and times stay: the agent asks when (a day, a date, a time) and the
         scenario has no date or time of its own."""
-        return self._keep_when and cue_mask(asking_text(self._heard)) & WHEN_MASK != 0
+        return self._keep_when and self._asks_when
 
     def _similarity(self) -> np.ndarray:
         """Per index row, how much its agent turn reads like the agent's message (computed once per reply)."""
@@ -907,8 +937,11 @@ class TranscriptUser(UserSimulator):
                 self._rejected += 1
                 continue
             text, filled, left, dropped, volunteered = adapted
-            if left and (index.unsure[row] or (not filled and USER_ACTS[index.act[row]] in _NO_LEAD_IN)):
-                # 'I forgot it! Is there another way?' or 'Can you lend me some money?' and then the PIN
+            if ((left or self._back) and index.unsure[row]) or (
+                left and not filled and USER_ACTS[index.act[row]] in _NO_LEAD_IN
+            ):
+                # 'I forgot it! Is there another way?' or 'Can you lend me some money?' and then the PIN; nor 'I can't
+                # remember my PIN' with the PIN it has just found
                 self.stats["rejected_unclean"] += 1
                 self._rejected += 1
                 continue
@@ -960,7 +993,7 @@ class TranscriptUser(UserSimulator):
         assert index is not None
         text = index.texts[row]
         spans = index.spans(row)
-        lead = [cue_mask(sentence_tail(text[max(0, s - 40) : s])) & TOPIC_MASK for s, _, _ in spans]
+        lead = [_lead_topics(text[max(0, s - 40) : s]) for s, _, _ in spans]
         own = cue_mask(text) & TOPIC_MASK
         fill: dict[int, Fact] = {}
         left: list[Fact] = []
@@ -1122,7 +1155,7 @@ class TranscriptUser(UserSimulator):
         state: AffectState,
     ) -> str:
         def compose(text: str, left: list[Fact]) -> str:
-            extra = " ".join(say(f) for f in left)
+            extra = " ".join(self._said(f) for f in left)
             if not text:
                 return extra
             if extra:
@@ -1139,17 +1172,22 @@ class TranscriptUser(UserSimulator):
             # what happened, a restriction, 'a few weeks': no human turn has a place for it, and one said after
             # another's turn would follow that turn's own symptoms or wishes
             self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in given)), unmatched="fact_line")
-            return self._styled(" ".join(say(f) for f, _ in given))
+            return self._styled(" ".join(self._said(f) for f, _ in given))
         found = self._retrieve(intent, act, cues, state, given, compose)
         self._polarity = None
         if found is None:  # the fallback: the facts said by the scenario's own lines
             self._note(TurnSource(intent, None, appended=tuple(f.key for f, _ in facts)))
-            return self._styled(" ".join(say(f) for f, _ in facts))
+            return self._styled(" ".join(self._said(f) for f, _ in facts))
         row, text, filled, appended, dropped, _ = found
         by_act = tuple(f.key for f, _ in facts if polarity(f) is not None) if len(given) < len(facts) else ()
         ref = self._index.ref(row) if self._index else None
         self._note(TurnSource(intent, ref, (*filled, *by_act), appended, dropped))
         return self._styled(text)
+
+    def _said(self, fact: Fact) -> str:
+        """A fact said on its own after a turn: as it was found (:func:`~envsim.user.recall.found_line`) when the user
+        comes back with it unasked, else its ``say`` line."""
+        return found_line(fact) if fact.key in self._back else say(fact)
 
     def _retrieve_text(self, intent: Intent, act: AgentAct, cues: int, state: AffectState) -> str:
         persona = self._persona
