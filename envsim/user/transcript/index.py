@@ -20,7 +20,9 @@ holds small codes, all from the rules of :mod:`envsim.user.transcript.text`:
   capitalisation, :func:`~.text.learn_names`);
 - whether it says the user does not know or have something (:data:`~.text.UNSURE`);
 - whether it is *generic*: no content word (detail words such as name or number aside) is
-  concentrated in one STAR domain (:data:`GENERIC_MAX_SHARE`), so it reads right in any business.
+  concentrated in one STAR domain (:data:`GENERIC_MAX_SHARE`), so it reads right in any business;
+- its dialogue's STAR domains (``domains``), and of those the ones the turn itself is about (``own_domains``,
+  :data:`OWNER_SHARE`): a dialogue of several tasks tags each turn with all of them.
 
 The index also fits, once, a coherence model on its (agent turn, reply) pairs
 (:meth:`TurnIndex.coherence`, :class:`~envsim.user.transcript.coherence.CoherenceModel`).
@@ -71,6 +73,11 @@ normalised over the domains); a turn is generic when none of its content words i
 
 GENERIC_MIN_DIALOGUES = 3
 """A content word used in fewer indexed dialogues than this counts as domain-specific (too rare to tell)."""
+
+OWNER_SHARE = 0.6
+"""A content word belongs to one STAR domain when that domain has this share or more of its use in the dialogues
+of a single task (rates per dialogue, normalised over the domains): a turn of a dialogue of several tasks that says
+it is tagged with that domain alone."""
 
 
 Mood = Literal["calm", "confused", "hostile", "panicky"]
@@ -210,6 +217,7 @@ class TurnIndex:
     polar: np.ndarray
     generic: np.ndarray
     domains: np.ndarray
+    own_domains: np.ndarray
     groups: tuple[str, ...]
     domain_names: tuple[str, ...]
     names: Names
@@ -251,8 +259,11 @@ class TurnIndex:
         return mask
 
 
-def _domain_specific(rows: Sequence[tuple[Any, ...]], domain_names: Sequence[str]) -> frozenset[str]:
-    """Content words too rare or too concentrated in one domain for a turn to read right elsewhere."""
+def _domain_words(
+    rows: Sequence[tuple[Any, ...]], domain_names: Sequence[str]
+) -> tuple[frozenset[str], dict[str, int]]:
+    """Content words too rare or too concentrated in one domain for a turn to read right elsewhere, and of the
+    concentrated ones, the domain each belongs to (its index in ``domain_names``)."""
     dialogues: dict[str, list[str]] = {}
     words: dict[str, set[str]] = {}
     for text, dialogue_id, *_, domains in rows:
@@ -268,11 +279,50 @@ def _domain_specific(rows: Sequence[tuple[Any, ...]], domain_names: Sequence[str
             if len(word) >= 3 and word not in _STOP and not CUE.match(word):
                 use[word] = use.get(word, 0.0) + bits
     rates = {w: u / np.maximum(sizes, 1.0) for w, u in use.items()}
-    return frozenset(
+    specific = frozenset(
         w
         for w, r in rates.items()
         if use[w].sum() < GENERIC_MIN_DIALOGUES or r.max() >= GENERIC_MAX_SHARE * max(r.sum(), 1e-12)
     )
+    # whose a word is, from the dialogues of one task only (a word of a bank-and-restaurant dialogue is both's)
+    single = np.zeros(len(domain_names))
+    alone: dict[str, np.ndarray] = {}
+    for dialogue_id, found in words.items():
+        if len(set(dialogues[dialogue_id])) != 1:
+            continue
+        bits = np.zeros(len(domain_names))
+        bits[domain_names.index(dialogues[dialogue_id][0])] = 1.0
+        single += bits
+        for word in found:
+            if word in specific and word in use:
+                alone[word] = alone.get(word, 0.0) + bits
+    owner = {}
+    for word, u in alone.items():
+        r = u / np.maximum(single, 1.0)
+        if u.sum() >= GENERIC_MIN_DIALOGUES and r.max() >= OWNER_SHARE * r.sum():
+            owner[word] = int(r.argmax())
+    return specific, owner
+
+
+def _turn_domains(domains: Sequence[str], texts: Sequence[str], owner: dict[str, int], names: Sequence[str]) -> int:
+    """The domain bits of one turn: of its dialogue's domains, those its own words belong to, else those the words of
+    the agent turn it answers belong to, else all of them. A dialogue of several tasks (a bank check, then a
+    restaurant) tags every turn with every task; 'Can I check my bank balance?' is no restaurant request.
+
+    Example:
+        >>> owner = {"balance": 0, "cuisine": 1}
+        >>> _turn_domains(["bank", "restaurant"], ("Can I check my balance?", "How can I help?"), owner, ["bank",
+        ...     "restaurant"]), _turn_domains(["bank", "restaurant"], ("Thai", "What cuisine?"), owner, ["bank",
+        ...     "restaurant"]), _turn_domains(["bank", "restaurant"], ("Yes", "Anything else?"), owner, ["bank",
+        ...     "restaurant"])
+        (1, 2, 3)
+    """
+    mine = {names.index(d) for d in set(domains)}
+    for text in texts:
+        found = {owner[w] for w in _WORDS.findall(text.lower()) if w in owner} & mine
+        if found:
+            return sum(1 << d for d in found)
+    return sum(1 << d for d in mine)
 
 
 def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) -> TurnIndex:
@@ -307,7 +357,7 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
     texts = [r[0] for r in rows]
     groups = tuple(sorted({r[3] for r in rows}))
     domain_names = tuple(sorted({d for r in rows for d in r[6]}))
-    specific = _domain_specific(rows, domain_names)
+    specific, owner = _domain_words(rows, domain_names)
     n = len(rows)
     n_text = np.zeros(n, dtype=np.int8)
     n_digits = np.zeros(n, dtype=np.int8)
@@ -365,6 +415,10 @@ def build_index(conversations: Iterable[Conversation], *, corpus: str = CORPUS) 
         unsure=np.array([UNSURE.search(t.lower()) is not None for t in texts], dtype=bool),
         polar=np.array([USER_ACTS.index(p) if (p := answer_polarity(t)) else -1 for t in texts], dtype=np.int8),
         domains=np.array([sum(1 << domain_names.index(d) for d in set(r[6])) for r in rows], dtype=np.int64),
+        own_domains=np.array(
+            [_turn_domains(r[6], (t, c), owner, domain_names) for r, t, c in zip(rows, texts, contexts, strict=True)],
+            dtype=np.int64,
+        ),
         groups=groups,
         domain_names=domain_names,
         names=names,

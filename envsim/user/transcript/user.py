@@ -558,6 +558,7 @@ class TranscriptUser(UserSimulator):
         self._goal_sim: np.ndarray | None = None
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
+        self._need_tiers: list[np.ndarray] = []
         self._rng: np.random.Generator | None = None
         self._machine: AffectMachine | None = None
         self._revealed: set[str] = set()
@@ -743,6 +744,11 @@ class TranscriptUser(UserSimulator):
         mine = index.group == (index.groups.index(self._group) if self._group in index.groups else -1)
         pools = [mine & same_domain] if allowed else []
         self._tiers = [np.flatnonzero(p) for p in (*pools, mine & eligible, eligible)]
+        # a need is said in the words of its own task: in a dialogue of several tasks (a bank check, then a
+        # restaurant), 'Can I check my bank balance?' is no restaurant request
+        own = (index.own_domains & allowed) != 0
+        need = [mine & own] if allowed else []
+        self._need_tiers = [np.flatnonzero(p) for p in (*need, mine & (index.generic | own), index.generic | own)]
         self._scenario = scenario
 
     def _pick(self, lines: Sequence[str]) -> str:
@@ -879,7 +885,8 @@ class TranscriptUser(UserSimulator):
         rng = self._rng
         index = self._index
         assert rng is not None and index is not None
-        for rows, same_context in ((rows, same) for rows in self._tiers for same in (True, False)):
+        tiers = self._need_tiers if intent in NEED_INTENTS else self._tiers
+        for rows, same_context in ((rows, same) for rows in tiers for same in (True, False)):
             if not len(rows):
                 continue
             w = self._weights(rows, intent, act, cues, state, facts, same_context, volunteer)

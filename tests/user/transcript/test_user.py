@@ -1051,3 +1051,25 @@ def test_told_what_it_asked_for_cannot_be_had_it_asks_for_another(corpus: Path) 
     user.attach_goal(lambda: False)
     (asked,) = _play(user, base, 0, ("That time is not available. Would you like to try another time?",))
     assert user.trace[0].intent != "other"  # asked something, it answers
+
+
+def test_a_need_is_said_in_the_words_of_its_own_task(corpus: Path) -> None:
+    """STAR dialogues of several tasks tag each turn with every task; a restaurant request never states its need
+    with a turn about another task of such a dialogue ('Can I check my bank balance?')."""
+    index = load_index(corpus)
+    assert index is not None
+    bank, restaurant = (1 << index.domain_names.index(d) for d in ("bank", "restaurant"))
+    balance = [i for i, t in enumerate(index.texts) if re.search(r"\bbank balance\b", t.lower())]
+    assert any(index.domains[i] & restaurant for i in balance)  # such turns exist, tagged with both tasks
+    assert all(index.own_domains[i] & bank and not index.own_domains[i] & restaurant for i in balance)
+    base = load_registered("RetailCancelPendingOrder")
+    user_spec = base.user.model_copy(update={"goal": "Find a cheap Thai restaurant in the north of town.", "facts": []})
+    scenario = base.model_copy(update={"user": user_spec, "domain": "restaurant", "tags": ["restaurant"]})
+    user = TranscriptUser(corpus)
+    rows = {index.ref(i): i for i in range(len(index))}
+    for seed in range(30):
+        _play(user, scenario, seed, ("Hello, how can I help?",))
+        source = user.trace[-1]
+        assert source.intent == "greet" and source.ref is not None
+        row = rows[source.ref]
+        assert index.own_domains[row] & restaurant or index.generic[row], index.texts[row]
