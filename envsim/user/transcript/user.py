@@ -400,6 +400,9 @@ def _last_word(text: str) -> str:
 _PLACE_WORDS = frozenset(("in", "at", "from", "near", "into", "inside", "towards", "around"))
 """Words before a span that make it a place: no person's name goes there ('check the weather in <name>')."""
 
+_ARTICLE_BEFORE = re.compile(r"\b(?:the|an?)\s+$", re.IGNORECASE)
+"""An article right before a span makes it a thing: no person's name goes there ('the <name> is nice')."""
+
 _NAME_TOPIC = cue_mask("name") & TOPIC_MASK
 """The topic bit of a person's name (a fact asked for by 'your name')."""
 
@@ -1006,13 +1009,14 @@ class TranscriptUser(UserSimulator):
         left: list[Fact] = []
         giving = {fact.key for fact, _ in facts}
         before_word = [_last_word(text[max(0, s - 20) : s]) for s, _, _ in spans]
+        thing = [_ARTICLE_BEFORE.search(text[max(0, s - 6) : s]) is not None for s, _, _ in spans]
         trail = [_named_after(text[e : e + 40]) for _, e, _ in spans]
         spare = self._spare(facts)
 
         def clear(i: int, fact: Fact) -> bool:
             """No other detail's words around span ``i``: never 'get to <origin>', '<PIN> is my account number', nor
-            a person's name where a place goes ('the weather in <name>')."""
-            if before_word[i] in _PLACE_WORDS and _fact_topics(fact) & _NAME_TOPIC:
+            a person's name where a place or a thing goes ('the weather in <name>', 'the <name> is nice')."""
+            if (before_word[i] in _PLACE_WORDS or thing[i]) and _fact_topics(fact) & _NAME_TOPIC:
                 return False
             return not self._led_to_another(fact, before_word[i]) and (
                 not trail[i] or bool(trail[i] & _fact_topics(fact))

@@ -1004,11 +1004,11 @@ def _reset_with(corpus: Path, *facts: Fact) -> tuple[TranscriptUser, TurnIndex]:
 
 
 def test_a_persons_name_never_goes_where_a_place_does(corpus: Path) -> None:
-    """Asked for their name, the user does not put it after 'in' or 'at' ('check the weather in <name>'); a turn
-    with a name span after 'my name is' still takes it."""
+    """Asked for their name, the user does not put it after 'in', 'at' or an article ('check the weather in <name>',
+    'the <name> is nice'); a turn with a name span after 'my name is' still takes it."""
     name = Fact(key="name", value="Ben", asked_by=["your name", "full name"])
     user, index = _reset_with(corpus, name)
-    place = re.compile(r"\b(?:in|at|from|near) (?:the )?$")
+    place = re.compile(r"\b(?:(?:in|at|from|near) (?:the )?|the |an? )$", re.IGNORECASE)
     rows = [
         r
         for r in range(len(index))
