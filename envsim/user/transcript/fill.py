@@ -36,11 +36,12 @@ _NAME_WORD = re.compile(r"[A-Z][a-z'’]+")
 
 DANGLING = re.compile(
     r"\b(?:the|a|an|my|your|his|her|our|their|its|this|these|those|is|are|was|were|be|am|at|of|from|to|with"
-    r"|about|either|or|and|by|on|in|for|as|than|between|i)\s*(?:[.,!?;:]|$)",
+    r"|about|either|or|and|by|on|in|for|as|than|between|i|near|into|called|named|try|want|need|visit|reserve)"
+    r"\s*(?:[.,!?;:]|$)",
     re.IGNORECASE,
 )
-"""A word that cannot end a phrase after a span was dropped (an article, possessive, copula, preposition or
-connector right before punctuation or the end)."""
+"""A word that cannot end a phrase after a span was dropped (an article, possessive, copula, preposition, connector
+or a verb that wants its object: 'Lets try <venue>' loses its venue) right before punctuation or the end."""
 
 ARTICLE_END = re.compile(r"\b(?:the|a|an|my|your|our|their)\s*(?:[.,!?;:]|$)", re.IGNORECASE)
 """A determiner right before punctuation or the end: never written by a person (what a bad drop leaves)."""

@@ -56,3 +56,5 @@ def test_dangling() -> None:
     assert dangling("Yeah, do you like the?") == "the?"
     assert dangling("my name is, I think") == "is,"
     assert dangling("It is 4321, thanks.") is None
+    assert dangling("Lets try") == "try" and dangling("a place near.") == "near."  # a verb or place without its object
+    assert dangling("Let's try it.") is None
