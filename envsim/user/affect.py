@@ -646,6 +646,16 @@ def _successful_calls(recent: Sequence[Mapping[str, Any]]) -> list[str]:
     return ok
 
 
+SETBACK = re.compile(
+    r"\b(?:not|no longer|isn't|is not|aren't) (?:\w+ )?available\b|\bunavailable\b|\bno (?:\w+ ){0,3}available\b"
+    r"|\bunsuccessful\b|\bcould not be (?:processed|booked|made|completed)\b|\bfully booked\b|\btoo small\b",
+    re.IGNORECASE,
+)
+"""An agent turn that says what the user asked for cannot be had ('Dr. Morgan has no appointment available at 5 pm',
+'the venue is too small for your party'): a user whose goal is not met asks for another (STAR's role-players were
+told to: 'If no date is available, change date and/or time until something works')."""
+
+
 def classify_agent_turn(
     agent_message: str,
     messages: Sequence[Mapping[str, Any]],

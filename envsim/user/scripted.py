@@ -35,6 +35,7 @@ import numpy as np
 from envsim.prompts import render_remembered
 from envsim.scenario import Fact, Scenario
 from envsim.user.affect import (
+    SETBACK,
     AffectMachine,
     AffectState,
     classify_agent_turn,
@@ -54,6 +55,15 @@ DONT_KNOW_LINES: tuple[str, ...] = (
 )
 """What the user says when asked for a detail it does not have (the transcript user, when no human turn
 can be retrieved)."""
+
+ANOTHER_OPTION_LINES: tuple[str, ...] = (
+    "Is there another option, then?",
+    "What else could work instead?",
+    "Can you try something else for me?",
+)
+"""What the user says when the agent says what it asked for cannot be had (:data:`~envsim.user.affect.SETBACK`)
+and its goal is not met: it asks for another option, as the transcript user does (intent ``other``), never a
+thank-you and goodbye."""
 
 
 def _keyboard_neighbours() -> dict[str, str]:
@@ -277,6 +287,8 @@ class ScriptedUser(UserSimulator):
             parts.append(self._pick(NOT_AT_HAND_LINES))
         elif not asked and not ignored and unknown_details(agent_message, scenario):
             parts.append(self._pick(DONT_KNOW_LINES))
+        elif not asked and not back and SETBACK.search(text) and world is not True:
+            parts.append(self._pick(ANOTHER_OPTION_LINES))  # 'no appointment available at 5 pm': another one?
         elif not asked and not back:
             parts.append(self._nudge(persona, rng))
         return self._turn(" ".join(parts), state)

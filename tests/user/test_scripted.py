@@ -14,7 +14,7 @@ from envsim.registration import load_registered
 from envsim.scenario import Scenario
 from envsim.user.persona import load_persona
 from envsim.user.registry import make_user
-from envsim.user.scripted import DONT_KNOW_LINES, ScriptedUser, _typo, apply_typos, fit_length
+from envsim.user.scripted import ANOTHER_OPTION_LINES, DONT_KNOW_LINES, ScriptedUser, _typo, apply_typos, fit_length
 
 
 def _with_persona(scenario: Scenario, **persona: Any) -> Scenario:
@@ -254,3 +254,18 @@ def test_odd_agent_messages_never_raise(tiny_scenario: Scenario, message: str) -
     user = ScriptedUser()
     user.reset(tiny_scenario, np.random.default_rng(0))
     assert isinstance(user.reply(message, [{"role": "assistant", "content": message}]).text, str)
+
+
+def test_told_what_it_asked_for_cannot_be_had_it_asks_for_another() -> None:
+    """'No appointment available at 5 pm' with the goal unmet: another option, never a nudge or a goodbye; with the
+    goal met, no such request."""
+    scenario = _calm(load_registered("RetailCancelPendingOrder"))
+    user = ScriptedUser(typos=False)
+    for met in (False, True):
+        user.reset(scenario, np.random.default_rng(0))
+        user.attach_goal(lambda met=met: met)
+        reply = user.reply("Unfortunately there is no appointment available at 5 pm.", [])
+        assert (reply.text in ANOTHER_OPTION_LINES) is not met, reply
+    user.reset(scenario, np.random.default_rng(0))
+    user.attach_goal(lambda: False)
+    assert user.reply("Your order is on its way.", []).text not in ANOTHER_OPTION_LINES

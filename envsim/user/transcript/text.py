@@ -141,16 +141,6 @@ _YES_START = re.compile(r"^\W*(?:yes|yeah|yea|yep|yup|sure|of course|absolutely|
 _NO_START = re.compile(r"^\W*(?:no|nope|nah|not really|i (?:do not|don't|have not|haven't)|we (?:do not|don't))\b")
 
 
-SETBACK = re.compile(
-    r"\b(?:not|no longer|isn't|is not|aren't) (?:\w+ )?available\b|\bunavailable\b|\bno (?:\w+ ){0,3}available\b"
-    r"|\bunsuccessful\b|\bcould not be (?:processed|booked|made|completed)\b|\bfully booked\b|\btoo small\b",
-    re.IGNORECASE,
-)
-"""An agent turn that says what the user asked for cannot be had ('Dr. Morgan has no appointment available at 5 pm',
-'the venue is too small for your party'): a user whose goal is not met asks for another (STAR's role-players were
-told to: 'If no date is available, change date and/or time until something works')."""
-
-
 def answer_polarity(text: str) -> UserAct | None:
     """Whether a user turn answers a yes/no question with a yes (``affirm``) or a no (``deny``), at any length: by
     its first words ('Yes, please. Also, I'm vegetarian', 'We do not.', 'Nah we got it'); else ``None``.

@@ -54,6 +54,7 @@ from envsim.prompts import render
 from envsim.scenario import Fact, Scenario
 from envsim.transcripts.corpus import corpus_dir
 from envsim.user.affect import (
+    SETBACK,
     AffectMachine,
     AffectState,
     asking_text,
@@ -76,7 +77,6 @@ from envsim.user.transcript.text import (
     DATE,
     FACT_CLASS,
     QUANTITY,
-    SETBACK,
     TIME,
     TOPIC_MASK,
     USER_ACTS,
