@@ -426,18 +426,30 @@ def test_a_whole_async_episode(provider: Provider, tiny_scenario: Scenario) -> N
     assert {"role": "user", "content": "555-0142!"} in trajectory.messages
 
 
+def _prompts_for_phone(
+    provider: Provider, tiny_scenario: Scenario, update: dict[str, Any], messages: tuple[str, ...]
+) -> tuple[LLMUser, list[str]]:
+    """A user on the tiny scenario with its phone fact updated, after replying to ``messages``; its system prompts."""
+    phone = tiny_scenario.user.facts[0].model_copy(update=update)
+    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"facts": [phone]})})
+    user = started(scenario)
+    for message in messages:
+        user.reply(message, [])
+    return user, [c["messages"][0]["content"] for c in provider.of("user")]
+
+
 def test_the_prompt_holds_what_is_not_found_yet_and_a_slip_to_correct(
     provider: Provider, tiny_scenario: Scenario
 ) -> None:
     """``found_after`` and ``said_first`` (envsim.user.recall) reach the model: not found yet until asked enough,
     the wrong value to give once, then the correction to start the next message with."""
-    phone = tiny_scenario.user.facts[0].model_copy(update={"found_after": 1, "said_first": "555-0124"})
-    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"facts": [phone]})})
     provider.script("user", "I can't find it, hold on!", "It's 555-0124!", "Oh no, I mean 555-0142! Hurry!")
-    user = started(scenario)
-    for message in ("What is your phone number?", "What is your phone number?", "Thanks, one moment."):
-        user.reply(message, [])
-    prompts = [c["messages"][0]["content"] for c in provider.of("user")]
+    user, prompts = _prompts_for_phone(
+        provider,
+        tiny_scenario,
+        {"found_after": 1, "said_first": "555-0124"},
+        ("What is your phone number?", "What is your phone number?", "Thanks, one moment."),
+    )
     assert len(prompts) == 3
     assert "you have not found it yet" in prompts[0] and "you have not found it yet" not in prompts[1]
     assert all('you say "555-0124"' in p for p in prompts[:2]) and 'you say "555-0124"' not in prompts[2]
@@ -447,12 +459,12 @@ def test_the_prompt_holds_what_is_not_found_yet_and_a_slip_to_correct(
 
 def test_the_prompt_holds_a_detail_just_found_for_the_next_message(provider: Provider, tiny_scenario: Scenario) -> None:
     """A fact looked for (``found_after``) is given in the next message, asked or not, and only then."""
-    phone = tiny_scenario.user.facts[0].model_copy(update={"found_after": 1})
-    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"facts": [phone]})})
     provider.script("user", "I can't find it, hold on!", "Found it: 555-0142.", "Thanks!")
-    user = started(scenario)
-    for message in ("What is your phone number?", "Thanks, one moment.", "Still checking."):
-        user.reply(message, [])
-    prompts = [c["messages"][0]["content"] for c in provider.of("user")]
+    user, prompts = _prompts_for_phone(
+        provider,
+        tiny_scenario,
+        {"found_after": 1},
+        ("What is your phone number?", "Thanks, one moment.", "Still checking."),
+    )
     assert ["Details you have just found" in p for p in prompts] == [False, True, False]
     assert 'your phone: "555-0142"' in prompts[1] and user.revealed == {"phone"}
