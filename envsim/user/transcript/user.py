@@ -15,7 +15,8 @@ act, topics and details asked; how much the row's agent turn reads like the mess
 entity spans to the facts to give; its mood; the persona's verbosity, with the lengths and the share
 of questions of the act-and-context pool kept, :func:`keep_lengths`), from the first pool with
 :data:`MIN_CANDIDATES` rows that fit: the persona's category (:func:`persona_group`) in the
-scenario's STAR domain, the category's rows of that domain or generic, every category's. Candidates
+scenario's STAR domain, the category's rows of that domain or generic, every category's (for a need stated, the
+domain of the turn itself, ``TurnIndex.own_domains``, not of its dialogue). Candidates
 are drawn with the environment's generator without replacement, up to :data:`MAX_TRIES`; one whose
 adaptation is unclean (:mod:`envsim.user.transcript.fill`) or whose reply the coherence model calls
 a misfit (below its :data:`REJECT_SHARE` quantile) is rejected. The retrieved turn's entity spans
@@ -29,8 +30,9 @@ yes/no question that merely names a detail does not ask for it (:func:`asks_for`
 replaced from the first draw's length stratum. When every candidate is rejected the reply falls
 back to the scenario's own lines; :attr:`TranscriptUser.trace` and :attr:`TranscriptUser.stats` say
 which replies did. A yes or a no is given by the act of the turn retrieved (:func:`~envsim.user.recall.polarity`),
-a statement fact (:func:`~envsim.user.transcript.text.fact_kind`) in its own line; facts found late and slips follow
-:mod:`envsim.user.recall`. The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
+a statement fact (:func:`~envsim.user.transcript.text.fact_kind`) in its own line; facts found late (given in the
+next reply, asked or not, in a turn that does not say it cannot remember) and slips follow :mod:`envsim.user.recall`.
+The persona's traits are applied to the text (:mod:`envsim.user.transcript.style`).
 
 Where no corpus is present, the user falls back to :class:`~envsim.user.scripted.ScriptedUser`
 (the persona's template lines) and logs one warning line per process. ``docs/users.md`` ("The
