@@ -343,7 +343,11 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
             continue
         values.add(value)
         before = [w for w in re.findall(r"[a-z]+", text[max(0, start - 60) : start].lower()) if w not in _TASK_STOP]
-        inner = [w for w in re.findall(r"[a-z]+", value.lower()) if len(w) >= 3 and not names.is_name(w.title())]
+        inner = [  # a date's or a time's own words do not ask for it ('May I have your name?' is no date)
+            w
+            for w in re.findall(r"[a-z]+", value.lower())
+            if len(w) >= 3 and not names.is_name(w.title()) and kind not in ("date", "time")
+        ]
         by_kind = {"time": ["time", "when"], "date": ["day", "date", "when"], "quantity": ["how many", "number of"]}
         words = [_stem(w) for w in [*before[-2:], *inner] if len(w) >= 3] + by_kind.get(kind, [])
         if _DOCTOR.match(value) or re.search(r"(?i)\b(?:dr|doctor)\.?\s*$", text[max(0, start - 10) : start]):

@@ -166,6 +166,13 @@ def test_a_destination_is_a_place_not_an_acronym_or_a_day() -> None:
     assert city["destination"] == "San Francisco"
 
 
+def test_a_date_is_not_asked_for_by_its_own_words() -> None:
+    """'May 8th' is asked for by day, date and when, never by 'may' ('May I have your name?' asked for the date)."""
+    facts = task_facts(_task_text("You want to reserve a room at the Old Town Inn from May 8th to 23rd."))
+    dates = [f for f in facts if f.key.startswith("date")]
+    assert dates and all("may" not in f.asked_by for f in dates) and all("date" in f.asked_by for f in dates)
+
+
 def test_answers_a_task_states_in_sentences_are_facts() -> None:
     """'You don't need parking.', 'You have no dietary restrictions.', 'You can only eat halal food.' and what has
     happened: the role-player had them, so the replaying user has them too (a yes or a no, or its own line)."""
