@@ -305,8 +305,9 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
     span of the task text
     (:func:`~envsim.user.transcript.entity_spans`) by the stems of the two content words before
     it and of the common nouns in it (``the Hyatt Hotel`` is asked for by *hotel*), plus *time*
-    / *when* for a time, *day* / *date* / *when* for a date, *how many* for a quantity and *doctor* for a
-    name with a doctor's title; and the answers the task states in sentences (:func:`task_statements`). (The
+    / *when* for a time, *day* / *date* / *when* for a date (never by a date's or a time's own words), *how many*
+    for a quantity; a name with a doctor's title by *doctor* alone; and the answers the task states in sentences
+    (:func:`task_statements`). (The
     transcript user counts them only in the agent's questions and requests.) The user says
     each as the bare value.
 
@@ -351,7 +352,7 @@ def task_facts(conversation: Conversation, names: Names | None = None) -> list[F
         by_kind = {"time": ["time", "when"], "date": ["day", "date", "when"], "quantity": ["how many", "number of"]}
         words = [_stem(w) for w in [*before[-2:], *inner] if len(w) >= 3] + by_kind.get(kind, [])
         if _DOCTOR.match(value) or re.search(r"(?i)\b(?:dr|doctor)\.?\s*$", text[max(0, start - 10) : start]):
-            words.append("doctor")
+            words = ["doctor"]  # as the doctor: 'an appointment with Dr. Morgan' is not asked for by 'appointment'
         words = list(dict.fromkeys(words))
         if not words:
             continue
