@@ -434,13 +434,14 @@ class LLMUser(UserSimulator):
         spec = scenario.user
         hidden: list[Fact] = [] if persona.disclosure == "volunteers" else spec.facts
         unsaid = [f for f in spec.facts if f.key not in self._revealed]
+        found = {f.key for f in self._found}
         return render(
             "user_system.j2",
             persona=render_persona(persona, goal=spec.goal, facts_known=spec.facts, affect=affect or machine.state),
             hidden=[
                 {"key": f.key, "asked_by": f.asked_by, "say": _say(f)}
                 for f in hidden
-                if f.key not in self._revealed and f not in self._found
+                if f.key not in self._revealed and f.key not in found
             ],
             missing=[f.key.replace("_", " ") for f in unsaid if f.key in self._not_found or not self._recall.has(f)],
             slips=[
@@ -506,7 +507,7 @@ class LLMUser(UserSimulator):
         events = classify_agent_turn(agent_message, history, scenario, self._revealed, goal_met=world)
         state = machine.observe(events).after
         self._correcting = self._recall.corrections()  # slips of the last reply, corrected in this one
-        self._found = [f for f in self._recall.announcements() if f.key not in self._revealed]  # looked for: found
+        self._found = self._recall.announcements(exclude=self._revealed)  # looked for after the last reply: found
         heard = read_part(agent_message).lower()
         self._not_found = {  # requests counted as the scripted user counts them (an asked_by word)
             fact.key

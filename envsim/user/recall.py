@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -120,9 +121,12 @@ class Recall:
         self.pending.append(fact)
         return fact.model_copy(update={"value": fact.said_first, "said_first": None})
 
-    def announcements(self) -> list[Fact]:
-        """The facts found since the last call (each once): the user comes back with them ('Oh, I found it')."""
-        out, self.found = self.found, []
+    def announcements(self, exclude: Collection[str] = ()) -> list[Fact]:
+        """The facts found since the last call (each once), but those whose keys are in ``exclude`` (already given, or
+        asked for again now and answered as asked): the user comes back with them ('Oh, I found it').
+
+        Call it before this reply's :meth:`at_hand` counts: a request now sends the user looking for the next one."""
+        out, self.found = [f for f in self.found if f.key not in exclude], []
         return out
 
     def corrections(self) -> list[Fact]:

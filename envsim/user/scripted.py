@@ -249,15 +249,11 @@ class ScriptedUser(UserSimulator):
         text = read_part(agent_message).lower()  # what the user reads of it
         slips = {f.key for f in self._recall.corrections()}  # given wrongly in the last reply: corrected first
         corrected = [correction_line(f) for f, _, _ in self._facts if f.key in slips]
-        found = {f.key for f in self._recall.announcements()}  # looked for after the last reply: found now
         asked = [(fact, said) for fact, keys, said in self._facts if any(k in text for k in keys)]
         new = [(fact, said) for fact, said in asked if fact.key not in self._revealed]
+        # what it went looking for after the last reply and found: it says so, asked or not
+        back = self._recall.announcements(exclude={*self._revealed, *(f.key for f, _ in new)})
         at_hand = [(fact, said) for fact, said in new if self._recall.at_hand(fact)]
-        back = [  # what it went looking for and found: it says so, asked or not
-            fact
-            for fact, _, _ in self._facts
-            if fact.key in found and fact.key not in self._revealed and all(fact.key != f.key for f, _ in new)
-        ]
         if back and not state.gives_up and (at_hand or not satisfied(world, self._satisfied, text)):
             self._revealed.update(fact.key for fact in back)
             corrected += [found_line(self._recall.giving(fact)) for fact in back]

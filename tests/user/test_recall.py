@@ -48,6 +48,9 @@ def test_a_fact_looked_for_is_announced_once_in_the_next_reply() -> None:
     recall.at_hand(card)  # asked again once found: given, not announced again
     assert recall.announcements() == []
     assert Recall().announcements() == [] and found_line(card) == "Oh, I found it: my card is 4417."
+    recall.reset()
+    recall.at_hand(card), recall.at_hand(card)
+    assert recall.announcements(exclude={"card"}) == [] and recall.announcements() == []  # given already: dropped
 
 
 def test_scripted_user_comes_back_with_what_it_found_unasked(tiny_scenario: Scenario) -> None:

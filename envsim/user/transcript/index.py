@@ -284,18 +284,17 @@ def _domain_words(
         for w, r in rates.items()
         if use[w].sum() < GENERIC_MIN_DIALOGUES or r.max() >= GENERIC_MAX_SHARE * max(r.sum(), 1e-12)
     )
-    # whose a word is, from the dialogues of one task only (a word of a bank-and-restaurant dialogue is both's)
+    # which domain a word belongs to, from the dialogues of one task only (a bank-and-restaurant dialogue's are both's)
     single = np.zeros(len(domain_names))
     alone: dict[str, np.ndarray] = {}
     for dialogue_id, found in words.items():
-        if len(set(dialogues[dialogue_id])) != 1:
+        tasks = set(dialogues[dialogue_id])
+        if len(tasks) != 1:
             continue
-        bits = np.zeros(len(domain_names))
-        bits[domain_names.index(dialogues[dialogue_id][0])] = 1.0
-        single += bits
-        for word in found:
-            if word in specific and word in use:
-                alone[word] = alone.get(word, 0.0) + bits
+        d = domain_names.index(tasks.pop())
+        single[d] += 1
+        for word in found & specific:
+            alone.setdefault(word, np.zeros(len(domain_names)))[d] += 1
     owner = {}
     for word, u in alone.items():
         r = u / np.maximum(single, 1.0)

@@ -672,15 +672,13 @@ class TranscriptUser(UserSimulator):
         self._heard, self._sim, self._asks, self._rejected = heard, None, cue_mask(asking) & TOPIC_MASK, 0
         self._asks_when = cue_mask(asking) & WHEN_MASK != 0
         self._polarity, self._missing = None, False
-        found = {f.key for f in self._recall.announcements()}  # looked for after the last reply: found now
         asked = [(fact, kind) for fact, keys, kind in self._facts if asks_for(fact, keys, asking, act)]
         new = [(fact, kind) for fact, kind in asked if fact.key not in self._revealed]
-        at_hand = [(fact, kind) for fact, kind in new if self._recall.at_hand(fact)]
-        back = [  # what it went looking for and found: it says so, asked or not ('Oh, I remember my PIN now')
-            (fact, kind)
-            for fact, _, kind in self._facts
-            if fact.key in found and fact.key not in self._revealed and all(fact.key != f.key for f, _ in new)
+        back = [  # what it went looking for after the last reply and found: it says so, asked or not ('Oh, I remember
+            (fact, fact_kind(fact.value))  # my PIN now')
+            for fact in self._recall.announcements(exclude={*self._revealed, *(f.key for f, _ in new)})
         ]
+        at_hand = [(fact, kind) for fact, kind in new if self._recall.at_hand(fact)]
         if back and not at_hand and satisfied(world, self._satisfied, low):
             back = []  # the goal is met: it closes
         self._back = {fact.key for fact, _ in back}
