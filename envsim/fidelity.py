@@ -406,6 +406,27 @@ def _as_recalled(fact: Fact, instructions: str) -> Fact:
     return fact
 
 
+_REQUEST = re.compile(
+    r"\b(?i:compare|check (?:whether|if)|ask (?:your|the) (?:ai )?assistant (?:what|about|whether|if|for)|"
+    r"you (?:also )?want to (?:make|book|know|find|schedule|order|reserve)|schedule a second)\b"
+)
+_NO_REQUEST = re.compile(
+    r"(?i:small ?talk|joke|natural (?:close|end)|end the (?:conversation|dialogue)|goodbye|"
+    r"if you like|at any point|at any time)"
+)
+
+
+def follow_ups(conversation: Conversation) -> list[str]:
+    """The further requests STAR's instructions gave the role-player after the first (one per instruction)."""
+    out = []
+    for text in list(map(str, conversation.labels.get("persona_instructions") or []))[1:]:
+        text = re.sub(r"\s*\[instruction \d+ of \d+\]", "", text)
+        asks = [m for m in map(_REQUEST.search, re.split(r"(?<=[.!?])\s+", text)) if m is not None]
+        if asks and not _NO_REQUEST.search(text):
+            out.append(" ".join(m.string[m.start() :] for m in asks))
+    return out
+
+
 def replay_scenario(conversation: Conversation, persona: str, facts: Sequence[Fact]) -> Scenario:
     """The scenario a mock user plays when replaying ``conversation`` (see the module docstring)."""
     domains = [str(d) for d in conversation.labels.get("domains") or [] if d]
@@ -417,7 +438,13 @@ def replay_scenario(conversation: Conversation, persona: str, facts: Sequence[Fa
         description=f"Replay of {conversation.corpus} dialogue {conversation.id}.",
         toolkits=[TOOLKIT],
         agent=AgentSpec(guidelines="Help the user."),
-        user=UserSpec(goal=goal, opening=opening, facts=list(facts), persona=PersonaSpec(ref=persona)),
+        user=UserSpec(
+            goal=goal,
+            opening=opening,
+            facts=list(facts),
+            follow_ups=follow_ups(conversation),
+            persona=PersonaSpec(ref=persona),
+        ),
         expected=Expected(),
         tags=domains,
     )

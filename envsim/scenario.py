@@ -139,6 +139,11 @@ class UserSpec(StrictModel):
         "(the user closes only once the goal is met in the world: envsim.user.base.satisfied).",
     )
     nudges: list[str] = Field(default_factory=list, description="Lines the user says when the agent does not help.")
+    follow_ups: list[str] = Field(
+        default_factory=list,
+        description="Further requests, in order, in the user's words: where the user would close (the goal met), it "
+        "says the next one instead, once; it closes after the last.",
+    )
     persona: PersonaSpec = Field(default_factory=lambda: PersonaSpec(ref="calm"), description="The user's persona.")
 
 

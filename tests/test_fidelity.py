@@ -230,6 +230,26 @@ def test_instructions_that_change_or_withhold_a_value_reach_the_replayed_fact() 
     assert (plain.said_first, plain.found_after) == (None, 0)
 
 
+def test_instructions_that_add_a_request_become_the_replays_follow_ups() -> None:
+    """'Now compare tomorrow's weather to Pittsburgh's', 'it occurs to you that you also want ...': requests STAR told
+    the role-player to make after the first; small talk and the way to end are none."""
+    instructions = [
+        "Talk to your AI assistant to see what the weather will be like tomorrow. [instruction 1 of 4]",
+        "If you've figured it out already, try to engage the assistant in some small talk. [instruction 2 of 4]",
+        "Now compare tomorrow's weather in Los Angeles to the weather in Pittsburgh. [instruction 3 of 4]",
+        "It occurs to you that you also want to make an appointment for your kid. [instruction 4 of 4]",
+        "Once you know when the weather will change, you can end the conversation. [instruction 5 of 5]",
+    ]
+    labels = {"user_task": "Follow the instructions.", "persona_instructions": instructions}
+    conversation = Conversation(corpus="star", id="9", turns=[], labels=labels)
+    assert fidelity.follow_ups(conversation) == [
+        "compare tomorrow's weather in Los Angeles to the weather in Pittsburgh.",
+        "you also want to make an appointment for your kid.",
+    ]
+    assert replay_scenario(conversation, "star_calm", []).user.follow_ups == fidelity.follow_ups(conversation)
+    assert fidelity.follow_ups(Conversation(corpus="star", id="9", turns=[], labels={"user_task": "Book."})) == []
+
+
 def test_replay_feeds_the_agent_side_and_collects_both_sides() -> None:
     user = Echo()
     conversation = _made_up()

@@ -461,6 +461,7 @@ class LLMUser(UserSimulator):
                 if f.key not in self._revealed
             ],
             given=[f.key.replace("_", " ") for f in spec.facts if f.key in self._revealed],
+            follow_ups=spec.follow_ups,
             exemplars=self._exemplars,
             stop=STOP_MARKER,
         )

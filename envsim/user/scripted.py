@@ -3,7 +3,8 @@
 It opens with the scenario's opening line, reveals a fact only when the agent's message
 asks for it (one of the fact's ``asked_by`` words), closes when the scenario's goal is met
 (:func:`~envsim.user.base.satisfied`: the expected writes done in the world, and one of the
-``satisfied_by`` phrases said when the scenario lists any), and otherwise nudges (persona and
+``satisfied_by`` phrases said when the scenario lists any; a scenario's ``follow_ups`` are said there first, one
+each time, as written), and otherwise nudges (persona and
 scenario lines, chosen with the environment's generator) until its persona's patience runs out
 and it gives up. Being asked again for a fact it already gave costs patience too ("I already
 told you. ..."). Asked for a detail it does not have (:func:`~envsim.user.affect.unknown_details`: a date of birth, a
@@ -194,6 +195,7 @@ class ScriptedUser(UserSimulator):
         self._machine: AffectMachine | None = None
         self._ended: str | None = None
         self._recall = Recall()
+        self._follow_ups: list[str] = []
 
     def reset(self, scenario: Scenario, rng: np.random.Generator) -> str:
         """Start a conversation and return the opening line (with a volunteered fact, if the persona volunteers)."""
@@ -215,6 +217,7 @@ class ScriptedUser(UserSimulator):
         self._rng = rng
         self._revealed = set()
         self._ended = None
+        self._follow_ups = list(scenario.user.follow_ups)
         self._recall.reset()
         self._machine = AffectMachine(self._persona, emergency=self._emergency)
         opening = self._opening
@@ -266,6 +269,8 @@ class ScriptedUser(UserSimulator):
             if state.wants_human:
                 parts.append(self._pick(persona.human_demands))
             return self._turn(" ".join(parts), state)
+        if satisfied(world, self._satisfied, text) and self._follow_ups and not state.gives_up:
+            return self._turn(" ".join([*corrected, self._follow_ups.pop(0)]), state)  # the next request, not goodbye
         if satisfied(world, self._satisfied, text):
             self._ended = self._typed(self._closing)
             return UserTurn(self._ended, done=True, affect=state.affect)

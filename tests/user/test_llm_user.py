@@ -168,6 +168,20 @@ def test_the_prompt_is_the_persona_with_hidden_facts_and_flipped_roles(
     assert user.revealed == {"phone"}
 
 
+def test_follow_ups_are_in_the_prompt_in_order(provider: Provider, panic_caller: Scenario) -> None:
+    provider.script("user", "Please hurry!")
+    requests = ["Can my wife ride in the ambulance?", "Which hospital is it?"]
+    user_spec = panic_caller.user.model_copy(update={"follow_ups": requests})
+    user = started(panic_caller.model_copy(update={"user": user_spec}))
+    user.reply("Help is on the way.", [])
+    system = provider.calls[0]["messages"][0]["content"]
+    assert "# Your further requests" in system
+    assert system.index(f"- {requests[0]}") < system.index(f"- {requests[1]}")
+    provider.script("user", "Please hurry!")
+    started(panic_caller).reply("Help is on the way.", [])
+    assert "# Your further requests" not in provider.calls[-1]["messages"][0]["content"]
+
+
 def test_given_facts_are_no_longer_hidden(provider: Provider, panic_caller: Scenario) -> None:
     provider.script("user", "555-0142!", "Please hurry!")
     user = started(panic_caller)

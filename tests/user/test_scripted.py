@@ -43,6 +43,22 @@ def test_closes_when_satisfied(tiny_scenario: Scenario) -> None:
     assert turn.done and turn.text == tiny_scenario.user.closing and turn.affect == "relieved"
 
 
+def test_follow_ups_are_said_one_at_a_time_before_closing(tiny_scenario: Scenario) -> None:
+    """Where it would close, the user asks for its next request instead (once each, in order), then closes."""
+    requests = ["Can you also tell me when he can go home?", "And can my wife visit him?"]
+    scenario = tiny_scenario.model_copy(update={"user": tiny_scenario.user.model_copy(update={"follow_ups": requests})})
+    user = ScriptedUser(typos=False)
+    user.reset(scenario, np.random.default_rng(0))
+    turns = [user.reply("Help is on the way.", []) for _ in range(3)]
+    assert [(t.text, t.done) for t in turns] == [
+        (requests[0], False),
+        (requests[1], False),
+        (scenario.user.closing, True),
+    ]
+    user.reset(scenario, np.random.default_rng(0))  # a new conversation asks again
+    assert user.reply("Help is on the way.", []).text == requests[0]
+
+
 def test_gives_up_after_patience(tiny_scenario: Scenario) -> None:
     user = ScriptedUser(typos=False)
     user.reset(tiny_scenario, np.random.default_rng(0))

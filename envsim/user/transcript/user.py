@@ -9,7 +9,7 @@ affect as state (:mod:`envsim.user.affect`), a demand for a person and giving up
 patience. What differs is the text of each reply.
 
 A reply has an *intent* (:data:`Intent`: answer, reanswer, close, give_up, unknown, question, greet,
-react, insist, other, nudge), decided from the agent's message and the affect state. Index rows are
+react, insist, follow_up (the scenario's next further request where it would close), other, nudge), decided from the agent's message and the affect state. Index rows are
 weighted for it (:meth:`TranscriptUser._weights`: the intent's acts, :data:`INTENT_ACTS`; the context
 act, topics and details asked; how much the row's agent turn reads like the message; the fit of its
 entity spans to the facts to give; its mood; the persona's verbosity, with the lengths and the share
@@ -126,7 +126,8 @@ DROP_WEIGHT = 0.1
 
 
 Intent = Literal[
-    "answer", "reanswer", "unknown", "question", "react", "greet", "insist", "other", "close", "nudge", "give_up"
+    "answer", "reanswer", "unknown", "question", "react", "greet", "insist", "follow_up", "other", "close", "nudge",
+    "give_up",
 ]  # fmt: skip
 """What a reply has to do (decided from the agent's message and the affect state)."""
 
@@ -139,6 +140,7 @@ INTENT_ACTS: dict[Intent, dict[UserAct, float]] = {
     "react": {"greet": 0.2, "thanks": 1, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "greet": {"greet": 1, "thanks": 0.2, "affirm": 1, "deny": 1, "complain": 1, "question": 1, "inform": 1},
     "insist": {"greet": 0, "thanks": 0, "affirm": 0.3, "deny": 1, "complain": 1, "question": 0.3, "inform": 1},
+    "follow_up": {"greet": 0, "thanks": 0.3, "affirm": 0.3, "deny": 0.3, "complain": 0.3, "question": 1, "inform": 1},
     "close": {"greet": 0, "thanks": 1, "affirm": 0.3, "deny": 1, "complain": 0, "question": 0, "inform": 0},
     "nudge": {"greet": 0.05, "thanks": 0, "affirm": 0.05, "deny": 0.3, "complain": 1, "question": 0.6, "inform": 0.15},
     "give_up": {"greet": 0, "thanks": 0, "affirm": 0, "deny": 0.3, "complain": 1, "question": 0.2, "inform": 0.1},
@@ -204,11 +206,17 @@ ones), so a gain of 3 (at most 6 times the weight) left the unrelated many to ou
 need to plan a surprise party', an apartment viewing 'Call a taxi'. At 10 a turn of similarity 0.4 weighs about 50
 times one of 0."""
 
-NEED_INTENTS: frozenset[Intent] = frozenset(("greet", "insist"))
+FOLLOW_UP_SIMILARITY = 0.15
+"""The least similarity to a further request (``UserSpec.follow_ups``) of a turn that says it. With the goal's gain
+alone, the many turns of no similarity outweighed the few that make the request: 'Check whether there is a Hilton
+Hotel in the West part of town' was said as 'We can't wait to go to the art museum in town' (small talk of that
+domain); above 0.15 the turns ask for a hotel's rating ('I'd like the rating on that hotel.')."""
+
+NEED_INTENTS: frozenset[Intent] = frozenset(("greet", "insist", "follow_up"))
 """Replies that state the user's need: retrieval prefers turns that read like the goal (:data:`GOAL_GAIN`)."""
 
 VOLUNTEER_INTENTS: frozenset[Intent] = frozenset(
-    ("greet", "question", "react", "insist", "nudge", "answer", "reanswer")
+    ("greet", "question", "react", "insist", "follow_up", "nudge", "answer", "reanswer")
 )
 """Replies in which a persona that volunteers (``disclosure: volunteers``) may say a detail it was not asked for,
 where the retrieved human turn has a place for it (:meth:`TranscriptUser._adapt`): saying what it needs, reacting,
@@ -216,7 +224,7 @@ insisting, and answering (STAR's role-players of those categories add details to
 1pm. Oh, and I'll be bringing 6 guests'). Never in a closing, giving up or saying it does not know."""
 
 REPLY_INTENTS: frozenset[Intent] = frozenset(
-    ("answer", "reanswer", "question", "react", "greet", "insist", "other", "nudge")
+    ("answer", "reanswer", "question", "react", "greet", "insist", "follow_up", "other", "nudge")
 )
 """Replies whose lengths and share of questions are those of people's replies to turns of the agent's act
 (:func:`keep_lengths` over the context pool), whatever acts the intent prefers among them. People answer in a
@@ -460,7 +468,7 @@ def persona_group(persona: Persona, index: TurnIndex | None = None) -> str:
     return AFFECT_GROUPS[persona.initial_affect]
 
 
-def need_of(scenario: Scenario) -> str:
+def need_of(scenario: Scenario, need: str | None = None) -> str:
     """The scenario's goal without its details (the facts' values and the words they are asked by): what the user
     needs, not who it is or which.
 
@@ -477,10 +485,10 @@ def need_of(scenario: Scenario) -> str:
         ...               Fact(key="origin", value="Hospital", asked_by=["where from"])]})}))
         "You want a ride from '' to 'Airport'.  is ."
     """
-    goal = scenario.user.goal
-    details = {f.value.strip() for f in scenario.user.facts} | {
-        k.strip() for f in scenario.user.facts for k in f.asked_by
-    }
+    goal = scenario.user.goal if need is None else need
+    details = {f.value.strip() for f in scenario.user.facts}
+    if need is None:
+        details |= {k.strip() for f in scenario.user.facts for k in f.asked_by}
     for detail in sorted(details, key=lambda d: (-len(d), d)):
         if len(detail) >= 2:
             goal = re.sub(rf"(?<!\w){re.escape(detail)}(?!\w)", "", goal, flags=re.IGNORECASE)
@@ -561,6 +569,9 @@ class TranscriptUser(UserSimulator):
         self._keep_when = False
         self._volunteers = False
         self._goal_sim: np.ndarray | None = None
+        self._follow_ups: list[str] = []
+        self._need_sim: np.ndarray | None = None
+        self._follow_up = ""
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
         self._need_tiers: list[np.ndarray] = []
@@ -607,6 +618,7 @@ class TranscriptUser(UserSimulator):
         self._revealed = set()
         self._used = set()
         self._ended = None
+        self._follow_ups = list(scenario.user.follow_ups)
         self._recall.reset()
         self.trace = []
         self._machine = AffectMachine(self._persona, emergency=self._emergency)
@@ -692,6 +704,11 @@ class TranscriptUser(UserSimulator):
             if state.wants_human:
                 text = f"{text} {self._pick(persona.human_demands)}"
             return UserTurn(text, affect=state.affect)
+        if satisfied(world, self._satisfied, low) and self._follow_ups and not state.gives_up:
+            assert self._index is not None  # the next request instead of goodbye, in its own words
+            self._follow_up = self._follow_ups.pop(0)
+            self._need_sim = self._index.said.similarity(need_of(scenario, self._follow_up))
+            return UserTurn(self._retrieve_text("follow_up", act, cues, state), affect=state.affect)
         if satisfied(world, self._satisfied, low):
             self._ended = self._retrieve_text("close", act if act in ("offer", "close") else "close", cues, state)
             return UserTurn(self._ended, done=True, affect=state.affect)
@@ -806,8 +823,11 @@ class TranscriptUser(UserSimulator):
             w = w * np.where(row_asks != 0, ASK_MISMATCH_WEIGHT, 1.0)
         if intent != "unknown":  # a detail it does not have: saying so matters, not what the turn was about
             w = w * np.exp(CONTENT_GAIN * self._similarity()[rows])
-        if intent in NEED_INTENTS and self._goal_sim is not None:  # its own need, not any of its business's
-            w = w * np.exp(GOAL_GAIN * self._goal_sim[rows])
+        need = self._need_sim if intent == "follow_up" else self._goal_sim
+        if intent in NEED_INTENTS and need is not None:  # its own need, not any of its business's
+            w = w * np.exp(GOAL_GAIN * need[rows])
+            if intent == "follow_up":  # a turn that shares the request's words, never small talk
+                w = w * (need[rows] >= FOLLOW_UP_SIMILARITY)
         n_text = index.n_text[rows].astype(float)
         n_digits = index.n_digits[rows].astype(float)
         spare = self._spare(facts)
@@ -889,7 +909,8 @@ class TranscriptUser(UserSimulator):
         index = self._index
         assert rng is not None and index is not None
         tiers = self._need_tiers if intent in NEED_INTENTS else self._tiers
-        for rows, same_context in ((rows, same) for rows in tiers for same in (True, False)):
+        contexts = (False,) if intent == "follow_up" else (True, False)  # a new request: whatever the agent said
+        for rows, same_context in ((rows, same) for rows in tiers for same in contexts):
             if not len(rows):
                 continue
             w = self._weights(rows, intent, act, cues, state, facts, same_context, volunteer)
@@ -1214,6 +1235,8 @@ class TranscriptUser(UserSimulator):
             return self._scenario.user.closing
         if intent == "give_up":
             return persona.give_up
+        if intent == "follow_up":
+            return self._follow_up
         if intent == "unknown":
             return self._pick(DONT_KNOW_LINES)
         return self._pick([*self._scenario.user.nudges, *persona.nudges] or [self._scenario.user.opening])

@@ -1073,3 +1073,29 @@ def test_a_need_is_said_in_the_words_of_its_own_task(corpus: Path) -> None:
         assert source.intent == "greet" and source.ref is not None
         row = rows[source.ref]
         assert index.own_domains[row] & restaurant or index.generic[row], index.texts[row]
+
+
+def test_a_follow_up_is_said_in_its_own_words_before_closing(corpus: Path) -> None:
+    """Where it would close ('anything else?' with the goal met), a user with a further request says a human turn
+    that makes that request (a hotel's rating, never small talk), then closes at the next 'anything else?'."""
+    base = load_registered("RetailCancelPendingOrder")
+    request = "Can you also tell me the rating of the hotel?"
+    user_spec = base.user.model_copy(
+        update={
+            "goal": "Find a hotel in the north of town.",
+            "facts": [],
+            "satisfied_by": ["anything else"],
+            "follow_ups": [request],
+        }
+    )
+    scenario = base.model_copy(update={"user": user_spec, "domain": "hotel", "tags": ["hotel"]})
+    user = TranscriptUser(corpus)
+    index = load_index(corpus)
+    assert index is not None
+    said = []
+    for seed in range(20):
+        replies = _play(user, scenario, seed, (OFFER, OFFER, OFFER))
+        assert [s.intent for s in user.trace] == ["follow_up", "close"], replies
+        assert user.trace[0].ref is not None
+        said.append(replies[0])
+    assert all("rating" in r.lower() or "hotel" in r.lower() for r in said), said  # no 'Looks good', no small talk
