@@ -416,10 +416,19 @@ _NO_REQUEST = re.compile(
 )
 
 
+_TOPICS = re.compile(r"(?i:about the topics) (.+?) \((?i:in any order)\)")
+
+
 def follow_ups(conversation: Conversation) -> list[str]:
-    """The further requests STAR's instructions gave the role-player after the first (one per instruction)."""
+    """The further requests STAR's instructions gave the role-player after the first (one per instruction), or the
+    topics after the first of a dialogue of several ('a conversation about the topics 'Reserving a table at a
+    restaurant' and 'Bank balance checking' (in any order)')."""
+    instructions = list(map(str, conversation.labels.get("persona_instructions") or []))
+    topics = _TOPICS.search(instructions[0]) if instructions else None
+    if topics is not None:
+        return re.findall(r"'([^']+)'", topics.group(1))[1:]
     out = []
-    for text in list(map(str, conversation.labels.get("persona_instructions") or []))[1:]:
+    for text in instructions[1:]:
         text = re.sub(r"\s*\[instruction \d+ of \d+\]", "", text)
         asks = [m for m in map(_REQUEST.search, re.split(r"(?<=[.!?])\s+", text)) if m is not None]
         if asks and not _NO_REQUEST.search(text):

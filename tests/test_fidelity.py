@@ -248,6 +248,13 @@ def test_instructions_that_add_a_request_become_the_replays_follow_ups() -> None
     ]
     assert replay_scenario(conversation, "star_calm", []).user.follow_ups == fidelity.follow_ups(conversation)
     assert fidelity.follow_ups(Conversation(corpus="star", id="9", turns=[], labels={"user_task": "Book."})) == []
+    several = (
+        "Use your imagination to generate a conversation about the topics 'Reserving a table at a restaurant', "
+        "'Bank balance checking' and 'Filing a bank fraud report' (in any order). [instruction 1 of 6]"
+    )
+    labels = {"user_task": "Come up with your own scenario!", "persona_instructions": [several]}
+    conversation = Conversation(corpus="star", id="9", turns=[], labels=labels)
+    assert fidelity.follow_ups(conversation) == ["Bank balance checking", "Filing a bank fraud report"]
 
 
 def test_replay_feeds_the_agent_side_and_collects_both_sides() -> None:

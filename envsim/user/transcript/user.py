@@ -9,7 +9,8 @@ affect as state (:mod:`envsim.user.affect`), a demand for a person and giving up
 patience. What differs is the text of each reply.
 
 A reply has an *intent* (:data:`Intent`: answer, reanswer, close, give_up, unknown, question, greet,
-react, insist, follow_up (the scenario's next further request where it would close), other, nudge), decided from the agent's message and the affect state. Index rows are
+react, insist, follow_up (the scenario's next further request where it would close), other, nudge), decided
+from the agent's message and the affect state. Index rows are
 weighted for it (:meth:`TranscriptUser._weights`: the intent's acts, :data:`INTENT_ACTS`; the context
 act, topics and details asked; how much the row's agent turn reads like the message; the fit of its
 entity spans to the facts to give; its mood; the persona's verbosity, with the lengths and the share
