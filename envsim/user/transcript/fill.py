@@ -110,6 +110,8 @@ def droppable(text: str, start: int, end: int) -> bool:
         (False, True)
         >>> droppable("It was 4321.", 7, 11), droppable("Sure, 4321, I think.", 6, 10), droppable("4321", 0, 4)
         (False, True, True)
+        >>> droppable("My PIN is 7402 or 3941", 10, 14), droppable("My name is Ann Lee and I want a ride", 11, 18)
+        (True, False)
     """
     prev = re.search(r"([A-Za-z'’]+)\W*$", text[:start])
     gap = text[prev.end(1) : start] if prev is not None else ""
@@ -119,7 +121,9 @@ def droppable(text: str, start: int, end: int) -> bool:
         return word not in NEEDS_OBJECT
     if word in CUT_WITH:
         return True
-    return re.match(r"(?:or|and)\b", after, re.IGNORECASE) is not None
+    pair = re.match(r"(?:or|and)\s+(\S+)", after, re.IGNORECASE)  # one of a list: 'either 0314 or 1596', 'is 7402 or
+    # 3941'; never 'My name is Brian White and I want ...' ('My name is I want ...')
+    return pair is not None and (word not in NEEDS_OBJECT or pair.group(1)[:1].isdigit())
 
 
 def dangling(text: str) -> str | None:

@@ -331,6 +331,29 @@ def _names(lead: int, topics: int) -> bool:
     return bool(lead & topics) and not lead & ~topics
 
 
+def _without_echo(text: str, start: int, end: int, value: str) -> tuple[int, int]:
+    """The span ``text[start:end]`` widened over a word beside it that ``value`` already says: 'the <Hyatt> hotel'
+    filled with 'Hyatt Hotel' is 'the Hyatt Hotel', not 'the Hyatt Hotel hotel'; 'Dr. <Lee>' with 'Dr. Morgan' is
+    'Dr. Morgan'.
+
+    Example:
+        >>> text = "I'd like the rating for the Hyatt hotel"
+        >>> start, end = _without_echo(text, 28, 33, "Hyatt Hotel")
+        >>> text[:start] + "Hyatt Hotel" + text[end:]
+        "I'd like the rating for the Hyatt Hotel"
+        >>> _without_echo("see Dr. Lee", 8, 11, "Dr. Morgan"), _without_echo("at 5 pm", 3, 4, "6 pm")
+        ((4, 11), (3, 7))
+    """
+    words = value.split()
+    after = re.match(r"[ \t]+([A-Za-z.]+)(?![\w-])", text[end:])
+    if len(words) > 1 and after is not None and after.group(1).lower() == words[-1].lower():
+        end += after.end()
+    before = re.search(r"(?<![\w-])([A-Za-z.]+)[ \t]+$", text[:start])
+    if len(words) > 1 and before is not None and before.group(1).lower() == words[0].lower():
+        start = before.start()
+    return start, end
+
+
 def asks_for(fact: Fact, keys: Sequence[str], asking: str, act: AgentAct) -> bool:
     """Whether the agent's questions and requests (``asking``, lower case) ask for ``fact`` (its ``asked_by`` words,
     ``keys``).
@@ -1098,6 +1121,7 @@ class TranscriptUser(UserSimulator):
             if not clean_span(original, start, end, kind) or (i not in fill and not droppable(original, start, end)):
                 return None
             if i in fill:
+                start, end = _without_echo(text, start, end, fill[i].value)
                 text = text[:start] + fill[i].value + text[end:]
             else:
                 text = drop_span(text, start, end)
