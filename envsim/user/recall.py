@@ -135,14 +135,16 @@ class Recall:
         return out
 
 
-def correction_line(fact: Fact) -> str:
-    """The words that correct a slip: 'Sorry, I got that wrong.' and the fact said right (:func:`say`).
+def correction_line(fact: Fact, *, restate: bool = True) -> str:
+    """The words that correct a slip: 'Sorry, I got that wrong.' and the fact said right (:func:`say`); without
+    ``restate`` the apology alone (the rest of the reply gives the value: never the value twice).
 
     Example:
-        >>> correction_line(Fact(key="phone", value="555-0142", asked_by=["phone"]))
-        'Sorry, I got that wrong. My phone is 555-0142.'
+        >>> phone = Fact(key="phone", value="555-0142", asked_by=["phone"])
+        >>> correction_line(phone), correction_line(phone, restate=False)
+        ('Sorry, I got that wrong. My phone is 555-0142.', 'Sorry, I got that wrong.')
     """
-    return render_remembered("user_correction.j2", said=say(fact))
+    return render_remembered("user_correction.j2", said=say(fact) if restate else "").strip()
 
 
 def found_line(fact: Fact) -> str:

@@ -278,7 +278,7 @@ class ScriptedUser(UserSimulator):
             self._ended = self._typed(persona.give_up)
             return UserTurn(self._ended, done=True, affect=state.affect)
         parts = corrected
-        given = [(fact, said) for fact, said in asked if fact.key in self._revealed]
+        given = [(fact, said) for fact, said in asked if fact.key in self._revealed and fact.key not in slips]
         if given:  # asked again for what it already said
             parts.append("I already told you. " + " ".join(said for _, said in given))
         ignored = step.before.requires_emergency and "ignores_emergency" in step.events

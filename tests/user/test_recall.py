@@ -132,3 +132,24 @@ def test_a_fact_not_found_yet_is_never_volunteered_until_it_is() -> None:
     assert "email" not in {f.key for f, _ in user._unsaid(())}
     user.reply("What is your email address?", [])
     assert "email" in {f.key for f, _ in user._unsaid(())}
+
+
+def test_a_slip_corrected_while_asked_again_is_said_right_once(tiny_scenario: Scenario) -> None:
+    """Asked again for the fact it got wrong, the user apologises and gives it once ('Sorry, I got that wrong.
+    University', never 'Sorry, I got that wrong. University University')."""
+    scenario = _with_facts(tiny_scenario, phone={"said_first": "555-0124"})
+    user = ScriptedUser(typos=False)
+    user.reset(scenario, np.random.default_rng(0))
+    user.attach_goal(lambda: False)
+    assert user.reply("What is your phone number?", []).text == "My phone is 555-0124."
+    again = user.reply("Sorry, what was your phone number?", []).text
+    assert again.startswith("Sorry, I got that wrong.") and again.count("555-0142") == 1, again
+    base = load_registered("RetailCancelPendingOrder")
+    scenario = _with_facts(base, order_id={"said_first": "#W0009"})
+    transcript = TranscriptUser()
+    for seed in range(6):
+        transcript.reset(scenario, np.random.default_rng(seed))
+        transcript.attach_goal(lambda: False)
+        assert "#W0009" in transcript.reply("What is your order number?", []).text
+        again = transcript.reply("Could you give me the order number again?", []).text
+        assert again.startswith("Sorry, I got that wrong.") and again.count("#W0001") == 1, again

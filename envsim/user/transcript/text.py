@@ -469,15 +469,18 @@ def drop_span(text: str, start: int, end: int) -> str:
 
 def tidy(text: str) -> str:
     """``text`` with its spacing and punctuation put right after an edit: no space before a mark, no run of
-    commas, no comma before the end of a sentence, no leading punctuation, no empty brackets.
+    commas, no comma before the end of a sentence or at the start of one, no leading punctuation, no empty brackets.
 
     Example:
         >>> tidy(", It was ,, 0314 ."), tidy("It was () 0314 ."), tidy("A party for my friend ,. Is it free?")
         ('It was, 0314.', 'It was 0314.', 'A party for my friend. Is it free?')
+        >>> tidy("I hope I'm not late. , she will kill me.")
+        "I hope I'm not late. she will kill me."
     """
     text = re.sub(r"\s+([,.!?;:])", r"\1", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
     text = re.sub(r"[,;:]+(?=[.!?])", "", text)
+    text = re.sub(r"(?<=[.!?])[,;:]+", "", text)  # a sentence's first word dropped: 'late. <Kimmie>, aka ...'
     text = re.sub(r"^[\s,;:.]+", "", text)
     text = re.sub(r"\(\s*\)", "", text)
     return " ".join(text.split())

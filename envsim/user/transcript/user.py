@@ -688,7 +688,8 @@ class TranscriptUser(UserSimulator):
         slips = self._recall.corrections()
         turn = self._respond(agent_message, messages)
         if slips and not turn.done:
-            lead = " ".join(self._styled(correction_line(f)) for f in slips)
+            said = turn.text.lower()  # the reply gives the value itself (asked again): the apology alone
+            lead = " ".join(self._styled(correction_line(f, restate=f.value.lower() not in said)) for f in slips)
             turn = replace(turn, text=f"{lead} {turn.text}")
         return turn
 
@@ -1215,8 +1216,8 @@ class TranscriptUser(UserSimulator):
             extra = " ".join(self._said(f) for f in left)
             if not text:
                 return extra
-            if extra:
-                return f"{text if text[-1] in '.!?' else f'{text}.'} {extra}"
+            if extra:  # tidied: 'today, <friday>' with the day dropped is 'today. 3 pm', never 'today,. 3 pm'
+                return tidy(f"{text if text[-1] in '.!?' else f'{text}.'} {extra}")
             return text
 
         answers = {polarity(f) for f, _ in facts} - {None}
