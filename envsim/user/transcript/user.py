@@ -451,10 +451,22 @@ def lead_words(fact: Fact) -> frozenset[str]:
     return frozenset(w.split()[-1].lower() for w in fact.asked_by if w.split() and w.split()[-1].isalpha())
 
 
-def _compatible(fact: SpanKind, span: SpanKind) -> bool:
-    """Whether a fact of kind ``fact`` reads right in a span of kind ``span``: only the same kind (a date of
-    birth is no amount: 'keep that extra 50' must not become 'keep that extra 1991-01-23')."""
-    return fact == span and FACT_CLASS[span] != "none"
+def _compatible(fact: SpanKind, span: SpanKind, value: str = "", written: str = "") -> bool:
+    """Whether a fact of kind ``fact`` (its ``value``) reads right in a span of kind ``span`` (its ``written`` text):
+    only the same kind (a date of birth is no amount: 'keep that extra 50' must not become 'keep that extra
+    1991-01-23'), and a number only where a number of about its length was written ('I am 93, after all' is an age,
+    no place for a phone number; people write their 8-digit account where a 4-digit one was).
+
+    Example:
+        >>> _compatible("number", "number", "720-555-0193", "93"), _compatible("number", "number", "7402", "0314")
+        (False, True)
+    """
+    if fact != span or FACT_CLASS[span] == "none":
+        return False
+    if span == "number" and value and written:
+        short, long = sorted(sum(c.isdigit() for c in t) for t in (value, written))
+        return long <= 2 * short + 2  # an age or a count (2 digits) never takes a phone (10) or an account (8)
+    return True
 
 
 # -- the user --------------------------------------------------------------------------------
@@ -1070,7 +1082,9 @@ class TranscriptUser(UserSimulator):
 
         for fact, kind in [*facts, *spare]:
             topics = _fact_topics(fact)
-            free = [i for i, span in enumerate(spans) if i not in fill and _compatible(kind, span[2])]
+            free = [
+                i for i, (s, e, k) in enumerate(spans) if i not in fill and _compatible(kind, k, fact.value, text[s:e])
+            ]
             # never 'my PIN is <phone>', nor a place that other words mark as another detail's
             free = [i for i in free if (not lead[i] or lead[i] & topics) and clear(i, fact)]
             if fact.key not in giving:  # a fact given before: only where the turn names it ('my name is', 'PIN'),
@@ -1094,7 +1108,7 @@ class TranscriptUser(UserSimulator):
                     i
                     for i, span in enumerate(spans)
                     if i not in fill
-                    and _compatible(kind, span[2])
+                    and _compatible(kind, span[2], fact.value, text[span[0] : span[1]])
                     and clear(i, fact)
                     and (_names(lead[i], topics) or (not lead[i] and any(n.search(before[i]) for n in named)))
                 ]
@@ -1172,7 +1186,7 @@ class TranscriptUser(UserSimulator):
         for i, (start, end, span_kind) in enumerate(spans):
             if i in fill or lead[i]:
                 continue
-            same = [f for f, kind in left if _compatible(kind, span_kind)]
+            same = [f for f, kind in left if _compatible(kind, span_kind, f.value, text[start:end])]
             words = set(re.findall(r"[a-z]{4,}", text[start:end].lower()))
             shared = [f for f in same if words & set(re.findall(r"[a-z]{4,}", f.value.lower()))]
             alone = len(same) == 1 and span_kind in ("time", "date", "email")

@@ -1132,3 +1132,24 @@ def test_a_value_that_says_the_word_beside_its_span_does_not_repeat_it(corpus: P
     for row in named:
         adapted = user._adapt(row, ())
         assert adapted is None or not re.search(r"\bname is (?:and|my|i)\b", adapted[0], re.I), adapted
+
+
+def test_a_number_goes_only_where_a_number_of_its_length_was_written(corpus: Path) -> None:
+    """'I am 93, after all' is an age: no place for a phone number ('I am 720-555-0193, after all'); a PIN still
+    takes the place of a PIN."""
+    base = load_registered("RetailCancelPendingOrder")
+    phone = Fact(key="phone", value="720-555-0193", asked_by=["phone"])
+    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [phone]})})
+    user = TranscriptUser(corpus)
+    user.reset(scenario, np.random.default_rng(0))
+    index = user._index
+    assert index is not None
+    ages = [r for r in range(len(index)) if re.search(r"\bI am \d{2}\b(?! ?(?:am|pm))", index.texts[r])]
+    assert len(ages) >= 2
+    for row in ages:
+        adapted = user._adapt(row, [(phone, "number")])
+        assert adapted is None or not re.search(r"\bI am 720-555-0193", adapted[0]), adapted
+    pin = Fact(key="pin", value="7402", asked_by=["pin"])
+    pins = [r for r in range(len(index)) if re.search(r"\bmy pin is \d{4}\b", index.texts[r], re.I)]
+    placed = [a for a in (user._adapt(r, [(pin, "number")]) for r in pins) if a is not None and a[1] == ["pin"]]
+    assert placed and all("7402" in text for text, *_ in placed)
