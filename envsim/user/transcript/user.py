@@ -85,11 +85,13 @@ from envsim.user.transcript.text import (
     USER_ACTS,
     WHEN_MASK,
     AgentAct,
+    Names,
     SpanKind,
     UserAct,
     agent_act,
     cue_mask,
     drop_span,
+    entity_spans,
     fact_kind,
     sentence_tail,
     tidy,
@@ -531,6 +533,29 @@ def need_of(scenario: Scenario, need: str | None = None) -> str:
     return goal
 
 
+_ARTICLES = frozenset(("the", "this", "that", "these", "those", "your", "our", "their", "his", "her", "its"))
+
+
+def request_details(request: str, names: Names) -> list[tuple[Fact, SpanKind]]:
+    """The details a further request names (``UserSpec.follow_ups``: its entity spans, not the scenario's facts), as
+    facts to say in the turn that makes it, each asked for by the last word before it, articles aside ('the status of
+    order #W0002': *order*; 'the rating of the Shadyside Inn': *rating*).
+
+    Example:
+        >>> [(f.value, f.asked_by, kind) for f, kind in request_details("Can you also check order #W0002?", Names())]
+        [('#W0002', ['order'], 'number')]
+    """
+    found = []
+    for n, (start, end, kind) in enumerate(entity_spans(request, names)):
+        before = [
+            w for w in re.findall(r"[a-z]{3,}", request[max(0, start - 30) : start].lower()) if w not in _ARTICLES
+        ]
+        value = request[start:end].strip(" '\"")
+        if value and FACT_CLASS[kind] != "none":
+            found.append((Fact(key=f"request_{n + 1}", value=value, asked_by=before[-1:] or [kind]), kind))
+    return found
+
+
 @dataclass(frozen=True)
 class TurnSource:
     """Where one reply came from and how it was adapted.
@@ -745,7 +770,7 @@ class TranscriptUser(UserSimulator):
             assert self._index is not None  # the next request instead of goodbye, in its own words
             self._follow_up = self._follow_ups.pop(0)
             self._need_sim = self._index.said.similarity(need_of(scenario, self._follow_up))
-            return UserTurn(self._retrieve_text("follow_up", act, cues, state), affect=state.affect)
+            return UserTurn(self._request(act, cues, state), affect=state.affect)
         if satisfied(world, self._satisfied, low):
             self._ended = self._retrieve_text("close", act if act in ("offer", "close") else "close", cues, state)
             return UserTurn(self._ended, done=True, affect=state.affect)
@@ -1261,6 +1286,20 @@ class TranscriptUser(UserSimulator):
         comes back with it unasked, else its ``say`` line."""
         return found_line(fact) if fact.key in self._back else say(fact)
 
+    def _request(self, act: AgentAct, cues: int, state: AffectState) -> str:
+        """The next further request (``UserSpec.follow_ups``) in a human turn that makes it, with the details the
+        request names in that turn's places (:func:`request_details`: never a detail of another's request, never one
+        said after the turn); as written when no turn does."""
+        assert self._index is not None
+        details = request_details(self._follow_up, self._index.names)
+        found = self._retrieve("follow_up", act, cues, state, details, lambda text, left: "" if left else text)
+        if found is None:
+            self._note(TurnSource("follow_up", None))
+            return self._follow_up
+        row, text, filled, _, dropped, volunteered = found
+        self._note(TurnSource("follow_up", self._index.ref(row), filled, dropped=dropped, volunteered=volunteered))
+        return self._styled(text)
+
     def _retrieve_text(self, intent: Intent, act: AgentAct, cues: int, state: AffectState) -> str:
         persona = self._persona
         assert persona is not None and self._scenario is not None
@@ -1275,8 +1314,6 @@ class TranscriptUser(UserSimulator):
             return self._scenario.user.closing
         if intent == "give_up":
             return persona.give_up
-        if intent == "follow_up":
-            return self._follow_up
         if intent == "unknown":
             return self._pick(DONT_KNOW_LINES)
         return self._pick([*self._scenario.user.nudges, *persona.nudges] or [self._scenario.user.opening])
