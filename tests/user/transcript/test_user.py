@@ -1123,13 +1123,8 @@ def test_a_follow_up_is_said_in_its_own_words_before_closing(corpus: Path) -> No
 def test_a_value_that_says_the_word_beside_its_span_does_not_repeat_it(corpus: Path) -> None:
     """'the <Hyatt> hotel' filled with 'Hyatt Hotel' is 'the Hyatt Hotel', never 'the Hyatt Hotel hotel'; and a
     name is never dropped from 'my name is <name> and ...' ('Sure my name is my account number is ...')."""
-    base = load_registered("RetailCancelPendingOrder")
     hotel = Fact(key="hotel", value="Hyatt Hotel", asked_by=["hotel"])
-    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [hotel]})})
-    user = TranscriptUser(corpus)
-    user.reset(scenario, np.random.default_rng(0))
-    index = user._index
-    assert index is not None
+    user, index = _reset_with(corpus, hotel)
     rows = [
         r
         for r in range(len(index))
@@ -1150,13 +1145,8 @@ def test_a_value_that_says_the_word_beside_its_span_does_not_repeat_it(corpus: P
 def test_a_number_goes_only_where_a_number_of_its_length_was_written(corpus: Path) -> None:
     """'I am 93, after all' is an age: no place for a phone number ('I am 720-555-0193, after all'); a PIN still
     takes the place of a PIN."""
-    base = load_registered("RetailCancelPendingOrder")
     phone = Fact(key="phone", value="720-555-0193", asked_by=["phone"])
-    scenario = base.model_copy(update={"user": base.user.model_copy(update={"facts": [phone]})})
-    user = TranscriptUser(corpus)
-    user.reset(scenario, np.random.default_rng(0))
-    index = user._index
-    assert index is not None
+    user, index = _reset_with(corpus, phone)
     ages = [r for r in range(len(index)) if re.search(r"\bI am \d{2}\b(?! ?(?:am|pm))", index.texts[r])]
     assert len(ages) >= 2
     for row in ages:
