@@ -290,12 +290,7 @@ class Names:
         )
 
 
-_NOT_NAMES = frozenset(
-    {"i", "i'm", "i'd", "i'll", "i've", "ok", "okay", "hi", "hello", "hey", "hiya", "howdy", "greetings", "hmm", "ah",
-     "ugh", "oh", "um", "uh", "nope", "yep", "yes", "no", "yeah", "wow", "thanks"}
-)  # fmt: skip
-"""Words written capitalised (a greeting, an interjection opening a turn) that are never names: 'Hello, I need a
-ride' has no name to replace ('Angela, I need a ride')."""
+_NOT_NAMES = frozenset({"i", "i'm", "i'd", "i'll", "i've", "ok", "okay"})
 
 
 def _key(word: str) -> str:

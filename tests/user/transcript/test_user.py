@@ -142,17 +142,6 @@ def test_a_name_ends_at_a_sentence_end() -> None:
     assert [text[a:b] for a, b, _ in entity_spans(text, names)] == ["North Heights Venue", "Ann L. Lee"]
 
 
-def test_a_greeting_is_no_name(corpus: Path) -> None:
-    """'Hello' and 'Hi' open hundreds of STAR turns, capitalised: they are no name to replace ('Hello, I need a ride'
-    given a name fact was 'Angela, I need a ride'), however often they are written with a capital."""
-    index = load_index(corpus)
-    assert index is not None
-    for text in ("Hello, I need a ride.", "Hi, weather tomorrow please. Hmm, Ugh. Nope"):
-        assert entity_spans(text, index.names) == [], text
-    text = "Hello John, I need a ride"
-    assert [text[a:b] for a, b, _ in entity_spans(text, index.names)] == ["John"]
-
-
 def test_only_questions_and_requests_ask() -> None:
     assert asking_text("Your phone number is on file. Thanks!") == ""
     assert asking_text("Great. What's your phone number?") == "what's your phone number?"
