@@ -126,6 +126,13 @@ class PersonaSpec(StrictModel):
         return self
 
 
+def _not_blank(text: str) -> str:
+    """A line the user says: some words, not only spaces."""
+    if not text.strip():
+        raise ValueError("must not be blank: the user would say nothing")
+    return text
+
+
 class UserSpec(StrictModel):
     """The mock user's side of the scenario."""
 
@@ -139,7 +146,7 @@ class UserSpec(StrictModel):
         "(the user closes only once the goal is met in the world: envsim.user.base.satisfied).",
     )
     nudges: list[str] = Field(default_factory=list, description="Lines the user says when the agent does not help.")
-    follow_ups: list[str] = Field(
+    follow_ups: list[Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]] = Field(
         default_factory=list,
         description="Further requests, in order, in the user's words: where the user would close (the goal met), it "
         "says the next one instead, once; it closes after the last.",

@@ -42,6 +42,10 @@ EXPECTED: dict[str, list[str]] = {
         "tests/data/broken_scenarios/yaml_tab_indentation.yaml:8:1: "
         "invalid YAML: a tab character cannot indent YAML; use spaces",
     ],
+    "blank_follow_up.yaml": [
+        "tests/data/broken_scenarios/blank_follow_up.yaml:28:41: user.follow_ups.1: "
+        "must not be blank: the user would say nothing",
+    ],
     "duplicate_key.yaml": [
         "tests/data/broken_scenarios/duplicate_key.yaml:40:1: "
         "invalid YAML: duplicate key 'max_turns' (first at line 39)",
