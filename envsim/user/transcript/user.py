@@ -508,7 +508,8 @@ def persona_group(persona: Persona, index: TurnIndex | None = None) -> str:
 
 def need_of(scenario: Scenario, need: str | None = None) -> str:
     """The scenario's goal without its details (the facts' values and the words they are asked by): what the user
-    needs, not who it is or which.
+    needs, not who it is or which. With ``need`` (a further request, ``UserSpec.follow_ups``), that request without
+    the facts' values: its own words (*rating*, *hotel*) are what a turn that makes it shares.
 
     Retrieval prefers need statements that read like it (:data:`GOAL_GAIN`); with the details in, a turn sharing
     only the user's name ('I was told to follow up on my doctor appointment, my name is Angela') read like a goal
