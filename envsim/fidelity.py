@@ -12,8 +12,8 @@ it), the LLM user draws its exemplars from it, and the coherence model is fitted
 dialogue's first human turn as its scenario's opening line and then, one by one, the human agent's
 (wizard's) turns as the agent messages, with the wizard's knowledge-base queries as successful tool
 calls in between, so both sides answer the same prompts (:class:`Replay`). The replay scenario's
-facts are the details the role-player was given (:func:`task_facts`). A replay stops when the user
-ends the conversation.
+facts are the details the role-player was given (:func:`task_facts`), its further requests those the instructions
+added (:func:`follow_ups`). A replay stops when the user ends the conversation.
 
 **The figures that can fail** (targets of issue 19, :func:`targets`):
 
@@ -410,13 +410,16 @@ _REQUEST = re.compile(
     r"\b(?i:compare|check (?:whether|if)|ask (?:your|the) (?:ai )?assistant (?:what|about|whether|if|for)|"
     r"you (?:also )?want to (?:make|book|know|find|schedule|order|reserve)|schedule a second)\b"
 )
+"""Where a STAR instruction makes a further request ('Now compare ...', 'you also want to ...')."""
+
 _NO_REQUEST = re.compile(
     r"(?i:small ?talk|joke|natural (?:close|end)|end the (?:conversation|dialogue)|goodbye|"
     r"if you like|at any point|at any time)"
 )
-
+"""An instruction that is no request: small talk, how to end, something optional."""
 
 _TOPICS = re.compile(r"(?i:about the topics) (.+?) \((?i:in any order)\)")
+"""The topics of a STAR dialogue of several ('about the topics 'A', 'B' and 'C' (in any order)')."""
 
 
 def follow_ups(conversation: Conversation) -> list[str]:
