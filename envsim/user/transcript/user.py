@@ -637,6 +637,7 @@ class TranscriptUser(UserSimulator):
         self._rest = 0.0
         self._tiers: list[np.ndarray] = []
         self._need_tiers: list[np.ndarray] = []
+        self._request_tiers: list[np.ndarray] = []
         self._rng: np.random.Generator | None = None
         self._machine: AffectMachine | None = None
         self._revealed: set[str] = set()
@@ -832,6 +833,10 @@ class TranscriptUser(UserSimulator):
         own = (index.own_domains & allowed) != 0
         need = [mine & own] if allowed else []
         self._need_tiers = [np.flatnonzero(p) for p in (*need, mine & (index.generic | own), index.generic | own)]
+        # a further request is a request of the scenario's own business: no generic turn makes it, and a business
+        # STAR has no turns of gets the request as written ('Well, I'll just tell them you said it was okay' was
+        # 'Can you also tell me when my other order ships?' in a retail scenario)
+        self._request_tiers = [np.flatnonzero(p) for p in (mine & own, own)] if allowed else []
         self._scenario = scenario
 
     def _pick(self, lines: Sequence[str]) -> str:
@@ -971,7 +976,13 @@ class TranscriptUser(UserSimulator):
         rng = self._rng
         index = self._index
         assert rng is not None and index is not None
-        tiers = self._need_tiers if intent in NEED_INTENTS else self._tiers
+        tiers = (
+            self._request_tiers
+            if intent == "follow_up"
+            else self._need_tiers
+            if intent in NEED_INTENTS
+            else self._tiers
+        )
         contexts = (False,) if intent == "follow_up" else (True, False)  # a new request: whatever the agent said
         for rows, same_context in ((rows, same) for rows in tiers for same in contexts):
             if not len(rows):

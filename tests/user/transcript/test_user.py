@@ -1107,6 +1107,11 @@ def test_a_follow_up_is_said_in_its_own_words_before_closing(corpus: Path) -> No
     assert retrieved >= 15
     assert all("rating" in r.lower() or "hotel" in r.lower() or "inn" in r.lower() for r in said), said  # no small talk
     assert all("Shadyside Inn" in r for r in said), said  # the detail it names, in the turn's place for it
+    retail = base.model_copy(  # a business STAR has no turns of: the request as written, never a generic turn
+        update={"user": base.user.model_copy(update={"satisfied_by": ["anything else"], "follow_ups": [request]})}
+    )
+    for seed in range(5):
+        assert _play(user, retail, seed, (OFFER,)) == [request]
 
 
 def test_a_value_that_says_the_word_beside_its_span_does_not_repeat_it(corpus: Path) -> None:
